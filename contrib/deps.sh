@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Validora needs to build (and, with --test, to run its
+# test world and benchmarks). Idempotent: packages already present are left alone.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev libc-ares-dev
+            libssl-dev libmsgpack-dev libidn2-dev libpsl-dev)
+test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
+           python3)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then
+  want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root or install them yourself" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not configure itself as a system mailer: the test world runs its own instance.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+# Keep package scripts from starting system services (unbound, postfix, postgrey) on install.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ "$made_policy" = 1 ] && rm -f "$policy"
+exit 0

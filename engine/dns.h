@@ -1,0 +1,87 @@
+/* dns.h — asynchronous DNS on the engine's libevent loop through c-ares.
+ *
+ * Owns: the c-ares channel (sock_state_cb, one event per socket, one timer from
+ * ares_timeout), MX resolution per RFC 5321 §5.1 (preference order, equal preferences
+ * shuffled, implicit MX, null MX per RFC 7505, CNAMEs followed), A/AAAA/TXT/PTR lookups,
+ * and one TTL-respecting cache that coalesces concurrent lookups of the same name.
+ * Does not own: what a DNS answer means for an address's verdict (job.c decides). */
+#ifndef VALIDORA_DNS_H
+#define VALIDORA_DNS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+typedef struct vd_dns vd_dns;
+typedef struct vd_dns_req vd_dns_req;
+
+typedef enum vd_dns_status {
+    VD_DNS_OK = 0,
+    VD_DNS_NXDOMAIN, /* the name does not exist: the only "does not exist" answer */
+    VD_DNS_NODATA,   /* the name exists, no records of this type */
+    VD_DNS_SERVFAIL, /* server failure / refused: unknown, never "does not exist" */
+    VD_DNS_TIMEOUT,
+    VD_DNS_ERROR,    /* anything else (bad reply, out of memory, cancelled channel) */
+} vd_dns_status;
+
+const char *vd_dns_status_name(vd_dns_status s); /* "ok", "nxdomain", "nodata", ... */
+
+typedef struct vd_mx_host {
+    char name[256];          /* lower-case, no trailing dot */
+    uint16_t preference;
+    size_t naddrs;
+    struct sockaddr_storage *addrs; /* IPv4 then IPv6 (port 0; caller sets the port) */
+    vd_dns_status addr_status;      /* outcome of the A/AAAA lookups for this host */
+} vd_mx_host;
+
+typedef struct vd_mx_result {
+    vd_dns_status status;  /* of the MX query itself (or of A/AAAA for an implicit MX) */
+    bool null_mx;          /* RFC 7505: the domain says it accepts no mail */
+    bool implicit;         /* no MX records; hosts[0] is the domain itself (§5.1) */
+    size_t nhosts;
+    vd_mx_host *hosts;     /* preference order; equal preferences in random order */
+    uint32_t ttl;          /* seconds the answer may be cached */
+    char error[128];       /* human-readable detail when status != OK */
+} vd_mx_result;
+
+typedef struct vd_dns_records {
+    vd_dns_status status;
+    size_t n;
+    char **items;          /* TXT strings (one per record, chunks joined) or PTR names */
+    uint32_t ttl;
+} vd_dns_records;
+
+typedef struct vd_dns_addrs {
+    vd_dns_status status;
+    size_t n;
+    struct sockaddr_storage *addrs;
+    uint32_t ttl;
+} vd_dns_addrs;
+
+typedef struct vd_dns_opts {
+    const char *servers;   /* "HOST[:PORT][,...]" ("[v6]:port" for IPv6); NULL = resolv.conf */
+    int timeout_ms;        /* per try; 0 = 3000 */
+    int tries;             /* 0 = 2 */
+    bool no_cache;         /* every lookup goes to the server (benchmarks) */
+} vd_dns_opts;
+
+vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, size_t errlen);
+void vd_dns_free(vd_dns *d); /* pending callbacks are not called */
+
+/* Callbacks get results owned by the cache: valid only during the callback; copy what
+ * you keep. Every started request calls its callback exactly once unless cancelled;
+ * it may be called before the starting function returns (cache hit). */
+typedef void (*vd_dns_mx_cb)(const vd_mx_result *r, void *arg);
+typedef void (*vd_dns_records_cb)(const vd_dns_records *r, void *arg);
+typedef void (*vd_dns_addrs_cb)(const vd_dns_addrs *r, void *arg);
+
+/* These return a handle for vd_dns_cancel, or NULL when the callback already ran. */
+vd_dns_req *vd_dns_mx(vd_dns *d, const char *domain, vd_dns_mx_cb cb, void *arg);
+vd_dns_req *vd_dns_txt(vd_dns *d, const char *name, vd_dns_records_cb cb, void *arg);
+vd_dns_req *vd_dns_ptr(vd_dns *d, const struct sockaddr *addr, vd_dns_records_cb cb, void *arg);
+vd_dns_req *vd_dns_addrs(vd_dns *d, const char *name, vd_dns_addrs_cb cb, void *arg);
+/* The callback will not be called. Safe to call on any handle not yet completed. */
+void vd_dns_cancel(vd_dns_req *r);
+
+#endif

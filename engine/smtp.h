@@ -1,0 +1,84 @@
+/* smtp.h — one SMTP client session as a bufferevent state machine.
+ *
+ * Owns: connecting (with a timeout, optional source address), banner, EHLO with HELO
+ * fallback, STARTTLS via bufferevent_openssl_filter_new (opportunistic, verification
+ * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
+ * codes) with bounded line length and line count, per-step timeouts.
+ * Does not own: which host to connect to, pooling (pool.h), what a reply means (rules).
+ * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
+#ifndef VALIDORA_SMTP_H
+#define VALIDORA_SMTP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+struct event_base;
+typedef struct vd_smtp vd_smtp;
+
+#define VD_SMTP_MAX_LINE 2048       /* octets per reply line (RFC 5321: 512) */
+#define VD_SMTP_MAX_LINES 128       /* lines per multi-line reply */
+
+typedef enum vd_smtp_err {
+    VD_SMTP_OK = 0,
+    VD_SMTP_ERR_CONNECT,   /* refused, unreachable, or connect timeout */
+    VD_SMTP_ERR_TIMEOUT,   /* no (complete) reply in time */
+    VD_SMTP_ERR_CLOSED,    /* the server closed the connection */
+    VD_SMTP_ERR_PROTOCOL,  /* garbage, over-long line, too many lines */
+    VD_SMTP_ERR_TLS,       /* STARTTLS handshake failed */
+    VD_SMTP_ERR_BUSY,      /* a command is already in flight / session not usable */
+    VD_SMTP_ERR_INVALID,   /* argument not wire-safe: nothing was sent */
+} vd_smtp_err;
+
+const char *vd_smtp_err_name(vd_smtp_err e); /* "connect_failed", "timeout", ... */
+
+typedef struct vd_smtp_reply {
+    vd_smtp_err err;       /* VD_SMTP_OK when a reply was read */
+    int code;              /* 3-digit reply code, 0 when none */
+    char enhanced[16];     /* "5.1.1", "" when absent */
+    char *text;            /* all lines' text joined by "\n", without codes; never NULL */
+    const char *errmsg;    /* detail when err != OK */
+} vd_smtp_reply;
+
+typedef struct vd_smtp_opts {
+    const char *helo;               /* EHLO/HELO name; required */
+    const struct sockaddr *source;  /* bind before connect; NULL = any */
+    socklen_t source_len;
+    int connect_timeout_ms;         /* 0 = 30000 */
+    int command_timeout_ms;         /* banner and each command; 0 = 30000 */
+    SSL_CTX *tls_ctx;               /* NULL = never STARTTLS */
+    bool require_tls;               /* fail when STARTTLS is not offered or fails */
+    const char *tls_sni;            /* server name for SNI/verification, e.g. the MX host */
+} vd_smtp_opts;
+
+/* Called once per operation. The reply is valid only during the callback. */
+typedef void (*vd_smtp_cb)(vd_smtp *s, const vd_smtp_reply *r, void *arg);
+
+/* Connects and runs banner, EHLO (HELO fallback), STARTTLS when offered and tls_ctx set,
+ * EHLO again. cb gets the last reply: code 250 and err OK when ready for MAIL; otherwise
+ * the failing reply (e.g. a 554 banner) or error. Returns NULL only on immediate failure
+ * (bad arguments, out of memory); then cb is not called. */
+vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
+                      const vd_smtp_opts *opts, vd_smtp_cb cb, void *arg);
+
+/* One command each; cb is called with its reply. A second command while one is in flight
+ * gets VD_SMTP_ERR_BUSY through its cb. from/to must be wire-safe; from may be "". */
+void vd_smtp_mail(vd_smtp *s, const char *from, vd_smtp_cb cb, void *arg);
+void vd_smtp_rcpt(vd_smtp *s, const char *to, vd_smtp_cb cb, void *arg);
+void vd_smtp_rset(vd_smtp *s, vd_smtp_cb cb, void *arg);
+/* Sends QUIT (best effort, no callback) and frees the session later on the loop. */
+void vd_smtp_quit(vd_smtp *s);
+/* Closes at once; a pending callback is not called. */
+void vd_smtp_free(vd_smtp *s);
+
+bool vd_smtp_usable(const vd_smtp *s);      /* connected, ready, no command in flight */
+bool vd_smtp_tls(const vd_smtp *s);          /* STARTTLS done */
+bool vd_smtp_tls_verified(const vd_smtp *s); /* certificate verified against the CA store */
+bool vd_smtp_has_ext(const vd_smtp *s, const char *ext); /* EHLO keyword, e.g. "SMTPUTF8" */
+int vd_smtp_commands(const vd_smtp *s);      /* commands sent so far */
+
+/* An SSL_CTX for opportunistic STARTTLS: system CA store loaded, peer verification result
+ * recorded but not enforced. Returns NULL with err on failure. */
+SSL_CTX *vd_smtp_tls_ctx_new(char *err, size_t errlen);
+
+#endif
