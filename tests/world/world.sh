@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# world.sh — starts, stops and reports the test world: real servers on loopback that the
+# functional tests and the README demo talk to (plan: docs/world.md).
+#
+#   tests/world/world.sh start|stop|status DIR
+#
+# Owns: the Postfix instance (config from tests/world/postfix/*, queue, logs under
+# DIR/postfix), postgrey (DIR/postgrey), the self-signed certificate (DIR/tls), the tarpit
+# listeners (tests/world/tarpit.py) and the machine-wide world lock. DNS is unbound.sh's.
+# Every server binds 127.0.0.0/8 only; all state lives under DIR. Needs root (Postfix
+# binds port 25 and drops to the postfix user).
+#
+# Only one world can run on a machine (the addresses and ports are fixed), so start takes
+# /tmp/validora-world.lock and a small holder process keeps it until stop: a second start
+# from another DIR waits for it (VALIDORA_WORLD_LOCK_WAIT seconds, default 600), then fails
+# naming the owner.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+POSTGREY_PORT=${VALIDORA_POSTGREY_PORT:-10023}
+GREY_DELAY=${VALIDORA_GREY_DELAY:-5}
+LOCK_FILE=/tmp/validora-world.lock
+LOCK_WAIT=${VALIDORA_WORLD_LOCK_WAIT:-600}
+
+# Postfix listeners (address, banner expected) and tarpits (mode, address).
+PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14"
+TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22"
+
+say() { printf 'world: %s\n' "$*" >&2; }
+die() {
+    say "ERROR: $*"
+    exit 1
+}
+
+usage() {
+    echo "usage: $0 start|stop|status DIR" >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+CMD=$1
+mkdir -p "$2"
+DIR=$(cd "$2" && pwd)
+PF=$DIR/postfix
+
+# Is the process in pidfile $1 alive? Prints the pid when it is.
+pid_alive() {
+    local f=$1 pid
+    [ -s "$f" ] || return 1
+    pid=$(tr -dc '0-9' <"$f")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+# Stops the process in pidfile $1 (TERM, then KILL after ~3 s); quiet if it is not running.
+kill_pidfile() {
+    local f=$1 pid i
+    if pid=$(pid_alive "$f"); then
+        kill "$pid" 2>/dev/null || true
+        for i in $(seq 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+}
+
+# Reads the first line a listener sends (the SMTP banner), or fails after $2 seconds.
+banner() {
+    timeout "${2:-2}" bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r line <&3 && printf "%s\n" "$line"' "$1" 2>/dev/null
+}
+
+# Succeeds when something accepts TCP connections on $1:25.
+connects() {
+    timeout 2 bash -c 'exec 3<>/dev/tcp/$0/25' "$1" 2>/dev/null
+}
+
+stop_postfix() {
+    local master_pid
+    [ -f "$PF/main.cf" ] || return 0
+    master_pid=$(pid_alive "$DIR/postfix-queue/pid/master.pid") || return 0
+    postfix -c "$PF" stop >/dev/null 2>&1 || true
+    # postfix stop returns before master has gone; wait for it, then make sure.
+    for _ in $(seq 50); do
+        kill -0 "$master_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$master_pid" 2>/dev/null; then
+        say "postfix master $master_pid did not stop; killing it"
+        pkill -9 -P "$master_pid" 2>/dev/null || true
+        kill -9 "$master_pid" 2>/dev/null || true
+    fi
+}
+
+stop_world() {
+    local f
+    stop_postfix
+    kill_pidfile "$DIR/postgrey.pid"
+    for f in "$DIR"/tarpit-*.pid; do
+        [ -e "$f" ] && kill_pidfile "$f"
+    done
+    if [ -x "$HERE/unbound.sh" ] || [ -f "$HERE/unbound.sh" ]; then
+        bash "$HERE/unbound.sh" stop "$DIR" >/dev/null 2>&1 || say "unbound.sh stop failed (ignored)"
+    fi
+    # Release the machine-wide lock if this DIR holds it.
+    kill_pidfile "$DIR/lock.pid"
+}
+
+# Takes the machine-wide world lock and leaves a holder process owning it.
+take_lock() {
+    local waited=0
+    exec 9>>"$LOCK_FILE"
+    if ! flock -n 9; then
+        say "another world holds $LOCK_FILE ($(cat "$LOCK_FILE.owner" 2>/dev/null || echo '?')); waiting up to ${LOCK_WAIT}s"
+        flock -w "$LOCK_WAIT" 9 || die "world lock still held by $(cat "$LOCK_FILE.owner" 2>/dev/null || echo '?') — run 'world.sh stop' on that DIR"
+    fi
+    echo "$DIR" >"$LOCK_FILE.owner"
+    # The holder inherits fd 9 (the locked open file); the lock lasts until it is killed.
+    setsid sleep infinity </dev/null >/dev/null 2>&1 &
+    echo $! >"$DIR/lock.pid"
+    exec 9>&-
+}
+
+make_cert() {
+    mkdir -p "$DIR/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=mx.tls.test -days 2 \
+        -addext subjectAltName=DNS:mx.tls.test \
+        -keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" >"$DIR/tls/openssl.log" 2>&1 ||
+        { cat "$DIR/tls/openssl.log" >&2; die "openssl could not make the certificate"; }
+    chmod 644 "$DIR/tls/cert.pem"
+    chmod 600 "$DIR/tls/key.pem"
+}
+
+start_postfix() {
+    local f
+    # The config directory must be root-owned throughout (postfix check), so the queue and
+    # data directories sit beside it.
+    rm -rf "$PF" "$DIR/postfix-queue" "$DIR/postfix-data"
+    mkdir -p "$PF" "$DIR/postfix-queue" "$DIR/postfix-data"
+    for f in main.cf master.cf; do
+        sed -e "s|@PFDIR@|$PF|g" -e "s|@DIR@|$DIR|g" -e "s|@POSTGREY_PORT@|$POSTGREY_PORT|g" \
+            "$HERE/postfix/$f.in" >"$PF/$f"
+    done
+    for f in virtual_mailboxes virtual_aliases recipient_access blocked_clients.cidr; do
+        cp "$HERE/postfix/$f" "$PF/$f"
+    done
+    for f in virtual_mailboxes virtual_aliases recipient_access; do
+        postmap -c "$PF" "hash:$PF/$f" || die "postmap $f failed"
+    done
+    chown postfix:postfix "$DIR/postfix-data"
+    # The maillog is written by postlogd; create it so status/tests can read it at once.
+    : >"$PF/maillog"
+    # postfix start runs postfix check first, which creates the queue's subdirectories.
+    postfix -c "$PF" start >"$DIR/postfix-start.log" 2>&1 ||
+        { cat "$DIR/postfix-start.log" "$PF/maillog" >&2; die "postfix start failed"; }
+}
+
+start_postgrey() {
+    rm -rf "$DIR/postgrey"
+    mkdir -p "$DIR/postgrey"
+    # Empty whitelists: the system ones would exempt postmaster@ and abuse@.
+    : >"$DIR/postgrey/whitelist_clients"
+    : >"$DIR/postgrey/whitelist_recipients"
+    chown -R postgrey:postgrey "$DIR/postgrey"
+    # --auto-whitelist-clients=0: otherwise 127.0.0.1 is whitelisted after 5 passes and the
+    # greylisting test would pass for the wrong reason on a reused world.
+    postgrey --inet=127.0.0.1:"$POSTGREY_PORT" --delay="$GREY_DELAY" \
+        --dbdir="$DIR/postgrey" --pidfile="$DIR/postgrey.pid" \
+        --user=postgrey --group=postgrey --auto-whitelist-clients=0 \
+        --whitelist-clients="$DIR/postgrey/whitelist_clients" \
+        --whitelist-recipients="$DIR/postgrey/whitelist_recipients" \
+        --hostname=grey.world.test --daemonize >"$DIR/postgrey.log" 2>&1 ||
+        { cat "$DIR/postgrey.log" >&2; die "postgrey failed to start"; }
+}
+
+start_tarpits() {
+    local t mode addr
+    if [ ! -f "$HERE/tarpit.py" ]; then
+        say "WARNING: $HERE/tarpit.py does not exist yet; tarpit listeners not started"
+        return 0
+    fi
+    for t in $TARPITS; do
+        mode=${t%%:*}
+        addr=${t#*:}
+        setsid python3 "$HERE/tarpit.py" --listen "$addr:25" --mode "$mode" \
+            --pidfile "$DIR/tarpit-$mode.pid" </dev/null >"$DIR/tarpit-$mode.log" 2>&1 &
+    done
+}
+
+start_dns() {
+    if [ ! -f "$HERE/unbound.sh" ]; then
+        say "WARNING: $HERE/unbound.sh does not exist yet; DNS not started"
+        return 0
+    fi
+    bash "$HERE/unbound.sh" start "$DIR" || die "unbound.sh start $DIR failed"
+}
+
+# Waits (up to ~10 s) until every listener answers; dumps logs and fails otherwise.
+wait_ready() {
+    local deadline=$((SECONDS + 10)) missing a t line
+    while :; do
+        missing=
+        for a in $PF_LISTENERS; do
+            line=$(banner "$a" 1) || line=
+            case $line in 220*) ;; *) missing="$missing postfix@$a" ;; esac
+        done
+        if pid_alive "$DIR/postgrey.pid" >/dev/null; then
+            timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0' "$POSTGREY_PORT" 2>/dev/null ||
+                missing="$missing postgrey"
+        else
+            missing="$missing postgrey"
+        fi
+        if [ -f "$HERE/tarpit.py" ]; then
+            for t in $TARPITS; do
+                connects "${t#*:}" || missing="$missing tarpit-${t%%:*}@${t#*:}"
+            done
+        fi
+        [ -z "$missing" ] && return 0
+        [ $SECONDS -ge $deadline ] && break
+        sleep 0.2
+    done
+    say "not answering:$missing"
+    for f in "$DIR/postfix-start.log" "$PF/maillog" "$DIR/postgrey.log" "$DIR"/tarpit-*.log; do
+        [ -s "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
+    done
+    die "world did not come up (logs above)"
+}
+
+status_world() {
+    local rc=0 a t line pid
+    if pid=$(pid_alive "$DIR/postfix-queue/pid/master.pid"); then
+        echo "postfix   running (master $pid)"
+        for a in $PF_LISTENERS; do
+            line=$(banner "$a" 1) || line="(no answer)"
+            echo "  $a:25  $line"
+        done
+    else
+        echo "postfix   stopped"
+        rc=1
+    fi
+    if pid=$(pid_alive "$DIR/postgrey.pid"); then
+        echo "postgrey  running (pid $pid) on 127.0.0.1:$POSTGREY_PORT"
+    else
+        echo "postgrey  stopped"
+        rc=1
+    fi
+    for t in $TARPITS; do
+        if pid=$(pid_alive "$DIR/tarpit-${t%%:*}.pid"); then
+            echo "tarpit    ${t%%:*} running (pid $pid) on ${t#*:}:25"
+        else
+            echo "tarpit    ${t%%:*} stopped"
+            rc=1
+        fi
+    done
+    if [ -f "$HERE/unbound.sh" ]; then
+        bash "$HERE/unbound.sh" status "$DIR" 2>/dev/null || {
+            pid=$(cat "$DIR"/unbound*.pid "$DIR"/unbound/*.pid 2>/dev/null | head -n1) || true
+            if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
+                echo "unbound   running (pid $pid)"
+            else
+                echo "unbound   stopped (or unknown)"
+            fi
+        }
+    else
+        echo "unbound   not set up (tests/world/unbound.sh missing)"
+    fi
+    return $rc
+}
+
+case $CMD in
+start)
+    [ "$(id -u)" -eq 0 ] || die "must run as root (Postfix binds port 25)"
+    stop_world
+    take_lock
+    # Anything failing from here on leaves nothing half-started behind.
+    trap 'rc=$?; [ $rc -eq 0 ] || { say "start failed; stopping what was started"; stop_world; }' EXIT
+    make_cert
+    start_dns
+    start_postgrey
+    start_postfix
+    start_tarpits
+    wait_ready
+    say "started in $DIR (${SECONDS}s)"
+    ;;
+stop)
+    stop_world
+    say "stopped ($DIR)"
+    ;;
+status)
+    status_world
+    ;;
+*)
+    usage
+    ;;
+esac
