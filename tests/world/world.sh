@@ -43,12 +43,20 @@ mkdir -p "$2"
 DIR=$(cd "$2" && pwd)
 PF=$DIR/postfix
 
+# Is process $1 running? A zombie is not: our daemons are reparented to PID 1, which may
+# reap them seconds later, and kill -0 succeeds on a zombie.
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
 # Is the process in pidfile $1 alive? Prints the pid when it is.
 pid_alive() {
     local f=$1 pid
     [ -s "$f" ] || return 1
     pid=$(tr -dc '0-9' <"$f")
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    [ -n "$pid" ] && alive "$pid" || return 1
     echo "$pid"
 }
 
@@ -58,10 +66,10 @@ kill_pidfile() {
     if pid=$(pid_alive "$f"); then
         kill "$pid" 2>/dev/null || true
         for i in $(seq 30); do
-            kill -0 "$pid" 2>/dev/null || break
+            alive "$pid" || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null || true
+        alive "$pid" && kill -9 "$pid" 2>/dev/null
     fi
     rm -f "$f"
 }
@@ -83,10 +91,10 @@ stop_postfix() {
     postfix -c "$PF" stop >/dev/null 2>&1 || true
     # postfix stop returns before master has gone; wait for it, then make sure.
     for _ in $(seq 50); do
-        kill -0 "$master_pid" 2>/dev/null || break
+        alive "$master_pid" || break
         sleep 0.1
     done
-    if kill -0 "$master_pid" 2>/dev/null; then
+    if alive "$master_pid"; then
         say "postfix master $master_pid did not stop; killing it"
         pkill -9 -P "$master_pid" 2>/dev/null || true
         kill -9 "$master_pid" 2>/dev/null || true
@@ -256,7 +264,7 @@ status_world() {
     if [ -f "$HERE/unbound.sh" ]; then
         bash "$HERE/unbound.sh" status "$DIR" 2>/dev/null || {
             pid=$(cat "$DIR"/unbound*.pid "$DIR"/unbound/*.pid 2>/dev/null | head -n1) || true
-            if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
+            if [ -n "${pid:-}" ] && alive "$pid"; then
                 echo "unbound   running (pid $pid)"
             else
                 echo "unbound   stopped (or unknown)"

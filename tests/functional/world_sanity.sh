@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# world_sanity.sh — tests the test world itself, with swaks and plain sockets, not with
+# Validora: if a verdict test fails, this one says whether the world or the engine is wrong.
+#
+# Runs against an already started world (ctest fixture `world`, or tests/world/world.sh
+# start DIR by hand); WORLD_DIR names it. Plan: docs/world.md.
+set -uo pipefail
+
+WORLD_DIR=${WORLD_DIR:?WORLD_DIR must name a started world (tests/world/world.sh start DIR)}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=${VALIDORA_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
+GREY_DELAY=${VALIDORA_GREY_DELAY:-5}
+
+pass=0
+fail=0
+ok() {
+    pass=$((pass + 1))
+    echo "ok   $*"
+}
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL $*"
+}
+
+# Sender unique to this run: postgrey's triplet includes it, so a reused world still
+# greylists our first attempt.
+FROM="sanity-$$-$RANDOM@validora.test"
+
+# smtp_reply SERVER RCPT [swaks args...]: the server's reply to the last command before
+# QUIT (RCPT, or MAIL when MAIL was refused), as one line "CODE TEXT".
+smtp_reply() {
+    local server=$1 rcpt=$2
+    shift 2
+    timeout 20 swaks --server "$server" --port 25 --to "$rcpt" --from "$FROM" \
+        --helo sanity.validora.test --quit-after RCPT --timeout 10 "$@" 2>&1 |
+        sed -n 's/^ *<[-~*]* \{1,\}\([2-5][0-9][0-9][ -].*\)$/\1/p' |
+        grep -v '^221 ' | tail -n 1
+}
+
+# expect NAME REGEX ACTUAL
+expect() {
+    if printf '%s\n' "$3" | grep -Eq -- "$2"; then
+        ok "$1: $3"
+    else
+        bad "$1: expected /$2/, got '${3:-<no reply>}'"
+    fi
+}
+
+# --- Postfix listeners: banners
+for a in 127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14; do
+    line=$(timeout 3 bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r l <&3 && printf "%s" "$l"' "$a" 2>/dev/null | tr -d '\r')
+    expect "banner $a" '^220 mx\.[a-z]+\.test ESMTP' "$line"
+done
+
+# --- main listener: mailboxes and the ways they refuse
+expect "alice@valid.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 alice@valid.test)"
+expect "bob@valid.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 bob@valid.test)"
+expect "info@valid.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 info@valid.test)"
+expect "nobody@valid.test" '^550 5\.1\.1 .*User unknown' "$(smtp_reply 127.0.0.10 nobody@valid.test)"
+expect "full@valid.test" '^452 4\.2\.2 .*Mailbox full' "$(smtp_reply 127.0.0.10 full@valid.test)"
+expect "disabled@valid.test" '^550 5\.2\.1 .*Mailbox disabled' "$(smtp_reply 127.0.0.10 disabled@valid.test)"
+expect "catch-all random local part" '^250 2\.1\.5' \
+    "$(smtp_reply 127.0.0.10 "zz$RANDOM$RANDOM@catchall.test")"
+expect "frank@implicit.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 frank@implicit.test)"
+expect "erin@deadfirst.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 erin@deadfirst.test)"
+expect "user@xn--bcher-kva.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 user@xn--bcher-kva.test)"
+expect "relaying refused" '^554 5\.7\.1 .*Relay access denied' \
+    "$(smtp_reply 127.0.0.10 someone@elsewhere.example)"
+
+# --- TLS-required listener
+expect "tls.test MAIL without STARTTLS" '^530 5\.7\.0 Must issue a STARTTLS command first' \
+    "$(smtp_reply 127.0.0.12 dave@tls.test)"
+expect "tls.test with STARTTLS" '^250 2\.1\.5' "$(smtp_reply 127.0.0.12 dave@tls.test --tls)"
+subject=$(timeout 5 openssl s_client -connect 127.0.0.12:25 -starttls smtp </dev/null 2>/dev/null |
+    openssl x509 -noout -subject 2>/dev/null)
+expect "tls.test certificate" 'CN ?= ?mx\.tls\.test' "$subject"
+
+# --- DNSBL-style rejection of the client
+expect "blocked.test" '^554 5\.7\.1 .*blocked using zen\.spamhaus\.org' \
+    "$(smtp_reply 127.0.0.14 x@blocked.test)"
+
+# --- greylisting: refused first, accepted after the delay (same triplet)
+expect "carol@grey.test first attempt" '^450 4\.2\.0 .*Greylisted' \
+    "$(smtp_reply 127.0.0.11 carol@grey.test)"
+expect "carol@grey.test immediate retry" '^450 4\.2\.0 .*Greylisted' \
+    "$(smtp_reply 127.0.0.11 carol@grey.test)"
+sleep $((GREY_DELAY + 1))
+expect "carol@grey.test after ${GREY_DELAY}s" '^250 2\.1\.5' "$(smtp_reply 127.0.0.11 carol@grey.test)"
+
+# --- nothing listens on the dead MX
+if timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.13/25' 2>/dev/null; then
+    bad "127.0.0.13:25 must refuse connections, but something answers"
+else
+    ok "127.0.0.13:25 refuses connections"
+fi
+
+# --- tarpits (tests/world/tarpit.py)
+if [ -f "$SRC/tests/world/tarpit.py" ]; then
+    # silent: accepts, never speaks (no byte within 2 s).
+    got=$(timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.20/25 || exit 9; IFS= read -r -t 2 l <&3; printf "%s" "$l"' 2>/dev/null)
+    rc=$?
+    if [ $rc -ne 9 ] && [ -z "$got" ]; then ok "tarpit silent: connected, nothing said"; else bad "tarpit silent: rc=$rc, said '${got:0:60}'"; fi
+    # longline: the first reply line is far longer than SMTP's 512-byte limit.
+    len=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.21/25 || exit 9; head -c 200000 <&3 | head -n 1 | wc -c' 2>/dev/null)
+    if [ "${len:-0}" -gt 100000 ]; then ok "tarpit longline: first line > 100000 bytes ($len)"; else bad "tarpit longline: first line is ${len:-?} bytes"; fi
+    # endless: continuation lines keep coming (more than 1000 of them, all "220-").
+    n=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.22/25 || exit 9; head -n 2000 <&3 | grep -c "^[0-9][0-9][0-9]-"' 2>/dev/null)
+    if [ "${n:-0}" -ge 2000 ]; then ok "tarpit endless: 2000 continuation lines"; else bad "tarpit endless: only ${n:-0} continuation lines"; fi
+else
+    bad "tests/world/tarpit.py missing: tarpit listeners cannot be checked"
+fi
+
+# --- nothing of the world listens beyond loopback
+outside=$(ss -ltnH 2>/dev/null | awk '{print $4}' |
+    grep -E ':(25|10023|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
+if [ -z "$outside" ]; then ok "world listens on 127.0.0.0/8 only"; else bad "listening beyond loopback: $outside"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
