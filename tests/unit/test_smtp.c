@@ -1,0 +1,454 @@
+/* test_smtp.c — the SMTP client session against smtp-sink (a real server) and tarpit.py
+ * (hostile servers), on loopback ports chosen at run time.
+ *
+ * Each case runs a script: open, then one command per reply (MAIL/RCPT/RSET), then QUIT
+ * or a free from inside the callback; every reply is recorded and checked afterwards. */
+#include "check.h"
+#include "smtp.h"
+#include "smtp_servers.h"
+
+#include <event2/event.h>
+
+size_t vd_smtp_input_peak_(const vd_smtp *s); /* test hook in smtp.c */
+
+enum { S_END, S_MAIL, S_RCPT, S_RSET, S_QUIT, S_FREE, S_RCPT2 };
+typedef struct step {
+    int op;
+    const char *arg;
+} step;
+
+typedef struct rec {
+    vd_smtp_err err;
+    int code;
+    char enhanced[16];
+    char text[1024];
+    char errmsg[256];
+    bool usable;
+    double at;
+} rec;
+
+typedef struct run {
+    struct event_base *base;
+    vd_smtp *s;
+    const step *steps;
+    int next;
+    int n;
+    rec r[16];
+    bool ext_starttls, ext_pipelining, ext_smtputf8, ext_enhanced, ext_size;
+    int commands;
+    size_t peak;
+    double t0;
+    bool ended; /* script finished: QUIT or free */
+} run;
+
+static void on_reply(vd_smtp *s, const vd_smtp_reply *r, void *arg);
+
+static void do_next(run *u)
+{
+    const step *st = &u->steps[u->next];
+    if (st->op != S_END) u->next++;
+    switch (st->op) {
+    case S_MAIL:
+        vd_smtp_mail(u->s, st->arg, on_reply, u);
+        break;
+    case S_RCPT:
+        vd_smtp_rcpt(u->s, st->arg, on_reply, u);
+        break;
+    case S_RCPT2: /* two commands back to back: the second must get BUSY */
+        vd_smtp_rcpt(u->s, st->arg, on_reply, u);
+        vd_smtp_rcpt(u->s, st->arg, on_reply, u);
+        break;
+    case S_RSET:
+        vd_smtp_rset(u->s, on_reply, u);
+        break;
+    case S_FREE:
+        u->commands = vd_smtp_commands(u->s);
+        vd_smtp_free(u->s);
+        u->ended = true;
+        break;
+    case S_QUIT:
+    case S_END:
+    default:
+        u->commands = vd_smtp_commands(u->s);
+        vd_smtp_quit(u->s);
+        u->ended = true;
+        break;
+    }
+}
+
+static void on_reply(vd_smtp *s, const vd_smtp_reply *r, void *arg)
+{
+    run *u = arg;
+    if (u->n >= 16) return;
+    rec *x = &u->r[u->n++];
+    x->err = r->err;
+    x->code = r->code;
+    snprintf(x->enhanced, sizeof x->enhanced, "%s", r->enhanced);
+    snprintf(x->text, sizeof x->text, "%s", r->text);
+    snprintf(x->errmsg, sizeof x->errmsg, "%s", r->errmsg ? r->errmsg : "");
+    x->usable = vd_smtp_usable(s);
+    x->at = now_s() - u->t0;
+    if (u->n == 1) {
+        u->ext_starttls = vd_smtp_has_ext(s, "STARTTLS");
+        u->ext_pipelining = vd_smtp_has_ext(s, "pipelining");
+        u->ext_smtputf8 = vd_smtp_has_ext(s, "SMTPUTF8");
+        u->ext_enhanced = vd_smtp_has_ext(s, "ENHANCEDSTATUSCODES");
+        u->ext_size = vd_smtp_has_ext(s, "SIZE");
+        u->peak = vd_smtp_input_peak_(s);
+    }
+    if (u->ended) return; /* a BUSY reply to the second of two back-to-back commands */
+    if (r->err == VD_SMTP_ERR_BUSY && u->n > 1 && u->r[u->n - 2].err == VD_SMTP_OK &&
+        u->steps[u->next - 1].op == S_RCPT2)
+        return; /* the first command's reply is still due */
+    do_next(u);
+}
+
+/* Runs steps against host:port; returns after the loop drained (session freed). */
+static void run_script(run *u, const char *host, int port, const vd_smtp_opts *o, const step *steps)
+{
+    memset(u, 0, sizeof *u);
+    u->base = event_base_new();
+    u->steps = steps;
+    u->t0 = now_s();
+    struct sockaddr_in sa = sin_of(host, port);
+    u->s = vd_smtp_open(u->base, (struct sockaddr *)&sa, sizeof sa, o, on_reply, u);
+    CHECK(u->s != NULL);
+    if (u->s) event_base_dispatch(u->base);
+    event_base_free(u->base);
+}
+
+static vd_smtp_opts opts(int cmd_ms)
+{
+    vd_smtp_opts o = {
+        .helo = "probe.validora.test", .connect_timeout_ms = 2000, .command_timeout_ms = cmd_ms};
+    return o;
+}
+
+static void test_full_session(void)
+{
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_sink("127.0.0.1", port, NULL);
+    static const step steps[] = {{S_MAIL, ""},
+                                 {S_RCPT, "alice@valid.test"},
+                                 {S_RSET, NULL},
+                                 {S_MAIL, "probe@validora.test"},
+                                 {S_RCPT, "bob@valid.test"},
+                                 {S_QUIT, NULL},
+                                 {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 6);
+    CHECK(u.r[0].err == VD_SMTP_OK && u.r[0].code == 250 && u.r[0].usable);
+    /* the multi-line EHLO reply: lines joined with \n, codes stripped */
+    CHECK_MSG(strncmp(u.r[0].text, "smtp-sink\n", 10) == 0, "%s", u.r[0].text);
+    CHECK(strstr(u.r[0].text, "\nENHANCEDSTATUSCODES\n") != NULL);
+    CHECK(u.ext_pipelining && u.ext_enhanced && !u.ext_starttls && !u.ext_smtputf8);
+    CHECK(u.r[1].code == 250);
+    CHECK_STR(u.r[1].enhanced, "2.1.0");
+    CHECK_STR(u.r[1].text, "Ok");
+    CHECK(u.r[2].code == 250 && strcmp(u.r[2].enhanced, "2.1.5") == 0);
+    CHECK(u.r[3].code == 250 && u.r[3].usable); /* RSET */
+    CHECK(u.r[4].code == 250 && u.r[5].code == 250);
+    CHECK(u.commands == 6); /* EHLO MAIL RCPT RSET MAIL RCPT */
+    stop_server(pid);
+}
+
+static void test_helo_fallback(void)
+{
+    int port = free_port("127.0.0.1");
+    static const char *const sink_opts[] = {"-e", NULL};
+    pid_t pid = start_sink("127.0.0.1", port, sink_opts);
+    static const step steps[] = {{S_MAIL, ""}, {S_RCPT, "alice@valid.test"}, {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3);
+    CHECK(u.r[0].err == VD_SMTP_OK && u.r[0].code == 250);
+    CHECK(!u.ext_pipelining && !u.ext_enhanced);
+    CHECK(u.r[1].code == 250 && u.r[2].code == 250);
+    CHECK(u.commands == 4); /* EHLO (500) HELO MAIL RCPT */
+    stop_server(pid);
+
+    /* the tarpit answers EHLO with 502 */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "noehlo", NULL);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && u.r[2].code == 250);
+    CHECK(u.commands == 4);
+    stop_server(pid);
+}
+
+static void test_rejections(void)
+{
+    /* smtp-sink: MAIL rejected 5xx, RCPT answered 421 (then the session is not usable) */
+    int port = free_port("127.0.0.1");
+    static const char *const sink_opts[] = {"-f", "MAIL", "-Q", "RCPT", NULL};
+    pid_t pid = start_sink("127.0.0.1", port, sink_opts);
+    static const step steps[] = {
+        {S_MAIL, ""}, {S_RCPT, "alice@valid.test"}, {S_RCPT, "x@y.test"}, {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 4);
+    CHECK(u.r[1].err == VD_SMTP_OK && u.r[1].code == 500 && u.r[1].usable);
+    CHECK_STR(u.r[1].enhanced, "5.3.0");
+    CHECK(u.r[2].err == VD_SMTP_OK && u.r[2].code == 421 && !u.r[2].usable);
+    CHECK_STR(u.r[2].enhanced, "4.0.0");
+    CHECK(u.r[3].err == VD_SMTP_ERR_BUSY);
+    stop_server(pid);
+
+    /* the tarpit: multi-line 550 5.1.1, 452 4.2.2, then 421 */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "ok", NULL);
+    static const step steps2[] = {{S_MAIL, ""},
+                                  {S_RCPT, "nobody@valid.test"},
+                                  {S_RCPT, "full@valid.test"},
+                                  {S_RCPT, "bye@valid.test"},
+                                  {S_RCPT, "alice@valid.test"},
+                                  {S_END, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, steps2);
+    CHECK(u.n == 6);
+    CHECK(u.ext_smtputf8 && u.ext_size && u.ext_pipelining);
+    CHECK(u.r[2].code == 550);
+    CHECK_STR(u.r[2].enhanced, "5.1.1");
+    CHECK_STR(u.r[2].text,
+              "<nobody>: Recipient address rejected:\nUser unknown in virtual mailbox table");
+    CHECK(u.r[2].usable);
+    CHECK(u.r[3].code == 452);
+    CHECK_STR(u.r[3].enhanced, "4.2.2");
+    CHECK_STR(u.r[3].text, "Mailbox full");
+    CHECK(u.r[4].code == 421 && !u.r[4].usable);
+    CHECK(u.r[5].err == VD_SMTP_ERR_BUSY);
+    stop_server(pid);
+}
+
+static void test_connect_failures(void)
+{
+    /* refused: nobody listens */
+    int port = free_port("127.0.0.1");
+    static const step steps[] = {{S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 1 && u.r[0].err == VD_SMTP_ERR_CONNECT && u.r[0].code == 0);
+    CHECK_MSG(strstr(u.r[0].errmsg, "refused") != NULL, "%s", u.r[0].errmsg);
+    CHECK(u.r[0].at < 1.0);
+
+    /* timeout: a listener whose backlog is full drops our SYN */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = sin_of("127.0.0.1", 0);
+    socklen_t len = sizeof sa;
+    bind(l, (struct sockaddr *)&sa, sizeof sa);
+    listen(l, 0);
+    getsockname(l, (struct sockaddr *)&sa, &len);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+    }
+    sleep_ms(50);
+    o.connect_timeout_ms = 500;
+    run_script(&u, "127.0.0.1", ntohs(sa.sin_port), &o, steps);
+    CHECK(u.n == 1 && u.r[0].err == VD_SMTP_ERR_CONNECT);
+    CHECK_MSG(strstr(u.r[0].errmsg, "timeout") != NULL, "%s", u.r[0].errmsg);
+    CHECK(u.r[0].at >= 0.45 && u.r[0].at < 2.0);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(l);
+
+    /* bind to a source address that is not ours: reported through the callback */
+    struct sockaddr_in src = sin_of("192.0.2.1", 0);
+    o.source = (struct sockaddr *)&src;
+    o.source_len = sizeof src;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 1 && u.r[0].err == VD_SMTP_ERR_CONNECT);
+    CHECK_MSG(strstr(u.r[0].errmsg, "bind") != NULL, "%s", u.r[0].errmsg);
+}
+
+static void test_source_bind(void)
+{
+    /* binding the source address works: the tarpit logs the peer */
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/vd-smtp-test-%d.log", (int)getpid());
+    unlink(log);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_tarpit("127.0.0.1", port, "ok", log);
+    struct sockaddr_in src = sin_of("127.0.0.7", 0);
+    vd_smtp_opts o = opts(5000);
+    o.source = (struct sockaddr *)&src;
+    o.source_len = sizeof src;
+    static const step steps[] = {{S_END, NULL}};
+    run u;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 1 && u.r[0].code == 250);
+    stop_server(pid);
+    CHECK(count_lines(log, "CONNECT 127.0.0.7:") == 1);
+    CHECK(count_lines(log, "C: QUIT") == 1); /* vd_smtp_quit really says QUIT */
+    unlink(log);
+}
+
+/* One hostile mode: the open callback must get err within max_s seconds. */
+static void hostile(const char *mode, int cmd_ms, vd_smtp_err want, double max_s, run *u)
+{
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_tarpit("127.0.0.1", port, mode, NULL);
+    static const step steps[] = {{S_MAIL, ""}, {S_END, NULL}};
+    vd_smtp_opts o = opts(cmd_ms);
+    run_script(u, "127.0.0.1", port, &o, steps);
+    CHECK_MSG(u->n >= 1 && u->r[0].err == want, "%s: err %s (%s)", mode,
+              vd_smtp_err_name(u->r[0].err), u->r[0].errmsg);
+    CHECK_MSG(u->r[0].at < max_s, "%s: took %.2f s", mode, u->r[0].at);
+    CHECK(!u->r[0].usable);
+    if (u->n >= 2) CHECK(u->r[1].err == VD_SMTP_ERR_BUSY); /* MAIL on a failed session */
+    stop_server(pid);
+}
+
+static void test_hostile(void)
+{
+    run u;
+    hostile("silent", 1000, VD_SMTP_ERR_TIMEOUT, 2.0, &u);
+    CHECK(u.r[0].at >= 0.95);
+    CHECK_MSG(strstr(u.r[0].errmsg, "banner") != NULL, "%s", u.r[0].errmsg);
+
+    hostile("longline", 10000, VD_SMTP_ERR_PROTOCOL, 2.0, &u);
+    /* the 1 MB line never accumulated: the input buffer stayed within the read watermark */
+    CHECK_MSG(u.peak <= 4 * VD_SMTP_MAX_LINE, "peak %zu", u.peak);
+    CHECK(strstr(u.r[0].errmsg, "longer than") != NULL);
+
+    hostile("endless", 10000, VD_SMTP_ERR_PROTOCOL, 2.0, &u);
+    CHECK_MSG(strstr(u.r[0].errmsg, "128 lines") != NULL, "%s", u.r[0].errmsg);
+
+    hostile("garbage", 10000, VD_SMTP_ERR_PROTOCOL, 3.0, &u);
+    hostile("mixedcodes", 10000, VD_SMTP_ERR_PROTOCOL, 2.0, &u);
+    hostile("slow", 1500, VD_SMTP_ERR_TIMEOUT, 3.0, &u);
+    hostile("dropafterbanner", 10000, VD_SMTP_ERR_CLOSED, 2.0, &u);
+}
+
+static void test_wire_safety(void)
+{
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/vd-smtp-test-%d.log", (int)getpid());
+    unlink(log);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_tarpit("127.0.0.1", port, "ok", log);
+    static const step steps[] = {{S_MAIL, "x@y.test>\r\nRSET"},
+                                 {S_MAIL, "probe@validora.test"},
+                                 {S_RCPT, "a@b.test\r\nRSET"},
+                                 {S_RCPT, "a@b.test\nRSET"},
+                                 {S_RCPT, ""},
+                                 {S_RCPT, "alice@valid.test"},
+                                 {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 7);
+    CHECK(u.r[1].err == VD_SMTP_ERR_INVALID && u.r[1].usable);
+    CHECK(u.r[2].err == VD_SMTP_OK && u.r[2].code == 250);
+    CHECK(u.r[3].err == VD_SMTP_ERR_INVALID);
+    CHECK(u.r[4].err == VD_SMTP_ERR_INVALID);
+    CHECK(u.r[5].err == VD_SMTP_ERR_INVALID); /* empty forward path */
+    CHECK(u.r[6].err == VD_SMTP_OK && u.r[6].code == 250);
+    CHECK(u.commands == 3); /* EHLO, MAIL, RCPT: nothing else went out */
+    stop_server(pid);
+    CHECK(count_lines(log, "C: RSET") == 0);
+    CHECK(count_lines(log, "C: MAIL FROM:<probe@validora.test> SMTPUTF8") == 1);
+    CHECK(count_lines(log, "C: RCPT TO:<alice@valid.test>") == 1);
+    CHECK(count_lines(log, "C: ") == 4); /* ... and QUIT */
+    unlink(log);
+}
+
+static void test_busy_and_free(void)
+{
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_tarpit("127.0.0.1", port, "ok", NULL);
+    vd_smtp_opts o = opts(5000);
+    run u;
+
+    /* a second command while one is in flight: BUSY, and the first still completes */
+    static const step busy[] = {{S_MAIL, ""}, {S_RCPT2, "alice@valid.test"}, {S_END, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, busy);
+    CHECK(u.n == 4);
+    CHECK(u.r[2].err == VD_SMTP_ERR_BUSY);
+    CHECK(u.r[3].err == VD_SMTP_OK && u.r[3].code == 250);
+
+    /* free from inside the open callback and from inside a command callback (ASan) */
+    static const step free0[] = {{S_FREE, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, free0);
+    CHECK(u.n == 1 && u.r[0].code == 250 && u.ended);
+    static const step free1[] = {{S_MAIL, ""}, {S_FREE, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, free1);
+    CHECK(u.n == 2 && u.r[1].code == 250 && u.ended);
+
+    /* free before the connection is up: the callback never runs */
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sa = sin_of("127.0.0.1", port);
+    memset(&u, 0, sizeof u);
+    vd_smtp *s = vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &o, on_reply, &u);
+    CHECK(s != NULL && !vd_smtp_usable(s));
+    vd_smtp_free(s);
+    event_base_dispatch(base);
+    CHECK(u.n == 0);
+    /* quit before the connection is up: freed on the loop, no callback */
+    s = vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &o, on_reply, &u);
+    vd_smtp_quit(s);
+    event_base_dispatch(base);
+    CHECK(u.n == 0);
+    /* bad arguments */
+    vd_smtp_opts bad = o;
+    bad.helo = "a b";
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    bad.helo = NULL;
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    event_base_free(base);
+    stop_server(pid);
+}
+
+static void test_tls_policy(void)
+{
+    char err[256] = "";
+    SSL_CTX *ctx = vd_smtp_tls_ctx_new(err, sizeof err);
+    CHECK_MSG(ctx != NULL, "%s", err);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_sink("127.0.0.1", port, NULL);
+    static const step steps[] = {{S_MAIL, ""}, {S_END, NULL}};
+    vd_smtp_opts o = opts(5000);
+    o.tls_ctx = ctx;
+    o.tls_sni = "mx.valid.test";
+    run u;
+    /* opportunistic: not offered, go on in clear */
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 2 && u.r[0].code == 250 && u.r[1].code == 250);
+    /* required: not offered is a TLS error, the session is not usable */
+    o.require_tls = true;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 2 && u.r[0].err == VD_SMTP_ERR_TLS && !u.r[0].usable);
+    CHECK_MSG(strstr(u.r[0].errmsg, "not offered") != NULL, "%s", u.r[0].errmsg);
+    CHECK(u.r[1].err == VD_SMTP_ERR_BUSY);
+    stop_server(pid);
+    SSL_CTX_free(ctx);
+}
+
+static void test_names(void)
+{
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_CONNECT), "connect_failed");
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_TIMEOUT), "timeout");
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_PROTOCOL), "protocol_error");
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_OK), "ok");
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    test_names();
+    test_full_session();
+    test_helo_fallback();
+    test_rejections();
+    test_connect_failures();
+    test_source_bind();
+    test_hostile();
+    test_wire_safety();
+    test_busy_and_free();
+    test_tls_policy();
+    return check_done();
+}
