@@ -52,12 +52,12 @@ typedef struct vd_dns_records {
     uint32_t ttl;
 } vd_dns_records;
 
-typedef struct vd_dns_addrs {
+typedef struct vd_dns_addr_list {
     vd_dns_status status;
     size_t n;
     struct sockaddr_storage *addrs;
     uint32_t ttl;
-} vd_dns_addrs;
+} vd_dns_addr_list;
 
 typedef struct vd_dns_opts {
     const char *servers;   /* "HOST[:PORT][,...]" ("[v6]:port" for IPv6); NULL = resolv.conf */
@@ -74,7 +74,7 @@ void vd_dns_free(vd_dns *d); /* pending callbacks are not called */
  * it may be called before the starting function returns (cache hit). */
 typedef void (*vd_dns_mx_cb)(const vd_mx_result *r, void *arg);
 typedef void (*vd_dns_records_cb)(const vd_dns_records *r, void *arg);
-typedef void (*vd_dns_addrs_cb)(const vd_dns_addrs *r, void *arg);
+typedef void (*vd_dns_addrs_cb)(const vd_dns_addr_list *r, void *arg);
 
 /* These return a handle for vd_dns_cancel, or NULL when the callback already ran. */
 vd_dns_req *vd_dns_mx(vd_dns *d, const char *domain, vd_dns_mx_cb cb, void *arg);

@@ -1,7 +1,7 @@
 /* lists.h — flags from well-kept public lists: disposable domains, free providers,
  * role local parts, and typo suggestions for big providers' domains.
  *
- * Owns: loading the list files (rules/lists/*.txt) into hash sets at start-up, lookups.
+ * Owns: loading the list files (rules/lists/NAME.txt) into hash sets at start-up, lookups.
  * Does not own: refreshing the lists (contrib/update-lists.sh). */
 #ifndef VALIDORA_LISTS_H
 #define VALIDORA_LISTS_H
