@@ -1,0 +1,37 @@
+/* main.c — the `validora` command: dispatches to its subcommands. */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "cli_verify.h"
+#include "validora/validora.h"
+
+static const char USAGE[] =
+    "Usage: validora COMMAND [OPTION]...\n"
+    "Tells whether email addresses can receive mail, without sending any.\n"
+    "\n"
+    "Commands:\n"
+    "  verify   verify addresses and write one record per address\n"
+    "  cat      print a msgpack record stream as JSON Lines or CSV\n"
+    "\n"
+    "'validora COMMAND --help' tells more of each. --version shows the version.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "verify")) return vd_cli_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "cat")) return vd_cli_cat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("validora %s\n", vd_version());
+        return 0;
+    }
+    fprintf(stderr, "validora: unknown command '%s'\nTry 'validora --help'.\n", cmd);
+    return 2;
+}
