@@ -64,6 +64,8 @@ expect "catch-all random local part" '^250 2\.1\.5' \
 expect "frank@implicit.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 frank@implicit.test)"
 expect "erin@deadfirst.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 erin@deadfirst.test)"
 expect "user@xn--bcher-kva.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 user@xn--bcher-kva.test)"
+expect "alice@mailalias.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.10 alice@mailalias.test)"
+expect "nobody@mailalias.test" '^550 5\.1\.1' "$(smtp_reply 127.0.0.10 nobody@mailalias.test)"
 expect "relaying refused" '^554 5\.7\.1 .*Relay access denied' \
     "$(smtp_reply 127.0.0.10 someone@elsewhere.example)"
 
