@@ -21,6 +21,12 @@ ADDRS=(
     x@blocked.test x@refused.test x@tarpit.test x@longline.test x@endless.test
 )
 
+if [ ! -x "$VALIDORA" ]; then
+    echo "FAIL the CLI '$VALIDORA' is not an executable file (build the validora-cli target)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 OUT=$(mktemp)
 ERR=$(mktemp)
 trap 'rm -f "$OUT" "$ERR"' EXIT

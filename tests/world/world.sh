@@ -157,6 +157,9 @@ start_postfix() {
         postmap -c "$PF" "hash:$PF/$f" || die "postmap $f failed"
     done
     chown postfix:postfix "$DIR/postfix-data"
+    # The daemons run as postfix/postgrey: every directory above DIR must be searchable.
+    runuser -u postfix -- test -x "$DIR/postfix-queue" ||
+        die "user postfix cannot reach $DIR (a parent directory is not searchable: chmod o+x it)"
     # The maillog is written by postlogd; create it so status/tests can read it at once.
     : >"$PF/maillog"
     # postfix start runs postfix check first, which creates the queue's subdirectories.
@@ -262,16 +265,10 @@ status_world() {
         fi
     done
     if [ -f "$HERE/unbound.sh" ]; then
-        bash "$HERE/unbound.sh" status "$DIR" 2>/dev/null || {
-            pid=$(cat "$DIR"/unbound*.pid "$DIR"/unbound/*.pid 2>/dev/null | head -n1) || true
-            if [ -n "${pid:-}" ] && alive "$pid"; then
-                echo "unbound   running (pid $pid)"
-            else
-                echo "unbound   stopped (or unknown)"
-            fi
-        }
+        bash "$HERE/unbound.sh" status "$DIR" || rc=1
     else
         echo "unbound   not set up (tests/world/unbound.sh missing)"
+        rc=1
     fi
     return $rc
 }
@@ -280,6 +277,7 @@ case $CMD in
 start)
     [ "$(id -u)" -eq 0 ] || die "must run as root (Postfix binds port 25)"
     stop_world
+    chmod 755 "$DIR"
     take_lock
     # Anything failing from here on leaves nothing half-started behind.
     trap 'rc=$?; [ $rc -eq 0 ] || { say "start failed; stopping what was started"; stop_world; }' EXIT
