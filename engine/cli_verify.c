@@ -41,6 +41,8 @@ static const char USAGE[] =
     "      --greylist-delay S   wait before retrying a greylisted address (default 300)\n"
     "      --greylist-tries N   RCPT tries in all for a greylisted address (default 3)\n"
     "      --per-mx-sessions N  concurrent sessions per mail server (default 4)\n"
+    "      --no-reuse           one SMTP session per address (default: sessions are\n"
+    "                           kept and reused for later addresses at the same server)\n"
     "Engine:\n"
     "  -c, --concurrency N      addresses in flight (default 256)\n"
     "      --rules DIR          rule scripts (default: installed rules, or $VALIDORA_RULES)\n"
@@ -204,7 +206,7 @@ int vd_cli_verify(int argc, char **argv)
     enum {
         O_DNS = 256, O_DNS_TIMEOUT, O_NO_SMTP, O_SMTP_TIMEOUT, O_SMTP_PORT, O_HELO,
         O_MAIL_FROM, O_SOURCE_IP, O_NO_STARTTLS, O_GREY_DELAY, O_GREY_TRIES, O_PER_MX,
-        O_RULES, O_VERSION
+        O_RULES, O_VERSION, O_NO_REUSE
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, 'i'},
@@ -222,6 +224,7 @@ int vd_cli_verify(int argc, char **argv)
         {"greylist-delay", required_argument, NULL, O_GREY_DELAY},
         {"greylist-tries", required_argument, NULL, O_GREY_TRIES},
         {"per-mx-sessions", required_argument, NULL, O_PER_MX},
+        {"no-reuse", no_argument, NULL, O_NO_REUSE},
         {"concurrency", required_argument, NULL, 'c'},
         {"rules", required_argument, NULL, O_RULES},
         {"verbose", no_argument, NULL, 'v'},
@@ -277,6 +280,7 @@ int vd_cli_verify(int argc, char **argv)
                 return usage_error("--per-mx-sessions: not a count 1-1000: '%s'", optarg);
             cfg.per_mx_sessions = (int)lv;
             break;
+        case O_NO_REUSE: cfg.reuse_sessions = false; break;
         case 'c':
             if (!parse_int(optarg, 1, 1000000, &concurrency))
                 return usage_error("--concurrency: not a count 1-1000000: '%s'", optarg);

@@ -31,6 +31,7 @@ void vd_engine_config_init(vd_engine_config *c)
     memset(c, 0, sizeof *c);
     c->smtp = true;
     c->starttls = true;
+    c->reuse_sessions = true;
     c->dns_timeout_ms = 3000;
     c->smtp_port = 25;
     c->smtp_timeout_ms = 30000;

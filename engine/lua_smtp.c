@@ -40,7 +40,7 @@ void vd_lua_session_push(lua_State *L, vd_job *j, vd_lease *lease)
 
 static void session_release(vd_lua_session *s)
 {
-    if (s->lease) vd_lease_release(s->lease, !s->broken);
+    if (s->lease) vd_lease_release(s->lease, !s->broken && s->job && s->job->e->cfg.reuse_sessions);
     s->lease = NULL;
     if (s->job && s->slot >= 0) s->job->sessions[s->slot] = NULL;
     s->job = NULL;

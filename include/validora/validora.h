@@ -31,6 +31,7 @@ typedef struct vd_engine_config {
     int greylist_tries;       /* RCPT tries in all for a greylisted address; 0 = 3 */
     int per_mx_sessions;      /* concurrent SMTP sessions per MX host; 0 = 4 */
     bool starttls;            /* opportunistic STARTTLS (default true via vd_engine_config_init) */
+    bool reuse_sessions;      /* keep SMTP sessions for later addresses (default true) */
     int verbose;              /* 0 quiet, 1 progress, 2 protocol */
 } vd_engine_config;
 
