@@ -1,0 +1,725 @@
+/* pool.c — SMTP sessions shared by the jobs of a run.
+ *
+ * Owns: a table of MX hosts (keyed by host name; the port is the pool's), each with its
+ * sessions (leased, idle or opening), a FIFO of requests waiting for a slot, and a
+ * "dead until" time after a host could not be connected to; the walk over an MX list
+ * (hosts in order, each host's addresses in turn); leases, which open a transaction
+ * lazily (MAIL FROM before the first RCPT), RSET when it is full, and give the session
+ * back, or retire it after an error, a 421, a refused MAIL, or txn_per_session
+ * transactions.
+ * Does not own: what replies mean (rules), rate limits (limiter).
+ *
+ * Policy decisions (docs/smtp.md):
+ * - A host that refuses us at the banner or EHLO (e.g. 554, 421) is left for the next MX
+ *   (RFC 5321 §3.1/§5.1); when every host refuses, the last refusal is reported with
+ *   err VD_SMTP_ERR_CLOSED and r->reply set.
+ * - Connection failures (refused, unreachable, connect timeout) on every address of a host
+ *   mark it dead for dead_host_ms; later requests skip it. Other failures (banner timeout,
+ *   protocol error) move on to the next host but do not mark it dead.
+ * - Completions of queued requests run from the loop (a zero timer), never inside the
+ *   vd_lease_release() that freed the slot. */
+#include "pool.h"
+#include "address.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <netinet/in.h>
+
+typedef struct host host;
+typedef struct psess psess;
+
+struct vd_lease {
+    psess *ps;
+};
+
+enum op_stage { OP_NONE, OP_RSET_THEN_MAIL, OP_MAIL, OP_RCPT, OP_RSET };
+
+struct psess {
+    vd_pool *p;
+    host *h;
+    vd_smtp *s;
+    psess *next;      /* in h->sessions */
+    vd_pool_req *req; /* the request this session is being opened for (may be NULL) */
+    bool ready, leased, broken;
+    bool in_txn;
+    int rcpts, txns;
+    struct event *idle_timer;
+    vd_lease lease;
+    /* the lease operation in progress */
+    vd_smtp_cb op_cb;
+    void *op_arg;
+    char *op_to;   /* RCPT argument, when MAIL/RSET must run first */
+    char *op_from; /* MAIL argument */
+    bool op_rcpt;  /* the operation ends with RCPT */
+};
+
+struct host {
+    char name[256];
+    host *next;
+    psess *sessions;
+    int nsessions; /* opening + ready (leased or idle) */
+    vd_pool_req *wait_head, *wait_tail;
+    int64_t dead_until_ms;
+};
+
+struct vd_pool_req {
+    vd_pool *p;
+    vd_pool_req *next, *prev; /* in p->reqs */
+    bool *done;               /* set when completed (vd_pool_acquire watches it) */
+    vd_pool_req *wait_next;   /* in a host's wait queue */
+    host *queued_on;
+    size_t nhosts;
+    vd_mx_host *hosts; /* deep copy */
+    size_t host_i, addr_i;
+    int attempts;
+    vd_pool_cb cb;
+    void *arg;
+    struct event *wake; /* zero timer: continue from the loop */
+    psess *handoff;     /* a released session reserved for this request */
+    vd_smtp_err err;
+    char errmsg[600];
+    bool have_reply;
+    int rcode;
+    char renhanced[16];
+    char *rtext;
+};
+
+struct vd_pool {
+    struct event_base *base;
+    vd_pool_opts o;
+    char *helo, *mail_from;
+    host *hosts;
+    vd_pool_req *reqs;
+};
+
+static void advance(vd_pool_req *r);
+static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg);
+static void session_ready(psess *ps);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- hosts and sessions ------------------------------------------------------------ */
+
+static host *host_get(vd_pool *p, const char *name)
+{
+    for (host *h = p->hosts; h; h = h->next)
+        if (strcmp(h->name, name) == 0) return h;
+    host *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    snprintf(h->name, sizeof h->name, "%s", name);
+    h->next = p->hosts;
+    p->hosts = h;
+    return h;
+}
+
+static void unlink_session(psess *ps)
+{
+    for (psess **pp = &ps->h->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == ps) {
+            *pp = ps->next;
+            break;
+        }
+    ps->h->nsessions--;
+}
+
+static void op_clear(psess *ps)
+{
+    free(ps->op_to);
+    free(ps->op_from);
+    ps->op_to = ps->op_from = NULL;
+    ps->op_cb = NULL;
+    ps->op_arg = NULL;
+    ps->op_rcpt = false;
+}
+
+static void wake_first_waiter(host *h)
+{
+    vd_pool_req *r = h->wait_head;
+    if (!r) return;
+    h->wait_head = r->wait_next;
+    if (!h->wait_head) h->wait_tail = NULL;
+    r->wait_next = NULL;
+    r->queued_on = NULL;
+    struct timeval tv = {0, 0};
+    evtimer_add(r->wake, &tv);
+}
+
+/* Closes a session (QUIT when it can still talk) and frees its slot. */
+static void retire(psess *ps)
+{
+    host *h = ps->h;
+    unlink_session(ps);
+    if (ps->s) vd_smtp_quit(ps->s); /* frees the session on the loop; no callback after this */
+    if (ps->idle_timer) event_free(ps->idle_timer);
+    op_clear(ps);
+    free(ps);
+    wake_first_waiter(h);
+}
+
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    retire(arg);
+}
+
+static psess *session_new(vd_pool *p, host *h)
+{
+    psess *ps = calloc(1, sizeof *ps);
+    if (!ps) return NULL;
+    ps->p = p;
+    ps->h = h;
+    ps->lease.ps = ps;
+    ps->idle_timer = evtimer_new(p->base, on_idle_timeout, ps);
+    if (!ps->idle_timer) {
+        free(ps);
+        return NULL;
+    }
+    ps->next = h->sessions;
+    h->sessions = ps;
+    h->nsessions++;
+    return ps;
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static void req_unlink(vd_pool_req *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (r->p->reqs == r)
+        r->p->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    if (r->queued_on) {
+        host *h = r->queued_on;
+        vd_pool_req *prev = NULL;
+        for (vd_pool_req *q = h->wait_head; q; prev = q, q = q->wait_next)
+            if (q == r) {
+                if (prev)
+                    prev->wait_next = q->wait_next;
+                else
+                    h->wait_head = q->wait_next;
+                if (h->wait_tail == q) h->wait_tail = prev;
+                break;
+            }
+        r->queued_on = NULL;
+    }
+}
+
+static void req_free(vd_pool_req *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        free(r->hosts[i].addrs);
+    free(r->hosts);
+    if (r->wake) event_free(r->wake);
+    free(r->rtext);
+    free(r);
+}
+
+/* Calls the request's callback once and frees it. */
+static void complete(vd_pool_req *r, psess *ps)
+{
+    req_unlink(r);
+    if (r->done) *r->done = true;
+    vd_pool_result res = {.err = ps ? VD_SMTP_OK : r->err, .attempts = r->attempts};
+    vd_smtp_reply rep = {.code = r->rcode, .text = r->rtext ? r->rtext : ""};
+    memcpy(rep.enhanced, r->renhanced, sizeof rep.enhanced);
+    if (!ps && r->have_reply) res.reply = &rep;
+    if (ps)
+        res.mx = ps->h->name;
+    else if (r->nhosts)
+        res.mx = r->hosts[r->host_i < r->nhosts ? r->host_i : r->nhosts - 1].name;
+    res.errmsg = ps ? NULL : r->errmsg;
+    if (!ps && res.err == VD_SMTP_OK) {
+        res.err = VD_SMTP_ERR_CONNECT;
+        snprintf(r->errmsg, sizeof r->errmsg, "no usable MX host");
+    }
+    vd_pool_cb cb = r->cb;
+    void *arg = r->arg;
+    if (ps) {
+        ps->leased = true;
+        ps->req = NULL;
+        evtimer_del(ps->idle_timer);
+    }
+    /* Keep r (its strings back res) alive through the callback. */
+    cb(ps ? &ps->lease : NULL, &res, arg);
+    req_free(r);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    vd_pool_req *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->handoff) {
+        psess *ps = r->handoff;
+        r->handoff = NULL;
+        complete(r, ps);
+        return;
+    }
+    advance(r);
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* The pool's smtp options for a session to h (SNI = the MX host name). */
+static vd_smtp_opts smtp_opts(vd_pool *p, host *h)
+{
+    vd_smtp_opts o = p->o.smtp;
+    o.helo = p->helo;
+    o.tls_sni = h->name;
+    return o;
+}
+
+/* Continues r from (host_i, addr_i): lease an idle session, open one, queue, or fail. */
+static void advance(vd_pool_req *r)
+{
+    vd_pool *p = r->p;
+    while (r->host_i < r->nhosts) {
+        vd_mx_host *mh = &r->hosts[r->host_i];
+        host *h = host_get(p, mh->name);
+        if (!h) {
+            r->err = VD_SMTP_ERR_CONNECT;
+            snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+            break;
+        }
+        if (r->addr_i == 0) {
+            if (h->dead_until_ms > now_ms()) {
+                if (!r->have_reply) {
+                    r->err = VD_SMTP_ERR_CONNECT;
+                    snprintf(r->errmsg, sizeof r->errmsg, "%s: skipped, failed to connect recently",
+                             h->name);
+                }
+                goto next_host;
+            }
+            /* an idle session to this host */
+            for (psess *ps = h->sessions; ps; ps = ps->next) {
+                if (!ps->ready || ps->leased || ps->req) continue;
+                if (!vd_smtp_usable(ps->s) || ps->broken) {
+                    retire(ps); /* closed by the server while idle */
+                    advance(r);
+                    return;
+                }
+                complete(r, ps);
+                return;
+            }
+        }
+        if (r->addr_i >= mh->naddrs) {
+            if (mh->naddrs == 0 && !r->have_reply) {
+                r->err = VD_SMTP_ERR_CONNECT;
+                snprintf(r->errmsg, sizeof r->errmsg, "%s: no address", mh->name);
+            }
+            goto next_host;
+        }
+        if (h->nsessions >= p->o.per_mx_sessions) {
+            r->queued_on = h;
+            if (h->wait_tail)
+                h->wait_tail->wait_next = r;
+            else
+                h->wait_head = r;
+            h->wait_tail = r;
+            return;
+        }
+        psess *ps = session_new(p, h);
+        if (!ps) {
+            r->err = VD_SMTP_ERR_CONNECT;
+            snprintf(r->errmsg, sizeof r->errmsg, "out of memory");
+            break;
+        }
+        struct sockaddr_storage ss = mh->addrs[r->addr_i];
+        set_port(&ss, p->o.port);
+        socklen_t len =
+            ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        vd_smtp_opts o = smtp_opts(p, h);
+        ps->req = r;
+        r->attempts++;
+        ps->s = vd_smtp_open(p->base, (struct sockaddr *)&ss, len, &o, on_open, ps);
+        if (ps->s) return; /* on_open continues */
+        ps->req = NULL;
+        retire(ps);
+        r->err = VD_SMTP_ERR_CONNECT;
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot start a connection", mh->name);
+        r->addr_i++;
+        continue;
+    next_host:
+        r->host_i++;
+        r->addr_i = 0;
+    }
+    complete(r, NULL);
+}
+
+static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
+{
+    psess *ps = arg;
+    vd_pool_req *r = ps->req;
+    (void)s;
+    if (rep->err == VD_SMTP_OK && rep->code == 250) {
+        ps->ready = true;
+        if (r) {
+            complete(r, ps);
+        } else {
+            session_ready(ps); /* its request was cancelled: idle or to a waiter */
+        }
+        return;
+    }
+    host *h = ps->h;
+    bool connect_failed = rep->err == VD_SMTP_ERR_CONNECT;
+    ps->req = NULL;
+    retire(ps); /* QUITs a server that refused us */
+    if (!r) return;
+    if (rep->err == VD_SMTP_OK) {
+        /* answered but refused (banner 554/421, EHLO/HELO rejected): the next host */
+        r->have_reply = true;
+        r->rcode = rep->code;
+        memcpy(r->renhanced, rep->enhanced, sizeof r->renhanced);
+        free(r->rtext);
+        r->rtext = strdup(rep->text);
+        r->err = VD_SMTP_ERR_CLOSED;
+        snprintf(r->errmsg, sizeof r->errmsg, "%s refused the session: %d", h->name, rep->code);
+        r->host_i++;
+        r->addr_i = 0;
+    } else if (connect_failed) {
+        r->have_reply = false;
+        r->err = rep->err;
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", h->name,
+                 rep->errmsg ? rep->errmsg : "connect failed");
+        r->addr_i++;
+        if (r->addr_i >= r->hosts[r->host_i].naddrs) {
+            h->dead_until_ms = now_ms() + r->p->o.dead_host_ms;
+            r->host_i++;
+            r->addr_i = 0;
+        }
+    } else {
+        r->have_reply = false;
+        r->err = rep->err;
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", h->name,
+                 rep->errmsg ? rep->errmsg : vd_smtp_err_name(rep->err));
+        r->host_i++;
+        r->addr_i = 0;
+    }
+    advance(r);
+}
+
+/* A session with no lease: give it to the first waiter, or park it idle. */
+static void session_ready(psess *ps)
+{
+    host *h = ps->h;
+    vd_pool_req *w = h->wait_head;
+    if (w) {
+        h->wait_head = w->wait_next;
+        if (!h->wait_head) h->wait_tail = NULL;
+        w->wait_next = NULL;
+        w->queued_on = NULL;
+        w->handoff = ps;
+        ps->req = w; /* reserved */
+        struct timeval tv = {0, 0};
+        evtimer_add(w->wake, &tv);
+        return;
+    }
+    struct timeval tv = {ps->p->o.idle_timeout_ms / 1000, (ps->p->o.idle_timeout_ms % 1000) * 1000};
+    evtimer_add(ps->idle_timer, &tv);
+}
+
+/* ---- public: pool ------------------------------------------------------------------ */
+
+vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
+{
+    if (!base || !opts || !opts->smtp.helo) return NULL;
+    vd_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->base = base;
+    p->o = *opts;
+    p->helo = strdup(opts->smtp.helo);
+    p->mail_from = strdup(opts->mail_from ? opts->mail_from : "");
+    if (!p->helo || !p->mail_from) {
+        free(p->helo);
+        free(p->mail_from);
+        free(p);
+        return NULL;
+    }
+    p->o.smtp.helo = p->helo;
+    p->o.mail_from = p->mail_from;
+    p->o.smtp.tls_sni = NULL;
+    if (p->o.port <= 0) p->o.port = 25;
+    if (p->o.per_mx_sessions <= 0) p->o.per_mx_sessions = 4;
+    if (p->o.rcpt_per_txn <= 0) p->o.rcpt_per_txn = 50;
+    if (p->o.txn_per_session <= 0) p->o.txn_per_session = 100;
+    if (p->o.idle_timeout_ms <= 0) p->o.idle_timeout_ms = 10000;
+    if (p->o.dead_host_ms <= 0) p->o.dead_host_ms = 60000;
+    return p;
+}
+
+void vd_pool_free(vd_pool *p)
+{
+    if (!p) return;
+    while (p->reqs) {
+        vd_pool_req *r = p->reqs;
+        p->reqs = r->next;
+        req_free(r);
+    }
+    while (p->hosts) {
+        host *h = p->hosts;
+        p->hosts = h->next;
+        h->wait_head = NULL; /* requests are gone already */
+        while (h->sessions) {
+            psess *ps = h->sessions;
+            h->sessions = ps->next;
+            if (ps->s) vd_smtp_quit(ps->s);
+            event_free(ps->idle_timer);
+            op_clear(ps);
+            free(ps);
+        }
+        free(h);
+    }
+    free(p->helo);
+    free(p->mail_from);
+    free(p);
+}
+
+vd_pool_req *vd_pool_acquire(vd_pool *p, const vd_mx_result *mx, vd_pool_cb cb, void *arg)
+{
+    if (!p || !mx || !cb) return NULL;
+    vd_pool_req *r = calloc(1, sizeof *r);
+    if (!r) goto oom;
+    r->p = p;
+    r->cb = cb;
+    r->arg = arg;
+    r->wake = evtimer_new(p->base, on_wake, r);
+    r->hosts = mx->nhosts ? calloc(mx->nhosts, sizeof *r->hosts) : NULL;
+    if (!r->wake || (mx->nhosts && !r->hosts)) goto oom;
+    for (size_t i = 0; i < mx->nhosts; i++) {
+        r->hosts[i] = mx->hosts[i];
+        r->hosts[i].addrs = NULL;
+        r->hosts[i].naddrs = 0;
+        if (mx->hosts[i].naddrs) {
+            r->hosts[i].addrs = malloc(mx->hosts[i].naddrs * sizeof *r->hosts[i].addrs);
+            if (!r->hosts[i].addrs) goto oom;
+            memcpy(r->hosts[i].addrs, mx->hosts[i].addrs,
+                   mx->hosts[i].naddrs * sizeof *r->hosts[i].addrs);
+            r->hosts[i].naddrs = mx->hosts[i].naddrs;
+        }
+        r->nhosts = i + 1;
+    }
+    r->nhosts = mx->nhosts;
+    r->err = VD_SMTP_ERR_CONNECT;
+    snprintf(r->errmsg, sizeof r->errmsg, "no MX host");
+    r->next = p->reqs;
+    if (p->reqs) p->reqs->prev = r;
+    p->reqs = r;
+    /* advance() may complete r (and free it) before returning */
+    bool done = false;
+    r->done = &done;
+    advance(r);
+    if (done) return NULL;
+    r->done = NULL;
+    return r;
+oom:
+    if (r) req_free(r);
+    {
+        vd_pool_result res = {.err = VD_SMTP_ERR_CONNECT, .errmsg = "out of memory"};
+        cb(NULL, &res, arg);
+    }
+    return NULL;
+}
+
+void vd_pool_cancel(vd_pool_req *r)
+{
+    if (!r) return;
+    req_unlink(r);
+    /* a session being opened for r stays: it becomes idle (or serves a waiter) */
+    for (host *h = r->p->hosts; h; h = h->next)
+        for (psess *ps = h->sessions; ps; ps = ps->next)
+            if (ps->req == r) ps->req = NULL;
+    if (r->handoff) {
+        psess *ps = r->handoff;
+        r->handoff = NULL;
+        session_ready(ps);
+    }
+    req_free(r);
+}
+
+/* ---- public: leases ---------------------------------------------------------------- */
+
+static void op_done(psess *ps, vd_smtp *s, const vd_smtp_reply *rep)
+{
+    vd_smtp_cb cb = ps->op_cb;
+    void *arg = ps->op_arg;
+    op_clear(ps);
+    if (cb) cb(s, rep, arg);
+}
+
+/* A command failed (no reply) or the server is closing: never reuse the session. */
+static bool failed(psess *ps, const vd_smtp_reply *rep)
+{
+    if (rep->err != VD_SMTP_OK && rep->err != VD_SMTP_ERR_INVALID && rep->err != VD_SMTP_ERR_BUSY)
+        ps->broken = true;
+    if (rep->code == 421) ps->broken = true;
+    return rep->err != VD_SMTP_OK || rep->code / 100 != 2;
+}
+
+static void on_rcpt(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
+{
+    psess *ps = arg;
+    failed(ps, rep);
+    if (rep->err == VD_SMTP_OK) ps->rcpts++;
+    op_done(ps, s, rep);
+}
+
+static void on_mail(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
+{
+    psess *ps = arg;
+    if (failed(ps, rep)) {
+        /* a refused MAIL (4xx rate limits, 5xx policy) will be refused again */
+        if (rep->err == VD_SMTP_OK) ps->broken = true;
+        op_done(ps, s, rep);
+        return;
+    }
+    ps->in_txn = true;
+    ps->rcpts = 0;
+    ps->txns++;
+    if (ps->op_rcpt) {
+        vd_smtp_rcpt(ps->s, ps->op_to, on_rcpt, ps);
+        return;
+    }
+    op_done(ps, s, rep);
+}
+
+static void send_mail(psess *ps)
+{
+    vd_smtp_mail(ps->s, ps->op_from ? ps->op_from : ps->p->mail_from, on_mail, ps);
+}
+
+static void on_rset(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
+{
+    psess *ps = arg;
+    if (failed(ps, rep)) {
+        ps->broken = true;
+        op_done(ps, s, rep);
+        return;
+    }
+    ps->in_txn = false;
+    ps->rcpts = 0;
+    if (ps->op_rcpt || ps->op_from) {
+        send_mail(ps);
+        return;
+    }
+    op_done(ps, s, rep);
+}
+
+static bool op_start(vd_lease *l, vd_smtp_cb cb, void *arg)
+{
+    if (!l || !l->ps || !cb) return false;
+    psess *ps = l->ps;
+    if (ps->op_cb) {
+        vd_smtp_reply rep = {
+            .err = VD_SMTP_ERR_BUSY, .text = "", .errmsg = "a command is in flight on this lease"};
+        cb(ps->s, &rep, arg);
+        return false;
+    }
+    ps->op_cb = cb;
+    ps->op_arg = arg;
+    return true;
+}
+
+static void op_invalid(psess *ps, const char *what)
+{
+    vd_smtp_reply rep = {.err = VD_SMTP_ERR_INVALID, .text = "", .errmsg = what};
+    op_done(ps, ps->s, &rep);
+}
+
+void vd_lease_rcpt(vd_lease *l, const char *to, vd_smtp_cb cb, void *arg)
+{
+    if (!op_start(l, cb, arg)) return;
+    psess *ps = l->ps;
+    /* checked here too so that an unusable address never opens a transaction */
+    if (!to || !vd_address_wire_safe(to, false)) {
+        op_invalid(ps, "argument is not a wire-safe address");
+        return;
+    }
+    if (ps->in_txn && ps->rcpts < ps->p->o.rcpt_per_txn) {
+        vd_smtp_rcpt(ps->s, to, on_rcpt, ps);
+        return;
+    }
+    ps->op_rcpt = true;
+    ps->op_to = strdup(to);
+    if (!ps->op_to) {
+        op_invalid(ps, "out of memory");
+        return;
+    }
+    if (ps->in_txn)
+        vd_smtp_rset(ps->s, on_rset, ps);
+    else
+        send_mail(ps);
+}
+
+void vd_lease_mail(vd_lease *l, const char *from, vd_smtp_cb cb, void *arg)
+{
+    if (!op_start(l, cb, arg)) return;
+    psess *ps = l->ps;
+    if (!from || !vd_address_wire_safe(from, true)) {
+        op_invalid(ps, "argument is not a wire-safe address");
+        return;
+    }
+    ps->op_rcpt = false;
+    ps->op_from = strdup(from);
+    if (!ps->op_from) {
+        op_invalid(ps, "out of memory");
+        return;
+    }
+    if (ps->in_txn)
+        vd_smtp_rset(ps->s, on_rset, ps);
+    else
+        send_mail(ps);
+}
+
+void vd_lease_rset(vd_lease *l, vd_smtp_cb cb, void *arg)
+{
+    if (!op_start(l, cb, arg)) return;
+    l->ps->op_rcpt = false;
+    vd_smtp_rset(l->ps->s, on_rset, l->ps);
+}
+
+const char *vd_lease_mx(const vd_lease *l)
+{
+    return l && l->ps ? l->ps->h->name : NULL;
+}
+
+bool vd_lease_tls(const vd_lease *l)
+{
+    return l && l->ps && vd_smtp_tls(l->ps->s);
+}
+
+bool vd_lease_tls_verified(const vd_lease *l)
+{
+    return l && l->ps && vd_smtp_tls_verified(l->ps->s);
+}
+
+void vd_lease_release(vd_lease *l, bool reusable)
+{
+    if (!l || !l->ps) return;
+    psess *ps = l->ps;
+    ps->leased = false;
+    bool full = !ps->in_txn || ps->rcpts >= ps->p->o.rcpt_per_txn;
+    if (!reusable || ps->broken || ps->op_cb || !vd_smtp_usable(ps->s) ||
+        (ps->txns >= ps->p->o.txn_per_session && full)) {
+        retire(ps);
+        return;
+    }
+    session_ready(ps);
+}
