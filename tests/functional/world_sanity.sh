@@ -112,6 +112,33 @@ else
     bad "tests/world/tarpit.py missing: tarpit listeners cannot be checked"
 fi
 
+# --- DNS (tests/world/unbound.sh): rcode and answer count of a few queries, by hand
+dns_probe() { # NAME QTYPE -> "rcode=N answers=N"
+    python3 - "$1" "$2" "${VALIDORA_DNS_PORT:-5354}" <<'PYEOF'
+import random, socket, struct, sys
+name, qtype, port = sys.argv[1], {"A": 1, "MX": 15, "TXT": 16}[sys.argv[2]], int(sys.argv[3])
+qid = random.randrange(65536)
+q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+q += struct.pack(">HH", qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+try:
+    s.sendto(q, ("127.0.0.1", port))
+    r = s.recv(4096)
+except OSError as e:
+    print("no answer (%s)" % e)
+    sys.exit(0)
+rid, flags, _, an = struct.unpack(">HHHH", r[:8])
+print("rcode=%d answers=%d" % (flags & 15, an) if rid == qid else "wrong id")
+PYEOF
+}
+expect "DNS valid.test MX" '^rcode=0 answers=[1-9]' "$(dns_probe valid.test MX)"
+expect "DNS mx.valid.test A" '^rcode=0 answers=1' "$(dns_probe mx.valid.test A)"
+expect "DNS nosuch.test MX (NXDOMAIN)" '^rcode=3 ' "$(dns_probe nosuch.test MX)"
+expect "DNS servfail.test MX (SERVFAIL)" '^rcode=2 ' "$(dns_probe servfail.test MX)"
+expect "DNS example.com A is refused (nothing leaves)" '^rcode=5 ' "$(dns_probe example.com A)"
+
 # --- nothing of the world listens beyond loopback
 outside=$(ss -ltnH 2>/dev/null | awk '{print $4}' |
     grep -E ':(25|10023|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
