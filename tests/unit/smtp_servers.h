@@ -105,21 +105,26 @@ static const char *source_dir(void)
     return dir;
 }
 
-/* Starts tarpit.py in mode on host:port, logging to log (may be NULL); waits until ready. */
-static pid_t start_tarpit(const char *host, int port, const char *mode, const char *log)
+/* Starts tarpit.py in mode on host:port, logging to log (may be NULL), with extra options
+ * (NULL-terminated, may be NULL); waits until ready. */
+static pid_t start_tarpit_ex(const char *host, int port, const char *mode, const char *log,
+                             const char *const *extra)
 {
     char listen[64], script[4200], pidfile[128];
     snprintf(listen, sizeof listen, "%s:%d", host, port);
     snprintf(script, sizeof script, "%s/tests/world/tarpit.py", source_dir());
     snprintf(pidfile, sizeof pidfile, "/tmp/vd-tarpit-%d-%d.pid", (int)getpid(), port);
     unlink(pidfile);
-    char *argv[12] = {"python3",    script,      "--listen", listen, "--mode",
+    char *argv[24] = {"python3",    script,      "--listen", listen, "--mode",
                       (char *)mode, "--pidfile", pidfile,    NULL};
+    int n = 8;
     if (log) {
-        argv[8] = "--log";
-        argv[9] = (char *)log;
-        argv[10] = NULL;
+        argv[n++] = "--log";
+        argv[n++] = (char *)log;
     }
+    for (int i = 0; extra && extra[i] && n < 22; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     pid_t pid = spawn(argv);
     for (int i = 0; i < 500; i++) {
         struct stat st;
@@ -132,6 +137,11 @@ static pid_t start_tarpit(const char *host, int port, const char *mode, const ch
     fprintf(stderr, "tarpit did not start\n");
     stop_server(pid);
     exit(2);
+}
+
+static pid_t start_tarpit(const char *host, int port, const char *mode, const char *log)
+{
+    return start_tarpit_ex(host, port, mode, log, NULL);
 }
 
 /* Starts smtp-sink on host:port with extra options (NULL-terminated); waits until ready. */

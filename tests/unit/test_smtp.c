@@ -36,6 +36,7 @@ typedef struct run {
     rec r[16];
     bool ext_starttls, ext_pipelining, ext_smtputf8, ext_enhanced, ext_size;
     int commands;
+    bool tls, tls_verified;
     size_t peak;
     double t0;
     bool ended; /* script finished: QUIT or free */
@@ -95,6 +96,8 @@ static void on_reply(vd_smtp *s, const vd_smtp_reply *r, void *arg)
         u->ext_enhanced = vd_smtp_has_ext(s, "ENHANCEDSTATUSCODES");
         u->ext_size = vd_smtp_has_ext(s, "SIZE");
         u->peak = vd_smtp_input_peak_(s);
+        u->tls = vd_smtp_tls(s);
+        u->tls_verified = vd_smtp_tls_verified(s);
     }
     if (u->ended) return; /* a BUSY reply to the second of two back-to-back commands */
     if (r->err == VD_SMTP_ERR_BUSY && u->n > 1 && u->r[u->n - 2].err == VD_SMTP_OK &&
@@ -429,6 +432,100 @@ static void test_tls_policy(void)
     SSL_CTX_free(ctx);
 }
 
+/* STARTTLS against the tarpit with a self-signed certificate made for the test. */
+static void test_starttls(void)
+{
+    char dir[64], cert[96], key[96], cmd[512], log[128];
+    snprintf(dir, sizeof dir, "/tmp/vd-smtp-tls-%d", (int)getpid());
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=mx.tls.test "
+             "-addext subjectAltName=DNS:mx.tls.test -days 2 -keyout %s -out %s "
+             ">/dev/null 2>&1",
+             dir, key, cert);
+    if (system(cmd) != 0) {
+        CHECK_MSG(0, "cannot make a test certificate");
+        return;
+    }
+    char err[256] = "";
+    SSL_CTX *sys = vd_smtp_tls_ctx_new(err, sizeof err);
+    SSL_CTX *trusting = vd_smtp_tls_ctx_new(err, sizeof err);
+    CHECK(sys && trusting);
+    CHECK(SSL_CTX_load_verify_locations(trusting, cert, NULL) == 1);
+
+    int port = free_port("127.0.0.1");
+    const char *const extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    pid_t pid = start_tarpit_ex("127.0.0.1", port, "ok", log, extra);
+    static const step steps[] = {{S_MAIL, ""}, {S_RCPT, "alice@valid.test"}, {S_END, NULL}};
+    vd_smtp_opts o = opts(5000);
+    run u;
+
+    /* system CA store: TLS, but the self-signed certificate is not verified */
+    o.tls_ctx = sys;
+    o.tls_sni = "mx.tls.test";
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].err == VD_SMTP_OK && u.r[0].code == 250);
+    CHECK(u.tls && !u.tls_verified);
+    CHECK(!u.ext_starttls && u.ext_smtputf8); /* extensions from the EHLO after TLS */
+    CHECK(u.r[1].code == 250 && u.r[2].code == 250);
+    CHECK(u.commands == 5); /* EHLO STARTTLS EHLO MAIL RCPT */
+
+    /* the certificate trusted and the name matching: verified */
+    o.tls_ctx = trusting;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && u.tls && u.tls_verified);
+    CHECK(u.r[2].code == 250);
+    /* trusted, but another name: not verified */
+    o.tls_sni = "mx.other.test";
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && u.tls && !u.tls_verified);
+    /* no tls_ctx: STARTTLS offered but never used */
+    o.tls_ctx = NULL;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && !u.tls && u.ext_starttls);
+    stop_server(pid);
+    CHECK(count_lines(log, "TLS") == 3);
+    CHECK(count_lines(log, "C: STARTTLS") == 3);
+
+    /* STARTTLS answered 454: go on in clear, or fail when TLS is required */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "notls", NULL);
+    o.tls_ctx = sys;
+    o.tls_sni = "mx.tls.test";
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].err == VD_SMTP_OK && u.r[0].code == 250 && !u.tls);
+    CHECK(u.ext_starttls && u.ext_smtputf8); /* the EHLO reply is kept */
+    CHECK(u.r[2].code == 250);
+    o.require_tls = true;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].err == VD_SMTP_ERR_TLS && u.r[1].err == VD_SMTP_ERR_BUSY);
+    o.require_tls = false;
+    stop_server(pid);
+
+    /* a reply pipelined behind the 220 to STARTTLS: refused, never read as if secure */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "tlsinject", NULL);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].err == VD_SMTP_ERR_PROTOCOL);
+    CHECK_MSG(strstr(u.r[0].errmsg, "after STARTTLS") != NULL, "%s", u.r[0].errmsg);
+    stop_server(pid);
+
+    /* plain text instead of a handshake */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "badtls", NULL);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK_MSG(u.n == 3 && u.r[0].err == VD_SMTP_ERR_TLS, "%s", vd_smtp_err_name(u.r[0].err));
+    CHECK(!u.r[0].usable);
+    stop_server(pid);
+
+    SSL_CTX_free(sys);
+    SSL_CTX_free(trusting);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 static void test_names(void)
 {
     CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_CONNECT), "connect_failed");
@@ -450,5 +547,6 @@ int main(void)
     test_wire_safety();
     test_busy_and_free();
     test_tls_policy();
+    test_starttls();
     return check_done();
 }

@@ -23,6 +23,13 @@ Modes:
                     by local part: nobody@ -> multi-line 550 5.1.1, full@ -> 452 4.2.2,
                     bye@ -> 421 4.7.0 and close; anything else 250 2.1.5.
     noehlo          like ok, but EHLO is answered 502 5.5.2 (for HELO fallback)
+    tlsinject       like ok with STARTTLS offered, but the 220 to STARTTLS comes with a
+                    pipelined "250" in the same write (a command-injection probe)
+
+--tls-cert FILE --tls-key FILE make ok (and slow) offer STARTTLS and run the handshake
+(asyncio start_tls); tlsinject offers STARTTLS with or without them. "notls" as --mode
+answers STARTTLS with 454 4.7.0 (offered but refused); "badtls" answers 220 and then
+sends plain text instead of a TLS handshake.
 
 --log FILE appends "CONNECT host:port" for each connection and "C: <line>" for each line a
 client sends (ok, noehlo, slow, silent), so tests can count connections and prove that a
@@ -32,9 +39,11 @@ command was not sent.
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 LOG = None
+TLS = None  # ssl.SSLContext when --tls-cert/--tls-key are given
 
 
 def log(msg):
@@ -63,8 +72,10 @@ async def log_lines(reader):
         log("C: " + line.decode("utf-8", "backslashreplace").rstrip("\r\n"))
 
 
-async def dialogue(reader, writer, slow=False, noehlo=False):
+async def dialogue(reader, writer, slow=False, noehlo=False, mode="ok"):
     await send(writer, b"220 tarpit ESMTP ready\r\n", slow)
+    tls_on = False
+    offer_tls = (TLS is not None or mode in ("tlsinject", "notls", "badtls"))
     while True:
         raw = await reader.readline()
         if not raw:
@@ -76,7 +87,28 @@ async def dialogue(reader, writer, slow=False, noehlo=False):
             reply = b"502 5.5.2 Error: command not recognized\r\n"
         elif verb == "EHLO":
             reply = (b"250-tarpit greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-                     b"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n")
+                     b"250-SMTPUTF8\r\n")
+            if offer_tls and not tls_on:
+                reply += b"250-STARTTLS\r\n"
+            reply += b"250 ENHANCEDSTATUSCODES\r\n"
+        elif verb == "STARTTLS" and offer_tls and not tls_on:
+            if mode == "tlsinject":
+                await send(writer, b"220 2.0.0 Ready to start TLS\r\n250 injected\r\n")
+                continue
+            if mode == "badtls":
+                await send(writer, b"220 2.0.0 Ready to start TLS\r\n")
+                await asyncio.sleep(0.2)
+                await send(writer, b"this is not a TLS handshake\r\n" * 20)
+                await log_lines(reader)
+                return
+            if mode == "notls" or TLS is None:
+                reply = b"454 4.7.0 TLS not available due to local problem\r\n"
+            else:
+                await send(writer, b"220 2.0.0 Ready to start TLS\r\n", slow)
+                await writer.start_tls(TLS)
+                log("TLS")
+                tls_on = True
+                continue
         elif verb == "HELO":
             reply = b"250 tarpit\r\n"
         elif verb == "MAIL":
@@ -134,9 +166,10 @@ async def handle(mode, reader, writer):
         elif mode == "mixedcodes":
             await send(writer, b"220-tarpit\r\n250 surprise\r\n")
             await log_lines(reader)
-        elif mode in ("ok", "slow", "noehlo"):
-            await dialogue(reader, writer, slow=(mode == "slow"), noehlo=(mode == "noehlo"))
-    except (ConnectionError, asyncio.IncompleteReadError, BrokenPipeError):
+        elif mode in ("ok", "slow", "noehlo", "tlsinject", "notls", "badtls"):
+            await dialogue(reader, writer, slow=(mode == "slow"), noehlo=(mode == "noehlo"),
+                           mode=mode)
+    except (ConnectionError, asyncio.IncompleteReadError, BrokenPipeError, ssl.SSLError):
         pass
     finally:
         log("CLOSE %s:%s" % (peer[0], peer[1]))
@@ -155,20 +188,25 @@ def split_hostport(s):
 
 
 MODES = ("silent", "longline", "endless", "garbage", "slow", "dropafterbanner", "mixedcodes",
-         "ok", "noehlo")
+         "ok", "noehlo", "tlsinject", "notls", "badtls")
 
 
 async def main():
-    global LOG
+    global LOG, TLS
     ap = argparse.ArgumentParser(description="hostile SMTP server for tests")
     ap.add_argument("--listen", action="append", required=True, help="HOST:PORT")
     ap.add_argument("--mode", action="append", required=True, choices=MODES)
     ap.add_argument("--pidfile")
     ap.add_argument("--log")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     a = ap.parse_args()
     if len(a.mode) != 1 and len(a.mode) != len(a.listen):
         ap.error("give one --mode, or one per --listen")
     LOG = a.log
+    if a.tls_cert:
+        TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        TLS.load_cert_chain(a.tls_cert, a.tls_key or None)
     servers = []
     for i, hp in enumerate(a.listen):
         mode = a.mode[0] if len(a.mode) == 1 else a.mode[i]
