@@ -84,4 +84,9 @@ vd_dns_req *vd_dns_addrs(vd_dns *d, const char *name, vd_dns_addrs_cb cb, void *
 /* The callback will not be called. Safe to call on any handle not yet completed. */
 void vd_dns_cancel(vd_dns_req *r);
 
+/* Counters since vd_dns_new: queries sent to the server (CNAME follow-ups included), and
+ * lookups answered without a query of their own (from the cache or by joining a query
+ * already in flight). For tests and benchmarks. */
+void vd_dns_stats(vd_dns *d, size_t *queries_sent, size_t *cache_hits);
+
 #endif
