@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "address.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ struct vd_pool_req {
     void *arg;
     struct event *wake; /* zero timer: continue from the loop */
     psess *handoff;     /* a released session reserved for this request */
+    psess *opening;     /* a session being opened for this request */
     vd_smtp_err err;
     char errmsg[600];
     bool have_reply;
@@ -92,7 +94,8 @@ struct vd_pool {
     struct event_base *base;
     vd_pool_opts o;
     char *helo, *mail_from;
-    host *hosts;
+    host **buckets; /* hosts by name, chained through host.next */
+    size_t nbuckets, nhosts, sweep_at;
     vd_pool_req *reqs;
 };
 
@@ -109,16 +112,68 @@ static int64_t now_ms(void)
 
 /* ---- hosts and sessions ------------------------------------------------------------ */
 
+static size_t name_hash(const char *name)
+{
+    uint32_t x = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        x = (x ^ *c) * 16777619u;
+    return x;
+}
+
+static bool grow(vd_pool *p)
+{
+    size_t n = p->nbuckets ? 2 * p->nbuckets : 256;
+    host **b = calloc(n, sizeof *b);
+    if (!b) return false;
+    for (size_t i = 0; i < p->nbuckets; i++)
+        while (p->buckets[i]) {
+            host *h = p->buckets[i];
+            p->buckets[i] = h->next;
+            size_t j = name_hash(h->name) & (n - 1);
+            h->next = b[j];
+            b[j] = h;
+        }
+    free(p->buckets);
+    p->buckets = b;
+    p->nbuckets = n;
+    return true;
+}
+
 static host *host_get(vd_pool *p, const char *name)
 {
-    for (host *h = p->hosts; h; h = h->next)
-        if (strcmp(h->name, name) == 0) return h;
+    if (p->nbuckets) {
+        for (host *h = p->buckets[name_hash(name) & (p->nbuckets - 1)]; h; h = h->next)
+            if (strcmp(h->name, name) == 0) return h;
+    }
+    if ((p->nhosts >= p->nbuckets) && !grow(p)) return NULL;
     host *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     snprintf(h->name, sizeof h->name, "%s", name);
-    h->next = p->hosts;
-    p->hosts = h;
+    size_t i = name_hash(name) & (p->nbuckets - 1);
+    h->next = p->buckets[i];
+    p->buckets[i] = h;
+    p->nhosts++;
     return h;
+}
+
+/* Forgets hosts with no sessions, no waiters and no dead mark, so that a long run over many
+ * domains does not keep one entry per MX host ever seen. Only called from
+ * vd_pool_acquire(), where no pool frame holds a host pointer across user code. */
+static void sweep_hosts(vd_pool *p)
+{
+    int64_t now = now_ms();
+    for (size_t i = 0; i < p->nbuckets; i++)
+        for (host **hp = &p->buckets[i]; *hp;) {
+            host *h = *hp;
+            if (!h->sessions && !h->wait_head && h->dead_until_ms <= now) {
+                *hp = h->next;
+                free(h);
+                p->nhosts--;
+            } else {
+                hp = &h->next;
+            }
+        }
+    p->sweep_at = 2 * p->nhosts + 1024;
 }
 
 static void unlink_session(psess *ps)
@@ -348,10 +403,12 @@ static void advance(vd_pool_req *r)
             ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         vd_smtp_opts o = smtp_opts(p, h);
         ps->req = r;
+        r->opening = ps;
         r->attempts++;
         ps->s = vd_smtp_open(p->base, (struct sockaddr *)&ss, len, &o, on_open, ps);
         if (ps->s) return; /* on_open continues */
         ps->req = NULL;
+        r->opening = NULL;
         retire(ps);
         r->err = VD_SMTP_ERR_CONNECT;
         snprintf(r->errmsg, sizeof r->errmsg, "%s: cannot start a connection", mh->name);
@@ -369,6 +426,7 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
     psess *ps = arg;
     vd_pool_req *r = ps->req;
     (void)s;
+    if (r) r->opening = NULL;
     if (rep->err == VD_SMTP_OK && rep->code == 250) {
         ps->ready = true;
         if (r) {
@@ -456,6 +514,7 @@ vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
     p->o.smtp.helo = p->helo;
     p->o.mail_from = p->mail_from;
     p->o.smtp.tls_sni = NULL;
+    p->sweep_at = 1024;
     if (p->o.port <= 0) p->o.port = 25;
     if (p->o.per_mx_sessions <= 0) p->o.per_mx_sessions = 4;
     if (p->o.rcpt_per_txn <= 0) p->o.rcpt_per_txn = 50;
@@ -473,20 +532,22 @@ void vd_pool_free(vd_pool *p)
         p->reqs = r->next;
         req_free(r);
     }
-    while (p->hosts) {
-        host *h = p->hosts;
-        p->hosts = h->next;
-        h->wait_head = NULL; /* requests are gone already */
-        while (h->sessions) {
-            psess *ps = h->sessions;
-            h->sessions = ps->next;
-            if (ps->s) vd_smtp_quit(ps->s);
-            event_free(ps->idle_timer);
-            op_clear(ps);
-            free(ps);
+    for (size_t i = 0; i < p->nbuckets; i++)
+        while (p->buckets[i]) {
+            host *h = p->buckets[i];
+            p->buckets[i] = h->next;
+            h->wait_head = NULL; /* requests are gone already */
+            while (h->sessions) {
+                psess *ps = h->sessions;
+                h->sessions = ps->next;
+                if (ps->s) vd_smtp_quit(ps->s);
+                event_free(ps->idle_timer);
+                op_clear(ps);
+                free(ps);
+            }
+            free(h);
         }
-        free(h);
-    }
+    free(p->buckets);
     free(p->helo);
     free(p->mail_from);
     free(p);
@@ -497,6 +558,7 @@ vd_pool_req *vd_pool_acquire(vd_pool *p, const vd_mx_result *mx, vd_pool_cb cb, 
     if (!p || !mx || !cb) return NULL;
     vd_pool_req *r = calloc(1, sizeof *r);
     if (!r) goto oom;
+    if (p->nhosts > p->sweep_at) sweep_hosts(p);
     r->p = p;
     r->cb = cb;
     r->arg = arg;
@@ -543,12 +605,11 @@ void vd_pool_cancel(vd_pool_req *r)
     if (!r) return;
     req_unlink(r);
     /* a session being opened for r stays: it becomes idle (or serves a waiter) */
-    for (host *h = r->p->hosts; h; h = h->next)
-        for (psess *ps = h->sessions; ps; ps = ps->next)
-            if (ps->req == r) ps->req = NULL;
+    if (r->opening) r->opening->req = NULL;
     if (r->handoff) {
         psess *ps = r->handoff;
         r->handoff = NULL;
+        ps->req = NULL;
         session_ready(ps);
     }
     req_free(r);

@@ -405,6 +405,26 @@ static void test_failover(void)
     CHECK(vd_pool_acquire(p, &m.r, on_lease, &g10) == NULL);
     CHECK(g10.n == 1 && g10.err != VD_SMTP_OK);
 
+    /* many distinct hosts (no addresses): the host table grows and is swept */
+    for (int i = 0; i < 3000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "mx%d.many.test=", i);
+        const char *one[] = {name};
+        mx_make(&m, 1, one);
+        got gi = {0};
+        CHECK(vd_pool_acquire(p, &m.r, on_lease, &gi) == NULL);
+        if (gi.n != 1 || gi.err != VD_SMTP_ERR_CONNECT || gi.attempts != 0)
+            CHECK_MSG(0, "host %d: %s", i, gi.errmsg);
+    }
+    /* the live host survives sweeps: its idle session is still leased at once */
+    static const char *const ok_only[] = {"mx2.ok.test=127.0.0.2"};
+    mx_make(&m, 1, ok_only);
+    got g11 = {0};
+    CHECK(vd_pool_acquire(p, &m.r, on_lease, &g11) == NULL);
+    CHECK(g11.n == 1 && g11.err == VD_SMTP_OK && g11.attempts == 0);
+    CHECK_STR(g11.mx, "mx2.ok.test");
+    vd_lease_release(g11.lease, true);
+
     vd_pool_free(p);
     run_for(0.2);
     stop_server(ok);
