@@ -1,0 +1,425 @@
+/* test_record.c — the record writer and reader: msgpack round trips into JSON Lines and CSV,
+ * absent keys, quoting, escaping of hostile strings, truncated and damaged streams (read from
+ * a regular file and from a pipe, which take different read paths), hostile sizes. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "record.h"
+
+typedef struct {
+    char *p;
+    size_t len;
+} bytes;
+
+static bytes slurp(FILE *f)
+{
+    bytes b = {0};
+    fflush(f);
+    long n = ftell(f);
+    rewind(f);
+    b.p = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    if (n > 0) b.len = fread(b.p, 1, (size_t)n, f);
+    return b;
+}
+
+/* Writes the records with a vd_writer in fmt and returns the bytes written. */
+static bytes write_records(const vd_record *recs, size_t n, vd_format fmt)
+{
+    FILE *f = tmpfile();
+    vd_writer *w = vd_writer_new(f, fmt);
+    CHECK(w != NULL);
+    for (size_t i = 0; i < n; i++)
+        CHECK(vd_writer_put(w, &recs[i]) == 0);
+    vd_writer_free(w);
+    bytes b = slurp(f);
+    fclose(f);
+    return b;
+}
+
+typedef struct {
+    int rc;
+    bytes out, err;
+} cat_result;
+
+/* Runs vd_record_cat on data, from a regular file or (via_pipe) from a pipe. */
+static cat_result cat(const void *data, size_t len, vd_format fmt, bool via_pipe)
+{
+    FILE *in;
+    if (via_pipe) {
+        int fds[2];
+        CHECK(pipe(fds) == 0);
+        CHECK(len < 65536); /* fits the pipe buffer: no writer thread needed */
+        CHECK(write(fds[1], data, len) == (ssize_t)len);
+        close(fds[1]);
+        in = fdopen(fds[0], "rb");
+    } else {
+        in = tmpfile();
+        fwrite(data, 1, len, in);
+        rewind(in);
+    }
+    FILE *out = tmpfile(), *err = tmpfile();
+    cat_result r;
+    r.rc = vd_record_cat(in, out, fmt, err, "in.mp");
+    r.out = slurp(out);
+    r.err = slurp(err);
+    fclose(in);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+static void cat_free(cat_result *r)
+{
+    free(r->out.p);
+    free(r->err.p);
+}
+
+static vd_record full_record(void)
+{
+    return (vd_record){
+        .email = "Alice@Example.COM",
+        .address = "Alice@example.com",
+        .domain = "example.com",
+        .status = "deliverable",
+        .reason = "accepted",
+        .detail = "ok",
+        .mx = "mx1.example.com",
+        .has_smtp = true,
+        .smtp_code = 250,
+        .smtp_enhanced = "2.1.5",
+        .smtp_text = "Recipient ok",
+        .tls = VD_YES,
+        .tls_verified = VD_NO,
+        .catch_all = VD_NO,
+        .disposable = true,
+        .role = true,
+        .free = true,
+        .suggestion = "example.org",
+        .provider = "default",
+        .attempts = 2,
+        .elapsed_ms = 1099511627776LL, /* 2^40: needs 64 bits */
+        .checked_at = 1700000000,
+    };
+}
+
+static const char FULL_JSON[] =
+    "{\"email\":\"Alice@Example.COM\",\"address\":\"Alice@example.com\",\"domain\":\"example.com\","
+    "\"status\":\"deliverable\",\"reason\":\"accepted\",\"detail\":\"ok\",\"mx\":\"mx1.example."
+    "com\","
+    "\"smtp\":{\"code\":250,\"enhanced\":\"2.1.5\",\"text\":\"Recipient ok\"},\"tls\":true,"
+    "\"tls_verified\":false,\"catch_all\":false,\"disposable\":true,\"role\":true,\"free\":true,"
+    "\"suggestion\":\"example.org\",\"provider\":\"default\",\"attempts\":2,"
+    "\"elapsed_ms\":1099511627776,\"checked_at\":1700000000}\n";
+
+static const char CSV_HEADER[] =
+    "email,address,domain,status,reason,mx,smtp_code,smtp_enhanced,smtp_text,tls,catch_all,"
+    "disposable,role,free,suggestion,provider,attempts,elapsed_ms,checked_at,detail\n";
+
+static vd_record minimal_record(void)
+{
+    return (vd_record){
+        .email = "a..b@x.test",
+        .status = "undeliverable",
+        .reason = "invalid_syntax",
+        .tls = VD_UNSET,
+        .tls_verified = VD_UNSET,
+        .catch_all = VD_UNSET,
+        .elapsed_ms = -1, /* negative numbers go through msgpack's signed path */
+    };
+}
+
+static const char MINIMAL_JSON[] =
+    "{\"email\":\"a..b@x.test\",\"status\":\"undeliverable\",\"reason\":\"invalid_syntax\","
+    "\"disposable\":false,\"role\":false,\"free\":false,\"attempts\":0,\"elapsed_ms\":-1,"
+    "\"checked_at\":0}\n";
+
+static void test_round_trip(void)
+{
+    vd_record recs[2] = {full_record(), minimal_record()};
+    bytes mp = write_records(recs, 2, VD_FMT_MSGPACK);
+    CHECK(mp.len > 0 && (unsigned char)mp.p[0] == 0xde); /* 21 keys: a map16 */
+    char expected[4096];
+    snprintf(expected, sizeof expected, "%s%s", FULL_JSON, MINIMAL_JSON);
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        cat_result r = cat(mp.p, mp.len, VD_FMT_JSON, pipe_);
+        CHECK(r.rc == 0);
+        CHECK_STR(r.out.p, expected);
+        CHECK_STR(r.err.p, "");
+        cat_free(&r);
+    }
+
+    /* The writer's JSON format says exactly what cat says about its msgpack. */
+    bytes json = write_records(recs, 2, VD_FMT_JSON);
+    CHECK_STR(json.p, expected);
+
+    /* CSV: the fixed columns; tls_verified is not one of them; absent is empty. */
+    snprintf(expected, sizeof expected,
+             "%sAlice@Example.COM,Alice@example.com,example.com,deliverable,accepted,"
+             "mx1.example.com,250,2.1.5,Recipient ok,true,false,true,true,true,example.org,"
+             "default,2,1099511627776,1700000000,ok\n"
+             "a..b@x.test,,,undeliverable,invalid_syntax,,,,,,,false,false,false,,,0,-1,0,\n",
+             CSV_HEADER);
+    bytes csv = write_records(recs, 2, VD_FMT_CSV);
+    CHECK_STR(csv.p, expected);
+    cat_result r = cat(mp.p, mp.len, VD_FMT_CSV, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, expected);
+    cat_free(&r);
+
+    /* SMTP reply without enhanced code or text: only code. */
+    vd_record s = minimal_record();
+    s.has_smtp = true;
+    s.smtp_code = 421;
+    bytes one = write_records(&s, 1, VD_FMT_JSON);
+    CHECK(strstr(one.p, "\"reason\":\"invalid_syntax\",\"smtp\":{\"code\":421},\"disposable\"") !=
+          NULL);
+    free(one.p);
+    free(mp.p);
+    free(json.p);
+    free(csv.p);
+}
+
+static void test_csv_quoting(void)
+{
+    vd_record r = minimal_record();
+    r.email = "x,y@a.test";
+    r.has_smtp = true;
+    r.smtp_code = 550;
+    r.smtp_text = "5.1.1 <\"bob\"@a.test>, no\r\nsuch user";
+    r.detail = "plain";
+    bytes csv = write_records(&r, 1, VD_FMT_CSV);
+    char expected[1024];
+    snprintf(expected, sizeof expected,
+             "%s\"x,y@a.test\",,,undeliverable,invalid_syntax,,550,,"
+             "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,0,-1,0,plain\n",
+             CSV_HEADER);
+    CHECK_STR(csv.p, expected);
+    free(csv.p);
+
+    /* A lone quote, a lone newline each force quoting too. */
+    r.email = "q\"@a.test";
+    r.smtp_text = "line1\nline2";
+    csv = write_records(&r, 1, VD_FMT_CSV);
+    CHECK(strstr(csv.p, "\n\"q\"\"@a.test\",") != NULL);
+    CHECK(strstr(csv.p, ",\"line1\nline2\",") != NULL);
+    free(csv.p);
+}
+
+static void test_truncated(void)
+{
+    vd_record recs[3] = {full_record(), minimal_record(), full_record()};
+    bytes mp = write_records(recs, 3, VD_FMT_MSGPACK);
+    bytes two = write_records(recs, 2, VD_FMT_MSGPACK);
+    char expected_out[4096];
+    snprintf(expected_out, sizeof expected_out, "%s%s", FULL_JSON, MINIMAL_JSON);
+    char expected_err[256];
+    snprintf(expected_err, sizeof expected_err,
+             "in.mp: truncated record at byte %zu (2 complete records before it)\n", two.len);
+    int bad = 0;
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        /* Cut exactly after the second record: a clean end. */
+        cat_result r = cat(mp.p, two.len, VD_FMT_JSON, pipe_);
+        CHECK(r.rc == 0);
+        CHECK_STR(r.out.p, expected_out);
+        cat_free(&r);
+        for (size_t cut = two.len + 1; cut < mp.len; cut++) {
+            r = cat(mp.p, cut, VD_FMT_JSON, pipe_);
+            if (r.rc != -1 || strcmp(r.out.p, expected_out) != 0 ||
+                strcmp(r.err.p, expected_err) != 0) {
+                if (bad++ < 3)
+                    fprintf(stderr, "cut at %zu (pipe %d): rc %d, out '%s', err '%s'\n", cut, pipe_,
+                            r.rc, r.out.p, r.err.p);
+            }
+            cat_free(&r);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d cuts misreported", bad);
+
+    /* CSV: the header and the complete rows come out before the error. */
+    cat_result r = cat(mp.p, mp.len - 1, VD_FMT_CSV, false);
+    CHECK(r.rc == -1);
+    CHECK(strncmp(r.out.p, CSV_HEADER, strlen(CSV_HEADER)) == 0);
+    int lines = 0;
+    for (size_t i = 0; i < r.out.len; i++)
+        lines += r.out.p[i] == '\n';
+    CHECK(lines == 3);
+    CHECK_STR(r.err.p, expected_err);
+    cat_free(&r);
+    free(mp.p);
+    free(two.p);
+}
+
+static void test_not_a_map(void)
+{
+    vd_record rec = minimal_record();
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    char buf[1024];
+    memcpy(buf, mp.p, mp.len);
+    const unsigned char arr[] = {0x92, 0x01, 0x02}; /* [1, 2] */
+    memcpy(buf + mp.len, arr, sizeof arr);
+    memcpy(buf + mp.len + sizeof arr, mp.p, mp.len); /* a good record after it is not read */
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        cat_result r = cat(buf, 2 * mp.len + sizeof arr, VD_FMT_JSON, pipe_);
+        CHECK(r.rc == -1);
+        CHECK_STR(r.out.p, MINIMAL_JSON);
+        char expected[256];
+        snprintf(expected, sizeof expected,
+                 "in.mp: the object at byte %zu is not a map, so not a record (1 complete "
+                 "records before it)\n",
+                 mp.len);
+        CHECK_STR(r.err.p, expected);
+        cat_free(&r);
+    }
+    /* A bare integer as the very first object. */
+    cat_result r = cat("\x05", 1, VD_FMT_JSON, false);
+    CHECK(r.rc == -1 && r.out.len == 0 && strstr(r.err.p, "at byte 0 is not a map") != NULL);
+    cat_free(&r);
+    free(mp.p);
+}
+
+static void test_hostile_strings(void)
+{
+    vd_record rec = minimal_record();
+    /* invalid byte, control char, lone lead byte, quote, backslash, DEL, U+2028, valid
+     * 2- and 4-byte characters, an encoded surrogate, a sequence cut short at the end */
+    rec.email = "a\xff\x01"
+                "b\xc3(\"\\\x7f\xe2\x80\xa8\xc3\xbc\xf0\x9f\x98\x80@x\xed\xa0\x80\t\xe2\x82";
+    bytes json = write_records(&rec, 1, VD_FMT_JSON);
+    const char *expected = "{\"email\":\"a\xef\xbf\xbd\\u0001b\xef\xbf\xbd(\\\"\\\\\\u007f\\u2028"
+                           "\xc3\xbc\xf0\x9f\x98\x80@x\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\\t"
+                           "\xef\xbf\xbd\",";
+    CHECK_MSG(strncmp(json.p, expected, strlen(expected)) == 0, "got %s", json.p);
+    /* No raw control byte anywhere but the final newline. */
+    bool clean = true;
+    for (size_t i = 0; i + 1 < json.len; i++)
+        if ((unsigned char)json.p[i] < 0x20) clean = false;
+    CHECK(clean);
+    free(json.p);
+
+    /* CSV cleans the UTF-8 the same way, without JSON escapes. */
+    rec.email = "a\xff"
+                "b";
+    bytes csv = write_records(&rec, 1, VD_FMT_CSV);
+    CHECK(strstr(csv.p, "\na\xef\xbf\xbd"
+                        "b,") != NULL);
+    free(csv.p);
+
+    /* A NUL inside a msgpack string (possible in a foreign file) is escaped, not a cut. */
+    const unsigned char mp[] = {0x81, 0xa1, 'k', 0xa3, 'a', 0x00, 'b'};
+    cat_result r = cat(mp, sizeof mp, VD_FMT_JSON, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, "{\"k\":\"a\\u0000b\"}\n");
+    cat_free(&r);
+}
+
+static void test_empty(void)
+{
+    cat_result r = cat("", 0, VD_FMT_JSON, false);
+    CHECK(r.rc == 0 && r.out.len == 0 && r.err.len == 0);
+    cat_free(&r);
+    r = cat("", 0, VD_FMT_JSON, true);
+    CHECK(r.rc == 0 && r.out.len == 0 && r.err.len == 0);
+    cat_free(&r);
+    r = cat("", 0, VD_FMT_CSV, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, CSV_HEADER);
+    cat_free(&r);
+}
+
+static void test_foreign_keys(void)
+{
+    /* {"email":"x","zz":[1,-2,true,nil,1.5,bin"\x00\xff",{}],7:"seven","smtp":"odd"} */
+    const unsigned char mp[] = {
+        0x84, 0xa5, 'e',  'm',  'a', 'i', 'l',  0xa1, 'x', 0xa2, 'z',  'z',  0x97, 0x01, 0xfe, 0xc3,
+        0xc0, 0xcb, 0x3f, 0xf8, 0,   0,   0,    0,    0,   0,    0xc4, 0x02, 0x00, 0xff, 0x80, 0x07,
+        0xa5, 's',  'e',  'v',  'e', 'n', 0xa4, 's',  'm', 't',  'p',  0xa3, 'o',  'd',  'd'};
+    cat_result r = cat(mp, sizeof mp, VD_FMT_JSON, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, "{\"email\":\"x\",\"zz\":[1,-2,true,null,1.5,\"AP8=\",{}],\"7\":\"seven\","
+                       "\"smtp\":\"odd\"}\n");
+    cat_free(&r);
+    r = cat(mp, sizeof mp, VD_FMT_CSV, false);
+    CHECK(r.rc == 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    CHECK_STR(r.out.p, expected);
+    cat_free(&r);
+}
+
+static void test_hostile_sizes(void)
+{
+    /* A map claiming 4 billion entries: refused at once, nothing allocated for it. */
+    const unsigned char huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'k'};
+    cat_result r = cat(huge_map, sizeof huge_map, VD_FMT_JSON, false);
+    CHECK(r.rc == -1);
+    CHECK(strstr(r.err.p, "in.mp: the record at byte 0 is too large") != NULL);
+    cat_free(&r);
+
+    /* A string claiming 2 GiB inside an otherwise fine map. */
+    const unsigned char huge_str[] = {0x81, 0xa1, 'k', 0xdb, 0x80, 0, 0, 0, 'x'};
+    r = cat(huge_str, sizeof huge_str, VD_FMT_JSON, true);
+    CHECK(r.rc == -1 && strstr(r.err.p, "too large") != NULL);
+    cat_free(&r);
+
+    /* Nesting deeper than any record: 40 one-entry maps. */
+    unsigned char deep[200];
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        deep[n++] = 0x81, deep[n++] = 0xa0;
+    deep[n++] = 0xc0;
+    r = cat(deep, n, VD_FMT_JSON, false);
+    CHECK(r.rc == -1 && strstr(r.err.p, "invalid msgpack") != NULL);
+    cat_free(&r);
+
+    /* 0xc1 is never used in msgpack. */
+    const unsigned char never[] = {0x81, 0xa1, 'k', 0xc1};
+    r = cat(never, sizeof never, VD_FMT_JSON, false);
+    CHECK(r.rc == -1);
+    CHECK_STR(r.err.p, "in.mp: invalid msgpack at byte 3 in the record at byte 0 (0 complete "
+                       "records before it)\n");
+    cat_free(&r);
+}
+
+static void test_write_errors(void)
+{
+    FILE *full = fopen("/dev/full", "w");
+    if (!full) return; /* not in every sandbox */
+    vd_record rec = minimal_record();
+    vd_writer *w = vd_writer_new(full, VD_FMT_MSGPACK);
+    CHECK(w != NULL);
+    errno = 0;
+    CHECK(vd_writer_put(w, &rec) == -1 && errno == ENOSPC);
+    vd_writer_free(w);
+    CHECK(vd_writer_new(full, VD_FMT_CSV) == NULL); /* the header cannot be written */
+
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    FILE *in = tmpfile(), *err = tmpfile();
+    fwrite(mp.p, 1, mp.len, in);
+    rewind(in);
+    CHECK(vd_record_cat(in, full, VD_FMT_JSON, err, "in.mp") == -1);
+    bytes e = slurp(err);
+    CHECK(strstr(e.p, "in.mp: write error: No space left on device") != NULL);
+    free(e.p);
+    free(mp.p);
+    fclose(in);
+    fclose(err);
+    fclose(full);
+}
+
+int main(void)
+{
+    test_round_trip();
+    test_csv_quoting();
+    test_truncated();
+    test_not_a_map();
+    test_hostile_strings();
+    test_empty();
+    test_foreign_keys();
+    test_hostile_sizes();
+    test_write_errors();
+    return check_done();
+}
