@@ -592,9 +592,15 @@ static bool entry_parse(centry *e, int status, const unsigned char *buf, int len
         e->ttl = NEG_TTL_NOSOA;
         return false;
     case ARES_ESERVFAIL:
+        set_error(e, VD_DNS_SERVFAIL, "server failure (SERVFAIL)");
+        e->ttl = FAIL_TTL;
+        return false;
     case ARES_EREFUSED:
+        set_error(e, VD_DNS_SERVFAIL, "query refused (REFUSED)");
+        e->ttl = FAIL_TTL;
+        return false;
     case ARES_ECONNREFUSED:
-        set_error(e, VD_DNS_SERVFAIL, "%s", ares_strerror(status));
+        set_error(e, VD_DNS_SERVFAIL, "no DNS server reachable (connection refused)");
         e->ttl = FAIL_TTL;
         return false;
     case ARES_ETIMEOUT:
@@ -1055,8 +1061,12 @@ vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, 
     o.sock_state_cb_data = d;
     o.timeout = opts->timeout_ms > 0 ? opts->timeout_ms : 3000;
     o.tries = opts->tries > 0 ? opts->tries : 2;
-    rc =
-        ares_init_options(&d->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+    /* NOCHECKRESP: hand SERVFAIL and REFUSED answers to us as they are. Without it c-ares
+     * retries them and finally reports "could not contact DNS servers", blurring a server
+     * failure into an unreachable server and doubling the queries. */
+    o.flags = ARES_FLAG_NOCHECKRESP;
+    rc = ares_init_options(
+        &d->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
         d->ch = NULL;

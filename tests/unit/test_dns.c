@@ -231,10 +231,13 @@ static void test_special(vd_dns *d)
 
     mx(d, "servfail.test", &o);
     CHECK_MSG(o.status == VD_DNS_SERVFAIL, "servfail: %s", vd_dns_status_name(o.status));
+    /* The server's rcode, not c-ares' "could not contact DNS servers" after retries. */
+    CHECK_MSG(strstr(o.error, "SERVFAIL") != NULL, "servfail detail: %s", o.error);
 
     /* Outside the world: refused, never looked up on the internet. */
     mx(d, "example.com", &o);
     CHECK_MSG(o.status == VD_DNS_SERVFAIL, "example.com: %s", vd_dns_status_name(o.status));
+    CHECK_MSG(strstr(o.error, "REFUSED") != NULL, "example.com detail: %s", o.error);
 
     /* mailalias.test is a CNAME to valid.test in another zone: the server does not chase
      * it, so dns.c asks for the target itself. */
