@@ -142,6 +142,7 @@ struct vd_dns {
     sockev *socks;
     vd_dns_req *reqs;
     bool no_cache, destroying;
+    bool in_pass; /* inside ares_process_fd: the timer is re-armed once at the end */
     centry **table;
     size_t nbuckets, count;
     centry *lru_head, *lru_tail;
@@ -207,15 +208,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     vd_dns *d = arg;
+    d->in_pass = true;
     ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    d->in_pass = false;
     timer_rearm(d);
 }
 
 static void on_sock(evutil_socket_t fd, short what, void *arg)
 {
     vd_dns *d = ((sockev *)arg)->d; /* the sockev may be freed inside ares_process_fd */
+    d->in_pass = true;
     ares_process_fd(d->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
                     (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+    d->in_pass = false;
     timer_rearm(d);
 }
 
@@ -715,7 +720,8 @@ static void entry_query(vd_dns *d, centry *e)
     e->pending = true;
     d->queries_sent++;
     ares_query(d->ch, e->qname, ns_c_in, e->type, on_answer, e);
-    timer_rearm(d);
+    /* ares_timeout() walks every query in flight: once per pass, not once per query. */
+    if (!d->in_pass) timer_rearm(d);
 }
 
 /* Answers W with a result made up on the spot (bad name, out of memory). */
