@@ -214,13 +214,21 @@ static void base64(sink *s, const char *data, size_t n)
 
 /* ---------------------------------------------------------------- msgpack -> JSON */
 
-static void json_number(sink *s, double d)
+/* The shortest decimal that reads back as the same value (as a float for float32), so 0.1
+ * prints as 0.1, not 0.10000000000000001. */
+static void json_number(sink *s, double d, bool single)
 {
     if (!isfinite(d)) {
         sink_puts(s, "null"); /* JSON has no NaN or infinity */
         return;
     }
-    sink_printf(s, "%.17g", d);
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        double back = strtod(buf, NULL);
+        if (single ? (float)back == (float)d : back == d) break;
+    }
+    sink_puts(s, buf);
 }
 
 /* Renders any msgpack object as JSON. Maps keep their order; keys that are not strings are
@@ -242,8 +250,10 @@ static void render_json(sink *s, const msgpack_object *o)
         sink_printf(s, "%" PRId64, o->via.i64);
         break;
     case MSGPACK_OBJECT_FLOAT32:
+        json_number(s, o->via.f64, true);
+        break;
     case MSGPACK_OBJECT_FLOAT64:
-        json_number(s, o->via.f64);
+        json_number(s, o->via.f64, false);
         break;
     case MSGPACK_OBJECT_STR:
         json_string(s, o->via.str.ptr, o->via.str.size);
@@ -718,11 +728,17 @@ int vd_record_cat(FILE *in, FILE *out, vd_format fmt, FILE *err, const char *nam
                         name, offset, records);
                 goto done;
             }
-            if (render_record(&line, &u.data, fmt) != 0) {
-                fprintf(err, "%s: out of memory\n", name);
-                goto done;
+            if (fmt == VD_FMT_MSGPACK) {
+                /* Copy the record's bytes as they were: salvages the good part of a stream.
+                 * They are still in the unpacker's buffer (next() does not move it). */
+                if (fwrite(start, 1, size, out) != size) goto write_error;
+            } else {
+                if (render_record(&line, &u.data, fmt) != 0) {
+                    fprintf(err, "%s: out of memory\n", name);
+                    goto done;
+                }
+                if (fwrite(line.p, 1, line.len, out) != line.len) goto write_error;
             }
-            if (fwrite(line.p, 1, line.len, out) != line.len) goto write_error;
             unflushed = true;
             records++;
             offset += size;

@@ -348,6 +348,31 @@ static void test_foreign_keys(void)
     snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
     CHECK_STR(r.out.p, expected);
     cat_free(&r);
+
+    /* Floats print as the shortest decimal that reads back: 0.1 (float64), 1.1f (float32). */
+    const unsigned char fl[] = {0x82, 0xa1, 'd',  0xcb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99,
+                                0x99, 0x9a, 0xa1, 'f',  0xca, 0x3f, 0x8c, 0xcc, 0xcd};
+    r = cat(fl, sizeof fl, VD_FMT_JSON, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, "{\"d\":0.1,\"f\":1.1}\n");
+    cat_free(&r);
+}
+
+/* VD_FMT_MSGPACK copies complete records byte for byte: the good part of a cut stream. */
+static void test_msgpack_passthrough(void)
+{
+    vd_record recs[2] = {full_record(), minimal_record()};
+    bytes mp = write_records(recs, 2, VD_FMT_MSGPACK);
+    bytes one = write_records(recs, 1, VD_FMT_MSGPACK);
+    cat_result r = cat(mp.p, mp.len - 1, VD_FMT_MSGPACK, true);
+    CHECK(r.rc == -1);
+    CHECK(r.out.len == one.len && memcmp(r.out.p, one.p, one.len) == 0);
+    cat_free(&r);
+    r = cat(mp.p, mp.len, VD_FMT_MSGPACK, false);
+    CHECK(r.rc == 0 && r.out.len == mp.len && memcmp(r.out.p, mp.p, mp.len) == 0);
+    cat_free(&r);
+    free(mp.p);
+    free(one.p);
 }
 
 static void test_hostile_sizes(void)
@@ -419,6 +444,7 @@ int main(void)
     test_hostile_strings();
     test_empty();
     test_foreign_keys();
+    test_msgpack_passthrough();
     test_hostile_sizes();
     test_write_errors();
     return check_done();
