@@ -34,7 +34,7 @@ trap 'rm -f "$OUT" "$ERR"' EXIT
 # A sender unique to this run: postgrey's triplet includes it, so carol@grey.test is
 # greylisted on the first try even when the world was used before (by this or another test).
 # Letters only: postgrey replaces digits in the local part with '#' (VERP) and drops +ext.
-FROM="world-$(tr -dc a-z </dev/urandom | head -c 12)@validora.test"
+FROM="world-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
 
 start=$SECONDS
 timeout 300 "$VALIDORA" verify --dns "$DNS" --format json --smtp-timeout 5 --greylist-delay 6 \

@@ -25,7 +25,7 @@ bad() {
 # Sender unique to this run: postgrey's triplet includes it, so a reused world still
 # greylists our first attempt. Letters only: postgrey replaces digits in the local part with
 # '#' (VERP) and drops +extensions.
-FROM="sanity-$(tr -dc a-z </dev/urandom | head -c 12)@validora.test"
+FROM="sanity-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
 
 # smtp_reply SERVER RCPT [swaks args...]: the server's reply to the last command before
 # QUIT (RCPT, or MAIL when MAIL was refused), as one line "CODE TEXT".

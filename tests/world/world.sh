@@ -62,10 +62,10 @@ pid_alive() {
 
 # Stops the process in pidfile $1 (TERM, then KILL after ~3 s); quiet if it is not running.
 kill_pidfile() {
-    local f=$1 pid i
+    local f=$1 pid
     if pid=$(pid_alive "$f"); then
         kill "$pid" 2>/dev/null || true
-        for i in $(seq 30); do
+        for _ in $(seq 30); do
             alive "$pid" || break
             sleep 0.1
         done
@@ -76,7 +76,7 @@ kill_pidfile() {
 
 # Reads the first line a listener sends (the SMTP banner), or fails after $2 seconds.
 banner() {
-    timeout "${2:-2}" bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r line <&3 && printf "%s\n" "$line"' "$1" 2>/dev/null
+    timeout "${2:-2}" bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r line <&3 && printf "%s\n" "$line"' "$1" 2>/dev/null | tr -d '\r'
 }
 
 # Succeeds when something accepts TCP connections on $1:25.
@@ -117,7 +117,6 @@ stop_world() {
 
 # Takes the machine-wide world lock and leaves a holder process owning it.
 take_lock() {
-    local waited=0
     exec 9>>"$LOCK_FILE"
     if ! flock -n 9; then
         say "another world holds $LOCK_FILE ($(cat "$LOCK_FILE.owner" 2>/dev/null || echo '?')); waiting up to ${LOCK_WAIT}s"
