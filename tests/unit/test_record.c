@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -375,6 +377,46 @@ static void test_msgpack_passthrough(void)
     free(one.p);
 }
 
+/* From a pipe whose writer is still there, a record is printed as soon as it is complete:
+ * the reader must not wait for a full chunk (or for the writer to close). */
+static void test_streaming(void)
+{
+    vd_record rec = minimal_record();
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    int to_cat[2], from_cat[2];
+    CHECK(pipe(to_cat) == 0 && pipe(from_cat) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(to_cat[1]);
+        close(from_cat[0]);
+        FILE *in = fdopen(to_cat[0], "rb"), *out = fdopen(from_cat[1], "wb");
+        int rc = vd_record_cat(in, out, VD_FMT_JSON, stderr, "pipe");
+        fclose(out);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    close(to_cat[0]);
+    close(from_cat[1]);
+    CHECK(write(to_cat[1], mp.p, mp.len) == (ssize_t)mp.len);
+    char line[1024];
+    size_t got = 0;
+    while (got < sizeof line - 1 && !memchr(line, '\n', got)) {
+        struct pollfd pfd = {.fd = from_cat[0], .events = POLLIN};
+        if (poll(&pfd, 1, 5000) != 1) break; /* the writer end is open: only a timeout */
+        ssize_t n = read(from_cat[0], line + got, sizeof line - 1 - got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    line[got] = 0;
+    CHECK_STR(line, MINIMAL_JSON);
+    close(to_cat[1]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(from_cat[0]);
+    free(mp.p);
+}
+
 static void test_hostile_sizes(void)
 {
     /* A map claiming 4 billion entries: refused at once, nothing allocated for it. */
@@ -445,6 +487,7 @@ int main(void)
     test_empty();
     test_foreign_keys();
     test_msgpack_passthrough();
+    test_streaming();
     test_hostile_sizes();
     test_write_errors();
     return check_done();
