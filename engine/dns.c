@@ -1071,8 +1071,13 @@ vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, 
      * retries them and finally reports "could not contact DNS servers", blurring a server
      * failure into an unreachable server and doubling the queries. */
     o.flags = ARES_FLAG_NOCHECKRESP;
-    rc = ares_init_options(
-        &d->ch, &o, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
+    /* Thousands of lookups in flight share one UDP socket per server: with the default
+     * receive buffer a burst of answers overflows it and comes back as timeouts. The
+     * kernel caps this at net.core.rmem_max. */
+    o.socket_receive_buffer_size = 1 << 20;
+    rc = ares_init_options(&d->ch, &o,
+                           ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+                               ARES_OPT_FLAGS | ARES_OPT_SOCK_RCVBUF);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
         d->ch = NULL;
