@@ -303,21 +303,42 @@ static void render_json(sink *s, const msgpack_object *o)
 
 /* ---------------------------------------------------------------- msgpack -> CSV */
 
-static const char CSV_HEADER[] =
-    "email,address,domain,status,reason,mx,smtp_code,smtp_enhanced,smtp_text,tls,catch_all,"
-    "disposable,role,free,suggestion,provider,attempts,elapsed_ms,checked_at,detail\n";
-
-/* Column name -> where its value lives: a top-level key, or a key inside the "smtp" map. */
+/* The CSV columns, in order: the header name, and where the value lives (a top-level key, or
+ * a key inside the "smtp" map). The header line is made from this table too. */
 static const struct {
-    const char *key;
-    const char *smtp_key;
+    const char *column, *key, *smtp_key;
 } CSV_COLUMNS[] = {
-    {"email", NULL},    {"address", NULL},    {"domain", NULL},     {"status", NULL},
-    {"reason", NULL},   {"mx", NULL},         {NULL, "code"},       {NULL, "enhanced"},
-    {NULL, "text"},     {"tls", NULL},        {"catch_all", NULL},  {"disposable", NULL},
-    {"role", NULL},     {"free", NULL},       {"suggestion", NULL}, {"provider", NULL},
-    {"attempts", NULL}, {"elapsed_ms", NULL}, {"checked_at", NULL}, {"detail", NULL},
+    {"email", "email", NULL},
+    {"address", "address", NULL},
+    {"domain", "domain", NULL},
+    {"status", "status", NULL},
+    {"reason", "reason", NULL},
+    {"mx", "mx", NULL},
+    {"smtp_code", NULL, "code"},
+    {"smtp_enhanced", NULL, "enhanced"},
+    {"smtp_text", NULL, "text"},
+    {"tls", "tls", NULL},
+    {"catch_all", "catch_all", NULL},
+    {"disposable", "disposable", NULL},
+    {"role", "role", NULL},
+    {"free", "free", NULL},
+    {"suggestion", "suggestion", NULL},
+    {"provider", "provider", NULL},
+    {"attempts", "attempts", NULL},
+    {"elapsed_ms", "elapsed_ms", NULL},
+    {"checked_at", "checked_at", NULL},
+    {"detail", "detail", NULL},
 };
+#define CSV_NCOLUMNS (sizeof CSV_COLUMNS / sizeof CSV_COLUMNS[0])
+
+static int write_csv_header(FILE *fp)
+{
+    for (size_t i = 0; i < CSV_NCOLUMNS; i++)
+        if (fputs(CSV_COLUMNS[i].column, fp) == EOF ||
+            putc(i + 1 < CSV_NCOLUMNS ? ',' : '\n', fp) == EOF)
+            return -1;
+    return 0;
+}
 
 static const msgpack_object *map_get(const msgpack_object *map, const char *key)
 {
@@ -364,12 +385,12 @@ static void csv_field(sink *s, const msgpack_object *v)
     sink_free(&text);
 }
 
-/* The only CSV row renderer: the fixed columns of CSV_HEADER from a record map; other keys
+/* The only CSV row renderer: the columns of CSV_COLUMNS from a record map; other keys
  * are ignored. */
 static void render_csv_row(sink *s, const msgpack_object *map)
 {
     const msgpack_object *smtp = map_get(map, "smtp");
-    for (size_t i = 0; i < sizeof CSV_COLUMNS / sizeof CSV_COLUMNS[0]; i++) {
+    for (size_t i = 0; i < CSV_NCOLUMNS; i++) {
         if (i) sink_putc(s, ',');
         if (CSV_COLUMNS[i].key)
             csv_field(s, map_get(map, CSV_COLUMNS[i].key));
@@ -416,7 +437,7 @@ vd_writer *vd_writer_new(FILE *fp, vd_format fmt)
     msgpack_sbuffer_init(&w->sbuf);
     msgpack_packer_init(&w->pk, &w->sbuf, msgpack_sbuffer_write);
     if (fmt == VD_FMT_CSV) {
-        if (fputs(CSV_HEADER, fp) == EOF || fflush(fp) == EOF) {
+        if (write_csv_header(fp) != 0 || fflush(fp) == EOF) {
             int e = errno;
             vd_writer_free(w);
             errno = e;
@@ -712,7 +733,7 @@ int vd_record_cat(FILE *in, FILE *out, vd_format fmt, FILE *err, const char *nam
     uint64_t records = 0;
     bool eof = false, unflushed = false;
     int rc = -1;
-    if (fmt == VD_FMT_CSV && fputs(CSV_HEADER, out) == EOF) goto write_error;
+    if (fmt == VD_FMT_CSV && write_csv_header(out) != 0) goto write_error;
 
     for (;;) {
         const unsigned char *start = (const unsigned char *)mpac.buffer + mpac.off;
