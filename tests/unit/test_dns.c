@@ -1,13 +1,16 @@
 /* test_dns.c — engine/dns.c against a real unbound serving the world's zones.
  *
- * Starts its own unbound (tests/world/unbound.sh on port VALIDORA_TEST_DNS_PORT, default
- * 5399, in /tmp/validora-test-dns-PORT) so it needs no fixture, and stops it at the end. The
- * timeout case talks to a UDP socket of its own that never answers. */
+ * Starts its own unbound (tests/world/unbound.sh on port VALIDORA_TEST_DNS_PORT, default a
+ * free one, in /tmp/validora-test-dns-PID) so it needs no fixture, and stops it at the end.
+ * The timeout case talks to a UDP socket of its own that never answers. */
 #include "check.h"
 #include "dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <glob.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,44 @@ static char script[1024];
 static const char *port;
 
 /* ---- helpers ---- */
+
+static char portbuf[16];
+
+/* A port free on 127.0.0.1 for both UDP and TCP (unbound listens on both). */
+static int free_port(void)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET};
+        socklen_t sl = sizeof sin;
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+        int p = 0;
+        if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+            getsockname(u, (struct sockaddr *)&sin, &sl) == 0 &&
+            bind(t, (struct sockaddr *)&sin, sizeof sin) == 0)
+            p = ntohs(sin.sin_port);
+        if (u >= 0) close(u);
+        if (t >= 0) close(t);
+        if (p) return p;
+    }
+    return 5399;
+}
+
+/* Stops the unbound of, and removes, every /tmp/validora-test-dns-PID whose PID is gone. */
+static void reap_orphans(void)
+{
+    glob_t g;
+    if (glob("/tmp/validora-test-dns-*", 0, NULL, &g) != 0) return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        long pid = atol(strrchr(g.gl_pathv[i], '-') + 1);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char line[2048];
+        snprintf(line, sizeof line, "bash '%s' stop '%s' && rm -rf '%s'", script, g.gl_pathv[i],
+                 g.gl_pathv[i]);
+        if (system(line) != 0) fprintf(stderr, "could not reap %s\n", g.gl_pathv[i]);
+    }
+    globfree(&g);
+}
 
 typedef struct mx_out {
     int calls;
@@ -491,12 +532,17 @@ int main(void)
     else
         snprintf(script, sizeof script, "%.*s/../world/unbound.sh",
                  (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__);
+    /* Several builds may run this test at once (and a killed run may have left its unbound
+     * behind): each run gets a free port and a directory named after its pid, and reaps the
+     * directories of runs that are gone. */
+    reap_orphans();
     port = getenv("VALIDORA_TEST_DNS_PORT");
-    if (!port) port = "5399";
+    if (!port) {
+        snprintf(portbuf, sizeof portbuf, "%d", free_port());
+        port = portbuf;
+    }
     snprintf(server, sizeof server, "127.0.0.1:%s", port);
-    /* One directory per port: a run killed half-way leaves an unbound that the next run's
-     * (idempotent) start stops, instead of a port held by an orphan. */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/validora-test-dns-%s", port);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/validora-test-dns-%ld", (long)getpid());
     if (unbound("start") != 0) {
         fprintf(stderr, "cannot start unbound (%s)\n", script);
         return 1;
