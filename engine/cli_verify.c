@@ -276,8 +276,8 @@ int vd_cli_verify(int argc, char **argv)
             cfg.greylist_tries = (int)lv;
             break;
         case O_PER_MX:
-            if (!parse_int(optarg, 1, 1000, &lv))
-                return usage_error("--per-mx-sessions: not a count 1-1000: '%s'", optarg);
+            if (!parse_int(optarg, 1, 100000, &lv))
+                return usage_error("--per-mx-sessions: not a count 1-100000: '%s'", optarg);
             cfg.per_mx_sessions = (int)lv;
             break;
         case O_NO_REUSE: cfg.reuse_sessions = false; break;
