@@ -50,6 +50,7 @@ trap cleanup EXIT
 
 mkdir -p "$DIR/zones"
 {
+    # shellcheck disable=SC2016 # zone-file directives, not shell variables
     printf '$ORIGIN bench.test.\n$TTL 300\n'
     printf '@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n'
     for ((i = 0; i < NAMES; i++)); do
