@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli_verify.h"
 #include "record.h"
@@ -52,7 +56,9 @@ static const char USAGE[] =
     "\n"
     "Exit status: 0 when every address got a record, 1 on a fatal error, 2 on a usage error.\n"
     "Each record has email, address, domain, status (deliverable, undeliverable, risky,\n"
-    "unknown) and reason; see docs/records.md.\n";
+    "unknown) and reason; see docs/records.md.\n"
+    "Signals: SIGHUP reloads the rules (running addresses finish on the old ones);\n"
+    "SIGINT/SIGTERM stop reading input and finish the addresses in flight (again: stop).\n";
 
 typedef struct run {
     struct event_base *base;
@@ -65,6 +71,13 @@ typedef struct run {
     int nargs, next_arg;
     const char *input_path;
     bool input_opened, input_done;
+    /* A pipe, terminal or socket is read without blocking the loop: jobs in flight go on
+     * while the producer is slow. Regular files are read with getline. */
+    bool stream;
+    int in_fd;
+    struct evbuffer *inbuf;
+    struct event *in_ev;
+    int in_flags; /* restored at exit: a shared terminal or pipe must not stay non-blocking */
     int concurrency;
     bool draining;     /* SIGINT/SIGTERM: take no new addresses */
     bool fatal;
@@ -105,6 +118,12 @@ static bool parse_secs(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+static void pump(evutil_socket_t fd, short what, void *arg);
+static void pump_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pump(fd, what, arg);
+}
+
 /* Next address from the arguments, then the input file. Returns its length or -1. */
 static ssize_t next_address(run *r, const char **addr)
 {
@@ -127,17 +146,62 @@ static ssize_t next_address(run *r, const char **addr)
                 return -1;
             }
         }
+        struct stat st;
+        r->in_fd = fileno(r->in);
+        if (fstat(r->in_fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+            r->stream = true;
+            r->in_flags = fcntl(r->in_fd, F_GETFL);
+            r->inbuf = evbuffer_new();
+            r->in_ev = event_new(r->base, r->in_fd, EV_READ, pump_ev_cb, r);
+            if (!r->inbuf || !r->in_ev || evutil_make_socket_nonblocking(r->in_fd) != 0) {
+                fprintf(stderr, "validora verify: cannot watch %s\n", r->input_path);
+                r->fatal = true;
+                r->input_done = true;
+                return -1;
+            }
+        }
     }
     for (;;) {
-        ssize_t n = getline(&r->line, &r->linecap, r->in);
-        if (n < 0) {
-            if (ferror(r->in)) {
-                fprintf(stderr, "validora verify: reading %s: %s\n", r->input_path,
-                        strerror(errno));
-                r->fatal = true;
+        ssize_t n;
+        if (r->stream) {
+            size_t len;
+            char *ln = evbuffer_readln(r->inbuf, &len, EVBUFFER_EOL_LF);
+            if (!ln) {
+                int got = evbuffer_read(r->inbuf, r->in_fd, 65536);
+                if (got > 0) continue;
+                if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    event_add(r->in_ev, NULL); /* pump again when more arrives */
+                    return -1;
+                }
+                if (got < 0) {
+                    fprintf(stderr, "validora verify: reading %s: %s\n", r->input_path,
+                            strerror(errno));
+                    r->fatal = true;
+                }
+                /* end of input: a last line without a newline still counts */
+                len = evbuffer_get_length(r->inbuf);
+                ln = len ? malloc(len + 1) : NULL;
+                if (!ln) {
+                    r->input_done = true;
+                    return -1;
+                }
+                evbuffer_remove(r->inbuf, ln, len);
+                ln[len] = '\0';
             }
-            r->input_done = true;
-            return -1;
+            free(r->line);
+            r->line = ln;
+            n = (ssize_t)len;
+        } else {
+            n = getline(&r->line, &r->linecap, r->in);
+            if (n < 0) {
+                if (ferror(r->in)) {
+                    fprintf(stderr, "validora verify: reading %s: %s\n", r->input_path,
+                            strerror(errno));
+                    r->fatal = true;
+                }
+                r->input_done = true;
+                return -1;
+            }
         }
         char *s = r->line;
         while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
@@ -199,6 +263,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     fprintf(stderr, "validora verify: stopped; %ld records written\n", r->written);
     r->fatal = true;
     event_base_loopbreak(r->base);
+}
+
+/* SIGHUP: load the rules again as a new generation; jobs in flight finish on the old one.
+ * A rule that fails to load is reported and the running rules stay. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    run *r = arg;
+    char err[512];
+    if (vd_engine_reload(r->engine, err, sizeof err) == 0)
+        fprintf(stderr, "validora verify: rules reloaded\n");
+    else
+        fprintf(stderr, "validora verify: reload failed, keeping the running rules: %s\n", err);
 }
 
 int vd_cli_verify(int argc, char **argv)
@@ -314,7 +392,7 @@ int vd_cli_verify(int argc, char **argv)
     r.input_path = input;
     r.concurrency = (int)concurrency;
     r.base = event_base_new();
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     if (!r.base) {
         fprintf(stderr, "validora verify: cannot create the event loop\n");
         return 1;
@@ -338,12 +416,14 @@ int vd_cli_verify(int argc, char **argv)
     r.pump_ev = event_new(r.base, -1, 0, pump, &r);
     sigint = evsignal_new(r.base, SIGINT, on_signal, &r);
     sigterm = evsignal_new(r.base, SIGTERM, on_signal, &r);
-    if (!r.writer || !r.pump_ev || !sigint || !sigterm) {
+    sighup = evsignal_new(r.base, SIGHUP, on_hup, &r);
+    if (!r.writer || !r.pump_ev || !sigint || !sigterm || !sighup) {
         fprintf(stderr, "validora verify: out of memory\n");
         goto out;
     }
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
+    evsignal_add(sighup, NULL);
     event_active(r.pump_ev, EV_TIMEOUT, 0);
     event_base_dispatch(r.base);
     if (!r.fatal && r.written == r.submitted && !r.draining) rc = 0;
@@ -354,8 +434,18 @@ int vd_cli_verify(int argc, char **argv)
 out:
     if (sigint) event_free(sigint);
     if (sigterm) event_free(sigterm);
+    if (sighup) event_free(sighup);
     if (r.pump_ev) event_free(r.pump_ev);
+    if (r.in_ev) event_free(r.in_ev);
+    r.in_ev = NULL;
     vd_engine_free(r.engine);
+    /* Freeing the engine says QUIT on every open session; give the servers a moment to
+     * answer (a polite close is part of a sender's reputation) and the sessions to free
+     * themselves. The loop ends when none is left, or after 3 s. */
+    time_t deadline = time(NULL) + 3;
+    while (event_base_get_num_events(r.base, EVENT_BASE_COUNT_ADDED) > 0 &&
+           time(NULL) < deadline)
+        event_base_loop(r.base, EVLOOP_ONCE);
     if (r.writer) vd_writer_free(r.writer);
     if (r.out && r.out != stdout) {
         if (fclose(r.out) != 0) {
@@ -365,6 +455,8 @@ out:
     } else if (fflush(stdout) != 0) {
         rc = 1;
     }
+    if (r.stream && r.in_flags >= 0) fcntl(r.in_fd, F_SETFL, r.in_flags);
+    if (r.inbuf) evbuffer_free(r.inbuf);
     if (r.in && !r.in_is_stdin) fclose(r.in);
     free(r.line);
     event_base_free(r.base);

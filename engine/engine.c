@@ -526,7 +526,9 @@ int vd_engine_submit(vd_engine *e, const char *email, size_t len, vd_result_cb c
         start_rule(j);
         return 0;
     }
-    j->dnsreq = vd_dns_mx(e->dns, j->addr.domain, on_mx, j);
+    /* A cache hit runs on_mx (which may free j) before vd_dns_mx returns NULL. */
+    vd_dns_req *q = vd_dns_mx(e->dns, j->addr.domain, on_mx, j);
+    if (q) j->dnsreq = q;
     return 0;
 }
 

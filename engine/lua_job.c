@@ -313,6 +313,7 @@ int vd_lua_sleep(lua_State *L)
     if (ensure_timer(j) != 0) return luaL_error(L, "out of memory");
     if (!vd_job_wait_begin(j, VD_WAIT_TIMER)) return luaL_error(L, "out of memory");
     struct timeval tv = {(time_t)s, (suseconds_t)((s - (lua_Number)(time_t)s) * 1e6)};
+    event_base_update_cache_time(j->e->base); /* the timer counts from now, not loop start */
     evtimer_add(j->timer, &tv);
     return vd_job_wait_end(L, j);
 }

@@ -476,6 +476,8 @@ static void test_free_pending(int silent_port)
     vd_dns_mx(d, "blocked.test", on_mx, &o[1]);
     vd_dns_mx(d, "tarpit.test", on_mx, &o[2]);
     event_base_loop(base, EVLOOP_NONBLOCK);
+    /* an answer may already have come in that one pass; none may come after the free */
+    int before = o[0].calls + o[1].calls + o[2].calls;
     vd_dns_free(d);
 
     char hole[64];
@@ -485,7 +487,8 @@ static void test_free_pending(int silent_port)
     event_base_loop(base, EVLOOP_NONBLOCK);
     vd_dns_free(d);
     loop_sleep(0.1);
-    CHECK(o[0].calls + o[1].calls + o[2].calls + o[3].calls == 0);
+    CHECK(o[0].calls + o[1].calls + o[2].calls == before);
+    CHECK(o[3].calls == 0); /* the black hole never answers */
 }
 
 static void test_timeout(int silent_port)
