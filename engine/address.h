@@ -8,9 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VD_ADDR_LOCAL_MAX 64   /* octets, RFC 5321 §4.5.3.1.1 */
+#define VD_ADDR_LOCAL_MAX  64  /* octets, RFC 5321 §4.5.3.1.1 */
 #define VD_ADDR_DOMAIN_MAX 255 /* octets, RFC 5321 §4.5.3.1.2 */
-#define VD_ADDR_PATH_MAX 254   /* octets of local@domain (RFC 3696 erratum 1690) */
+#define VD_ADDR_PATH_MAX   254 /* octets of local@domain (RFC 3696 erratum 1690) */
 
 typedef struct vd_address {
     char local[4 * VD_ADDR_LOCAL_MAX + 3]; /* local part as it goes on the wire (quotes kept) */
@@ -18,9 +18,9 @@ typedef struct vd_address {
     char domain_unicode[4 * VD_ADDR_DOMAIN_MAX + 1]; /* U-label form for display; = domain
                                                         when ASCII or a literal */
     char address[4 * VD_ADDR_LOCAL_MAX + VD_ADDR_DOMAIN_MAX + 8]; /* local@domain */
-    bool is_literal;  /* domain is an address literal [1.2.3.4] or [IPv6:...] */
-    bool smtputf8;    /* local part has non-ASCII characters: needs SMTPUTF8 */
-    bool quoted;      /* local part is a quoted string */
+    bool is_literal; /* domain is an address literal [1.2.3.4] or [IPv6:...] */
+    bool smtputf8;   /* local part has non-ASCII characters: needs SMTPUTF8 */
+    bool quoted;     /* local part is a quoted string */
 } vd_address;
 
 /* Parses the len bytes at in (no terminator needed). Returns true and fills *out when the

@@ -65,9 +65,9 @@ typedef struct run {
     vd_engine *engine;
     vd_writer *writer;
     FILE *out;
-    FILE *in;          /* current input file or NULL */
+    FILE *in; /* current input file or NULL */
     bool in_is_stdin;
-    char **args;       /* addresses from the command line */
+    char **args; /* addresses from the command line */
     int nargs, next_arg;
     const char *input_path;
     bool input_opened, input_done;
@@ -79,7 +79,7 @@ typedef struct run {
     struct event *in_ev;
     int in_flags; /* restored at exit: a shared terminal or pipe must not stay non-blocking */
     int concurrency;
-    bool draining;     /* SIGINT/SIGTERM: take no new addresses */
+    bool draining; /* SIGINT/SIGTERM: take no new addresses */
     bool fatal;
     long submitted, written;
     struct event *pump_ev;
@@ -204,10 +204,11 @@ static ssize_t next_address(run *r, const char **addr)
             }
         }
         char *s = r->line;
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' ||
-                         s[n - 1] == '\t'))
+        while (n > 0 &&
+               (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
             n--;
-        while (n > 0 && (*s == ' ' || *s == '\t')) s++, n--;
+        while (n > 0 && (*s == ' ' || *s == '\t'))
+            s++, n--;
         if (n == 0 || *s == '#') continue;
         *addr = s;
         return n;
@@ -243,8 +244,8 @@ static void pump(evutil_socket_t fd, short what, void *arg)
             r->fatal = true;
         }
     }
-    bool exhausted = r->draining || r->fatal ||
-                     (r->next_arg >= r->nargs && (!r->input_path || r->input_done));
+    bool exhausted =
+        r->draining || r->fatal || (r->next_arg >= r->nargs && (!r->input_path || r->input_done));
     if (exhausted && vd_engine_inflight(r->engine) == 0) event_base_loopbreak(r->base);
 }
 
@@ -282,9 +283,21 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 int vd_cli_verify(int argc, char **argv)
 {
     enum {
-        O_DNS = 256, O_DNS_TIMEOUT, O_NO_SMTP, O_SMTP_TIMEOUT, O_SMTP_PORT, O_HELO,
-        O_MAIL_FROM, O_SOURCE_IP, O_NO_STARTTLS, O_GREY_DELAY, O_GREY_TRIES, O_PER_MX,
-        O_RULES, O_VERSION, O_NO_REUSE
+        O_DNS = 256,
+        O_DNS_TIMEOUT,
+        O_NO_SMTP,
+        O_SMTP_TIMEOUT,
+        O_SMTP_PORT,
+        O_HELO,
+        O_MAIL_FROM,
+        O_SOURCE_IP,
+        O_NO_STARTTLS,
+        O_GREY_DELAY,
+        O_GREY_TRIES,
+        O_PER_MX,
+        O_RULES,
+        O_VERSION,
+        O_NO_REUSE
     };
     static const struct option opts[] = {
         {"input", required_argument, NULL, 'i'},
@@ -319,16 +332,26 @@ int vd_cli_verify(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:o:f:c:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'i': input = optarg; break;
-        case 'o': output = optarg; break;
-        case 'f': format = optarg; break;
-        case O_DNS: cfg.dns_servers = optarg; break;
+        case 'i':
+            input = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'f':
+            format = optarg;
+            break;
+        case O_DNS:
+            cfg.dns_servers = optarg;
+            break;
         case O_DNS_TIMEOUT:
             if (!parse_secs(optarg, 0.05, 600, &dv))
                 return usage_error("--dns-timeout: not a number of seconds: '%s'", optarg);
             cfg.dns_timeout_ms = (int)(dv * 1000);
             break;
-        case O_NO_SMTP: cfg.smtp = false; break;
+        case O_NO_SMTP:
+            cfg.smtp = false;
+            break;
         case O_SMTP_TIMEOUT:
             if (!parse_secs(optarg, 0.05, 3600, &dv))
                 return usage_error("--smtp-timeout: not a number of seconds: '%s'", optarg);
@@ -339,10 +362,18 @@ int vd_cli_verify(int argc, char **argv)
                 return usage_error("--smtp-port: not a port number: '%s'", optarg);
             cfg.smtp_port = (int)lv;
             break;
-        case O_HELO: cfg.helo = optarg; break;
-        case O_MAIL_FROM: cfg.mail_from = optarg; break;
-        case O_SOURCE_IP: cfg.source_ip = optarg; break;
-        case O_NO_STARTTLS: cfg.starttls = false; break;
+        case O_HELO:
+            cfg.helo = optarg;
+            break;
+        case O_MAIL_FROM:
+            cfg.mail_from = optarg;
+            break;
+        case O_SOURCE_IP:
+            cfg.source_ip = optarg;
+            break;
+        case O_NO_STARTTLS:
+            cfg.starttls = false;
+            break;
         case O_GREY_DELAY:
             if (!parse_int(optarg, 0, 86400, &lv))
                 return usage_error("--greylist-delay: not a number of seconds: '%s'", optarg);
@@ -358,16 +389,28 @@ int vd_cli_verify(int argc, char **argv)
                 return usage_error("--per-mx-sessions: not a count 1-100000: '%s'", optarg);
             cfg.per_mx_sessions = (int)lv;
             break;
-        case O_NO_REUSE: cfg.reuse_sessions = false; break;
+        case O_NO_REUSE:
+            cfg.reuse_sessions = false;
+            break;
         case 'c':
             if (!parse_int(optarg, 1, 1000000, &concurrency))
                 return usage_error("--concurrency: not a count 1-1000000: '%s'", optarg);
             break;
-        case O_RULES: cfg.rules_dir = optarg; break;
-        case 'v': cfg.verbose++; break;
-        case 'h': fputs(USAGE, stdout); return 0;
-        case O_VERSION: printf("validora %s\n", vd_version()); return 0;
-        default: fputs("Try 'validora verify --help'.\n", stderr); return 2;
+        case O_RULES:
+            cfg.rules_dir = optarg;
+            break;
+        case 'v':
+            cfg.verbose++;
+            break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return 0;
+        case O_VERSION:
+            printf("validora %s\n", vd_version());
+            return 0;
+        default:
+            fputs("Try 'validora verify --help'.\n", stderr);
+            return 2;
         }
     }
     vd_format fmt = output ? VD_FMT_MSGPACK : VD_FMT_JSON;
@@ -381,9 +424,11 @@ int vd_cli_verify(int argc, char **argv)
         else
             return usage_error("--format: not msgpack, json or csv: '%s'", format);
     }
-    if (optind >= argc && !input) return usage_error("%s", "no addresses: give ADDRESS... or --input FILE");
+    if (optind >= argc && !input)
+        return usage_error("%s", "no addresses: give ADDRESS... or --input FILE");
     if (fmt == VD_FMT_MSGPACK && !output && isatty(STDOUT_FILENO))
-        return usage_error("%s", "refusing to write msgpack to a terminal: use -o FILE or --format json");
+        return usage_error("%s",
+                           "refusing to write msgpack to a terminal: use -o FILE or --format json");
 
     int rc = 1;
     run r = {0};
@@ -443,8 +488,7 @@ out:
      * answer (a polite close is part of a sender's reputation) and the sessions to free
      * themselves. The loop ends when none is left, or after 3 s. */
     time_t deadline = time(NULL) + 3;
-    while (event_base_get_num_events(r.base, EVENT_BASE_COUNT_ADDED) > 0 &&
-           time(NULL) < deadline)
+    while (event_base_get_num_events(r.base, EVENT_BASE_COUNT_ADDED) > 0 && time(NULL) < deadline)
         event_base_loop(r.base, EVLOOP_ONCE);
     if (r.writer) vd_writer_free(r.writer);
     if (r.out && r.out != stdout) {

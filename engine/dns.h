@@ -22,13 +22,13 @@ typedef enum vd_dns_status {
     VD_DNS_NODATA,   /* the name exists, no records of this type */
     VD_DNS_SERVFAIL, /* server failure / refused: unknown, never "does not exist" */
     VD_DNS_TIMEOUT,
-    VD_DNS_ERROR,    /* anything else (bad reply, out of memory, cancelled channel) */
+    VD_DNS_ERROR, /* anything else (bad reply, out of memory, cancelled channel) */
 } vd_dns_status;
 
 const char *vd_dns_status_name(vd_dns_status s); /* "ok", "nxdomain", "nodata", ... */
 
 typedef struct vd_mx_host {
-    char name[256];          /* lower-case, no trailing dot */
+    char name[256]; /* lower-case, no trailing dot */
     uint16_t preference;
     size_t naddrs;
     struct sockaddr_storage *addrs; /* IPv4 then IPv6 (port 0; caller sets the port) */
@@ -36,19 +36,19 @@ typedef struct vd_mx_host {
 } vd_mx_host;
 
 typedef struct vd_mx_result {
-    vd_dns_status status;  /* of the MX query itself (or of A/AAAA for an implicit MX) */
-    bool null_mx;          /* RFC 7505: the domain says it accepts no mail */
-    bool implicit;         /* no MX records; hosts[0] is the domain itself (§5.1) */
+    vd_dns_status status; /* of the MX query itself (or of A/AAAA for an implicit MX) */
+    bool null_mx;         /* RFC 7505: the domain says it accepts no mail */
+    bool implicit;        /* no MX records; hosts[0] is the domain itself (§5.1) */
     size_t nhosts;
-    vd_mx_host *hosts;     /* preference order; equal preferences in random order */
-    uint32_t ttl;          /* seconds the answer may be cached */
-    char error[128];       /* human-readable detail when status != OK */
+    vd_mx_host *hosts; /* preference order; equal preferences in random order */
+    uint32_t ttl;      /* seconds the answer may be cached */
+    char error[128];   /* human-readable detail when status != OK */
 } vd_mx_result;
 
 typedef struct vd_dns_records {
     vd_dns_status status;
     size_t n;
-    char **items;          /* TXT strings (one per record, chunks joined) or PTR names */
+    char **items; /* TXT strings (one per record, chunks joined) or PTR names */
     uint32_t ttl;
 } vd_dns_records;
 
@@ -60,10 +60,10 @@ typedef struct vd_dns_addr_list {
 } vd_dns_addr_list;
 
 typedef struct vd_dns_opts {
-    const char *servers;   /* "HOST[:PORT][,...]" ("[v6]:port" for IPv6); NULL = resolv.conf */
-    int timeout_ms;        /* per try; 0 = 3000 */
-    int tries;             /* 0 = 2 */
-    bool no_cache;         /* every lookup goes to the server (benchmarks) */
+    const char *servers; /* "HOST[:PORT][,...]" ("[v6]:port" for IPv6); NULL = resolv.conf */
+    int timeout_ms;      /* per try; 0 = 3000 */
+    int tries;           /* 0 = 2 */
+    bool no_cache;       /* every lookup goes to the server (benchmarks) */
 } vd_dns_opts;
 
 vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, size_t errlen);

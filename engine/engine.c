@@ -217,7 +217,8 @@ size_t vd_engine_inflight(const vd_engine *e)
 static void mx_free(vd_mx_result *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < m->nhosts; i++) free(m->hosts[i].addrs);
+    for (size_t i = 0; i < m->nhosts; i++)
+        free(m->hosts[i].addrs);
     free(m->hosts);
     free(m);
 }
@@ -460,8 +461,8 @@ static void on_mx(const vd_mx_result *r, void *arg)
     }
     vd_dns_status worst;
     if (r->nhosts == 0 || !any_address(r, &worst)) {
-        if (r->nhosts && (worst == VD_DNS_SERVFAIL || worst == VD_DNS_TIMEOUT ||
-                          worst == VD_DNS_ERROR)) {
+        if (r->nhosts &&
+            (worst == VD_DNS_SERVFAIL || worst == VD_DNS_TIMEOUT || worst == VD_DNS_ERROR)) {
             snprintf(msg, sizeof msg, "MX host addresses: %s", vd_dns_status_name(worst));
             vd_job_verdict(j, "unknown", "dns_error");
             vd_job_set_detail(j, msg);

@@ -87,16 +87,16 @@ struct vd_job {
     /* Lua */
     lua_State *co;
     int co_ref;
-    int self_ref;  /* the job userdata in the registry */
+    int self_ref; /* the job userdata in the registry */
     unsigned wait_gen;
     vd_wait_kind wait_kind;
-    vd_waiter *waiter;  /* current token, NULL when not waiting on one */
-    void *wait_handle;  /* vd_dns_req or vd_pool_req to cancel */
+    vd_waiter *waiter; /* current token, NULL when not waiting on one */
+    void *wait_handle; /* vd_dns_req or vd_pool_req to cancel */
     struct event *timer;
-    int park_ref;       /* value handed over by a wake */
+    int park_ref; /* value handed over by a wake */
     uint64_t hook_count;
-    bool in_call;       /* a binding is between wait_begin and wait_end */
-    int sync_nargs;     /* completion values delivered during in_call, or -1 */
+    bool in_call;   /* a binding is between wait_begin and wait_end */
+    int sync_nargs; /* completion values delivered during in_call, or -1 */
     struct vd_lua_session *sessions[VD_JOB_MAX_SESSIONS];
 
     /* verdict */
@@ -115,11 +115,16 @@ struct vd_job {
 };
 
 /* Binding entry points (lua_*.c). */
-void vd_lua_job_open(lua_State *L);     /* job metatable */
-void vd_lua_smtp_open(lua_State *L);    /* session metatable */
-void vd_lua_dns_open(lua_State *L);     /* the dns table, left on the stack */
-void vd_lua_util_open(lua_State *L);    /* sleep, log, now: set into the table on top */
+void vd_lua_job_open(lua_State *L);            /* job metatable */
+void vd_lua_smtp_open(lua_State *L);           /* session metatable */
+void vd_lua_dns_open(lua_State *L);            /* the dns table, left on the stack */
+void vd_lua_util_open(lua_State *L);           /* sleep, log, now: set into the table on top */
 void vd_lua_job_push(lua_State *L, vd_job *j); /* pushes the job's userdata */
+
+/* Shared by the bindings (lua_dns.c): an address as a string, MX hosts as a Lua list of
+ * {name, preference, addrs}. */
+void vd_lua_push_sockaddr(lua_State *L, const struct sockaddr_storage *ss);
+void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r);
 
 /* The running job of a coroutine (stored in its extra space). */
 vd_job *vd_lua_job_of(lua_State *co);

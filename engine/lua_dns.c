@@ -16,7 +16,7 @@ static vd_job *io_job(lua_State *L, const char *what)
     return j;
 }
 
-static void push_addr(lua_State *L, const struct sockaddr_storage *ss)
+void vd_lua_push_sockaddr(lua_State *L, const struct sockaddr_storage *ss)
 {
     char buf[INET6_ADDRSTRLEN] = "";
     if (ss->ss_family == AF_INET)
@@ -24,6 +24,26 @@ static void push_addr(lua_State *L, const struct sockaddr_storage *ss)
     else if (ss->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, sizeof buf);
     lua_pushstring(L, buf);
+}
+
+void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r)
+{
+    lua_createtable(L, r ? (int)r->nhosts : 0, 0);
+    for (size_t i = 0; r && i < r->nhosts; i++) {
+        const vd_mx_host *h = &r->hosts[i];
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, h->name);
+        lua_setfield(L, -2, "name");
+        lua_pushinteger(L, h->preference);
+        lua_setfield(L, -2, "preference");
+        lua_createtable(L, (int)h->naddrs, 0);
+        for (size_t k = 0; k < h->naddrs; k++) {
+            vd_lua_push_sockaddr(L, &h->addrs[k]);
+            lua_rawseti(L, -2, (lua_Integer)k + 1);
+        }
+        lua_setfield(L, -2, "addrs");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
 }
 
 static void on_mx(const vd_mx_result *r, void *arg)
@@ -44,21 +64,7 @@ static void on_mx(const vd_mx_result *r, void *arg)
     lua_setfield(L, -2, "implicit");
     lua_pushinteger(L, r->ttl);
     lua_setfield(L, -2, "ttl");
-    lua_createtable(L, (int)r->nhosts, 0);
-    for (size_t i = 0; i < r->nhosts; i++) {
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, r->hosts[i].name);
-        lua_setfield(L, -2, "name");
-        lua_pushinteger(L, r->hosts[i].preference);
-        lua_setfield(L, -2, "preference");
-        lua_createtable(L, (int)r->hosts[i].naddrs, 0);
-        for (size_t k = 0; k < r->hosts[i].naddrs; k++) {
-            push_addr(L, &r->hosts[i].addrs[k]);
-            lua_rawseti(L, -2, (lua_Integer)k + 1);
-        }
-        lua_setfield(L, -2, "addrs");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
+    vd_lua_push_mx_hosts(L, r);
     lua_setfield(L, -2, "hosts");
     vd_job_resume(j, 1);
 }
@@ -95,7 +101,7 @@ static void on_addrs(const vd_dns_addr_list *r, void *arg)
     }
     lua_createtable(L, (int)r->n, 0);
     for (size_t i = 0; i < r->n; i++) {
-        push_addr(L, &r->addrs[i]);
+        vd_lua_push_sockaddr(L, &r->addrs[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     vd_job_resume(j, 1);
@@ -109,37 +115,37 @@ static const char *check_name(lua_State *L, const char *what)
     return name;
 }
 
-static int l_mx(lua_State *L)
+/* dns.mx / dns.txt / dns.addrs (name): start the lookup and yield until its answer. */
+static int name_lookup(lua_State *L, const char *what, int type)
 {
-    const char *name = check_name(L, "dns.mx");
-    vd_job *j = io_job(L, "dns.mx");
+    const char *name = check_name(L, what);
+    vd_job *j = io_job(L, what);
     vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_DNS);
     if (!w) return luaL_error(L, "out of memory");
-    vd_dns_req *req = vd_dns_mx(j->e->dns, name, on_mx, w);
+    vd_dns_req *req;
+    if (type == 'm')
+        req = vd_dns_mx(j->e->dns, name, on_mx, w);
+    else if (type == 't')
+        req = vd_dns_txt(j->e->dns, name, on_records, w);
+    else
+        req = vd_dns_addrs(j->e->dns, name, on_addrs, w);
     if (j->sync_nargs < 0) j->wait_handle = req;
     return vd_job_wait_end(L, j);
+}
+
+static int l_mx(lua_State *L)
+{
+    return name_lookup(L, "dns.mx", 'm');
 }
 
 static int l_txt(lua_State *L)
 {
-    const char *name = check_name(L, "dns.txt");
-    vd_job *j = io_job(L, "dns.txt");
-    vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_DNS);
-    if (!w) return luaL_error(L, "out of memory");
-    vd_dns_req *req = vd_dns_txt(j->e->dns, name, on_records, w);
-    if (j->sync_nargs < 0) j->wait_handle = req;
-    return vd_job_wait_end(L, j);
+    return name_lookup(L, "dns.txt", 't');
 }
 
 static int l_addrs(lua_State *L)
 {
-    const char *name = check_name(L, "dns.addrs");
-    vd_job *j = io_job(L, "dns.addrs");
-    vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_DNS);
-    if (!w) return luaL_error(L, "out of memory");
-    vd_dns_req *req = vd_dns_addrs(j->e->dns, name, on_addrs, w);
-    if (j->sync_nargs < 0) j->wait_handle = req;
-    return vd_job_wait_end(L, j);
+    return name_lookup(L, "dns.addrs", 'a');
 }
 
 static int l_ptr(lua_State *L)

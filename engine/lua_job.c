@@ -56,36 +56,6 @@ void vd_lua_job_detach(vd_job *j)
     lua_pop(L, 1);
 }
 
-static void push_sockaddr(lua_State *L, const struct sockaddr_storage *ss)
-{
-    char buf[INET6_ADDRSTRLEN] = "";
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, sizeof buf);
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, sizeof buf);
-    lua_pushstring(L, buf);
-}
-
-static void push_mx(lua_State *L, const vd_mx_result *m)
-{
-    lua_createtable(L, m ? (int)m->nhosts : 0, 0);
-    for (size_t i = 0; m && i < m->nhosts; i++) {
-        const vd_mx_host *h = &m->hosts[i];
-        lua_createtable(L, 0, 3);
-        lua_pushstring(L, h->name);
-        lua_setfield(L, -2, "name");
-        lua_pushinteger(L, h->preference);
-        lua_setfield(L, -2, "preference");
-        lua_createtable(L, (int)h->naddrs, 0);
-        for (size_t k = 0; k < h->naddrs; k++) {
-            push_sockaddr(L, &h->addrs[k]);
-            lua_rawseti(L, -2, (lua_Integer)k + 1);
-        }
-        lua_setfield(L, -2, "addrs");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-}
-
 /* job.<field>: facts about the address, computed once and cached in the uservalue. */
 static int job_index(lua_State *L)
 {
@@ -118,7 +88,7 @@ static int job_index(lua_State *L)
     else if (!strcmp(k, "free"))
         lua_pushboolean(L, j->free_provider);
     else if (!strcmp(k, "mx"))
-        push_mx(L, j->mx);
+        vd_lua_push_mx_hosts(L, j->mx);
     else if (!strcmp(k, "implicit_mx"))
         lua_pushboolean(L, j->mx && j->mx->implicit);
     else if (!strcmp(k, "attempts")) {
@@ -344,28 +314,27 @@ static int job_wake(lua_State *L)
 
 /* job:once(key, fn): fn runs once per run and key; concurrent callers wait for its value.
  * An error in fn propagates to its caller; the waiters get nil and the key is forgotten. */
-static const char ONCE_SRC[] =
-    "local memo = {}\n"
-    "return function(job, key, fn)\n"
-    "  local m = memo[key]\n"
-    "  if m then\n"
-    "    if m.done then return m.value end\n"
-    "    m.waiters[#m.waiters + 1] = job\n"
-    "    return job:_park()\n"
-    "  end\n"
-    "  m = { waiters = {} }\n"
-    "  memo[key] = m\n"
-    "  local ok, v = pcall(fn)\n"
-    "  if not ok then\n"
-    "    memo[key] = nil\n"
-    "    for _, w in ipairs(m.waiters) do w:_wake(nil) end\n"
-    "    error(v, 0)\n"
-    "  end\n"
-    "  m.done, m.value = true, v\n"
-    "  for _, w in ipairs(m.waiters) do w:_wake(v) end\n"
-    "  m.waiters = nil\n"
-    "  return v\n"
-    "end\n";
+static const char ONCE_SRC[] = "local memo = {}\n"
+                               "return function(job, key, fn)\n"
+                               "  local m = memo[key]\n"
+                               "  if m then\n"
+                               "    if m.done then return m.value end\n"
+                               "    m.waiters[#m.waiters + 1] = job\n"
+                               "    return job:_park()\n"
+                               "  end\n"
+                               "  m = { waiters = {} }\n"
+                               "  memo[key] = m\n"
+                               "  local ok, v = pcall(fn)\n"
+                               "  if not ok then\n"
+                               "    memo[key] = nil\n"
+                               "    for _, w in ipairs(m.waiters) do w:_wake(nil) end\n"
+                               "    error(v, 0)\n"
+                               "  end\n"
+                               "  m.done, m.value = true, v\n"
+                               "  for _, w in ipairs(m.waiters) do w:_wake(v) end\n"
+                               "  m.waiters = nil\n"
+                               "  return v\n"
+                               "end\n";
 
 static int job_gc(lua_State *L)
 {

@@ -12,7 +12,7 @@
 #include "engine_internal.h"
 
 #define SESSION_MT "validora.session"
-#define REPLY_MT "validora.reply"
+#define REPLY_MT   "validora.reply"
 
 typedef struct vd_lua_session {
     vd_lease *lease;
@@ -213,7 +213,8 @@ static int reply_matches(lua_State *L)
     bool found = false;
     for (size_t i = 0; !found && pn <= tn && i + pn <= tn; i++) {
         size_t k = 0;
-        while (k < pn && tolower((unsigned char)t[i + k]) == tolower((unsigned char)p[k])) k++;
+        while (k < pn && tolower((unsigned char)t[i + k]) == tolower((unsigned char)p[k]))
+            k++;
         found = k == pn;
     }
     lua_pushboolean(L, found);
@@ -223,11 +224,8 @@ static int reply_matches(lua_State *L)
 void vd_lua_smtp_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"rcpt", session_rcpt},
-        {"mail", session_mail},
-        {"rset", session_rset},
-        {"release", session_release_l},
-        {NULL, NULL},
+        {"rcpt", session_rcpt},         {"mail", session_mail}, {"rset", session_rset},
+        {"release", session_release_l}, {NULL, NULL},
     };
     luaL_newmetatable(L, SESSION_MT);
     lua_pushcfunction(L, session_index);

@@ -17,23 +17,23 @@ typedef struct vd_pool_req vd_pool_req;
 typedef struct vd_lease vd_lease;
 
 typedef struct vd_pool_opts {
-    vd_smtp_opts smtp;       /* helo, source, timeouts, tls_ctx */
-    int port;                /* 0 = 25 */
-    const char *mail_from;   /* reverse path for MAIL FROM; "" = null sender */
-    int per_mx_sessions;     /* concurrent sessions per MX host; 0 = 4 */
-    int rcpt_per_txn;        /* RCPTs before RSET + new MAIL; 0 = 50 */
-    int txn_per_session;     /* transactions before QUIT + reconnect; 0 = 100 */
-    int idle_timeout_ms;     /* idle sessions are closed after this; 0 = 10000 */
-    int dead_host_ms;        /* a host that failed to connect is skipped this long; 0 = 60000 */
+    vd_smtp_opts smtp;     /* helo, source, timeouts, tls_ctx */
+    int port;              /* 0 = 25 */
+    const char *mail_from; /* reverse path for MAIL FROM; "" = null sender */
+    int per_mx_sessions;   /* concurrent sessions per MX host; 0 = 4 */
+    int rcpt_per_txn;      /* RCPTs before RSET + new MAIL; 0 = 50 */
+    int txn_per_session;   /* transactions before QUIT + reconnect; 0 = 100 */
+    int idle_timeout_ms;   /* idle sessions are closed after this; 0 = 10000 */
+    int dead_host_ms;      /* a host that failed to connect is skipped this long; 0 = 60000 */
 } vd_pool_opts;
 
 typedef struct vd_pool_result {
-    vd_smtp_err err;           /* VD_SMTP_OK: lease is usable */
-    const vd_smtp_reply *reply;/* the deciding reply when a server answered but refused
-                                  (banner 554, EHLO/HELO rejected), else NULL */
-    const char *mx;            /* host name of the last host tried (or used) */
-    int attempts;              /* connection attempts made for this request */
-    const char *errmsg;        /* detail when err != OK */
+    vd_smtp_err err;            /* VD_SMTP_OK: lease is usable */
+    const vd_smtp_reply *reply; /* the deciding reply when a server answered but refused
+                                   (banner 554, EHLO/HELO rejected), else NULL */
+    const char *mx;             /* host name of the last host tried (or used) */
+    int attempts;               /* connection attempts made for this request */
+    const char *errmsg;         /* detail when err != OK */
 } vd_pool_result;
 
 typedef void (*vd_pool_cb)(vd_lease *lease, const vd_pool_result *r, void *arg);

@@ -13,15 +13,15 @@
 typedef enum { VD_UNSET = -1, VD_NO = 0, VD_YES = 1 } vd_tristate;
 
 typedef struct vd_record {
-    const char *email;      /* as given (may be invalid UTF-8: written as msgpack str anyway,
-                               JSON renderer escapes bytes it cannot represent) */
-    const char *address;    /* normalised, NULL when syntax failed */
-    const char *domain;     /* normalised A-label, NULL when syntax failed */
-    const char *status;     /* deliverable | undeliverable | risky | unknown */
-    const char *reason;     /* one word */
-    const char *detail;     /* optional human-readable detail (error messages), NULL = absent */
-    const char *mx;         /* host that answered, NULL = absent */
-    bool has_smtp;          /* smtp_* below are set */
+    const char *email;   /* as given (may be invalid UTF-8: written as msgpack str anyway,
+                            JSON renderer escapes bytes it cannot represent) */
+    const char *address; /* normalised, NULL when syntax failed */
+    const char *domain;  /* normalised A-label, NULL when syntax failed */
+    const char *status;  /* deliverable | undeliverable | risky | unknown */
+    const char *reason;  /* one word */
+    const char *detail;  /* optional human-readable detail (error messages), NULL = absent */
+    const char *mx;      /* host that answered, NULL = absent */
+    bool has_smtp;       /* smtp_* below are set */
     int smtp_code;
     const char *smtp_enhanced; /* "5.1.1" or NULL */
     const char *smtp_text;
@@ -33,7 +33,7 @@ typedef struct vd_record {
     const char *provider;   /* rule name, NULL = absent */
     int attempts;
     int64_t elapsed_ms;
-    int64_t checked_at;     /* unix seconds */
+    int64_t checked_at; /* unix seconds */
 } vd_record;
 
 typedef enum { VD_FMT_MSGPACK, VD_FMT_JSON, VD_FMT_CSV } vd_format;

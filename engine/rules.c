@@ -16,10 +16,10 @@
 #include <lualib.h>
 #include "engine_internal.h"
 
-#define RULES_MEM_LIMIT ((size_t)1 << 30)   /* bytes per generation */
-#define JOB_INSTRUCTION_LIMIT 20000000ULL   /* VM instructions per job */
-#define LOAD_INSTRUCTION_LIMIT 50000000ULL  /* VM instructions to load all rules */
-#define HOOK_EVERY 1000
+#define RULES_MEM_LIMIT        ((size_t)1 << 30) /* bytes per generation */
+#define JOB_INSTRUCTION_LIMIT  20000000ULL       /* VM instructions per job */
+#define LOAD_INSTRUCTION_LIMIT 50000000ULL       /* VM instructions to load all rules */
+#define HOOK_EVERY             1000
 
 static const char RUNNER_KEY[] = "validora.runner";
 static const char BASE_KEY[] = "validora.sandbox";
@@ -165,7 +165,8 @@ static int sandbox_require(lua_State *L)
     snprintf(path, sizeof path, "%s/", lua_tostring(L, -1));
     lua_pop(L, 1);
     size_t off = strlen(path);
-    for (const char *p = name; *p && off < sizeof path - 5; p++) path[off++] = *p == '.' ? '/' : *p;
+    for (const char *p = name; *p && off < sizeof path - 5; p++)
+        path[off++] = *p == '.' ? '/' : *p;
     snprintf(path + off, sizeof path - off, ".lua");
     if (load_rule_file(L, path, name) != LUA_OK) return lua_error(L);
     lua_call(L, 0, 1);
@@ -225,9 +226,9 @@ static void copy_fields(lua_State *L, int from, int to, const char *const *names
 static void build_sandbox(lua_State *L, vd_engine *e)
 {
     static const char *const globals[] = {
-        "assert", "error",    "ipairs",   "next",   "pairs",        "pcall",
-        "select", "tonumber", "tostring", "type",   "xpcall",       "rawequal",
-        "rawget", "rawlen",   "rawset",   "setmetatable", "getmetatable", "_VERSION", NULL};
+        "assert",   "error",        "ipairs",       "next",     "pairs",    "pcall",  "select",
+        "tonumber", "tostring",     "type",         "xpcall",   "rawequal", "rawget", "rawlen",
+        "rawset",   "setmetatable", "getmetatable", "_VERSION", NULL};
     static const char *const oslib[] = {"time", "clock", "date", "difftime", NULL};
     lua_newtable(L); /* base */
     int base = lua_gettop(L);
@@ -298,28 +299,27 @@ static int load_rule_file(lua_State *L, const char *path, const char *chunkname)
 
 /* Chooses the rule for a job and runs its probe: the first rule whose match fits the
  * domain or an MX host name, in file-name order; default.lua when none does. */
-static const char RUNNER_SRC[] =
-    "local rules, default = ...\n"
-    "local find = string.find\n"
-    "local function pick(domain, mxnames)\n"
-    "  for _, r in ipairs(rules) do\n"
-    "    local m = r.match or {}\n"
-    "    for _, p in ipairs(m.domain or {}) do\n"
-    "      if find(domain, p) then return r end\n"
-    "    end\n"
-    "    for _, p in ipairs(m.mx or {}) do\n"
-    "      for _, h in ipairs(mxnames) do\n"
-    "        if find(h, p) then return r end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  return default\n"
-    "end\n"
-    "return function(job, domain, mxnames)\n"
-    "  local rule = pick(domain, mxnames)\n"
-    "  job:_provider(rule.name)\n"
-    "  return rule.probe(job)\n"
-    "end\n";
+static const char RUNNER_SRC[] = "local rules, default = ...\n"
+                                 "local find = string.find\n"
+                                 "local function pick(domain, mxnames)\n"
+                                 "  for _, r in ipairs(rules) do\n"
+                                 "    local m = r.match or {}\n"
+                                 "    for _, p in ipairs(m.domain or {}) do\n"
+                                 "      if find(domain, p) then return r end\n"
+                                 "    end\n"
+                                 "    for _, p in ipairs(m.mx or {}) do\n"
+                                 "      for _, h in ipairs(mxnames) do\n"
+                                 "        if find(h, p) then return r end\n"
+                                 "      end\n"
+                                 "    end\n"
+                                 "  end\n"
+                                 "  return default\n"
+                                 "end\n"
+                                 "return function(job, domain, mxnames)\n"
+                                 "  local rule = pick(domain, mxnames)\n"
+                                 "  job:_provider(rule.name)\n"
+                                 "  return rule.probe(job)\n"
+                                 "end\n";
 
 static int check_rule(lua_State *L, int idx, const char *file, char *err, size_t errlen)
 {
@@ -425,7 +425,8 @@ static int load_all(lua_State *L, vd_rules *r, const char *dir, char *err, size_
     (void)r;
     rc = 0;
 out:
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     closedir(d);
     return rc;

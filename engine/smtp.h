@@ -16,39 +16,39 @@
 struct event_base;
 typedef struct vd_smtp vd_smtp;
 
-#define VD_SMTP_MAX_LINE 2048       /* octets per reply line (RFC 5321: 512) */
-#define VD_SMTP_MAX_LINES 128       /* lines per multi-line reply */
+#define VD_SMTP_MAX_LINE  2048 /* octets per reply line (RFC 5321: 512) */
+#define VD_SMTP_MAX_LINES 128  /* lines per multi-line reply */
 
 typedef enum vd_smtp_err {
     VD_SMTP_OK = 0,
-    VD_SMTP_ERR_CONNECT,   /* refused, unreachable, or connect timeout */
-    VD_SMTP_ERR_TIMEOUT,   /* no (complete) reply in time */
-    VD_SMTP_ERR_CLOSED,    /* the server closed the connection */
-    VD_SMTP_ERR_PROTOCOL,  /* garbage, over-long line, too many lines */
-    VD_SMTP_ERR_TLS,       /* STARTTLS handshake failed */
-    VD_SMTP_ERR_BUSY,      /* a command is already in flight / session not usable */
-    VD_SMTP_ERR_INVALID,   /* argument not wire-safe: nothing was sent */
+    VD_SMTP_ERR_CONNECT,  /* refused, unreachable, or connect timeout */
+    VD_SMTP_ERR_TIMEOUT,  /* no (complete) reply in time */
+    VD_SMTP_ERR_CLOSED,   /* the server closed the connection */
+    VD_SMTP_ERR_PROTOCOL, /* garbage, over-long line, too many lines */
+    VD_SMTP_ERR_TLS,      /* STARTTLS handshake failed */
+    VD_SMTP_ERR_BUSY,     /* a command is already in flight / session not usable */
+    VD_SMTP_ERR_INVALID,  /* argument not wire-safe: nothing was sent */
 } vd_smtp_err;
 
 const char *vd_smtp_err_name(vd_smtp_err e); /* "connect_failed", "timeout", ... */
 
 typedef struct vd_smtp_reply {
-    vd_smtp_err err;       /* VD_SMTP_OK when a reply was read */
-    int code;              /* 3-digit reply code, 0 when none */
-    char enhanced[16];     /* "5.1.1", "" when absent */
-    char *text;            /* all lines' text joined by "\n", without codes; never NULL */
-    const char *errmsg;    /* detail when err != OK */
+    vd_smtp_err err;    /* VD_SMTP_OK when a reply was read */
+    int code;           /* 3-digit reply code, 0 when none */
+    char enhanced[16];  /* "5.1.1", "" when absent */
+    char *text;         /* all lines' text joined by "\n", without codes; never NULL */
+    const char *errmsg; /* detail when err != OK */
 } vd_smtp_reply;
 
 typedef struct vd_smtp_opts {
-    const char *helo;               /* EHLO/HELO name; required */
-    const struct sockaddr *source;  /* bind before connect; NULL = any */
+    const char *helo;              /* EHLO/HELO name; required */
+    const struct sockaddr *source; /* bind before connect; NULL = any */
     socklen_t source_len;
-    int connect_timeout_ms;         /* 0 = 30000 */
-    int command_timeout_ms;         /* banner and each command; 0 = 30000 */
-    SSL_CTX *tls_ctx;               /* NULL = never STARTTLS */
-    bool require_tls;               /* fail when STARTTLS is not offered or fails */
-    const char *tls_sni;            /* server name for SNI/verification, e.g. the MX host */
+    int connect_timeout_ms; /* 0 = 30000 */
+    int command_timeout_ms; /* banner and each command; 0 = 30000 */
+    SSL_CTX *tls_ctx;       /* NULL = never STARTTLS */
+    bool require_tls;       /* fail when STARTTLS is not offered or fails */
+    const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host */
 } vd_smtp_opts;
 
 /* Called once per operation. The reply is valid only during the callback. */
@@ -71,11 +71,11 @@ void vd_smtp_quit(vd_smtp *s);
 /* Closes at once; a pending callback is not called. */
 void vd_smtp_free(vd_smtp *s);
 
-bool vd_smtp_usable(const vd_smtp *s);      /* connected, ready, no command in flight */
+bool vd_smtp_usable(const vd_smtp *s);       /* connected, ready, no command in flight */
 bool vd_smtp_tls(const vd_smtp *s);          /* STARTTLS done */
 bool vd_smtp_tls_verified(const vd_smtp *s); /* certificate verified against the CA store */
 bool vd_smtp_has_ext(const vd_smtp *s, const char *ext); /* EHLO keyword, e.g. "SMTPUTF8" */
-int vd_smtp_commands(const vd_smtp *s);      /* commands sent so far */
+int vd_smtp_commands(const vd_smtp *s);                  /* commands sent so far */
 
 /* An SSL_CTX for opportunistic STARTTLS: system CA store loaded, peer verification result
  * recorded but not enforced. Returns NULL with err on failure. */

@@ -18,21 +18,21 @@ struct vd_record; /* engine/record.h: the result record */
 typedef struct vd_engine vd_engine;
 
 typedef struct vd_engine_config {
-    const char *dns_servers;  /* "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
-    int dns_timeout_ms;       /* 0 = 3000 */
-    const char *rules_dir;    /* NULL = the installed or source rules directory */
-    bool smtp;                /* false: stop after DNS (reason not_probed) */
-    const char *helo;         /* NULL = the host's FQDN */
-    const char *mail_from;    /* NULL = verify@<helo> */
-    const char *source_ip;    /* bind outgoing SMTP connections; NULL = any */
-    int smtp_port;            /* 0 = 25 */
-    int smtp_timeout_ms;      /* connect, banner, each command; 0 = 30000 */
-    int greylist_delay_s;     /* seconds before a greylisted RCPT is retried; 0 = 300 */
-    int greylist_tries;       /* RCPT tries in all for a greylisted address; 0 = 3 */
-    int per_mx_sessions;      /* concurrent SMTP sessions per MX host; 0 = 4 */
-    bool starttls;            /* opportunistic STARTTLS (default true via vd_engine_config_init) */
-    bool reuse_sessions;      /* keep SMTP sessions for later addresses (default true) */
-    int verbose;              /* 0 quiet, 1 progress, 2 protocol */
+    const char *dns_servers; /* "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
+    int dns_timeout_ms;      /* 0 = 3000 */
+    const char *rules_dir;   /* NULL = the installed or source rules directory */
+    bool smtp;               /* false: stop after DNS (reason not_probed) */
+    const char *helo;        /* NULL = the host's FQDN */
+    const char *mail_from;   /* NULL = verify@<helo> */
+    const char *source_ip;   /* bind outgoing SMTP connections; NULL = any */
+    int smtp_port;           /* 0 = 25 */
+    int smtp_timeout_ms;     /* connect, banner, each command; 0 = 30000 */
+    int greylist_delay_s;    /* seconds before a greylisted RCPT is retried; 0 = 300 */
+    int greylist_tries;      /* RCPT tries in all for a greylisted address; 0 = 3 */
+    int per_mx_sessions;     /* concurrent SMTP sessions per MX host; 0 = 4 */
+    bool starttls;           /* opportunistic STARTTLS (default true via vd_engine_config_init) */
+    bool reuse_sessions;     /* keep SMTP sessions for later addresses (default true) */
+    int verbose;             /* 0 quiet, 1 progress, 2 protocol */
 } vd_engine_config;
 
 /* Fills c with the defaults. */
