@@ -20,6 +20,10 @@
 #include "record.h"
 #include "validora/validora.h"
 
+/* Longest input line passed on whole; longer ones are cut here (no address is longer
+ * than 254 octets, so the cut line still gets its invalid_syntax record). */
+#define MAX_LINE 4096
+
 static const char USAGE[] =
     "Usage: validora verify [OPTION]... [ADDRESS]...\n"
     "Tells for each email address whether it can receive mail, without sending any.\n"
@@ -77,6 +81,7 @@ typedef struct run {
     int in_fd;
     struct evbuffer *inbuf;
     struct event *in_ev;
+    bool skip_to_eol;
     int in_flags; /* restored at exit: a shared terminal or pipe must not stay non-blocking */
     int concurrency;
     bool draining; /* SIGINT/SIGTERM: take no new addresses */
@@ -165,7 +170,29 @@ static ssize_t next_address(run *r, const char **addr)
         ssize_t n;
         if (r->stream) {
             size_t len;
-            char *ln = evbuffer_readln(r->inbuf, &len, EVBUFFER_EOL_LF);
+            if (r->skip_to_eol) { /* the rest of an over-long line */
+                struct evbuffer_ptr eol = evbuffer_search(r->inbuf, "\n", 1, NULL);
+                if (eol.pos >= 0) {
+                    evbuffer_drain(r->inbuf, (size_t)eol.pos + 1);
+                    r->skip_to_eol = false;
+                } else {
+                    evbuffer_drain(r->inbuf, evbuffer_get_length(r->inbuf));
+                }
+            }
+            char *ln = r->skip_to_eol ? NULL : evbuffer_readln(r->inbuf, &len, EVBUFFER_EOL_LF);
+            if (!ln && evbuffer_get_length(r->inbuf) > MAX_LINE) {
+                /* no address is this long: keep the start (it gets its invalid_syntax
+                 * record) and drop the rest of the line, so memory stays bounded */
+                len = MAX_LINE;
+                ln = malloc(len + 1);
+                if (!ln) {
+                    r->fatal = r->input_done = true;
+                    return -1;
+                }
+                evbuffer_remove(r->inbuf, ln, len);
+                ln[len] = '\0';
+                r->skip_to_eol = true;
+            }
             if (!ln) {
                 int got = evbuffer_read(r->inbuf, r->in_fd, 65536);
                 if (got > 0) continue;
@@ -203,6 +230,7 @@ static ssize_t next_address(run *r, const char **addr)
                 return -1;
             }
         }
+        if (n > MAX_LINE) n = MAX_LINE;
         char *s = r->line;
         while (n > 0 &&
                (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
