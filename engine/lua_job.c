@@ -313,7 +313,9 @@ static int job_wake(lua_State *L)
 }
 
 /* job:once(key, fn): fn runs once per run and key; concurrent callers wait for its value.
- * An error in fn propagates to its caller; the waiters get nil and the key is forgotten. */
+ * An error in fn propagates to its caller; the waiters get nil and the key is forgotten.
+ * A nil result ("could not tell") is handed to the waiters but not kept: a later job asks
+ * again. */
 static const char ONCE_SRC[] = "local memo = {}\n"
                                "return function(job, key, fn)\n"
                                "  local m = memo[key]\n"
@@ -330,7 +332,7 @@ static const char ONCE_SRC[] = "local memo = {}\n"
                                "    for _, w in ipairs(m.waiters) do w:_wake(nil) end\n"
                                "    error(v, 0)\n"
                                "  end\n"
-                               "  m.done, m.value = true, v\n"
+                               "  if v == nil then memo[key] = nil else m.done, m.value = true, v end\n"
                                "  for _, w in ipairs(m.waiters) do w:_wake(v) end\n"
                                "  m.waiters = nil\n"
                                "  return v\n"
