@@ -14,7 +14,7 @@ typedef enum { VD_UNSET = -1, VD_NO = 0, VD_YES = 1 } vd_tristate;
 
 typedef struct vd_record {
     const char *email;   /* as given (may be invalid UTF-8: written as msgpack str anyway,
-                            JSON renderer escapes bytes it cannot represent) */
+                            the JSON renderer writes U+FFFD for invalid UTF-8) */
     const char *address; /* normalised, NULL when syntax failed */
     const char *domain;  /* normalised A-label, NULL when syntax failed */
     const char *status;  /* deliverable | undeliverable | risky | unknown */
