@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli_verify.h"
@@ -54,7 +55,7 @@ static const char USAGE[] =
     "Engine:\n"
     "  -c, --concurrency N      addresses in flight (default 256)\n"
     "      --rules DIR          rule scripts (default: installed rules, or $VALIDORA_RULES)\n"
-    "  -v, --verbose            progress and rule messages on stderr (twice: more)\n"
+    "  -v, --verbose            progress every 5 s, a summary and rule messages on stderr\n"
     "  -h, --help               show this help\n"
     "      --version            show the version\n"
     "\n"
@@ -88,6 +89,9 @@ typedef struct run {
     bool fatal;
     long submitted, written;
     struct event *pump_ev;
+    struct event *progress_ev; /* --verbose: a line on stderr every 5 s */
+    long by_status[4];         /* deliverable, undeliverable, risky, unknown */
+    struct timeval started;
     char *line;
     size_t linecap;
 } run;
@@ -254,6 +258,12 @@ static void on_record(const struct vd_record *rec, void *arg)
         return;
     }
     r->written++;
+    const char *st = rec->status;
+    int k = !strcmp(st, "deliverable")     ? 0
+            : !strcmp(st, "undeliverable") ? 1
+            : !strcmp(st, "risky")         ? 2
+                                           : 3;
+    r->by_status[k]++;
     event_active(r->pump_ev, EV_TIMEOUT, 0); /* refill from the loop, not from here */
 }
 
@@ -275,6 +285,26 @@ static void pump(evutil_socket_t fd, short what, void *arg)
     bool exhausted =
         r->draining || r->fatal || (r->next_arg >= r->nargs && (!r->input_path || r->input_done));
     if (exhausted && vd_engine_inflight(r->engine) == 0) event_base_loopbreak(r->base);
+}
+
+static void report(const run *r, const char *what)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double secs =
+        (double)(now.tv_sec - r->started.tv_sec) + (double)(now.tv_usec - r->started.tv_usec) / 1e6;
+    fprintf(stderr,
+            "validora verify: %s %ld records in %.1f s (%.0f/s): %ld deliverable, %ld "
+            "undeliverable, %ld risky, %ld unknown; %zu in flight\n",
+            what, r->written, secs, secs > 0 ? (double)r->written / secs : 0.0, r->by_status[0],
+            r->by_status[1], r->by_status[2], r->by_status[3], vd_engine_inflight(r->engine));
+}
+
+static void on_progress(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    report(arg, "progress:");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -497,6 +527,12 @@ int vd_cli_verify(int argc, char **argv)
     evsignal_add(sigint, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sighup, NULL);
+    gettimeofday(&r.started, NULL);
+    if (cfg.verbose) {
+        struct timeval every = {5, 0};
+        r.progress_ev = event_new(r.base, -1, EV_PERSIST, on_progress, &r);
+        if (r.progress_ev) event_add(r.progress_ev, &every);
+    }
     event_active(r.pump_ev, EV_TIMEOUT, 0);
     event_base_dispatch(r.base);
     if (!r.fatal && r.written == r.submitted && !r.draining) rc = 0;
@@ -509,6 +545,10 @@ out:
     if (sigterm) event_free(sigterm);
     if (sighup) event_free(sighup);
     if (r.pump_ev) event_free(r.pump_ev);
+    if (r.progress_ev) {
+        report(&r, "done:");
+        event_free(r.progress_ev);
+    }
     if (r.in_ev) event_free(r.in_ev);
     r.in_ev = NULL;
     vd_engine_free(r.engine);
