@@ -32,7 +32,7 @@ typedef struct vd_engine_config {
     int per_mx_sessions;     /* concurrent SMTP sessions per MX host; 0 = 4 */
     bool starttls;           /* opportunistic STARTTLS (default true via vd_engine_config_init) */
     bool reuse_sessions;     /* keep SMTP sessions for later addresses (default true) */
-    int verbose;             /* 0 quiet, 1 progress, 2 protocol */
+    int verbose;             /* 0 quiet; 1 rule messages and errors */
 } vd_engine_config;
 
 /* Fills c with the defaults. */
