@@ -319,6 +319,14 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     if (r->handoff) {
         psess *ps = r->handoff;
         r->handoff = NULL;
+        if (ps->broken || !vd_smtp_usable(ps->s)) {
+            /* closed by the server between its release and now (e.g. Postfix's 421 after
+             * too many errors): drop it and find r another session */
+            ps->req = NULL;
+            retire(ps);
+            advance(r);
+            return;
+        }
         complete(r, ps);
         return;
     }

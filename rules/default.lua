@@ -121,13 +121,18 @@ local function catch_all(job, s)
 end
 
 function M.probe(job)
-  local tries = 0
+  local tries, dropped = 0, 0
   while true do
     local s, err, detail = job:smtp()
     if not s then return session_failed(job, err, detail) end
     local r, rerr, rdetail = s:rcpt(job.address)
     if not r then
       s:release(false)
+      -- A kept session the server dropped meanwhile: ask once more on a fresh one.
+      if (rerr == "closed" or rerr == "busy") and dropped == 0 then
+        dropped = 1
+        goto continue
+      end
       return job:unknown(rerr == "closed" and "protocol_error" or rerr, rdetail)
     end
     local status, reason, retry = M.classify(r)
@@ -146,6 +151,7 @@ function M.probe(job)
     else
       return job[status](job, reason, r)
     end
+    ::continue::
   end
 end
 
