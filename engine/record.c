@@ -509,7 +509,7 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
         pack_kv_str(pk, "mx", r->mx))
         return -1;
     if (r->has_smtp) {
-        size_t m = 1 + (r->smtp_enhanced != NULL) + (r->smtp_text != NULL);
+        size_t m = 1u + (r->smtp_enhanced ? 1u : 0u) + (r->smtp_text ? 1u : 0u);
         if (pack_key(pk, "smtp") || msgpack_pack_map(pk, m) ||
             pack_kv_int(pk, "code", r->smtp_code) ||
             pack_kv_str(pk, "enhanced", r->smtp_enhanced) || pack_kv_str(pk, "text", r->smtp_text))
