@@ -1,0 +1,14 @@
+-- luacheck config. Rules run in the sandbox of engine/rules.c and may use only what it
+-- gives them; luacheck flags anything else (io, load, coroutine, ...).
+stds.sandbox = {
+  read_globals = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring",
+    "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable",
+    "getmetatable", "_VERSION", "string", "table", "math", "utf8", "require",
+    os = { fields = { "time", "clock", "date", "difftime" } },
+    "log", "config", "dns", "sleep", "now",
+  },
+}
+std = "sandbox"
+max_line_length = 110
+files["tests/rules"] = { std = "lua54", max_line_length = 140 }
