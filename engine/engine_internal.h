@@ -24,6 +24,7 @@ typedef struct vd_rules {
     int refs;
     unsigned id;
     size_t mem, mem_limit; /* bytes in use by L, cap (allocator refuses past it) */
+    uint64_t load_count;   /* VM instructions spent loading this generation */
     struct vd_engine *engine;
 } vd_rules;
 

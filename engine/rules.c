@@ -61,13 +61,12 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     vd_job *j = vd_lua_job_of(L);
     uint64_t *count = j ? &j->hook_count : NULL;
     if (!count) {
-        /* loading: the main thread; the counter lives in the registry-free static below */
-        static uint64_t load_count;
-        load_count += HOOK_EVERY;
-        if (load_count > LOAD_INSTRUCTION_LIMIT) {
-            load_count = 0;
+        /* loading, on the main thread: the generation's own counter */
+        vd_rules *r = NULL;
+        lua_getallocf(L, (void **)&r);
+        r->load_count += HOOK_EVERY;
+        if (r->load_count > LOAD_INSTRUCTION_LIMIT)
             luaL_error(L, "rule used more than its instruction budget while loading");
-        }
         return;
     }
     *count += HOOK_EVERY;

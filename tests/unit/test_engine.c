@@ -103,6 +103,12 @@ static void test_startup_and_reload(struct event_base *base)
     write_file(bad, "return {\n  name = 'x',\n  probe = 42\n}\n");
     CHECK(vd_engine_reload(e, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "zz_bad.lua") && strstr(err, "probe"), "%s", err);
+    /* a rule that never finishes loading: stopped by the load budget, every time */
+    write_file(bad, "while true do end\n");
+    for (int i = 0; i < 3; i++) {
+        CHECK(vd_engine_reload(e, err, sizeof err) == -1);
+        CHECK_MSG(strstr(err, "instruction budget while loading") != NULL, "%s", err);
+    }
     write_file(bad, "return { name = 'x', probe = function(job) end }\n");
     CHECK_MSG(vd_engine_reload(e, err, sizeof err) == 0, "%s", err);
     unlink(bad);
