@@ -24,18 +24,31 @@
 #define RECORD_MAX_ITEMS (1u << 20) /* array elements + map keys and values in one record */
 #define RECORD_MAX_DEPTH 16         /* msgpack-c itself gives up at 32 */
 #define READ_CHUNK       (64u * 1024)
+/* A record read back renders to at most this many bytes per msgpack byte, plus a constant: a
+ * control character in a string becomes "\u001b" (6), an empty map a CSV row of 20. Without a
+ * bound, map keys that are themselves maps with such keys are escaped once per level and
+ * double at each one: 70 hostile bytes rendered as 33 KB, a 1 MB record as terabytes. */
+#define RENDER_MAX_FACTOR 32u
+#define RENDER_MAX_SLACK  64u
 
 /* ---------------------------------------------------------------- growable output buffer */
 
 typedef struct sink {
     char *p;
     size_t len, cap;
-    bool failed; /* sticky: an allocation failed, the content is incomplete */
+    size_t max;   /* 0: no limit; else content past max bytes fails the sink */
+    bool failed;  /* sticky: an allocation failed or max was passed, the content is incomplete */
+    bool too_big; /* the failure was max */
 } sink;
 
 static void sink_put(sink *s, const void *data, size_t n)
 {
-    if (s->failed) return;
+    /* n == 0 on a sink never written to: s->p is NULL, and memcpy(NULL, ..., 0) is UB. */
+    if (s->failed || n == 0) return;
+    if (s->max && n > s->max - s->len) {
+        s->failed = s->too_big = true;
+        return;
+    }
     if (s->cap - s->len < n) {
         size_t cap = s->cap ? s->cap : 256;
         while (cap - s->len < n) {
@@ -55,6 +68,13 @@ static void sink_put(sink *s, const void *data, size_t n)
     }
     memcpy(s->p + s->len, data, n);
     s->len += n;
+}
+
+/* A scratch sink for text that will be copied into s, at least byte for byte: it gets what is
+ * left of s's budget (+1 so that a limited budget never reads as 0, "no limit"). */
+static sink sink_for(const sink *s)
+{
+    return (sink){.max = s->max ? s->max - s->len + 1 : 0};
 }
 
 static void sink_puts(sink *s, const char *str)
@@ -236,6 +256,7 @@ static void json_number(sink *s, double d, bool single)
  * base64 string; ext becomes {"ext":TYPE,"base64":DATA}. */
 static void render_json(sink *s, const msgpack_object *o)
 {
+    if (s->failed) return; /* nothing more of it will be used */
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
         sink_puts(s, "null");
@@ -284,9 +305,10 @@ static void render_json(sink *s, const msgpack_object *o)
             if (kv->key.type == MSGPACK_OBJECT_STR) {
                 json_string(s, kv->key.via.str.ptr, kv->key.via.str.size);
             } else {
-                sink k = {0};
+                sink k = sink_for(s);
                 render_json(&k, &kv->key);
                 if (k.failed) s->failed = true;
+                if (k.too_big) s->too_big = true;
                 json_string(s, k.p ? k.p : "", k.len);
                 sink_free(&k);
             }
@@ -356,7 +378,7 @@ static const msgpack_object *map_get(const msgpack_object *map, const char *key)
 
 static void csv_field(sink *s, const msgpack_object *v)
 {
-    sink text = {0};
+    sink text = sink_for(s);
     if (!v || v->type == MSGPACK_OBJECT_NIL) {
         /* absent: empty field */
     } else if (v->type == MSGPACK_OBJECT_STR) {
@@ -367,6 +389,7 @@ static void csv_field(sink *s, const msgpack_object *v)
         render_json(&text, v); /* numbers as JSON writes them; odd values stay readable */
     }
     if (text.failed) s->failed = true;
+    if (text.too_big) s->too_big = true;
     bool quote = false;
     for (size_t i = 0; i < text.len && !quote; i++)
         quote = text.p[i] == ',' || text.p[i] == '"' || text.p[i] == '\n' || text.p[i] == '\r';
@@ -400,11 +423,14 @@ static void render_csv_row(sink *s, const msgpack_object *map)
     sink_putc(s, '\n');
 }
 
-/* Renders one record map as a JSON line or CSV row into s (cleared first). */
-static int render_record(sink *s, const msgpack_object *map, vd_format fmt)
+/* Renders one record map as a JSON line or CSV row into s (cleared first), in at most max
+ * bytes (0: no limit). Returns -1 with errno EFBIG when it would take more, ENOMEM when
+ * memory ran out. */
+static int render_record(sink *s, const msgpack_object *map, vd_format fmt, size_t max)
 {
     s->len = 0;
-    s->failed = false;
+    s->max = max;
+    s->failed = s->too_big = false;
     if (fmt == VD_FMT_CSV) {
         render_csv_row(s, map);
     } else {
@@ -412,7 +438,7 @@ static int render_record(sink *s, const msgpack_object *map, vd_format fmt)
         sink_putc(s, '\n');
     }
     if (s->failed) {
-        errno = ENOMEM;
+        errno = s->too_big ? EFBIG : ENOMEM;
         return -1;
     }
     return 0;
@@ -542,7 +568,7 @@ int vd_writer_put(vd_writer *w, const vd_record *r)
         size_t off = 0;
         int rc = -1;
         if (msgpack_unpack_next(&u, w->sbuf.data, w->sbuf.size, &off) == MSGPACK_UNPACK_SUCCESS)
-            rc = render_record(&w->line, &u.data, w->fmt);
+            rc = render_record(&w->line, &u.data, w->fmt, 0);
         msgpack_unpacked_destroy(&u);
         if (rc != 0) {
             errno = ENOMEM;
@@ -754,8 +780,16 @@ int vd_record_cat(FILE *in, FILE *out, vd_format fmt, FILE *err, const char *nam
                  * They are still in the unpacker's buffer (next() does not move it). */
                 if (fwrite(start, 1, size, out) != size) goto write_error;
             } else {
-                if (render_record(&line, &u.data, fmt) != 0) {
-                    fprintf(err, "%s: out of memory\n", name);
+                if (render_record(&line, &u.data, fmt,
+                                  size * RENDER_MAX_FACTOR + RENDER_MAX_SLACK) != 0) {
+                    if (errno == EFBIG)
+                        fprintf(err,
+                                "%s: the record at byte %" PRIu64
+                                " renders too large (over %u bytes per byte; %" PRIu64
+                                " complete records before it)\n",
+                                name, offset, RENDER_MAX_FACTOR, records);
+                    else
+                        fprintf(err, "%s: out of memory\n", name);
                     goto done;
                 }
                 if (fwrite(line.p, 1, line.len, out) != line.len) goto write_error;

@@ -451,6 +451,64 @@ static void test_hostile_sizes(void)
     cat_free(&r);
 }
 
+/* Keys that are not strings are rendered as JSON and escaped as a key: nested, they double at
+ * each level. Found by tests/fuzz/fuzz_record: 67 bytes rendered as 33 KB, and a record within
+ * the 16 MiB limit could ask for terabytes. The rendering is now bounded by the record's size. */
+static void test_hostile_keys(void)
+{
+    /* A key that is a map (one level) still renders. {{"a":"b"}:1} */
+    const unsigned char one[] = {0x81, 0x81, 0xa1, 'a', 0xa1, 'b', 0x01};
+    cat_result r = cat(one, sizeof one, VD_FMT_JSON, false);
+    CHECK(r.rc == 0);
+    CHECK_STR(r.out.p, "{\"{\\\"a\\\":\\\"b\\\"}\":1}\n");
+    cat_free(&r);
+
+    /* A good record, then {"email":{{...{"\"\"...":nil}...:nil}:nil}}, 14 maps deep: the
+     * value is rendered as JSON in both formats. */
+    vd_record rec = minimal_record();
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    unsigned char buf[1024];
+    size_t n = 0;
+    memcpy(buf, mp.p, mp.len);
+    n += mp.len;
+    const unsigned char head[] = {0x81, 0xa5, 'e', 'm', 'a', 'i', 'l'};
+    memcpy(buf + n, head, sizeof head);
+    n += sizeof head;
+    for (int i = 0; i < 14; i++)
+        buf[n++] = 0x81; /* a one-entry map whose key is the next map */
+    buf[n++] = 0xd9, buf[n++] = 40;
+    memset(buf + n, '"', 40);
+    n += 40;
+    for (int i = 0; i < 14; i++)
+        buf[n++] = 0xc0; /* the maps' values, innermost first */
+    for (int fmt = 0; fmt < 2; fmt++) {
+        for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+            r = cat(buf, n, fmt ? VD_FMT_CSV : VD_FMT_JSON, pipe_);
+            CHECK(r.rc == -1);
+            if (!fmt) CHECK_STR(r.out.p, MINIMAL_JSON);
+            CHECK(r.out.len < 32 * n + 1024);
+            CHECK(r.err.p != NULL && strstr(r.err.p, "renders too large") != NULL);
+            char expected[256];
+            snprintf(expected, sizeof expected,
+                     "in.mp: the record at byte %zu renders too large (over 32 bytes per byte; 1 "
+                     "complete records before it)\n",
+                     mp.len);
+            CHECK_STR(r.err.p, expected);
+            cat_free(&r);
+        }
+    }
+    free(mp.p);
+
+    /* An empty map as a CSV row: every field empty. Also found by the fuzzer: the first empty
+     * field was copied from a NULL buffer (memcpy(NULL, "", 0), which UBSan reports). */
+    r = cat("\x80", 1, VD_FMT_CSV, false);
+    CHECK(r.rc == 0);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    CHECK_STR(r.out.p, expected);
+    cat_free(&r);
+}
+
 static void test_write_errors(void)
 {
     FILE *full = fopen("/dev/full", "w");
@@ -489,6 +547,7 @@ int main(void)
     test_msgpack_passthrough();
     test_streaming();
     test_hostile_sizes();
+    test_hostile_keys();
     test_write_errors();
     return check_done();
 }
