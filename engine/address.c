@@ -321,6 +321,18 @@ static const char *parse_domain(const char *d, size_t len, bool non_ascii, vd_ad
         free(ulabel);
         return rc != IDN2_OK ? idn_error(rc) : "domain too long";
     }
+    /* The U-label must encode back to the same A-label: libidn2 takes an A-label that decodes
+     * to characters IDNA2008 disallows (xn--iana-eld3abpik8b-rg-g1a52r holds U+00AF), and the
+     * domain we would show could not be typed back. Found by tests/fuzz/fuzz_address. */
+    uint8_t *again = NULL;
+    rc = idn2_lookup_u8((const uint8_t *)ulabel, &again, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    bool round_trips = rc == IDN2_OK && strcmp((const char *)again, (const char *)alabel) == 0;
+    free(again);
+    if (!round_trips) {
+        free(alabel);
+        free(ulabel);
+        return "invalid internationalised domain";
+    }
     memcpy(out->domain, alabel, strlen((const char *)alabel) + 1);
     memcpy(out->domain_unicode, ulabel, strlen(ulabel) + 1);
     free(alabel);
