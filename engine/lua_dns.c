@@ -26,6 +26,16 @@ void vd_lua_push_sockaddr(lua_State *L, const struct sockaddr_storage *ss)
     lua_pushstring(L, buf);
 }
 
+/* A failed lookup returns nil and the status name to the rule. */
+static bool resumed_with_failure(vd_job *j, vd_dns_status status)
+{
+    if (status == VD_DNS_OK) return false;
+    lua_pushnil(j->co);
+    lua_pushstring(j->co, vd_dns_status_name(status));
+    vd_job_resume(j, 2);
+    return true;
+}
+
 void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r)
 {
     lua_createtable(L, r ? (int)r->nhosts : 0, 0);
@@ -49,14 +59,8 @@ void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r)
 static void on_mx(const vd_mx_result *r, void *arg)
 {
     vd_job *j = vd_waiter_take(arg);
-    if (!j) return;
+    if (!j || resumed_with_failure(j, r->status)) return;
     lua_State *L = j->co;
-    if (r->status != VD_DNS_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, vd_dns_status_name(r->status));
-        vd_job_resume(j, 2);
-        return;
-    }
     lua_createtable(L, 0, 4);
     lua_pushboolean(L, r->null_mx);
     lua_setfield(L, -2, "null_mx");
@@ -72,14 +76,8 @@ static void on_mx(const vd_mx_result *r, void *arg)
 static void on_records(const vd_dns_records *r, void *arg)
 {
     vd_job *j = vd_waiter_take(arg);
-    if (!j) return;
+    if (!j || resumed_with_failure(j, r->status)) return;
     lua_State *L = j->co;
-    if (r->status != VD_DNS_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, vd_dns_status_name(r->status));
-        vd_job_resume(j, 2);
-        return;
-    }
     lua_createtable(L, (int)r->n, 0);
     for (size_t i = 0; i < r->n; i++) {
         lua_pushstring(L, r->items[i]);
@@ -91,14 +89,8 @@ static void on_records(const vd_dns_records *r, void *arg)
 static void on_addrs(const vd_dns_addr_list *r, void *arg)
 {
     vd_job *j = vd_waiter_take(arg);
-    if (!j) return;
+    if (!j || resumed_with_failure(j, r->status)) return;
     lua_State *L = j->co;
-    if (r->status != VD_DNS_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, vd_dns_status_name(r->status));
-        vd_job_resume(j, 2);
-        return;
-    }
     lua_createtable(L, (int)r->n, 0);
     for (size_t i = 0; i < r->n; i++) {
         vd_lua_push_sockaddr(L, &r->addrs[i]);
