@@ -113,8 +113,6 @@ static int session_op_addr(lua_State *L, lease_op op, bool allow_empty)
     if (!(allow_empty && len == 0)) {
         if (!vd_address_parse(in, len, &a, &why))
             return luaL_error(L, "invalid address (%s): refused before the wire", why);
-        if (a.smtputf8 && !vd_address_wire_safe(a.address, false))
-            return luaL_error(L, "address not wire-safe");
         wire = a.address;
     }
     vd_job *j = s->job;

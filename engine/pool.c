@@ -712,6 +712,15 @@ static void op_invalid(psess *ps, const char *what)
     op_done(ps, ps->s, &rep);
 }
 
+/* RSET first when a transaction is open; on_rset then sends MAIL (and the pending RCPT). */
+static void end_txn_then_mail(psess *ps)
+{
+    if (ps->in_txn)
+        vd_smtp_rset(ps->s, on_rset, ps);
+    else
+        send_mail(ps);
+}
+
 void vd_lease_rcpt(vd_lease *l, const char *to, vd_smtp_cb cb, void *arg)
 {
     if (!op_start(l, cb, arg)) return;
@@ -731,10 +740,7 @@ void vd_lease_rcpt(vd_lease *l, const char *to, vd_smtp_cb cb, void *arg)
         op_invalid(ps, "out of memory");
         return;
     }
-    if (ps->in_txn)
-        vd_smtp_rset(ps->s, on_rset, ps);
-    else
-        send_mail(ps);
+    end_txn_then_mail(ps);
 }
 
 void vd_lease_mail(vd_lease *l, const char *from, vd_smtp_cb cb, void *arg)
@@ -751,10 +757,7 @@ void vd_lease_mail(vd_lease *l, const char *from, vd_smtp_cb cb, void *arg)
         op_invalid(ps, "out of memory");
         return;
     }
-    if (ps->in_txn)
-        vd_smtp_rset(ps->s, on_rset, ps);
-    else
-        send_mail(ps);
+    end_txn_then_mail(ps);
 }
 
 void vd_lease_rset(vd_lease *l, vd_smtp_cb cb, void *arg)
