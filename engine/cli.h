@@ -1,13 +1,91 @@
-/* cli.h — subcommands implemented outside main.c, and the exit statuses every subcommand uses:
- * 0 done, 1 fatal (a file could not be read, a stream was damaged), 2 usage error. */
+/* cli.h — what the subcommands of the `validora` command share (cli_common.c): exit
+ * statuses, option parsing and --help from the option tables, the log printer, the address
+ * input reader, signals (drain, stop, reload), and the polite close of an engine.
+ * The CLI includes only public headers (include/validora/) and this one. */
 #ifndef VALIDORA_CLI_H
 #define VALIDORA_CLI_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "validora/options.h"
+#include "validora/validora.h"
 
-#define VD_EXIT_OK    0
-#define VD_EXIT_FATAL 1
-#define VD_EXIT_USAGE 2
+struct event_base;
 
-/* `validora cat`: argv[0] is "cat". */
+/* Exit statuses of every subcommand. */
+#define VD_EXIT_OK    0 /* done */
+#define VD_EXIT_FATAL 1 /* a file could not be read, a stream was damaged, a run was cut short */
+#define VD_EXIT_USAGE 2 /* bad command line */
+
+/* ---- options ---- */
+
+/* One option table and the struct its values go into. */
+typedef struct vd_cli_table {
+    const vd_option *opts;
+    void *target;
+} vd_cli_table;
+
+/* What a subcommand tells about itself in --help. */
+typedef struct vd_cli_usage {
+    const char *cmd;  /* "verify" */
+    const char *head; /* "Usage: ..." and what it does; ends with a newline */
+    const char *tail; /* after the options (exit statuses, signals); may be NULL */
+} vd_cli_usage;
+
+/* Parses argv (argv[0] is the subcommand) against the tables; every table's defaults must be
+ * set already. -h/--help prints the help, --version the version. Returns the index of the
+ * first operand; or -1 after a usage error on stderr (exit VD_EXIT_USAGE); or -2 after help or
+ * version (exit VD_EXIT_OK). */
+int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                 size_t ntables);
+/* --help, generated from the tables: every option with its argument, help and default. */
+void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, size_t ntables);
+/* "validora CMD: message" and "Try 'validora CMD --help'." on stderr; returns VD_EXIT_USAGE. */
+int vd_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- messages ---- */
+
+typedef struct vd_cli_log {
+    const char *cmd;
+    int verbose; /* 0: errors and warnings; 1: and info; 2: and debug */
+} vd_cli_log;
+/* A vd_log_cb printing "validora CMD: msg" on stderr; arg is a vd_cli_log. */
+void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg);
+
+/* ---- input ---- */
+
+/* Addresses from the command line, then from a file or '-' (stdin), one per line. Blank lines
+ * and lines starting with '#' are skipped; surrounding blanks are trimmed; a line is passed on
+ * whole up to VD_CLI_MAX_LINE bytes, NULs included. A pipe or terminal is read without
+ * blocking: when nothing is ready, readable(arg) is called once more arrives. */
+#define VD_CLI_MAX_LINE 4096 /* no address is longer than 254: a cut line is still invalid */
+typedef struct vd_cli_input vd_cli_input;
+vd_cli_input *vd_cli_input_new(struct event_base *base, const char *cmd, char **args, int nargs,
+                               const char *path, void (*readable)(void *), void *arg);
+/* The next address and its length; -1 when none is ready now (see done and failed). */
+ssize_t vd_cli_input_next(vd_cli_input *in, const char **addr);
+bool vd_cli_input_done(const vd_cli_input *in);   /* every address has been read */
+bool vd_cli_input_failed(const vd_cli_input *in); /* reading failed (reported on stderr) */
+void vd_cli_input_free(vd_cli_input *in);
+
+/* ---- signals ---- */
+
+/* SIGINT/SIGTERM: the first calls stop(arg, false) (take no more work, finish what is in
+ * flight), the second stop(arg, true) (now). SIGHUP calls reload(arg). SIGPIPE is ignored. */
+typedef struct vd_cli_signals vd_cli_signals;
+vd_cli_signals *vd_cli_signals_new(struct event_base *base, void (*stop)(void *, bool now),
+                                   void (*reload)(void *), void *arg);
+void vd_cli_signals_free(vd_cli_signals *s);
+/* Reloads the engine's rules and says how it went on stderr. */
+void vd_cli_reload(const char *cmd, vd_engine *e);
+
+/* Frees the engine and keeps the loop running until its sessions have said QUIT and closed,
+ * or 3 s: a polite close is part of a sender's reputation. */
+void vd_cli_close_engine(struct event_base *base, vd_engine *e);
+
+/* `validora cat` and `validora verify`: argv[0] is the subcommand. */
 int vd_cli_cat(int argc, char **argv);
+int vd_cli_verify(int argc, char **argv);
 
 #endif

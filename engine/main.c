@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
-#include "cli_verify.h"
 #include "validora/validora.h"
 
 static const char USAGE[] =

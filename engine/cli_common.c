@@ -1,0 +1,486 @@
+/* cli_common.c — what every subcommand shares (see cli.h): option parsing and --help driven
+ * by the option tables, the log printer, the address input reader, signals, the polite close.
+ * Does not own: any one subcommand's work (cli_verify.c, cli_cat.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include "cli.h"
+
+/* ---- options ---- */
+
+int vd_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "validora %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'validora %s --help'.\n", cmd);
+    return VD_EXIT_USAGE;
+}
+
+#define HELP_COL   28 /* where help text starts */
+#define HELP_WIDTH 92 /* where it wraps */
+
+/* Writes text from column col, wrapped at HELP_WIDTH, continuation lines indented to col. */
+static void wrap(FILE *out, int col, const char *text)
+{
+    int at = col;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (!w) break;
+        if (at > col && at + 1 + (int)w > HELP_WIDTH) {
+            fprintf(out, "\n%*s", col, "");
+            at = col;
+        } else if (at > col) {
+            fputc(' ', out);
+            at++;
+        }
+        fwrite(p, 1, w, out);
+        at += (int)w;
+        p += w;
+    }
+    fputc('\n', out);
+}
+
+static void help_line(FILE *out, const vd_option *o)
+{
+    char left[80], def[128], text[1024];
+    const char *sw = o->type == VD_OPT_FLAG ? "[no-]" : "";
+    if (o->short_name)
+        snprintf(left, sizeof left, "  -%c, --%s%s%s%s", o->short_name, sw, o->name,
+                 o->arg ? " " : "", o->arg ? o->arg : "");
+    else
+        snprintf(left, sizeof left, "      --%s%s%s%s", sw, o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+    vd_option_format_default(o, def, sizeof def);
+    if (o->type == VD_OPT_FLAG)
+        snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def ? "on" : "off");
+    else if (def[0] && o->type != VD_OPT_COUNT)
+        snprintf(text, sizeof text, "%s (default %s)", o->help, def);
+    else
+        snprintf(text, sizeof text, "%s", o->help);
+    int n = fprintf(out, "%s", left);
+    if (n >= HELP_COL - 1)
+        fprintf(out, "\n%*s", HELP_COL, "");
+    else
+        fprintf(out, "%*s", HELP_COL - n, "");
+    wrap(out, HELP_COL, text);
+}
+
+void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, size_t ntables)
+{
+    fputs(u->head, out);
+    const char *group = NULL;
+    for (size_t t = 0; t < ntables; t++)
+        for (const vd_option *o = tables[t].opts; o->name; o++) {
+            if (o->group && (!group || strcmp(group, o->group) != 0)) {
+                group = o->group;
+                fprintf(out, "\n%s:\n", group);
+            }
+            help_line(out, o);
+        }
+    fputs("  -h, --help                show this help\n"
+          "      --version             show the version\n",
+          out);
+    if (u->tail) fprintf(out, "\n%s", u->tail);
+}
+
+/* getopt_long's table, built from the option tables: val is 256 + 2 * index (+1 for the
+ * --no- form of a flag); short options map to the same index. */
+typedef struct parser {
+    struct option *longopts;
+    const vd_option **opt; /* by index */
+    void **target;
+    size_t n;
+    char shorts[128];
+    char (*no_names)[80];
+} parser;
+
+enum { VAL_HELP = 'h', VAL_VERSION = 255, VAL_BASE = 256 };
+
+static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const vd_option *o = tables[t].opts; o->name; o++)
+            n++;
+    p->n = n;
+    p->longopts = calloc(2 * n + 3, sizeof *p->longopts);
+    p->opt = calloc(n ? n : 1, sizeof *p->opt);
+    p->target = calloc(n ? n : 1, sizeof *p->target);
+    p->no_names = calloc(n ? n : 1, sizeof *p->no_names);
+    if (!p->longopts || !p->opt || !p->target || !p->no_names) return -1;
+    size_t i = 0, l = 0, s = 0;
+    p->shorts[s++] = 'h';
+    for (size_t t = 0; t < ntables; t++)
+        for (const vd_option *o = tables[t].opts; o->name; o++, i++) {
+            p->opt[i] = o;
+            p->target[i] = tables[t].target;
+            bool takes_arg = o->type != VD_OPT_FLAG && o->type != VD_OPT_COUNT;
+            int val = VAL_BASE + 2 * (int)i;
+            p->longopts[l++] =
+                (struct option){o->name, takes_arg ? required_argument : no_argument, NULL, val};
+            if (o->type == VD_OPT_FLAG) {
+                snprintf(p->no_names[i], sizeof p->no_names[i], "no-%s", o->name);
+                p->longopts[l++] = (struct option){p->no_names[i], no_argument, NULL, val + 1};
+            }
+            if (o->short_name && s + 3 < sizeof p->shorts) {
+                p->shorts[s++] = o->short_name;
+                if (takes_arg) p->shorts[s++] = ':';
+            }
+        }
+    p->longopts[l++] = (struct option){"help", no_argument, NULL, VAL_HELP};
+    p->longopts[l++] = (struct option){"version", no_argument, NULL, VAL_VERSION};
+    p->shorts[s] = '\0';
+    return 0;
+}
+
+static void parser_free(parser *p)
+{
+    free(p->longopts);
+    free(p->opt);
+    free(p->target);
+    free(p->no_names);
+}
+
+static size_t short_index(const parser *p, int c)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->opt[i]->short_name == c) return i;
+    return p->n;
+}
+
+int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                 size_t ntables)
+{
+    parser p = {0};
+    int rc = -1;
+    if (parser_build(&p, tables, ntables) != 0) {
+        fprintf(stderr, "validora %s: out of memory\n", u->cmd);
+        goto out;
+    }
+    opterr = 0; /* our own messages, named after the subcommand */
+    optind = 0; /* full re-initialisation in glibc */
+    int c;
+    while ((c = getopt_long(argc, argv, p.shorts, p.longopts, NULL)) != -1) {
+        if (c == VAL_HELP) {
+            vd_cli_help(stdout, u, tables, ntables);
+            rc = -2;
+            goto out;
+        }
+        if (c == VAL_VERSION) {
+            printf("validora %s\n", vd_version());
+            rc = -2;
+            goto out;
+        }
+        size_t i = c >= VAL_BASE ? (size_t)(c - VAL_BASE) / 2 : short_index(&p, c);
+        if (c == '?' || c == ':' || i >= p.n) {
+            const char *bad = argv[optind - 1];
+            if (c == ':')
+                vd_cli_usage_error(u->cmd, "%s: needs an argument", bad);
+            else if (optopt && strncmp(bad, "--", 2) != 0)
+                vd_cli_usage_error(u->cmd, "invalid option -%c", optopt);
+            else
+                vd_cli_usage_error(u->cmd, "invalid option %s", bad);
+            goto out;
+        }
+        char err[256];
+        const char *text = optarg;
+        if (p.opt[i]->type == VD_OPT_FLAG) text = c >= VAL_BASE && (c - VAL_BASE) % 2 ? "0" : "1";
+        if (vd_option_parse(p.opt[i], p.target[i], text, err, sizeof err) != 0) {
+            vd_cli_usage_error(u->cmd, "%s", err);
+            goto out;
+        }
+    }
+    rc = optind;
+out:
+    parser_free(&p);
+    return rc;
+}
+
+/* ---- messages ---- */
+
+void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg)
+{
+    const vd_cli_log *l = arg;
+    if ((int)level > VD_LOG_WARNING + l->verbose) return;
+    static const char *const tag[] = {"error: ", "warning: ", "", ""};
+    fprintf(stderr, "validora %s: %s%s\n", l->cmd, tag[level], msg);
+}
+
+/* ---- input ---- */
+
+struct vd_cli_input {
+    struct event_base *base;
+    const char *cmd;
+    char **args;
+    int nargs, next_arg;
+    const char *path;
+    FILE *in;
+    bool opened, done, failed;
+    /* A pipe, terminal or socket is read without blocking the loop: jobs in flight go on
+     * while the producer is slow. Regular files are read with getline. */
+    bool stream;
+    int fd;
+    int fd_flags; /* restored at the end: a shared terminal or pipe must not stay non-blocking */
+    struct evbuffer *buf;
+    struct event *ev;
+    bool skip_to_eol;
+    void (*readable)(void *);
+    void *arg;
+    char *line;
+    size_t linecap;
+};
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_cli_input *in = arg;
+    in->readable(in->arg);
+}
+
+vd_cli_input *vd_cli_input_new(struct event_base *base, const char *cmd, char **args, int nargs,
+                               const char *path, void (*readable)(void *), void *arg)
+{
+    vd_cli_input *in = calloc(1, sizeof *in);
+    if (!in) return NULL;
+    *in = (vd_cli_input){.base = base,
+                         .cmd = cmd,
+                         .args = args,
+                         .nargs = nargs,
+                         .path = path,
+                         .readable = readable,
+                         .arg = arg,
+                         .fd = -1,
+                         .fd_flags = -1};
+    return in;
+}
+
+static void input_fail(vd_cli_input *in, const char *what)
+{
+    fprintf(stderr, "validora %s: %s%s%s\n", in->cmd, in->path, what ? ": " : "", what ? what : "");
+    in->failed = in->done = true;
+}
+
+static bool input_open(vd_cli_input *in)
+{
+    in->opened = true;
+    in->in = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "r");
+    if (!in->in) {
+        input_fail(in, strerror(errno));
+        return false;
+    }
+    struct stat st;
+    in->fd = fileno(in->in);
+    if (fstat(in->fd, &st) != 0 || S_ISREG(st.st_mode)) return true;
+    in->stream = true;
+    in->fd_flags = fcntl(in->fd, F_GETFL);
+    in->buf = evbuffer_new();
+    in->ev = event_new(in->base, in->fd, EV_READ, on_readable, in);
+    if (!in->buf || !in->ev || evutil_make_socket_nonblocking(in->fd) != 0) {
+        input_fail(in, "cannot watch it");
+        return false;
+    }
+    return true;
+}
+
+/* Takes len bytes off the buffer as in->line. */
+static ssize_t take_line(vd_cli_input *in, size_t len)
+{
+    char *ln = malloc(len + 1);
+    if (!ln) {
+        input_fail(in, "out of memory");
+        return -1;
+    }
+    evbuffer_remove(in->buf, ln, len);
+    ln[len] = '\0';
+    free(in->line);
+    in->line = ln;
+    return (ssize_t)len;
+}
+
+/* The next raw line of a stream into in->line; its length, or -1 when none is ready now
+ * (or the stream has ended: in->done). */
+static ssize_t stream_line(vd_cli_input *in)
+{
+    for (;;) {
+        if (in->skip_to_eol) { /* the rest of an over-long line */
+            struct evbuffer_ptr eol = evbuffer_search(in->buf, "\n", 1, NULL);
+            size_t drop = eol.pos >= 0 ? (size_t)eol.pos + 1 : evbuffer_get_length(in->buf);
+            evbuffer_drain(in->buf, drop);
+            in->skip_to_eol = eol.pos < 0;
+        }
+        size_t len = 0;
+        char *ln = in->skip_to_eol ? NULL : evbuffer_readln(in->buf, &len, EVBUFFER_EOL_LF);
+        if (ln) {
+            free(in->line);
+            in->line = ln;
+            return (ssize_t)len;
+        }
+        if (evbuffer_get_length(in->buf) > VD_CLI_MAX_LINE) {
+            /* keep the start (it gets its invalid_syntax record) and drop the rest of the
+             * line, so memory stays bounded */
+            in->skip_to_eol = true;
+            return take_line(in, VD_CLI_MAX_LINE);
+        }
+        int got = evbuffer_read(in->buf, in->fd, 65536);
+        if (got > 0) continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(in->ev, NULL); /* readable() again when more arrives */
+            return -1;
+        }
+        if (got < 0) input_fail(in, strerror(errno));
+        len = evbuffer_get_length(in->buf); /* a last line without a newline still counts */
+        if (!len) {
+            in->done = true;
+            return -1;
+        }
+        return take_line(in, len);
+    }
+}
+
+static ssize_t file_line(vd_cli_input *in)
+{
+    ssize_t n = getline(&in->line, &in->linecap, in->in);
+    if (n < 0) {
+        if (ferror(in->in)) input_fail(in, strerror(errno));
+        in->done = true;
+    }
+    return n;
+}
+
+ssize_t vd_cli_input_next(vd_cli_input *in, const char **addr)
+{
+    if (in->next_arg < in->nargs) {
+        *addr = in->args[in->next_arg++];
+        return (ssize_t)strlen(*addr);
+    }
+    if (!in->path || in->done) {
+        in->done = true;
+        return -1;
+    }
+    if (!in->opened && !input_open(in)) return -1;
+    for (;;) {
+        ssize_t n = in->stream ? stream_line(in) : file_line(in);
+        if (n < 0) return -1;
+        if (n > VD_CLI_MAX_LINE) n = VD_CLI_MAX_LINE;
+        char *s = in->line;
+        while (n > 0 &&
+               (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        while (n > 0 && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        if (n == 0 || *s == '#') continue;
+        *addr = s;
+        return n;
+    }
+}
+
+bool vd_cli_input_done(const vd_cli_input *in)
+{
+    return in->done && in->next_arg >= in->nargs;
+}
+
+bool vd_cli_input_failed(const vd_cli_input *in)
+{
+    return in->failed;
+}
+
+void vd_cli_input_free(vd_cli_input *in)
+{
+    if (!in) return;
+    if (in->ev) event_free(in->ev);
+    if (in->stream && in->fd_flags >= 0) fcntl(in->fd, F_SETFL, in->fd_flags);
+    if (in->buf) evbuffer_free(in->buf);
+    if (in->in && in->in != stdin) fclose(in->in);
+    free(in->line);
+    free(in);
+}
+
+/* ---- signals ---- */
+
+struct vd_cli_signals {
+    struct event *sigint, *sigterm, *sighup;
+    void (*stop)(void *, bool);
+    void (*reload)(void *);
+    void *arg;
+    bool stopping;
+};
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    vd_cli_signals *s = arg;
+    bool now = s->stopping;
+    s->stopping = true;
+    s->stop(s->arg, now);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    vd_cli_signals *s = arg;
+    s->reload(s->arg);
+}
+
+vd_cli_signals *vd_cli_signals_new(struct event_base *base, void (*stop)(void *, bool now),
+                                   void (*reload)(void *), void *arg)
+{
+    vd_cli_signals *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->stop = stop;
+    s->reload = reload;
+    s->arg = arg;
+    signal(SIGPIPE, SIG_IGN);
+    s->sigint = evsignal_new(base, SIGINT, on_stop_signal, s);
+    s->sigterm = evsignal_new(base, SIGTERM, on_stop_signal, s);
+    s->sighup = evsignal_new(base, SIGHUP, on_hup, s);
+    if (!s->sigint || !s->sigterm || !s->sighup || evsignal_add(s->sigint, NULL) != 0 ||
+        evsignal_add(s->sigterm, NULL) != 0 || evsignal_add(s->sighup, NULL) != 0) {
+        vd_cli_signals_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vd_cli_signals_free(vd_cli_signals *s)
+{
+    if (!s) return;
+    if (s->sigint) event_free(s->sigint);
+    if (s->sigterm) event_free(s->sigterm);
+    if (s->sighup) event_free(s->sighup);
+    free(s);
+}
+
+void vd_cli_reload(const char *cmd, vd_engine *e)
+{
+    char err[1024];
+    if (vd_engine_reload(e, err, sizeof err) == 0)
+        fprintf(stderr, "validora %s: rules reloaded\n", cmd);
+    else
+        fprintf(stderr, "validora %s: reload failed, keeping the running rules: %s\n", cmd, err);
+}
+
+void vd_cli_close_engine(struct event_base *base, vd_engine *e)
+{
+    vd_engine_free(e);
+    time_t deadline = time(NULL) + 3;
+    while (event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) > 0 && time(NULL) < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+}

@@ -1,0 +1,237 @@
+/* options.c — the engine's option table, and parsing, checking and formatting option values
+ * for any table (validora/options.h).
+ *
+ * Owns: every engine option's name, default, bounds and help line, and the limits a user may
+ * change (each with why it has the default it has).
+ * Does not own: what an option does (dns.c, smtp.c, pool.c, rules.c read the values), the
+ * command line (engine/cli_*.c), options of one subcommand (their own tables in the CLI). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "validora/options.h"
+#include "validora/validora.h"
+
+#define OFF(field) offsetof(vd_engine_config, field)
+
+const vd_option vd_engine_options[] = {
+    {"dns", 0, VD_OPT_STRING, OFF(dns_servers), 0, NULL, 0, 0, "SERVERS", "DNS",
+     "servers to ask, HOST[:PORT][,...] ([v6addr]:PORT for IPv6); default: the servers in "
+     "/etc/resolv.conf",
+     false},
+    {"dns-timeout", 0, VD_OPT_SECONDS, OFF(dns_timeout), 3, NULL, 0.05, 600, "SECS", "DNS",
+     "per-try DNS timeout", false},
+
+    {"smtp", 0, VD_OPT_FLAG, OFF(smtp), 1, NULL, 0, 0, NULL, "SMTP",
+     "ask the mail servers (--no-smtp: stop after DNS, reason not_probed)", true},
+    {"smtp-timeout", 0, VD_OPT_SECONDS, OFF(smtp_timeout), 30, NULL, 0.05, 3600, "SECS", "SMTP",
+     "connect, banner and per-command timeout (RFC 5321 §4.5.3.2 asks for minutes; 30 s "
+     "keeps a dead server from holding a session)",
+     true},
+    {"smtp-port", 0, VD_OPT_INT, OFF(smtp_port), 25, NULL, 1, 65535, "N", "SMTP",
+     "port of the mail servers", true},
+    {"helo", 0, VD_OPT_STRING, OFF(helo), 0, NULL, 0, 0, "NAME", "SMTP",
+     "EHLO name (default: /etc/mailname or the host name); use your FQDN with a matching PTR",
+     true},
+    {"mail-from", 0, VD_OPT_STRING, OFF(mail_from), 0, NULL, 0, 0, "ADDR", "SMTP",
+     "MAIL FROM address (default: verify@HELO-NAME; '' = <>)", true},
+    {"source-ip", 0, VD_OPT_STRING, OFF(source_ip), 0, NULL, 0, 0, "ADDR", "SMTP",
+     "local address for outgoing connections", true},
+    {"starttls", 0, VD_OPT_FLAG, OFF(starttls), 1, NULL, 0, 0, NULL, "SMTP",
+     "use STARTTLS when offered (--no-starttls: never)", true},
+    {"tls-ca", 0, VD_OPT_STRING, OFF(tls_ca), 0, NULL, 0, 0, "FILE", "SMTP",
+     "PEM file of CAs to verify servers with (default: the system store)", false},
+    {"greylist-delay", 0, VD_OPT_SECONDS, OFF(greylist_delay), 300, NULL, 0, 86400, "SECS", "SMTP",
+     "wait before retrying a greylisted address (postgrey's default delay is 300 s)", true},
+    {"greylist-tries", 0, VD_OPT_INT, OFF(greylist_tries), 3, NULL, 1, 100, "N", "SMTP",
+     "RCPT tries in all for a greylisted address", true},
+    {"per-mx-sessions", 0, VD_OPT_INT, OFF(per_mx_sessions), 4, NULL, 1, 100000, "N", "SMTP",
+     "concurrent sessions per mail server (Postfix's anvil allows 50 per client; big "
+     "providers publish 5-20)",
+     true},
+    {"reuse", 0, VD_OPT_FLAG, OFF(reuse), 1, NULL, 0, 0, NULL, "SMTP",
+     "keep sessions for later addresses at the same server (--no-reuse: one session per "
+     "address)",
+     true},
+
+    {"rules", 0, VD_OPT_STRING, OFF(rules_dir), 0, NULL, 0, 0, "DIR", "Rules",
+     "rule scripts (default: $VALIDORA_RULES, else the installed rules)", false},
+    {"rules-memory", 0, VD_OPT_INT, OFF(rules_memory_mb), 1024, NULL, 1, 65536, "MIB", "Rules",
+     "memory one rule generation may allocate (a runaway rule fails, the process lives)", false},
+    {"rule-instructions", 0, VD_OPT_INT, OFF(rule_instructions), 20000000, NULL, 10000, 2000000000,
+     "N", "Rules",
+     "Lua instructions one address's rule may run (an endless loop costs only its address)", false},
+    {"rules-load-instructions", 0, VD_OPT_INT, OFF(load_instructions), 50000000, NULL, 10000,
+     2000000000, "N", "Rules", "Lua instructions loading all rules may take", false},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
+};
+
+void *vd_option_value(const vd_option *o, void *target)
+{
+    return (char *)target + o->offset;
+}
+
+static const void *cvalue(const vd_option *o, const void *target)
+{
+    return (const char *)target + o->offset;
+}
+
+void vd_options_defaults(const vd_option *table, void *target)
+{
+    for (const vd_option *o = table; o->name; o++) {
+        void *v = vd_option_value(o, target);
+        switch (o->type) {
+        case VD_OPT_FLAG:
+            *(bool *)v = o->def != 0;
+            break;
+        case VD_OPT_INT:
+        case VD_OPT_COUNT:
+            *(int *)v = (int)o->def;
+            break;
+        case VD_OPT_SECONDS:
+            *(double *)v = o->def;
+            break;
+        case VD_OPT_STRING:
+            *(const char **)v = o->def_str;
+            break;
+        }
+    }
+}
+
+const vd_option *vd_option_find(const vd_option *table, const char *name)
+{
+    for (const vd_option *o = table; o->name; o++)
+        if (!strcmp(o->name, name)) return o;
+    return NULL;
+}
+
+/* "between 1 and 100" */
+static void format_bounds(const vd_option *o, char *buf, size_t len)
+{
+    snprintf(buf, len, "between %.15g and %.15g", o->min, o->max);
+}
+
+static int bounds_error(const vd_option *o, const char *what, const char *text, char *err,
+                        size_t errlen)
+{
+    char b[64];
+    format_bounds(o, b, sizeof b);
+    snprintf(err, errlen, "--%s: not %s %s: '%s'", o->name, what, b, text);
+    return -1;
+}
+
+int vd_option_parse(const vd_option *o, void *target, const char *text, char *err, size_t errlen)
+{
+    void *v = vd_option_value(o, target);
+    char *end;
+    switch (o->type) {
+    case VD_OPT_COUNT:
+        *(int *)v += 1;
+        return 0;
+    case VD_OPT_STRING:
+        *(const char **)v = text;
+        return 0;
+    case VD_OPT_FLAG:
+        if (!text || !strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcmp(text, "1"))
+            *(bool *)v = true;
+        else if (!strcasecmp(text, "false") || !strcasecmp(text, "no") || !strcmp(text, "0"))
+            *(bool *)v = false;
+        else {
+            snprintf(err, errlen, "--%s: not true or false: '%s'", o->name, text);
+            return -1;
+        }
+        return 0;
+    case VD_OPT_INT: {
+        errno = 0;
+        long n = text ? strtol(text, &end, 10) : 0;
+        if (!text || errno || end == text || *end || n < (long)o->min || n > (long)o->max)
+            return bounds_error(o, "a whole number", text ? text : "", err, errlen);
+        *(int *)v = (int)n;
+        return 0;
+    }
+    case VD_OPT_SECONDS: {
+        errno = 0;
+        double d = text ? strtod(text, &end) : 0;
+        if (!text || errno || end == text || *end || !(d >= o->min && d <= o->max))
+            return bounds_error(o, "a number of seconds", text ? text : "", err, errlen);
+        *(double *)v = d;
+        return 0;
+    }
+    }
+    return 0;
+}
+
+int vd_options_check(const vd_option *table, const void *target, char *err, size_t errlen)
+{
+    for (const vd_option *o = table; o->name; o++) {
+        const void *v = cvalue(o, target);
+        char text[64];
+        if (o->type == VD_OPT_INT) {
+            int n = *(const int *)v;
+            if (n < o->min || n > o->max) {
+                snprintf(text, sizeof text, "%d", n);
+                return bounds_error(o, "a whole number", text, err, errlen);
+            }
+        } else if (o->type == VD_OPT_SECONDS) {
+            double d = *(const double *)v;
+            if (!(d >= o->min && d <= o->max)) {
+                snprintf(text, sizeof text, "%g", d);
+                return bounds_error(o, "a number of seconds", text, err, errlen);
+            }
+        }
+    }
+    return 0;
+}
+
+static void format_value(const vd_option *o, const void *v, char *buf, size_t len)
+{
+    switch (o->type) {
+    case VD_OPT_FLAG:
+        snprintf(buf, len, "%s", *(const bool *)v ? "true" : "false");
+        break;
+    case VD_OPT_INT:
+    case VD_OPT_COUNT:
+        snprintf(buf, len, "%d", *(const int *)v);
+        break;
+    case VD_OPT_SECONDS:
+        snprintf(buf, len, "%g", *(const double *)v);
+        break;
+    case VD_OPT_STRING: {
+        const char *s = *(const char *const *)v;
+        snprintf(buf, len, "%s", s ? s : "");
+        break;
+    }
+    }
+}
+
+void vd_option_format(const vd_option *o, const void *target, char *buf, size_t len)
+{
+    format_value(o, cvalue(o, target), buf, len);
+}
+
+void vd_option_format_default(const vd_option *o, char *buf, size_t len)
+{
+    switch (o->type) {
+    case VD_OPT_STRING:
+        snprintf(buf, len, "%s", o->def_str ? o->def_str : "");
+        break;
+    case VD_OPT_INT:
+    case VD_OPT_COUNT:
+        snprintf(buf, len, "%d", (int)o->def);
+        break;
+    case VD_OPT_SECONDS:
+        snprintf(buf, len, "%g", o->def);
+        break;
+    case VD_OPT_FLAG:
+        snprintf(buf, len, "%s", o->def != 0 ? "true" : "false");
+        break;
+    }
+}
+
+void vd_engine_config_init(vd_engine_config *c)
+{
+    memset(c, 0, sizeof *c);
+    vd_options_defaults(vd_engine_options, c);
+}
