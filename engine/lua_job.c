@@ -1,181 +1,164 @@
-/* lua_job.c — the `job` object rules get: what is known of the address, the verdict
- * setters, job:smtp() (a pooled SMTP session, yields), job:once() (a per-run memo shared by
- * all jobs, coalescing concurrent callers), and the park/wake primitive behind it.
- * Does not own: the session object (lua_smtp.c), DNS calls (lua_dns.c). */
-#include <arpa/inet.h>
+/* lua_job.c — the `job` object a rule's probe gets: what is known of the address, the
+ * verdict setters, job:smtp() (a pooled SMTP session, yields) and the park/wake pair behind
+ * job:once() (rules/validora/once.lua).
+ * Writes only into the run's vd_probe (probe.h); never calls up into the engine.
+ * Does not own: the session object (lua_smtp.c), DNS calls (lua_dns.c), the coroutine
+ * protocol (lua_task.c). */
 #include <stdlib.h>
 #include <string.h>
-#include <event2/event.h>
 #include <lauxlib.h>
 #include <openssl/rand.h>
-#include "engine_internal.h"
+#include "lua_bridge.h"
 
 #define JOB_MT "validora.job"
 
 typedef struct job_ud {
-    vd_job *job;
+    vd_run *run;
 } job_ud;
 
-static vd_job *check_job(lua_State *L, int idx)
+static vd_run *check_job(lua_State *L, int idx)
 {
     job_ud *u = luaL_checkudata(L, idx, JOB_MT);
-    if (!u->job) luaL_error(L, "job has ended");
-    return u->job;
+    if (!u->run) luaL_error(L, "job has ended");
+    return u->run;
 }
 
 /* I/O methods must run on the job's own coroutine: that is what gets resumed. */
-static vd_job *check_job_io(lua_State *L, int idx)
+static vd_run *check_job_io(lua_State *L, int idx)
 {
-    vd_job *j = check_job(L, idx);
-    if (L != j->co) luaL_error(L, "job I/O called outside the job's own probe");
-    return j;
+    vd_run *run = check_job(L, idx);
+    if (vd_run_of(L) != run) luaL_error(L, "job I/O called outside the job's own probe");
+    return run;
 }
 
-void vd_lua_job_push(lua_State *L, vd_job *j)
+void vd_lua_job_push(lua_State *L, vd_run *run)
 {
-    if (j->self_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, j->self_ref);
+    if (run->self_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, run->self_ref);
         return;
     }
     job_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
-    u->job = j;
+    u->run = run;
     luaL_setmetatable(L, JOB_MT);
     lua_newtable(L); /* fields cache */
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, -1);
-    j->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    run->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-void vd_lua_job_detach(vd_job *j)
+void vd_lua_job_detach(vd_run *run)
 {
-    if (j->self_ref == LUA_NOREF || !j->gen) return;
-    lua_State *L = j->gen->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, j->self_ref);
+    if (run->self_ref == LUA_NOREF) return;
+    lua_State *L = run->gen->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->self_ref);
     job_ud *u = lua_touserdata(L, -1);
-    if (u) u->job = NULL;
+    if (u) u->run = NULL;
     lua_pop(L, 1);
+}
+
+/* Pushes job.<k>; returns false for an unknown key. */
+static bool push_field(lua_State *L, const vd_probe *p, const char *k)
+{
+    const vd_address *a = p->addr;
+    if (!strcmp(k, "email"))
+        lua_pushlstring(L, p->email, p->email_len);
+    else if (!strcmp(k, "address"))
+        lua_pushstring(L, a->address);
+    else if (!strcmp(k, "local_part"))
+        lua_pushstring(L, a->local);
+    else if (!strcmp(k, "domain"))
+        lua_pushstring(L, a->domain);
+    else if (!strcmp(k, "domain_unicode"))
+        lua_pushstring(L, a->domain_unicode);
+    else if (!strcmp(k, "smtputf8"))
+        lua_pushboolean(L, a->smtputf8);
+    else if (!strcmp(k, "disposable"))
+        lua_pushboolean(L, p->disposable);
+    else if (!strcmp(k, "role"))
+        lua_pushboolean(L, p->role);
+    else if (!strcmp(k, "free"))
+        lua_pushboolean(L, p->free_provider);
+    else if (!strcmp(k, "mx"))
+        vd_lua_push_mx_hosts(L, p->mx);
+    else if (!strcmp(k, "implicit_mx"))
+        lua_pushboolean(L, p->mx && p->mx->implicit);
+    else
+        return false;
+    return true;
 }
 
 /* job.<field>: facts about the address, computed once and cached in the uservalue. */
 static int job_index(lua_State *L)
 {
-    vd_job *j = check_job(L, 1);
+    vd_run *run = check_job(L, 1);
     const char *k = luaL_checkstring(L, 2);
     luaL_getmetafield(L, 1, "methods");
     lua_getfield(L, -1, k);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 2);
+    if (!strcmp(k, "attempts")) { /* changes: not cached */
+        lua_pushinteger(L, run->probe->attempts);
+        return 1;
+    }
     lua_getiuservalue(L, 1, 1);
     lua_getfield(L, -1, k);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
-    if (!strcmp(k, "email"))
-        lua_pushstring(L, j->email);
-    else if (!strcmp(k, "address"))
-        lua_pushstring(L, j->addr.address);
-    else if (!strcmp(k, "local_part"))
-        lua_pushstring(L, j->addr.local);
-    else if (!strcmp(k, "domain"))
-        lua_pushstring(L, j->addr.domain);
-    else if (!strcmp(k, "domain_unicode"))
-        lua_pushstring(L, j->addr.domain_unicode);
-    else if (!strcmp(k, "smtputf8"))
-        lua_pushboolean(L, j->addr.smtputf8);
-    else if (!strcmp(k, "disposable"))
-        lua_pushboolean(L, j->disposable);
-    else if (!strcmp(k, "role"))
-        lua_pushboolean(L, j->role);
-    else if (!strcmp(k, "free"))
-        lua_pushboolean(L, j->free_provider);
-    else if (!strcmp(k, "mx"))
-        vd_lua_push_mx_hosts(L, j->mx);
-    else if (!strcmp(k, "implicit_mx"))
-        lua_pushboolean(L, j->mx && j->mx->implicit);
-    else if (!strcmp(k, "attempts")) {
-        lua_pushinteger(L, j->attempts); /* changes: not cached */
-        return 1;
-    } else
-        return 0;
+    if (!push_field(L, run->probe, k)) return 0;
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, k);
     return 1;
 }
 
 /* Copies a reply table {code, enhanced, text} into the record, or a string as detail. */
-static void take_evidence(lua_State *L, vd_job *j, int idx)
+static void take_evidence(lua_State *L, vd_probe *p, int idx)
 {
     if (lua_istable(L, idx)) {
         lua_getfield(L, idx, "code");
         lua_getfield(L, idx, "enhanced");
         lua_getfield(L, idx, "text");
-        if (lua_isinteger(L, -3)) {
-            j->has_smtp = true;
-            j->smtp_code = (int)lua_tointeger(L, -3);
-            const char *enh = lua_tostring(L, -2);
-            snprintf(j->smtp_enhanced, sizeof j->smtp_enhanced, "%s", enh ? enh : "");
-            const char *text = lua_tostring(L, -1);
-            free(j->smtp_text);
-            j->smtp_text = strdup(text ? text : "");
-        }
+        if (lua_isinteger(L, -3))
+            vd_probe_set_reply(p, (int)lua_tointeger(L, -3), lua_tostring(L, -2),
+                               lua_tostring(L, -1));
         lua_pop(L, 3);
     } else if (lua_type(L, idx) == LUA_TSTRING) {
-        vd_job_set_detail(j, lua_tostring(L, idx));
+        vd_probe_set_detail(p, lua_tostring(L, idx));
     }
 }
 
-static int set_verdict(lua_State *L, const char *status)
+/* job:STATUS(reason [, evidence [, detail]]) */
+static int set_verdict(lua_State *L)
 {
-    vd_job *j = check_job(L, 1);
+    vd_run *run = check_job(L, 1);
+    const char *status = vd_probe_status(lua_tostring(L, lua_upvalueindex(1)));
     const char *reason = luaL_checkstring(L, 2);
-    size_t n = strlen(reason);
-    if (n == 0 || n >= sizeof j->reason) return luaL_error(L, "verdict reason must be 1-47 chars");
-    for (const char *p = reason; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-            return luaL_error(L, "verdict reason must be one lower-case word: '%s'", reason);
-    vd_job_verdict(j, status, reason);
-    take_evidence(L, j, 3);
-    if (lua_type(L, 4) == LUA_TSTRING) vd_job_set_detail(j, lua_tostring(L, 4));
+    if (vd_probe_verdict(run->probe, status, reason) != 0)
+        return luaL_error(L, "verdict reason must be one lower-case word of 1-%d [a-z0-9_]: '%s'",
+                          VD_REASON_MAX - 1, reason);
+    take_evidence(L, run->probe, 3);
+    if (lua_type(L, 4) == LUA_TSTRING) vd_probe_set_detail(run->probe, lua_tostring(L, 4));
     return 0;
-}
-
-static int job_deliverable(lua_State *L)
-{
-    return set_verdict(L, "deliverable");
-}
-static int job_undeliverable(lua_State *L)
-{
-    return set_verdict(L, "undeliverable");
-}
-static int job_risky(lua_State *L)
-{
-    return set_verdict(L, "risky");
-}
-static int job_unknown(lua_State *L)
-{
-    return set_verdict(L, "unknown");
 }
 
 /* job:set(key, value) for the record facts a rule establishes. */
 static int job_set(lua_State *L)
 {
-    vd_job *j = check_job(L, 1);
+    vd_probe *p = check_job(L, 1)->probe;
     const char *k = luaL_checkstring(L, 2);
-    if (!strcmp(k, "catch_all")) {
-        j->catch_all = lua_isnil(L, 3) ? VD_UNSET : lua_toboolean(L, 3) ? VD_YES : VD_NO;
-    } else if (!strcmp(k, "detail")) {
-        vd_job_set_detail(j, luaL_optstring(L, 3, NULL));
-    } else if (!strcmp(k, "smtp")) {
-        take_evidence(L, j, 3);
-    } else {
+    if (!strcmp(k, "catch_all"))
+        p->catch_all = lua_isnil(L, 3) ? VD_UNSET : lua_toboolean(L, 3) ? VD_YES : VD_NO;
+    else if (!strcmp(k, "detail"))
+        vd_probe_set_detail(p, luaL_optstring(L, 3, NULL));
+    else if (!strcmp(k, "smtp"))
+        take_evidence(L, p, 3);
+    else
         return luaL_error(L, "job:set: unknown key '%s'", k);
-    }
     return 0;
 }
 
 static int job_provider(lua_State *L)
 {
-    vd_job *j = check_job(L, 1);
-    snprintf(j->provider, sizeof j->provider, "%s", luaL_checkstring(L, 2));
+    vd_probe_set_provider(check_job(L, 1)->probe, luaL_checkstring(L, 2));
     return 0;
 }
 
@@ -196,163 +179,89 @@ static int job_random_local(lua_State *L)
 
 /* ---- job:smtp() ---- */
 
-void vd_lua_session_push(lua_State *L, vd_job *j, vd_lease *lease); /* lua_smtp.c */
-
 static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
 {
-    vd_job *j = vd_waiter_take(arg);
-    if (!j) {
+    vd_task *t = vd_waiter_take(arg);
+    if (!t) {
         if (lease) vd_lease_release(lease, true);
         return;
     }
+    vd_run *run = vd_task_arg(t);
+    lua_State *co = vd_task_thread(t);
     if (r->mx) {
-        free(j->mx_used);
-        j->mx_used = strdup(r->mx);
+        free(run->probe->mx_used);
+        run->probe->mx_used = strdup(r->mx);
     }
     if (!lease) {
-        lua_pushnil(j->co);
-        lua_pushstring(j->co, vd_smtp_err_name(r->err));
-        if (r->reply) {
-            lua_createtable(j->co, 0, 3);
-            lua_pushinteger(j->co, r->reply->code);
-            lua_setfield(j->co, -2, "code");
-            lua_pushstring(j->co, r->reply->enhanced);
-            lua_setfield(j->co, -2, "enhanced");
-            lua_pushstring(j->co, r->reply->text ? r->reply->text : "");
-            lua_setfield(j->co, -2, "text");
-            luaL_setmetatable(j->co, "validora.reply");
-        } else {
-            lua_pushstring(j->co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
-        }
-        vd_job_resume(j, 3);
+        lua_pushnil(co);
+        lua_pushstring(co, vd_smtp_err_name(r->err));
+        if (r->reply)
+            vd_lua_push_reply(co, r->reply->code, r->reply->enhanced, r->reply->text);
+        else
+            lua_pushstring(co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
+        vd_task_resume(t, 3);
         return;
     }
-    j->tls = vd_lease_tls(lease) ? VD_YES : VD_NO;
-    j->tls_verified = vd_lease_tls_verified(lease) ? VD_YES : VD_NO;
-    vd_lua_session_push(j->co, j, lease);
-    vd_job_resume(j, 1);
+    vd_probe_note_session(run->probe, lease);
+    int slot = vd_probe_lease_add(run->probe, lease);
+    vd_lua_session_push(co, run, slot);
+    vd_task_resume(t, 1);
+}
+
+static void cancel_pool(void *handle)
+{
+    vd_pool_cancel(handle);
 }
 
 static int job_smtp(lua_State *L)
 {
-    vd_job *j = check_job_io(L, 1);
-    int free_slot = -1;
-    for (int i = 0; i < VD_JOB_MAX_SESSIONS; i++)
-        if (!j->sessions[i]) free_slot = i;
-    if (free_slot < 0) return luaL_error(L, "job:smtp: too many open sessions (release one)");
-    j->attempts++;
-    vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_POOL);
+    vd_run *run = check_job_io(L, 1);
+    if (!vd_probe_lease_room(run->probe))
+        return luaL_error(L, "job:smtp: too many open sessions (release one)");
+    run->probe->attempts++;
+    vd_waiter *w = vd_task_wait_begin(run->task);
     if (!w) return luaL_error(L, "out of memory");
-    vd_pool_req *req = vd_pool_acquire(j->e->pool, j->mx, on_lease, w);
-    if (j->sync_nargs < 0) j->wait_handle = req;
-    return vd_job_wait_end(L, j);
+    vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
+    if (req) vd_task_wait_cancel(run->task, req, cancel_pool);
+    return vd_task_wait_end(L, run->task);
 }
 
-/* ---- park / wake: a job waits until another hands it a value ---- */
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    vd_job *j = arg;
-    if (j->wait_kind == VD_WAIT_TIMER) {
-        if (!vd_waiter_take(j->waiter)) return;
-        vd_job_resume(j, 0);
-    } else if (j->wait_kind == VD_WAIT_PARK && j->park_ref != LUA_NOREF) {
-        if (!vd_waiter_take(j->waiter)) return;
-        lua_rawgeti(j->co, LUA_REGISTRYINDEX, j->park_ref);
-        luaL_unref(j->co, LUA_REGISTRYINDEX, j->park_ref);
-        j->park_ref = LUA_NOREF;
-        vd_job_resume(j, 1);
-    }
-}
-
-static int ensure_timer(vd_job *j)
-{
-    if (!j->timer) j->timer = evtimer_new(j->e->base, on_timer, j);
-    return j->timer ? 0 : -1;
-}
-
-int vd_lua_sleep(lua_State *L); /* used by lua_dns.c's util table */
-int vd_lua_sleep(lua_State *L)
-{
-    vd_job *j = vd_lua_job_of(L);
-    if (!j || L != j->co) return luaL_error(L, "sleep: only inside a job's probe");
-    lua_Number s = luaL_checknumber(L, 1);
-    if (s < 0 || s > 86400) return luaL_error(L, "sleep: seconds out of range");
-    if (ensure_timer(j) != 0) return luaL_error(L, "out of memory");
-    if (!vd_job_wait_begin(j, VD_WAIT_TIMER)) return luaL_error(L, "out of memory");
-    struct timeval tv = {(time_t)s, (suseconds_t)((s - (lua_Number)(time_t)s) * 1e6)};
-    event_base_update_cache_time(j->e->base); /* the timer counts from now, not loop start */
-    evtimer_add(j->timer, &tv);
-    return vd_job_wait_end(L, j);
-}
+/* ---- park / wake: the memo's waiters ---- */
 
 static int job_park(lua_State *L)
 {
-    vd_job *j = check_job_io(L, 1);
-    if (ensure_timer(j) != 0) return luaL_error(L, "out of memory");
-    if (!vd_job_wait_begin(j, VD_WAIT_PARK)) return luaL_error(L, "out of memory");
-    return vd_job_wait_end(L, j);
+    vd_run *run = check_job_io(L, 1);
+    return vd_task_park(L, run->task);
 }
 
 static int job_wake(lua_State *L)
 {
-    vd_job *j = check_job(L, 1);
+    vd_run *run = check_job(L, 1);
     lua_settop(L, 2);
-    if (j->wait_kind != VD_WAIT_PARK || j->park_ref != LUA_NOREF) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    j->park_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    /* resumed from the loop, not from inside the waker's coroutine */
-    struct timeval zero = {0, 0};
-    evtimer_add(j->timer, &zero);
-    lua_pushboolean(L, 1);
+    lua_pushboolean(L, vd_task_wake(run->task, L));
     return 1;
 }
-
-/* job:once(key, fn): fn runs once per run and key; concurrent callers wait for its value.
- * An error in fn propagates to its caller; the waiters get nil and the key is forgotten.
- * A nil result ("could not tell") is handed to the waiters but not kept: a later job asks
- * again. */
-static const char ONCE_SRC[] = "local memo = {}\n"
-                               "return function(job, key, fn)\n"
-                               "  local m = memo[key]\n"
-                               "  if m then\n"
-                               "    if m.done then return m.value end\n"
-                               "    m.waiters[#m.waiters + 1] = job\n"
-                               "    return job:_park()\n"
-                               "  end\n"
-                               "  m = { waiters = {} }\n"
-                               "  memo[key] = m\n"
-                               "  local ok, v = pcall(fn)\n"
-                               "  if not ok then\n"
-                               "    memo[key] = nil\n"
-                               "    for _, w in ipairs(m.waiters) do w:_wake(nil) end\n"
-                               "    error(v, 0)\n"
-                               "  end\n"
-                               "  if v == nil then memo[key] = nil else m.done, m.value = true, v end\n"
-                               "  for _, w in ipairs(m.waiters) do w:_wake(v) end\n"
-                               "  m.waiters = nil\n"
-                               "  return v\n"
-                               "end\n";
 
 static int job_gc(lua_State *L)
 {
     job_ud *u = luaL_checkudata(L, 1, JOB_MT);
-    u->job = NULL;
+    u->run = NULL;
     return 0;
+}
+
+void vd_lua_job_set_method(lua_State *L, const char *name)
+{
+    luaL_getmetatable(L, JOB_MT);
+    lua_getfield(L, -1, "methods");
+    lua_rotate(L, -3, -1); /* value, mt, methods -> mt, methods, value */
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
 }
 
 void vd_lua_job_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"smtp", job_smtp},
-        {"deliverable", job_deliverable},
-        {"undeliverable", job_undeliverable},
-        {"risky", job_risky},
-        {"unknown", job_unknown},
         {"set", job_set},
         {"random_local", job_random_local},
         {"_provider", job_provider},
@@ -360,6 +269,8 @@ void vd_lua_job_open(lua_State *L)
         {"_wake", job_wake},
         {NULL, NULL},
     };
+    static const char *const statuses[] = {"deliverable", "undeliverable", "risky", "unknown",
+                                           NULL};
     luaL_newmetatable(L, JOB_MT);
     lua_pushcfunction(L, job_index);
     lua_setfield(L, -2, "__index");
@@ -368,10 +279,11 @@ void vd_lua_job_open(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     luaL_newlib(L, methods);
-    if (luaL_loadbufferx(L, ONCE_SRC, sizeof ONCE_SRC - 1, "=once", "t") != LUA_OK ||
-        lua_pcall(L, 0, 1, 0) != LUA_OK)
-        luaL_error(L, "once: %s", lua_tostring(L, -1));
-    lua_setfield(L, -2, "once");
+    for (const char *const *s = statuses; *s; s++) {
+        lua_pushstring(L, vd_probe_status(*s));
+        lua_pushcclosure(L, set_verdict, 1);
+        lua_setfield(L, -2, *s);
+    }
     lua_setfield(L, -2, "methods");
     lua_pop(L, 1);
 }

@@ -1,73 +1,74 @@
-/* lua_smtp.c — the SMTP session object rules get from job:smtp(), and SMTP replies.
+/* lua_smtp.c — the SMTP session object rules get from job:smtp(), and reply objects.
  *
- * session:rcpt(addr), :mail(from), :rset() yield until the reply and return a reply
- * table {code, enhanced, text} (with :matches()), or nil, err, detail when no reply came
- * (timeout, closed, protocol_error). Every address is parsed and validated here before
- * it goes anywhere near the wire. session:release() hands the session back to the pool;
- * sessions still held when the probe ends are released for it. */
-#include <ctype.h>
+ * session:rcpt(addr), :mail(from), :rset() yield until the reply and return a reply table
+ * {code, enhanced, text} with :matches(p), or nil, err, detail when no reply came (err is
+ * one of docs/errors.md). Every address is parsed and validated here before it goes
+ * anywhere near the wire. session:release([reusable]) hands the session back; sessions still
+ * held when the probe ends are released for it.
+ * Does not own: what a reply means (rules), which replies end a session or how enhanced codes
+ * match (smtp.c), keeping or retiring sessions (pool.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
-#include "engine_internal.h"
+#include "lua_bridge.h"
+#include "smtp.h"
 
 #define SESSION_MT "validora.session"
 #define REPLY_MT   "validora.reply"
 
 typedef struct vd_lua_session {
-    vd_lease *lease;
-    vd_job *job;
-    int slot;
-    bool broken; /* the last command got no reply: do not reuse */
+    vd_run *run; /* NULL once released or the probe ended */
+    int slot;    /* the lease's slot in run->probe->leases */
 } vd_lua_session;
 
-void vd_lua_session_push(lua_State *L, vd_job *j, vd_lease *lease);
-void vd_lua_session_push(lua_State *L, vd_job *j, vd_lease *lease)
+void vd_lua_session_push(lua_State *L, vd_run *run, int slot)
 {
     vd_lua_session *s = lua_newuserdatauv(L, sizeof *s, 0);
-    s->lease = lease;
-    s->job = j;
-    s->broken = false;
-    s->slot = -1;
-    for (int i = 0; i < VD_JOB_MAX_SESSIONS; i++)
-        if (!j->sessions[i]) {
-            j->sessions[i] = s;
-            s->slot = i;
-            break;
-        }
+    s->run = slot >= 0 ? run : NULL;
+    s->slot = slot;
+    if (slot >= 0) run->sessions[slot] = s;
     luaL_setmetatable(L, SESSION_MT);
 }
 
-static void session_release(vd_lua_session *s)
+static void session_release(vd_lua_session *s, bool reusable)
 {
-    if (s->lease) vd_lease_release(s->lease, !s->broken && s->job && s->job->e->cfg.reuse_sessions);
-    s->lease = NULL;
-    if (s->job && s->slot >= 0) s->job->sessions[s->slot] = NULL;
-    s->job = NULL;
+    if (!s->run) return;
+    vd_run *run = s->run;
+    run->sessions[s->slot] = NULL;
+    s->run = NULL;
+    vd_probe_lease_release(run->probe, s->slot, reusable);
 }
 
-void vd_lua_job_release_sessions(vd_job *j)
+void vd_lua_sessions_detach(vd_run *run)
 {
-    for (int i = 0; i < VD_JOB_MAX_SESSIONS; i++)
-        if (j->sessions[i]) session_release(j->sessions[i]);
+    for (int i = 0; i < VD_PROBE_MAX_SESSIONS; i++)
+        if (run->sessions[i]) {
+            run->sessions[i]->run = NULL;
+            run->sessions[i] = NULL;
+        }
 }
 
 static vd_lua_session *check_session(lua_State *L, int idx)
 {
     vd_lua_session *s = luaL_checkudata(L, idx, SESSION_MT);
-    if (!s->lease || !s->job) luaL_error(L, "session was released");
-    if (L != s->job->co) luaL_error(L, "session used outside its job's probe");
+    if (!s->run) luaL_error(L, "session was released");
+    if (vd_run_of(L) != s->run) luaL_error(L, "session used outside its job's probe");
     return s;
 }
 
-static void push_reply(lua_State *L, const vd_smtp_reply *r)
+static vd_lease *lease_of(const vd_lua_session *s)
+{
+    return s->run->probe->leases[s->slot];
+}
+
+void vd_lua_push_reply(lua_State *L, int code, const char *enhanced, const char *text)
 {
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, r->code);
+    lua_pushinteger(L, code);
     lua_setfield(L, -2, "code");
-    lua_pushstring(L, r->enhanced);
+    lua_pushstring(L, enhanced ? enhanced : "");
     lua_setfield(L, -2, "enhanced");
-    lua_pushstring(L, r->text ? r->text : "");
+    lua_pushstring(L, text ? text : "");
     lua_setfield(L, -2, "text");
     luaL_setmetatable(L, REPLY_MT);
 }
@@ -75,32 +76,40 @@ static void push_reply(lua_State *L, const vd_smtp_reply *r)
 static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
 {
     (void)smtp;
-    vd_job *j = vd_waiter_take(arg);
-    if (!j) return;
-    vd_lua_session *s = j->wait_handle; /* set by session_op_* */
-    if (s && s->lease) {
-        const char *mx = vd_lease_mx(s->lease);
-        if (mx && (!j->mx_used || strcmp(j->mx_used, mx) != 0)) {
-            free(j->mx_used);
-            j->mx_used = strdup(mx);
-        }
-        j->tls = vd_lease_tls(s->lease) ? VD_YES : VD_NO;
-        j->tls_verified = vd_lease_tls_verified(s->lease) ? VD_YES : VD_NO;
-    }
+    vd_task *t = vd_waiter_take(arg);
+    if (!t) return;
+    vd_run *run = vd_task_arg(t);
+    lua_State *co = vd_task_thread(t);
+    vd_lease *l = run->probe->leases[run->op_slot];
+    if (l) vd_probe_note_session(run->probe, l);
     if (r->err == VD_SMTP_OK) {
-        if (s && r->code == 421) s->broken = true;
-        push_reply(j->co, r);
-        vd_job_resume(j, 1);
+        vd_lua_push_reply(co, r->code, r->enhanced, r->text);
+        vd_task_resume(t, 1);
     } else {
-        if (s) s->broken = true;
-        lua_pushnil(j->co);
-        lua_pushstring(j->co, vd_smtp_err_name(r->err));
-        lua_pushstring(j->co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
-        vd_job_resume(j, 3);
+        lua_pushnil(co);
+        lua_pushstring(co, vd_smtp_err_name(r->err));
+        lua_pushstring(co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
+        vd_task_resume(t, 3);
     }
 }
 
 typedef void (*lease_op)(vd_lease *, const char *, vd_smtp_cb, void *);
+
+/* Starts one command on the session and yields until its reply. */
+static int session_command(lua_State *L, vd_lua_session *s, lease_op op, const char *arg)
+{
+    vd_run *run = s->run;
+    vd_waiter *w = vd_task_wait_begin(run->task);
+    if (!w) return luaL_error(L, "out of memory");
+    run->op_slot = s->slot;
+    /* the probe's leases are released before its task is freed: no reply comes then */
+    vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
+    if (op)
+        op(lease_of(s), arg, on_reply, w);
+    else
+        vd_lease_rset(lease_of(s), on_reply, w);
+    return vd_task_wait_end(L, run->task);
+}
 
 static int session_op_addr(lua_State *L, lease_op op, bool allow_empty)
 {
@@ -115,12 +124,7 @@ static int session_op_addr(lua_State *L, lease_op op, bool allow_empty)
             return luaL_error(L, "invalid address (%s): refused before the wire", why);
         wire = a.address;
     }
-    vd_job *j = s->job;
-    vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_SMTP);
-    if (!w) return luaL_error(L, "out of memory");
-    j->wait_handle = s; /* which session the reply belongs to */
-    op(s->lease, wire, on_reply, w);
-    return vd_job_wait_end(L, j);
+    return session_command(L, s, op, wire);
 }
 
 static int session_rcpt(lua_State *L)
@@ -135,21 +139,15 @@ static int session_mail(lua_State *L)
 
 static int session_rset(lua_State *L)
 {
-    vd_lua_session *s = check_session(L, 1);
-    vd_job *j = s->job;
-    vd_waiter *w = vd_job_wait_begin(j, VD_WAIT_SMTP);
-    if (!w) return luaL_error(L, "out of memory");
-    j->wait_handle = s;
-    vd_lease_rset(s->lease, on_reply, w);
-    return vd_job_wait_end(L, j);
+    return session_command(L, check_session(L, 1), NULL, NULL);
 }
 
-/* session:release([reusable]) */
+/* session:release([reusable]): reusable defaults to true; the pool still retires a session
+ * whose last reply ended it. */
 static int session_release_l(lua_State *L)
 {
     vd_lua_session *s = luaL_checkudata(L, 1, SESSION_MT);
-    if (!lua_isnoneornil(L, 2) && !lua_toboolean(L, 2)) s->broken = true;
-    session_release(s);
+    session_release(s, lua_isnoneornil(L, 2) || lua_toboolean(L, 2));
     return 0;
 }
 
@@ -160,13 +158,14 @@ static int session_index(lua_State *L)
     luaL_getmetafield(L, 1, "methods");
     lua_getfield(L, -1, k);
     if (!lua_isnil(L, -1)) return 1;
-    if (!s->lease) return 0;
+    if (!s->run) return 0;
+    const vd_lease *l = lease_of(s);
     if (!strcmp(k, "mx"))
-        lua_pushstring(L, vd_lease_mx(s->lease));
+        lua_pushstring(L, vd_lease_mx(l));
     else if (!strcmp(k, "tls"))
-        lua_pushboolean(L, vd_lease_tls(s->lease));
+        lua_pushboolean(L, vd_lease_tls(l));
     else if (!strcmp(k, "tls_verified"))
-        lua_pushboolean(L, vd_lease_tls_verified(s->lease));
+        lua_pushboolean(L, vd_lease_tls_verified(l));
     else
         return 0;
     return 1;
@@ -174,48 +173,20 @@ static int session_index(lua_State *L)
 
 static int session_gc(lua_State *L)
 {
-    vd_lua_session *s = luaL_checkudata(L, 1, SESSION_MT);
-    session_release(s);
+    session_release(luaL_checkudata(L, 1, SESSION_MT), true);
     return 0;
 }
 
-/* reply:matches(p): p "5.1.1" or "5.1" compares with the enhanced code (prefix by
- * component), "550" with the code, anything else is a case-insensitive plain substring of
- * the text. */
+/* reply:matches(p): the matching smtp.c defines (vd_smtp_reply_matches). */
 static int reply_matches(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     const char *p = luaL_checkstring(L, 2);
-    bool codeish = *p != '\0';
-    for (const char *c = p; *c; c++)
-        if (!isdigit((unsigned char)*c) && *c != '.') codeish = false;
-    if (codeish) {
-        if (!strchr(p, '.')) {
-            lua_getfield(L, 1, "code");
-            lua_pushboolean(L, lua_tointeger(L, -1) == atoi(p));
-            return 1;
-        }
-        lua_getfield(L, 1, "enhanced");
-        const char *e = lua_tostring(L, -1);
-        size_t n = strlen(p);
-        lua_pushboolean(L, e && strncmp(e, p, n) == 0 && (e[n] == '\0' || e[n] == '.'));
-        return 1;
-    }
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "enhanced");
     lua_getfield(L, 1, "text");
-    const char *t = lua_tostring(L, -1);
-    if (!t) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    size_t tn = strlen(t), pn = strlen(p);
-    bool found = false;
-    for (size_t i = 0; !found && pn <= tn && i + pn <= tn; i++) {
-        size_t k = 0;
-        while (k < pn && tolower((unsigned char)t[i + k]) == tolower((unsigned char)p[k]))
-            k++;
-        found = k == pn;
-    }
-    lua_pushboolean(L, found);
+    lua_pushboolean(L, vd_smtp_reply_matches((int)lua_tointeger(L, -3), lua_tostring(L, -2),
+                                             lua_tostring(L, -1), p));
     return 1;
 }
 

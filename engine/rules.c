@@ -1,186 +1,50 @@
-/* rules.c — rule generations: loading rules/NAME.lua into a sandboxed lua_State, choosing
- * the rule for a job, starting its probe as a coroutine, and the yield/resume protocol.
+/* rules.c — rule generations and probe runs (see rules.h).
  *
- * A generation is built whole and checked before it becomes current (a reload that fails
- * leaves the running one in place); jobs hold a reference to the generation they started
- * on. Rule code runs in a sandbox: no io, no os.execute, no load/dofile, no binary chunks,
- * no debug library, bounded memory per generation and bounded instructions per job. */
+ * A generation is one sandboxed lua_State (sandbox.c) holding every rules/NAME.lua, the rule
+ * selector (rules/validora/select.lua) and the engine's bindings. It is built whole and
+ * checked before the engine may make it current: a reload that fails leaves the running one
+ * in place. Each run (one address) holds a reference to the generation it started on, so
+ * jobs in flight finish on their own rules.
+ * Does not own: the sandbox itself (sandbox.c), the coroutine protocol (lua_task.c), the
+ * job, session and dns objects (lua_job.c, lua_smtp.c, lua_dns.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <event2/event.h>
 #include <lauxlib.h>
-#include <lualib.h>
-#include "engine_internal.h"
-
-#define RULES_MEM_LIMIT        ((size_t)1 << 30) /* bytes per generation */
-#define JOB_INSTRUCTION_LIMIT  20000000ULL       /* VM instructions per job */
-#define LOAD_INSTRUCTION_LIMIT 50000000ULL       /* VM instructions to load all rules */
-#define HOOK_EVERY             1000
+#include "log.h"
+#include "lua_bridge.h"
+#include "sandbox.h"
+#include "smtp.h"
+#include "validora/options.h"
 
 static const char RUNNER_KEY[] = "validora.runner";
-static const char BASE_KEY[] = "validora.sandbox";
-static const char LOADED_KEY[] = "validora.loaded";
-static const char DIR_KEY[] = "validora.rules_dir";
 
-/* Per-thread extra space holds the job a coroutine runs for (NULL on the main thread). */
-vd_job *vd_lua_job_of(lua_State *co)
+vd_run *vd_run_of(lua_State *L)
 {
-    vd_job *j;
-    memcpy(&j, lua_getextraspace(co), sizeof j);
-    return j;
+    vd_task *t = vd_task_of(L);
+    return t ? vd_task_arg(t) : NULL;
 }
 
-static void set_job_of(lua_State *co, vd_job *j)
+vd_run *vd_run_check(lua_State *L, const char *what)
 {
-    memcpy(lua_getextraspace(co), &j, sizeof j);
+    vd_run *run = vd_run_of(L);
+    if (!run) luaL_error(L, "%s: only inside a rule's probe", what);
+    return run;
 }
 
-static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+/* ---- what the sandbox base gets from the engine ---- */
+
+static vd_rules *rules_of(lua_State *L)
 {
-    vd_rules *r = ud;
-    if (!ptr) osize = 0;
-    if (nsize == 0) {
-        free(ptr);
-        r->mem -= osize;
-        return NULL;
-    }
-    if (nsize > osize && r->mem + (nsize - osize) > r->mem_limit) return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p) r->mem = r->mem - osize + nsize;
-    return p;
+    return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* Instruction budget: a rule stuck in a loop fails its job instead of the process. */
-static void count_hook(lua_State *L, lua_Debug *ar)
+static int l_log(lua_State *L)
 {
-    (void)ar;
-    vd_job *j = vd_lua_job_of(L);
-    uint64_t *count = j ? &j->hook_count : NULL;
-    if (!count) {
-        /* loading, on the main thread: the generation's own counter */
-        vd_rules *r = NULL;
-        lua_getallocf(L, (void **)&r);
-        r->load_count += HOOK_EVERY;
-        if (r->load_count > LOAD_INSTRUCTION_LIMIT)
-            luaL_error(L, "rule used more than its instruction budget while loading");
-        return;
-    }
-    *count += HOOK_EVERY;
-    if (*count > JOB_INSTRUCTION_LIMIT) luaL_error(L, "rule used more than its instruction budget");
-}
-
-/* ---- the wait protocol ---- */
-
-vd_waiter *vd_job_wait_begin(vd_job *j, vd_wait_kind kind)
-{
-    vd_waiter *w = malloc(sizeof *w);
-    if (!w) return NULL;
-    if (j->waiter) j->waiter->job = NULL;
-    j->wait_gen++;
-    w->job = j;
-    w->gen = j->wait_gen;
-    j->waiter = w;
-    j->wait_kind = kind;
-    j->wait_handle = NULL;
-    j->in_call = true;
-    j->sync_nargs = -1;
-    return w;
-}
-
-int vd_job_wait_end(lua_State *L, vd_job *j)
-{
-    j->in_call = false;
-    if (j->sync_nargs >= 0) {
-        int n = j->sync_nargs;
-        j->sync_nargs = -1;
-        j->wait_kind = VD_WAIT_NONE;
-        j->wait_handle = NULL;
-        return n;
-    }
-    return lua_yield(L, 0);
-}
-
-vd_job *vd_waiter_take(vd_waiter *w)
-{
-    vd_job *j = w->job;
-    if (!j || j->waiter != w || j->wait_gen != w->gen) {
-        if (!j) free(w);
-        return NULL;
-    }
-    j->waiter = NULL;
-    free(w);
-    return j;
-}
-
-void vd_job_resume(vd_job *j, int nargs)
-{
-    if (j->in_call) { /* completed before the binding yielded: it returns the values */
-        j->sync_nargs = nargs;
-        return;
-    }
-    j->wait_kind = VD_WAIT_NONE;
-    j->wait_handle = NULL;
-    int nres = 0;
-    int st = lua_resume(j->co, NULL, nargs, &nres);
-    if (st == LUA_YIELD) {
-        if (j->wait_kind != VD_WAIT_NONE) return; /* waiting for I/O */
-        vd_job_verdict(j, "unknown", "rule_error");
-        vd_job_set_detail(j, "rule yielded outside an I/O call");
-    } else if (st != LUA_OK) {
-        const char *msg = lua_tostring(j->co, -1);
-        vd_job_verdict(j, "unknown", "rule_error");
-        vd_job_set_detail(j, msg ? msg : "error object is not a string");
-        vd_engine_log(j->e, 1, "%s: rule error: %s", j->email, msg ? msg : "?");
-    } else if (!j->status) {
-        vd_job_verdict(j, "unknown", "rule_error");
-        vd_job_set_detail(j, "rule returned without a verdict");
-    }
-    vd_job_end(j);
-}
-
-/* ---- sandbox ---- */
-
-/* require(name) inside the sandbox: only rule modules from the rules directory, each run
- * once per generation in its own environment. */
-static int load_rule_file(lua_State *L, const char *path, const char *chunkname);
-
-static int sandbox_require(lua_State *L)
-{
-    const char *name = luaL_checkstring(L, 1);
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '.'))
-            return luaL_error(L, "require: bad module name '%s'", name);
-    lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
-    lua_getfield(L, -1, name);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, DIR_KEY);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    size_t off = strlen(path);
-    for (const char *p = name; *p && off < sizeof path - 5; p++)
-        path[off++] = *p == '.' ? '/' : *p;
-    snprintf(path + off, sizeof path - off, ".lua");
-    if (load_rule_file(L, path, name) != LUA_OK) return lua_error(L);
-    lua_call(L, 0, 1);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushboolean(L, 1);
-    }
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, name);
-    return 1;
-}
-
-static int sandbox_log(lua_State *L)
-{
-    vd_job *j = vd_lua_job_of(L);
+    vd_rules *r = rules_of(L);
+    vd_run *run = vd_run_of(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     int n = lua_gettop(L);
@@ -190,135 +54,98 @@ static int sandbox_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    vd_rules *r = NULL;
-    lua_getallocf(L, (void **)&r);
-    vd_engine_log(r ? r->engine : NULL, 1, "%s%s%s", j ? j->email : "", j ? ": " : "",
-                  lua_tostring(L, -1));
+    const char *who = run && run->probe->addr ? run->probe->addr->address : NULL;
+    vd_log_to(r->env.log, r->env.log_arg, VD_LOG_INFO, "%s%s%s", who ? who : "", who ? ": " : "",
+              lua_tostring(L, -1));
     return 0;
 }
 
-/* The read-only table rules see as `config`. */
-static void push_config(lua_State *L, const vd_engine *e)
+/* config.NAME for every option marked `rules`, read from the effective settings. */
+static void push_config(lua_State *L, const vd_engine_config *cfg)
 {
-    lua_createtable(L, 0, 8);
-    lua_pushinteger(L, e->cfg.greylist_delay_s);
-    lua_setfield(L, -2, "greylist_delay");
-    lua_pushinteger(L, e->cfg.greylist_tries);
-    lua_setfield(L, -2, "greylist_tries");
-    lua_pushnumber(L, e->cfg.smtp_timeout_ms / 1000.0);
-    lua_setfield(L, -2, "smtp_timeout");
-    lua_pushstring(L, e->helo);
-    lua_setfield(L, -2, "helo");
-    lua_pushstring(L, e->mail_from);
-    lua_setfield(L, -2, "mail_from");
-}
-
-static void copy_fields(lua_State *L, int from, int to, const char *const *names)
-{
-    for (; *names; names++) {
-        lua_getfield(L, from, *names);
-        lua_setfield(L, to, *names);
-    }
-}
-
-/* Builds the shared, read-only base every rule environment inherits from. */
-static void build_sandbox(lua_State *L, vd_engine *e)
-{
-    static const char *const globals[] = {
-        "assert",   "error",        "ipairs",       "next",     "pairs",    "pcall",  "select",
-        "tonumber", "tostring",     "type",         "xpcall",   "rawequal", "rawget", "rawlen",
-        "rawset",   "setmetatable", "getmetatable", "_VERSION", NULL};
-    static const char *const oslib[] = {"time", "clock", "date", "difftime", NULL};
-    lua_newtable(L); /* base */
-    int base = lua_gettop(L);
-    lua_pushglobaltable(L);
-    int g = lua_gettop(L);
-    copy_fields(L, g, base, globals);
-    static const char *const libs[] = {"string", "table", "math", "utf8", NULL};
-    for (const char *const *l = libs; *l; l++) {
-        /* a copy, so one rule cannot change another's string.format */
-        lua_getfield(L, g, *l);
-        lua_newtable(L);
-        lua_pushnil(L);
-        while (lua_next(L, -3)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_settable(L, -4);
-        }
-        lua_setfield(L, base, *l);
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, g, "os");
     lua_newtable(L);
-    copy_fields(L, lua_gettop(L) - 1, lua_gettop(L), oslib);
-    lua_setfield(L, base, "os");
-    lua_pop(L, 1);
-    lua_pop(L, 1); /* globals */
-
-    lua_pushcfunction(L, sandbox_require);
-    lua_setfield(L, base, "require");
-    lua_pushcfunction(L, sandbox_log);
-    lua_setfield(L, base, "log");
-    push_config(L, e);
-    lua_setfield(L, base, "config");
-    vd_lua_dns_open(L);
-    lua_setfield(L, base, "dns");
-    lua_pushvalue(L, base);
-    vd_lua_util_open(L); /* sleep, now */
-    lua_pop(L, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
-
-    /* string methods must not be changed through ("").__index either */
-    lua_pushliteral(L, "");
-    lua_getmetatable(L, -1);
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 2);
+    for (const vd_option *o = vd_engine_options; o->name; o++) {
+        if (!o->rules) continue;
+        const void *v = (const char *)cfg + o->offset;
+        switch (o->type) {
+        case VD_OPT_FLAG:
+            lua_pushboolean(L, *(const bool *)v);
+            break;
+        case VD_OPT_INT:
+        case VD_OPT_COUNT:
+            lua_pushinteger(L, *(const int *)v);
+            break;
+        case VD_OPT_SECONDS:
+            lua_pushnumber(L, *(const double *)v);
+            break;
+        case VD_OPT_STRING:
+            if (*(const char *const *)v)
+                lua_pushstring(L, *(const char *const *)v);
+            else
+                lua_pushnil(L);
+            break;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s", o->name);
+        for (char *p = key; *p; p++)
+            if (*p == '-') *p = '_';
+        lua_setfield(L, -2, key);
+    }
 }
 
-/* Loads a rule file as text into a fresh environment inheriting the sandbox base.
- * Leaves the chunk (or the error message) on the stack. */
-static int load_rule_file(lua_State *L, const char *path, const char *chunkname)
+static int strict_index(lua_State *L)
 {
-    char name[512];
-    snprintf(name, sizeof name, "@%s", path);
-    (void)chunkname;
-    int st = luaL_loadfilex(L, path, "t");
-    if (st != LUA_OK) return st;
-    lua_newtable(L); /* _ENV */
-    lua_newtable(L); /* its metatable */
-    lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+    return luaL_error(L, "errors.%s: no such error name (see docs/errors.md)",
+                      luaL_checkstring(L, 2));
+}
+
+/* errors.NAME == "NAME" for every error name C hands to rules (docs/errors.md); reading a
+ * name that is not one raises an error, so a misspelt comparison fails loudly. */
+static void push_errors(lua_State *L)
+{
+    lua_newtable(L);
+    for (int e = VD_SMTP_ERR_CONNECT; e <= VD_SMTP_ERR_INVALID; e++) {
+        lua_pushstring(L, vd_smtp_err_name((vd_smtp_err)e));
+        lua_pushvalue(L, -1);
+        lua_rawset(L, -3);
+    }
+    for (int s = VD_DNS_NXDOMAIN; s <= VD_DNS_ERROR; s++) {
+        lua_pushstring(L, vd_dns_status_name((vd_dns_status)s));
+        lua_pushvalue(L, -1);
+        lua_rawset(L, -3);
+    }
+    lua_newtable(L);
+    lua_pushcfunction(L, strict_index);
     lua_setfield(L, -2, "__index");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
-    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
-    return LUA_OK;
 }
 
-/* Chooses the rule for a job and runs its probe: the first rule whose match fits the
- * domain or an MX host name, in file-name order; default.lua when none does. */
-static const char RUNNER_SRC[] = "local rules, default = ...\n"
-                                 "local find = string.find\n"
-                                 "local function pick(domain, mxnames)\n"
-                                 "  for _, r in ipairs(rules) do\n"
-                                 "    local m = r.match or {}\n"
-                                 "    for _, p in ipairs(m.domain or {}) do\n"
-                                 "      if find(domain, p) then return r end\n"
-                                 "    end\n"
-                                 "    for _, p in ipairs(m.mx or {}) do\n"
-                                 "      for _, h in ipairs(mxnames) do\n"
-                                 "        if find(h, p) then return r end\n"
-                                 "      end\n"
-                                 "    end\n"
-                                 "  end\n"
-                                 "  return default\n"
-                                 "end\n"
-                                 "return function(job, domain, mxnames)\n"
-                                 "  local rule = pick(domain, mxnames)\n"
-                                 "  job:_provider(rule.name)\n"
-                                 "  return rule.probe(job)\n"
-                                 "end\n";
+static void open_bindings(lua_State *L, vd_rules *r)
+{
+    vd_lua_job_open(L);
+    vd_lua_smtp_open(L);
+    push_config(L, r->env.cfg);
+    vd_sandbox_setglobal(L, "config");
+    push_errors(L);
+    vd_sandbox_setglobal(L, "errors");
+    lua_pushlightuserdata(L, r);
+    lua_pushcclosure(L, l_log, 1);
+    vd_sandbox_setglobal(L, "log");
+    vd_lua_dns_open(L);
+    vd_sandbox_setglobal(L, "dns");
+    lua_newtable(L);
+    vd_lua_task_open(L);
+    static const char *const task_fns[] = {"sleep", "now", NULL};
+    for (const char *const *f = task_fns; *f; f++) {
+        lua_getfield(L, -1, *f);
+        vd_sandbox_setglobal(L, *f);
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- loading ---- */
 
 static int check_rule(lua_State *L, int idx, const char *file, char *err, size_t errlen)
 {
@@ -326,25 +153,22 @@ static int check_rule(lua_State *L, int idx, const char *file, char *err, size_t
         snprintf(err, errlen, "%s: a rule file must return a table", file);
         return -1;
     }
-    lua_getfield(L, idx, "name");
-    bool ok = lua_type(L, -1) == LUA_TSTRING;
-    lua_pop(L, 1);
-    if (!ok) {
-        snprintf(err, errlen, "%s: rule has no string 'name'", file);
-        return -1;
-    }
-    lua_getfield(L, idx, "probe");
-    ok = lua_isfunction(L, -1);
-    lua_pop(L, 1);
-    if (!ok) {
-        snprintf(err, errlen, "%s: rule has no function 'probe'", file);
-        return -1;
-    }
-    lua_getfield(L, idx, "match");
-    int t = lua_type(L, -1);
-    lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TTABLE) {
-        snprintf(err, errlen, "%s: 'match' must be a table", file);
+    static const struct {
+        const char *field;
+        int type;
+        bool required;
+    } shape[] = {
+        {"name", LUA_TSTRING, true},   {"probe", LUA_TFUNCTION, true},
+        {"match", LUA_TTABLE, false},  {"classify", LUA_TFUNCTION, false},
+        {"limits", LUA_TTABLE, false}, {"warmup", LUA_TTABLE, false},
+    };
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++) {
+        lua_getfield(L, idx, shape[i].field);
+        int t = lua_type(L, -1);
+        lua_pop(L, 1);
+        if (t == shape[i].type || (t == LUA_TNIL && !shape[i].required)) continue;
+        snprintf(err, errlen, "%s: rule field '%s' must be a %s%s", file, shape[i].field,
+                 lua_typename(L, shape[i].type), shape[i].required ? "" : " (or absent)");
         return -1;
     }
     return 0;
@@ -355,141 +179,217 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int load_all(lua_State *L, vd_rules *r, const char *dir, char *err, size_t errlen)
+/* The NAME.lua files of dir, sorted by name. */
+static char **rule_files(const char *dir, size_t *n, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(err, errlen, "rules directory %s: %s", dir, strerror(errno));
-        return -1;
+        return NULL;
     }
     char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
+    *n = 0;
     struct dirent *de;
-    int rc = -1;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
         if (len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
-        if (n == cap) {
+        if (*n + 1 >= cap) {
             cap = cap ? cap * 2 : 16;
             char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) goto out;
+            if (!nn) goto oom;
             names = nn;
         }
-        names[n] = strdup(de->d_name);
-        if (!names[n]) goto out;
-        n++;
+        names[*n] = strndup(de->d_name, len - 4);
+        if (!names[*n]) goto oom;
+        (*n)++;
     }
-    if (n) qsort(names, n, sizeof *names, cmp_str);
+    closedir(d);
+    if (!names) names = calloc(1, sizeof *names);
+    if (*n) qsort(names, *n, sizeof *names, cmp_str);
+    return names;
+oom:
+    closedir(d);
+    for (size_t i = 0; i < *n; i++)
+        free(names[i]);
+    free(names);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
 
-    lua_newtable(L); /* ordered rules */
+static int lua_fail(lua_State *L, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s%s", what, lua_tostring(L, -1));
+    return -1;
+}
+
+/* Loads the rules (through require, so `require "default"` from another rule gets the same
+ * table), the selector and the memo; keeps the runner in the registry. */
+static int load_all(lua_State *L, const char *dir, char *const *names, size_t n, char *err,
+                    size_t errlen)
+{
+    lua_newtable(L); /* the rules but default, in file order */
     int list = lua_gettop(L);
-    int count = 0;
-    bool have_default = false;
+    int count = 0, dflt = 0;
     for (size_t i = 0; i < n; i++) {
-        char path[4096], modname[256];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        snprintf(modname, sizeof modname, "%.*s", (int)(strlen(names[i]) - 4), names[i]);
-        /* loaded through require so `require "default"` from another rule gets the same
-         * table */
-        lua_pushcfunction(L, sandbox_require);
-        lua_pushstring(L, modname);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-            snprintf(err, errlen, "%s", lua_tostring(L, -1));
-            goto out;
-        }
-        if (check_rule(L, -1, path, err, errlen) != 0) goto out;
-        if (strcmp(modname, "default") == 0) {
-            have_default = true;
-            lua_setfield(L, LUA_REGISTRYINDEX, "validora.default");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.lua", dir, names[i]);
+        if (vd_sandbox_require(L, names[i]) != LUA_OK) return lua_fail(L, "", err, errlen);
+        if (check_rule(L, -1, path, err, errlen) != 0) return -1;
+        if (strcmp(names[i], "default") == 0) {
+            dflt = lua_gettop(L);
         } else {
             lua_rawseti(L, list, ++count);
         }
     }
-    if (!have_default) {
+    if (!dflt) {
         snprintf(err, errlen, "%s/default.lua: missing (the fallback rule is required)", dir);
-        goto out;
+        return -1;
     }
-    if (luaL_loadbufferx(L, RUNNER_SRC, sizeof RUNNER_SRC - 1, "=runner", "t") != LUA_OK) {
-        snprintf(err, errlen, "runner: %s", lua_tostring(L, -1));
-        goto out;
-    }
+    if (vd_sandbox_require(L, "validora.once") != LUA_OK)
+        return lua_fail(L, "validora/once.lua: ", err, errlen);
+    vd_lua_job_set_method(L, "once");
+    if (vd_sandbox_require(L, "validora.select") != LUA_OK)
+        return lua_fail(L, "validora/select.lua: ", err, errlen);
     lua_pushvalue(L, list);
-    lua_getfield(L, LUA_REGISTRYINDEX, "validora.default");
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-        snprintf(err, errlen, "runner: %s", lua_tostring(L, -1));
-        goto out;
+    lua_pushvalue(L, dflt);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) return lua_fail(L, "validora/select.lua: ", err, errlen);
+    if (!lua_isfunction(L, -1)) {
+        snprintf(err, errlen,
+                 "%s/validora/select.lua: must return a function that returns the "
+                 "runner",
+                 dir);
+        return -1;
     }
     lua_setfield(L, LUA_REGISTRYINDEX, RUNNER_KEY);
-    lua_pop(L, 1); /* list */
-    (void)r;
-    rc = 0;
-out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    closedir(d);
-    return rc;
+    return 0;
 }
 
-vd_rules *vd_rules_load(vd_engine *e, const char *dir, char *err, size_t errlen)
+vd_rules *vd_rules_load(const vd_rules_env *env, const char *dir, unsigned id, char *err,
+                        size_t errlen)
 {
     vd_rules *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    r->engine = e;
+    r->env = *env;
     r->refs = 1;
-    r->id = ++e->next_rules_id;
-    r->mem_limit = RULES_MEM_LIMIT;
-    r->L = lua_newstate(rules_alloc, r);
-    if (!r->L) {
-        free(r);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    lua_State *L = r->L;
-    set_job_of(L, NULL);
-    luaL_openlibs(L); /* the full libraries stay on the main thread; rules see the sandbox */
-    lua_pushstring(L, dir);
-    lua_setfield(L, LUA_REGISTRYINDEX, DIR_KEY);
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
-    vd_lua_job_open(L);
-    vd_lua_smtp_open(L);
-    build_sandbox(L, e);
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
-    if (load_all(L, r, dir, err, errlen) != 0) {
-        lua_close(L);
+    r->id = id;
+    vd_sandbox_limits lim = {
+        .memory = (size_t)env->cfg->rules_memory_mb << 20,
+        .load_instructions = (uint64_t)env->cfg->load_instructions,
+        .task_instructions = (uint64_t)env->cfg->rule_instructions,
+    };
+    size_t n = 0;
+    char **names = rule_files(dir, &n, err, errlen);
+    if (!names) {
         free(r);
         return NULL;
     }
-    lua_settop(L, 0);
+    int rc = -1;
+    r->L = vd_sandbox_new(dir, &lim, err, errlen);
+    if (r->L) {
+        open_bindings(r->L, r);
+        rc = load_all(r->L, dir, names, n, err, errlen);
+        lua_settop(r->L, 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (rc != 0) {
+        vd_sandbox_close(r->L);
+        free(r);
+        return NULL;
+    }
     return r;
+}
+
+void vd_rules_ref(vd_rules *r)
+{
+    r->refs++;
 }
 
 void vd_rules_unref(vd_rules *r)
 {
-    if (--r->refs > 0) return;
-    lua_close(r->L);
+    if (!r || --r->refs > 0) return;
+    vd_sandbox_close(r->L);
     free(r);
 }
 
-void vd_rules_start(vd_rules *r, vd_job *j)
+unsigned vd_rules_id(const vd_rules *r)
 {
-    lua_State *L = r->L;
-    lua_State *co = lua_newthread(L);
-    j->co = co;
-    j->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    set_job_of(co, j);
-    lua_sethook(co, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return r->id;
+}
+
+/* ---- runs ---- */
+
+static void run_free(vd_run *run)
+{
+    vd_lua_sessions_detach(run);
+    vd_probe_release_all(run->probe);
+    vd_lua_job_detach(run);
+    vd_task_free(run->task);
+    if (run->self_ref != LUA_NOREF) luaL_unref(run->gen->L, LUA_REGISTRYINDEX, run->self_ref);
+    vd_rules_unref(run->gen);
+    free(run);
+}
+
+static void on_task_end(vd_task *t, bool ok, const char *msg, void *arg)
+{
+    (void)t;
+    vd_run *run = arg;
+    vd_probe *p = run->probe;
+    if (!ok) {
+        vd_probe_verdict(p, "unknown", "rule_error");
+        vd_probe_set_detail(p, msg);
+        vd_log_to(run->gen->env.log, run->gen->env.log_arg, VD_LOG_INFO, "%s: rule error: %s",
+                  p->addr ? p->addr->address : "?", msg);
+    } else if (!p->status) {
+        vd_probe_verdict(p, "unknown", "rule_error");
+        vd_probe_set_detail(p, "rule returned without a verdict");
+    }
+    vd_probe_done_cb done = run->done;
+    void *done_arg = run->arg;
+    run_free(run);
+    done(p, done_arg);
+}
+
+vd_run *vd_rules_probe_new(vd_rules *r, vd_probe *p, vd_probe_done_cb done, void *arg)
+{
+    vd_run *run = calloc(1, sizeof *run);
+    if (!run) return NULL;
+    run->gen = r;
+    run->probe = p;
+    run->done = done;
+    run->arg = arg;
+    run->self_ref = LUA_NOREF;
+    run->task = vd_task_new(r->L, r->env.base, on_task_end, run);
+    if (!run->task) {
+        free(run);
+        return NULL;
+    }
+    vd_rules_ref(r);
+    vd_sandbox_hook(vd_task_thread(run->task));
+    return run;
+}
+
+void vd_rules_probe_start(vd_run *run)
+{
+    lua_State *co = vd_task_thread(run->task);
+    const vd_probe *p = run->probe;
     lua_getfield(co, LUA_REGISTRYINDEX, RUNNER_KEY);
-    vd_lua_job_push(co, j);
-    lua_pushstring(co, j->addr.domain);
-    lua_createtable(co, (int)(j->mx ? j->mx->nhosts : 0), 0);
-    for (size_t i = 0; j->mx && i < j->mx->nhosts; i++) {
-        lua_pushstring(co, j->mx->hosts[i].name);
+    vd_lua_job_push(co, run);
+    lua_pushstring(co, p->addr->domain);
+    lua_createtable(co, (int)(p->mx ? p->mx->nhosts : 0), 0);
+    for (size_t i = 0; p->mx && i < p->mx->nhosts; i++) {
+        lua_pushstring(co, p->mx->hosts[i].name);
         lua_rawseti(co, -2, (lua_Integer)i + 1);
     }
-    vd_job_resume(j, 3);
+    vd_task_start(run->task, 3);
+}
+
+void vd_rules_probe_cancel(vd_run *run)
+{
+    if (run) run_free(run);
 }

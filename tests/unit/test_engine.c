@@ -71,7 +71,8 @@ static void test_records(struct event_base *base)
     CHECK_STR(g[2].reason, "invalid_syntax");
     CHECK(vd_engine_inflight(e) == 0);
     vd_engine_free(e);
-    for (int i = 0; i < 3; i++) CHECK(g[i].calls == 1);
+    for (int i = 0; i < 3; i++)
+        CHECK(g[i].calls == 1);
 }
 
 static void write_file(const char *path, const char *text)
@@ -125,6 +126,77 @@ static void test_startup_and_reload(struct event_base *base)
     CHECK(system(cmd) == 0);
 }
 
+typedef struct logged {
+    int n[4];
+    char last[4][256];
+} logged;
+
+static void on_log(vd_log_level level, const char *msg, void *arg)
+{
+    logged *l = arg;
+    l->n[level]++;
+    snprintf(l->last[level], sizeof l->last[level], "%s", msg);
+}
+
+/* The library prints nothing itself: rule log() lines, rule errors and reloads reach the log
+ * callback, and stderr stays empty. */
+static void test_log_callback(struct event_base *base)
+{
+    char tmp[] = "/tmp/vd-log-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    char cmd[8192], path[4200];
+    snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", rules_dir, tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/zz_log.lua", tmp);
+    write_file(path, "return { name = 'log', match = { domain = { '^%[127%.0%.0%.2%]$' } },\n"
+                     "  probe = function(job)\n"
+                     "    if job.local_part == 'boom' then error('kaboom') end\n"
+                     "    log('hello', 42); return job:unknown('logged') end }\n");
+    fflush(stderr);
+    int saved = dup(2);
+    char errpath[4200];
+    snprintf(errpath, sizeof errpath, "%s/stderr", tmp);
+    FILE *cap = fopen(errpath, "w+");
+    CHECK(cap != NULL);
+    if (!cap) return;
+    dup2(fileno(cap), 2);
+
+    logged l;
+    memset(&l, 0, sizeof l);
+    vd_engine_config c;
+    vd_engine_config_init(&c);
+    c.dns_servers = "127.0.0.1:9";
+    c.rules_dir = tmp;
+    c.log = on_log;
+    c.log_arg = &l;
+    char err[512];
+    vd_engine *e = vd_engine_new(base, &c, err, sizeof err);
+    got g[2];
+    memset(g, 0, sizeof g);
+    if (e) {
+        vd_engine_submit(e, "a@[127.0.0.2]", 13, on_rec, &g[0]);
+        vd_engine_submit(e, "boom@[127.0.0.2]", 16, on_rec, &g[1]);
+        snprintf(path, sizeof path, "%s/zz_bad.lua", tmp);
+        write_file(path, "return 42\n");
+        CHECK(vd_engine_reload(e, err, sizeof err) == -1);
+        vd_engine_free(e);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    CHECK_MSG(e != NULL, "%s", err);
+    CHECK_STR(g[0].reason, "logged");
+    CHECK_STR(g[1].reason, "rule_error");
+    CHECK(l.n[VD_LOG_INFO] >= 3);  /* generation current, hello, the rule error */
+    CHECK(l.n[VD_LOG_ERROR] == 1); /* the failed reload */
+    CHECK_MSG(strstr(l.last[VD_LOG_ERROR], "zz_bad.lua") != NULL, "%s", l.last[VD_LOG_ERROR]);
+    fseek(cap, 0, SEEK_END);
+    CHECK_MSG(ftell(cap) == 0, "the library wrote %ld bytes to stderr", ftell(cap));
+    fclose(cap);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     const char *src = getenv("VALIDORA_SOURCE_DIR");
@@ -132,6 +204,7 @@ int main(void)
     struct event_base *base = event_base_new();
     test_records(base);
     test_startup_and_reload(base);
+    test_log_callback(base);
     event_base_free(base);
     return check_done();
 }

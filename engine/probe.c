@@ -1,0 +1,106 @@
+/* probe.c — the data of one address's probe and its setters (see probe.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "probe.h"
+
+static const char *const STATUSES[] = {"deliverable", "undeliverable", "risky", "unknown", NULL};
+
+void vd_probe_init(vd_probe *p)
+{
+    memset(p, 0, sizeof *p);
+    p->tls = p->tls_verified = p->catch_all = VD_UNSET;
+    p->reuse = true;
+}
+
+void vd_probe_clear(vd_probe *p)
+{
+    vd_probe_release_all(p);
+    free(p->detail);
+    free(p->mx_used);
+    free(p->smtp_text);
+    p->detail = p->mx_used = p->smtp_text = NULL;
+}
+
+const char *vd_probe_status(const char *name)
+{
+    for (const char *const *s = STATUSES; *s; s++)
+        if (!strcmp(*s, name)) return *s;
+    return NULL;
+}
+
+int vd_probe_verdict(vd_probe *p, const char *status, const char *reason)
+{
+    size_t n = strlen(reason);
+    if (n == 0 || n >= sizeof p->reason) return -1;
+    for (const char *c = reason; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return -1;
+    p->status = status;
+    memcpy(p->reason, reason, n + 1);
+    return 0;
+}
+
+static void set_str(char **slot, const char *s)
+{
+    char *copy = s ? strdup(s) : NULL;
+    free(*slot);
+    *slot = copy;
+}
+
+void vd_probe_set_detail(vd_probe *p, const char *s)
+{
+    set_str(&p->detail, s);
+}
+
+void vd_probe_set_reply(vd_probe *p, int code, const char *enhanced, const char *text)
+{
+    p->has_smtp = true;
+    p->smtp_code = code;
+    snprintf(p->smtp_enhanced, sizeof p->smtp_enhanced, "%s", enhanced ? enhanced : "");
+    set_str(&p->smtp_text, text ? text : "");
+}
+
+void vd_probe_note_session(vd_probe *p, const vd_lease *l)
+{
+    const char *mx = vd_lease_mx(l);
+    if (mx && (!p->mx_used || strcmp(p->mx_used, mx) != 0)) set_str(&p->mx_used, mx);
+    p->tls = vd_lease_tls(l) ? VD_YES : VD_NO;
+    p->tls_verified = vd_lease_tls_verified(l) ? VD_YES : VD_NO;
+}
+
+void vd_probe_set_provider(vd_probe *p, const char *name)
+{
+    snprintf(p->provider, sizeof p->provider, "%s", name ? name : "");
+}
+
+bool vd_probe_lease_room(const vd_probe *p)
+{
+    for (int i = 0; i < VD_PROBE_MAX_SESSIONS; i++)
+        if (!p->leases[i]) return true;
+    return false;
+}
+
+int vd_probe_lease_add(vd_probe *p, vd_lease *l)
+{
+    for (int i = 0; i < VD_PROBE_MAX_SESSIONS; i++)
+        if (!p->leases[i]) {
+            p->leases[i] = l;
+            return i;
+        }
+    vd_lease_release(l, p->reuse);
+    return -1;
+}
+
+void vd_probe_lease_release(vd_probe *p, int slot, bool reusable)
+{
+    if (slot < 0 || slot >= VD_PROBE_MAX_SESSIONS || !p->leases[slot]) return;
+    vd_lease *l = p->leases[slot];
+    p->leases[slot] = NULL;
+    vd_lease_release(l, reusable && p->reuse);
+}
+
+void vd_probe_release_all(vd_probe *p)
+{
+    for (int i = 0; i < VD_PROBE_MAX_SESSIONS; i++)
+        vd_probe_lease_release(p, i, true);
+}

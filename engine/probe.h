@@ -1,0 +1,73 @@
+/* probe.h — what the probe of one address knows and finds, as plain data the job owns and
+ * hands down to the rule bridge: the facts the engine established before the rule (address,
+ * list flags, MX answer), the verdict with its evidence, and the SMTP session leases the
+ * probe holds.
+ *
+ * Owns: this data, its setters (a verdict reason is one lower-case word), releasing leases.
+ * Does not own: when a probe starts or ends (job.c), how a rule reaches it (lua_job.c).
+ * No Lua here: the bridge writes into a vd_probe; nothing here calls up. */
+#ifndef VALIDORA_PROBE_H
+#define VALIDORA_PROBE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "address.h"
+#include "dns.h"
+#include "pool.h"
+#include "record.h"
+
+#define VD_PROBE_MAX_SESSIONS 4 /* sessions one address may hold at once (probe + catch-all) */
+#define VD_REASON_MAX         48
+
+typedef struct vd_probe {
+    /* facts, set by the job before the rule runs; the rule only reads them */
+    const char *email; /* the input, email_len bytes, NULs and all */
+    size_t email_len;
+    const vd_address *addr;
+    bool disposable, role, free_provider;
+    const vd_mx_result *mx;
+    bool reuse; /* released sessions may be kept for later addresses */
+
+    /* the outcome */
+    const char *status; /* a static string; NULL until a verdict is set */
+    char reason[VD_REASON_MAX];
+    char *detail;
+    char *mx_used;
+    bool has_smtp;
+    int smtp_code;
+    char smtp_enhanced[16];
+    char *smtp_text;
+    vd_tristate tls, tls_verified, catch_all;
+    char provider[64];
+    int attempts;
+
+    vd_lease *leases[VD_PROBE_MAX_SESSIONS];
+} vd_probe;
+
+/* Sets p up with nothing decided. */
+void vd_probe_init(vd_probe *p);
+/* Releases every lease and frees what the outcome holds. */
+void vd_probe_clear(vd_probe *p);
+
+/* The four statuses (docs/records.md); vd_probe_status returns the static string for name,
+ * or NULL when name is not one of them. */
+const char *vd_probe_status(const char *name);
+/* Sets the verdict. status must come from vd_probe_status (or be one of its literals).
+ * Returns 0, or -1 when reason is not one lower-case word of 1-47 [a-z0-9_]. */
+int vd_probe_verdict(vd_probe *p, const char *status, const char *reason);
+void vd_probe_set_detail(vd_probe *p, const char *s); /* copied; NULL clears */
+/* The deciding SMTP reply. */
+void vd_probe_set_reply(vd_probe *p, int code, const char *enhanced, const char *text);
+/* Records which server the session reached and whether it used TLS. */
+void vd_probe_note_session(vd_probe *p, const vd_lease *l);
+void vd_probe_set_provider(vd_probe *p, const char *name);
+
+/* Keeps a lease; returns its slot, or -1 when all VD_PROBE_MAX_SESSIONS are taken (the lease
+ * is then released). */
+int vd_probe_lease_add(vd_probe *p, vd_lease *l);
+/* A free slot exists. */
+bool vd_probe_lease_room(const vd_probe *p);
+/* Gives the lease in slot back to the pool (kept for reuse only when reusable and p->reuse). */
+void vd_probe_lease_release(vd_probe *p, int slot, bool reusable);
+void vd_probe_release_all(vd_probe *p);
+
+#endif

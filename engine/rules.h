@@ -1,0 +1,52 @@
+/* rules.h — the Lua bridge as the engine sees it: rule generations, and running one address's
+ * probe on a generation.
+ *
+ * Owns (with lua_bridge.h's files): loading rules/NAME.lua into a sandbox as one generation,
+ * checking it whole before it may become current, choosing the rule for an address
+ * (rules/validora/select.lua), running its probe(job) as a task, and turning the rule's
+ * calls into I/O (lua_job.c, lua_smtp.c, lua_dns.c).
+ * Does not own: when a generation becomes current (engine.c), the job's life (job.c), what a
+ * reply means (rules/NAME.lua), the protocols (smtp.c, pool.c, dns.c). */
+#ifndef VALIDORA_RULES_H
+#define VALIDORA_RULES_H
+#include "dns.h"
+#include "pool.h"
+#include "probe.h"
+#include "validora/validora.h"
+
+struct event_base;
+typedef struct vd_rules vd_rules;
+typedef struct vd_run vd_run;
+
+/* What a generation needs from its engine; copied, the pointers must outlive it. */
+typedef struct vd_rules_env {
+    struct event_base *base;
+    vd_dns *dns;
+    vd_pool *pool;
+    const vd_engine_config *cfg; /* effective settings: rules see options marked `rules` */
+    vd_log_cb log;
+    void *log_arg;
+} vd_rules_env;
+
+/* Loads every rule of dir as generation id. NULL with "file:line: message" in err. */
+vd_rules *vd_rules_load(const vd_rules_env *env, const char *dir, unsigned id, char *err,
+                        size_t errlen);
+void vd_rules_ref(vd_rules *r);
+/* The generation is freed when its last reference goes. */
+void vd_rules_unref(vd_rules *r);
+unsigned vd_rules_id(const vd_rules *r);
+
+/* Called once when a probe has finished: the verdict is in p (unknown/rule_error when the
+ * rule failed or set none) and every lease p held has been released. */
+typedef void (*vd_probe_done_cb)(vd_probe *p, void *arg);
+
+/* Prepares the probe of p on generation r (which it holds a reference to). NULL when out of
+ * memory. */
+vd_run *vd_rules_probe_new(vd_rules *r, vd_probe *p, vd_probe_done_cb done, void *arg);
+/* Runs it: chooses the rule and calls its probe(job). done may be called before this
+ * returns; the run is gone once done has been called. */
+void vd_rules_probe_start(vd_run *run);
+/* Stops a probe that has not finished; done is not called. */
+void vd_rules_probe_cancel(vd_run *run);
+
+#endif

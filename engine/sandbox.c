@@ -1,0 +1,247 @@
+/* sandbox.c — the Lua state rule code runs in (see sandbox.h).
+ *
+ * Rule code sees only the base: the basic functions without load, loadfile, dofile,
+ * collectgarbage and print; copies of string, table, math and utf8; os.time, os.clock,
+ * os.date and os.difftime; require limited to the rules directory. No io, no os.execute, no
+ * debug, no coroutine (a rule's own coroutine would swallow the engine's yields), no binary
+ * chunks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include "lua_task.h"
+#include "sandbox.h"
+
+#define HOOK_EVERY 1000 /* instructions between two budget checks */
+
+static const char BASE_KEY[] = "validora.sandbox";
+static const char LOADED_KEY[] = "validora.loaded";
+static const char DIR_KEY[] = "validora.dir";
+
+typedef struct sandbox {
+    vd_sandbox_limits lim;
+    size_t mem;
+    uint64_t load_count;
+} sandbox;
+
+static sandbox *sandbox_of(lua_State *L)
+{
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    sandbox *sb = ud;
+    if (!ptr) osize = 0;
+    if (nsize == 0) {
+        free(ptr);
+        sb->mem -= osize;
+        return NULL;
+    }
+    if (nsize > osize && sb->mem + (nsize - osize) > sb->lim.memory) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) sb->mem = sb->mem - osize + nsize;
+    return p;
+}
+
+/* Instruction budget: code stuck in a loop fails its task (or the load), not the process. */
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    sandbox *sb = sandbox_of(L);
+    vd_task *t = vd_task_of(L);
+    if (!t) {
+        sb->load_count += HOOK_EVERY;
+        if (sb->load_count > sb->lim.load_instructions)
+            luaL_error(L, "rule used more than its instruction budget while loading");
+        return;
+    }
+    uint64_t *count = vd_task_counter(t);
+    *count += HOOK_EVERY;
+    if (*count > sb->lim.task_instructions)
+        luaL_error(L, "rule used more than its instruction budget");
+}
+
+void vd_sandbox_hook(lua_State *co)
+{
+    lua_sethook(co, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+}
+
+size_t vd_sandbox_memory(lua_State *L)
+{
+    return sandbox_of(L)->mem;
+}
+
+int vd_sandbox_loadfile(lua_State *L, const char *path)
+{
+    int st = luaL_loadfilex(L, path, "t");
+    if (st != LUA_OK) return st;
+    lua_newtable(L); /* _ENV */
+    lua_newtable(L); /* its metatable */
+    lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    return LUA_OK;
+}
+
+static bool module_name_ok(const char *name)
+{
+    if (!*name || *name == '.') return false;
+    for (const char *p = name; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' ||
+                  (*p == '.' && p[1] != '.' && p[1] != '\0');
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* require(name) inside the sandbox: modules of the rules directory only, each run once per
+ * state in its own environment. */
+static int l_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!module_name_ok(name)) return luaL_error(L, "require: bad module name '%s'", name);
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    lua_getfield(L, -1, name);
+    if (!lua_isnil(L, -1)) return 1;
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, DIR_KEY);
+    char path[4096];
+    int off = snprintf(path, sizeof path, "%s/", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    for (const char *p = name; *p && off < (int)sizeof path - 5; p++)
+        path[off++] = *p == '.' ? '/' : *p;
+    snprintf(path + off, sizeof path - (size_t)off, ".lua");
+    if (vd_sandbox_loadfile(L, path) != LUA_OK) return lua_error(L);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
+}
+
+int vd_sandbox_require(lua_State *L, const char *name)
+{
+    lua_pushcfunction(L, l_require);
+    lua_pushstring(L, name);
+    return lua_pcall(L, 1, 1, 0);
+}
+
+static void copy_fields(lua_State *L, int from, int to, const char *const *names)
+{
+    for (; *names; names++) {
+        lua_getfield(L, from, *names);
+        lua_setfield(L, to, *names);
+    }
+}
+
+/* A copy of library lib of the globals at g, as field lib of base. */
+static void copy_lib(lua_State *L, int g, int base, const char *lib)
+{
+    lua_getfield(L, g, lib);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, -4);
+    }
+    lua_setfield(L, base, lib);
+    lua_pop(L, 1);
+}
+
+static void build_base(lua_State *L)
+{
+    static const char *const globals[] = {
+        "assert",   "error",        "ipairs",       "next",     "pairs",    "pcall",  "select",
+        "tonumber", "tostring",     "type",         "xpcall",   "rawequal", "rawget", "rawlen",
+        "rawset",   "setmetatable", "getmetatable", "_VERSION", NULL};
+    static const char *const libs[] = {"string", "table", "math", "utf8", NULL};
+    static const char *const oslib[] = {"time", "clock", "date", "difftime", NULL};
+    lua_newtable(L);
+    int base = lua_gettop(L);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    copy_fields(L, g, base, globals);
+    for (const char *const *l = libs; *l; l++)
+        copy_lib(L, g, base, *l);
+    lua_getfield(L, g, "os");
+    lua_newtable(L);
+    copy_fields(L, lua_gettop(L) - 1, lua_gettop(L), oslib);
+    lua_setfield(L, base, "os");
+    lua_pop(L, 2); /* os, globals */
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, base, "require");
+    lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+
+    /* string methods must not be changed through ("").__index either */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+}
+
+void vd_sandbox_setglobal(lua_State *L, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+static int setup(lua_State *L)
+{
+    const char *dir = lua_touserdata(L, 1);
+    luaL_openlibs(L); /* the full libraries stay on the main thread; rules see the base */
+    lua_pushstring(L, dir);
+    lua_setfield(L, LUA_REGISTRYINDEX, DIR_KEY);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+    build_base(L);
+    return 0;
+}
+
+lua_State *vd_sandbox_new(const char *dir, const vd_sandbox_limits *lim, char *err, size_t errlen)
+{
+    sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) goto oom;
+    sb->lim = *lim;
+    lua_State *L = lua_newstate(sandbox_alloc, sb);
+    if (!L) {
+        free(sb);
+        goto oom;
+    }
+    vd_task *none = NULL;
+    memcpy(lua_getextraspace(L), &none, sizeof none); /* the main thread is no task */
+    lua_pushcfunction(L, setup);
+    lua_pushlightuserdata(L, (void *)dir);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "sandbox: %s", lua_tostring(L, -1));
+        vd_sandbox_close(L);
+        return NULL;
+    }
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return L;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+void vd_sandbox_close(lua_State *L)
+{
+    if (!L) return;
+    sandbox *sb = sandbox_of(L);
+    lua_close(L);
+    free(sb);
+}
