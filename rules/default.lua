@@ -1,99 +1,10 @@
--- default.lua — the generic probing strategy, and the reply classifier other rules reuse
--- (`local default = require "default"`; `default.classify(reply)`).
---
--- Policy in one place: what an SMTP reply means for an address. The classifier is
--- conservative where a wrong "undeliverable" would cost a user a real subscriber: replies
--- that say *we* are blocked are never read as "the mailbox does not exist".
+-- default.lua — the generic probing strategy, used for every address no other rule matches.
+-- The reply classifier lives in validora/classify.lua; `default.classify` is the same
+-- function, for rules that `require "default"`.
 
-local M = { name = "default" }
+local classify = require "validora.classify"
 
-local find, lower = string.find, string.lower
-
-local function has_any(text, words)
-  for _, w in ipairs(words) do
-    if find(text, w, 1, true) then return true end
-  end
-  return false
-end
-
--- Replies that are about the sender (our IP, our name, our reputation), not the mailbox.
-local BLOCKED_WORDS = {
-  "spamhaus", "spamcop", "barracuda", "sorbs", "dnsbl", "rbl", "blocklist", "block list",
-  "blacklist", "black list", "denylist", "blocked using", "listed at", "listed on",
-  "listed in", "poor reputation", "bad reputation", "sender reputation", "ip reputation",
-  "client host rejected", "client host blocked", "your ip", "banned", "access denied",
-  "not allowed to send", "policy violation", "rejected due to", "too many connections",
-  "connection refused", "service unavailable; client host", "spam", "abuse",
-}
-
--- The mailbox does not exist.
-local NOT_FOUND_WORDS = {
-  "user unknown", "unknown user", "no such user", "no such mailbox", "no such recipient",
-  "unknown recipient", "recipient unknown", "recipient not found", "user not found",
-  "mailbox not found", "address not found", "does not exist", "doesn't exist",
-  "not exist", "invalid recipient", "invalid mailbox", "invalid address", "unrouteable address",
-  "unknown or illegal alias", "recipient address rejected: user unknown",
-  "not a valid mailbox", "no mailbox here", "mailbox unavailable", "unknown local part",
-  "address rejected", "recipnotfound", "undeliverable address",
-}
-
-local DISABLED_WORDS = {
-  "disabled", "deactivated", "inactive", "suspended", "account has been closed",
-  "account closed", "no longer active", "not accepting messages", "expired",
-}
-
-local FULL_WORDS = {
-  "full", "quota", "over quota", "exceeded storage", "insufficient storage", "too many messages",
-  "mailbox size limit",
-}
-
-local GREYLIST_WORDS = {
-  "greylist", "grey-list", "graylist", "gray-list", "greylisted", "try again later",
-  "please try again", "temporarily deferred", "deferred", "try later", "come back later",
-}
-
--- classify(reply) -> status, reason, retry
---   status: "deliverable" | "undeliverable" | "risky" | "unknown"
---   retry:  true when the reply is temporary and worth asking again later
-function M.classify(r)
-  local code = r.code or 0
-  local enh = r.enhanced or ""
-  local text = lower(r.text or "")
-  if code >= 200 and code < 300 then
-    return "deliverable", "accepted", false
-  end
-  -- Quota first: 452/552 and x.2.2 are about the mailbox's size, whatever else they say.
-  if enh == "4.2.2" or enh == "5.2.2" or ((code == 452 or code == 552) and has_any(text, FULL_WORDS)) then
-    return "risky", "mailbox_full", false
-  end
-  -- Anything that says it is about us comes before any reading about the mailbox.
-  if has_any(text, BLOCKED_WORDS) or (enh == "5.7.1" and not has_any(text, NOT_FOUND_WORDS))
-      or enh == "5.7.0" and code >= 500 or enh == "4.7.0" and has_any(text, { "reputation", "block" }) then
-    return "unknown", "blocked", false
-  end
-  if code >= 400 and code < 500 then
-    -- temporary: greylisting and its cousins; the caller retries a bounded number of times
-    if has_any(text, GREYLIST_WORDS) or enh == "4.2.0" or enh == "4.7.1" or enh == "4.3.0"
-        or code == 450 or code == 451 then
-      return "unknown", "greylisted", true
-    end
-    return "unknown", "temporary_failure", false
-  end
-  if code >= 500 then
-    if enh == "5.2.1" or has_any(text, DISABLED_WORDS) then
-      return "undeliverable", "mailbox_disabled", false
-    end
-    if enh == "5.1.1" or enh == "5.1.0" or enh == "5.1.10" or enh == "5.1.6"
-        or has_any(text, NOT_FOUND_WORDS) then
-      return "undeliverable", "mailbox_not_found", false
-    end
-    if code == 550 or code == 551 or code == 553 then
-      return "undeliverable", "rejected", false
-    end
-    return "unknown", "smtp_error", false
-  end
-  return "unknown", "smtp_error", false
-end
+local M = { name = "default", classify = classify.classify }
 
 -- A failure to get a session: map the transport error (or the refusing reply) to a verdict.
 local function session_failed(job, err, detail)
@@ -102,7 +13,7 @@ local function session_failed(job, err, detail)
     if reason ~= "blocked" then status, reason = "unknown", "smtp_error" end
     return job[status](job, reason, detail)
   end
-  if err == "timeout" or err == "connect_failed" or err == "protocol_error" then
+  if err == errors.timeout or err == errors.connect_failed or err == errors.protocol_error then
     return job:unknown(err, detail)
   end
   return job:unknown("smtp_error", detail)
@@ -129,11 +40,13 @@ function M.probe(job)
     if not r then
       s:release(false)
       -- A kept session the server dropped meanwhile: ask once more on a fresh one.
-      if (rerr == "closed" or rerr == "busy") and dropped == 0 then
+      local lost = rerr == errors.connection_closed or rerr == errors.busy
+      if lost and dropped == 0 then
         dropped = 1
         goto continue
       end
-      return job:unknown(rerr == "closed" and "protocol_error" or rerr, rdetail)
+      -- dropped twice in a row: the server will not hold a session for us
+      return job:unknown(lost and "protocol_error" or rerr, rdetail)
     end
     local status, reason, retry = M.classify(r)
     if retry then

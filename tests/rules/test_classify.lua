@@ -1,8 +1,8 @@
--- Unit test of rules/default.lua's reply classifier: real reply texts from common servers.
+-- Unit test of rules/validora/classify.lua, the reply classifier: real reply texts from common servers.
 -- Run: lua5.4 tests/rules/test_classify.lua RULES_DIR
 local dir = arg[1] or "rules"
 local env = setmetatable({ config = { greylist_tries = 3, greylist_delay = 1 } }, { __index = _G })
-local chunk = assert(loadfile(dir .. "/default.lua", "t", env))
+local chunk = assert(loadfile(dir .. "/validora/classify.lua", "t", env))
 local default = chunk()
 
 local passed, failed = 0, 0

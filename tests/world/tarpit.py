@@ -20,11 +20,14 @@ Modes:
     mixedcodes      a multi-line banner whose lines carry different codes
     ok              a permissive ESMTP server: EHLO (PIPELINING, SIZE, SMTPUTF8,
                     ENHANCEDSTATUSCODES), HELO, MAIL, RCPT, RSET, NOOP, QUIT. RCPT answers
-                    by local part: nobody@ -> multi-line 550 5.1.1, full@ -> 452 4.2.2,
+                    by local part: nobody*@ -> multi-line 550 5.1.1, full@ -> 452 4.2.2,
                     bye@ -> 421 4.7.0 and close; anything else 250 2.1.5.
     noehlo          like ok, but EHLO is answered 502 5.5.2 (for HELO fallback)
     tlsinject       like ok with STARTTLS offered, but the 220 to STARTTLS comes with a
                     pipelined "250" in the same write (a command-injection probe)
+    dropper         like ok, but the second RCPT of a connection gets no reply: the server
+                    closes the connection (a kept session dropped by a restart or a load
+                    balancer's idle cut, without the 421 a polite server would send)
 
 --tls-cert FILE --tls-key FILE make ok (and slow) offer STARTTLS and run the handshake
 (asyncio start_tls); tlsinject offers STARTTLS with or without them. "notls" as --mode
@@ -76,6 +79,7 @@ async def dialogue(reader, writer, slow=False, noehlo=False, mode="ok"):
     await send(writer, b"220 tarpit ESMTP ready\r\n", slow)
     tls_on = False
     offer_tls = (TLS is not None or mode in ("tlsinject", "notls", "badtls"))
+    rcpts = 0
     while True:
         raw = await reader.readline()
         if not raw:
@@ -83,6 +87,10 @@ async def dialogue(reader, writer, slow=False, noehlo=False, mode="ok"):
         line = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
         log("C: " + line)
         verb = line.split(" ", 1)[0].upper()
+        if verb == "RCPT":
+            rcpts += 1
+            if mode == "dropper" and rcpts == 2:
+                return
         if verb == "EHLO" and noehlo:
             reply = b"502 5.5.2 Error: command not recognized\r\n"
         elif verb == "EHLO":
@@ -115,7 +123,7 @@ async def dialogue(reader, writer, slow=False, noehlo=False, mode="ok"):
             reply = b"250 2.1.0 Ok\r\n"
         elif verb == "RCPT":
             low = line.lower()
-            if "<nobody@" in low:
+            if "<nobody" in low:
                 reply = (b"550-5.1.1 <nobody>: Recipient address rejected:\r\n"
                          b"550 5.1.1 User unknown in virtual mailbox table\r\n")
             elif "<full@" in low:
@@ -166,7 +174,7 @@ async def handle(mode, reader, writer):
         elif mode == "mixedcodes":
             await send(writer, b"220-tarpit\r\n250 surprise\r\n")
             await log_lines(reader)
-        elif mode in ("ok", "slow", "noehlo", "tlsinject", "notls", "badtls"):
+        elif mode in ("ok", "slow", "noehlo", "tlsinject", "notls", "badtls", "dropper"):
             await dialogue(reader, writer, slow=(mode == "slow"), noehlo=(mode == "noehlo"),
                            mode=mode)
     except (ConnectionError, asyncio.IncompleteReadError, BrokenPipeError, ssl.SSLError):
@@ -188,7 +196,7 @@ def split_hostport(s):
 
 
 MODES = ("silent", "longline", "endless", "garbage", "slow", "dropafterbanner", "mixedcodes",
-         "ok", "noehlo", "tlsinject", "notls", "badtls")
+         "ok", "noehlo", "tlsinject", "notls", "badtls", "dropper")
 
 
 async def main():

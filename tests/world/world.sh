@@ -24,7 +24,7 @@ LOCK_WAIT=${VALIDORA_WORLD_LOCK_WAIT:-600}
 
 # Postfix listeners (address, banner expected) and tarpits (mode, address).
 PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14"
-TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22"
+TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22 dropper:127.0.0.23"
 
 say() { printf 'world: %s\n' "$*" >&2; }
 die() {
