@@ -10,7 +10,7 @@
 #include <sys/types.h>
 
 #include "cli.h"
-#include "record.h"
+#include "validora/record.h"
 
 static const char USAGE[] =
     "Usage: validora cat [--json|--csv] [FILE]...\n"

@@ -18,7 +18,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli_verify.h"
-#include "record.h"
+#include "validora/record.h"
 #include "validora/validora.h"
 
 /* Longest input line passed on whole; longer ones are cut here (no address is longer

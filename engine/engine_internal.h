@@ -12,7 +12,7 @@
 #include "dns.h"
 #include "lists.h"
 #include "pool.h"
-#include "record.h"
+#include "validora/record.h"
 
 typedef struct vd_job vd_job;
 

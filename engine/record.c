@@ -7,7 +7,7 @@
  * something the msgpack stream does not.
  *
  * Does not own: deciding what goes in a record (job.c / engine.c), where it is written (CLI). */
-#include "record.h"
+#include "validora/record.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "record.h"
+#include "validora/record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

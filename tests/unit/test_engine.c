@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "check.h"
-#include "record.h"
+#include "validora/record.h"
 #include "validora/validora.h"
 
 typedef struct got {

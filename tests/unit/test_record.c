@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "record.h"
+#include "validora/record.h"
 
 typedef struct {
     char *p;
