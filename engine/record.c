@@ -204,8 +204,11 @@ static void json_string(sink *s, const char *str, size_t n)
     sink_putc(s, '"');
 }
 
-/* Text for CSV: the same UTF-8 cleaning as JSON, no escaping (quoting is the row's job). */
-static void utf8_clean(sink *s, const char *str, size_t n)
+/* Text for CSV: the same UTF-8 cleaning as JSON, no escaping (quoting is the row's job). The
+ * control characters JSON escapes, but for TAB, LF and CR (NUL, the rest of C0, DEL, C1), become
+ * U+FFFD as well: CSV has no escape syntax, many CSV readers refuse a NUL byte or cut the field
+ * at it, and a raw ESC acts on the terminal of whoever looks at the file (docs/records.md). */
+static void csv_text(sink *s, const char *str, size_t n)
 {
     const unsigned char *p = (const unsigned char *)str;
     size_t i = 0;
@@ -215,10 +218,15 @@ static void utf8_clean(sink *s, const char *str, size_t n)
         if (len == 0) {
             sink_puts(s, REPLACEMENT_UTF8);
             i += bad;
-        } else {
-            sink_put(s, p + i, len);
-            i += len;
+            continue;
         }
+        bool control =
+            (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp <= 0x9F);
+        if (control)
+            sink_puts(s, REPLACEMENT_UTF8);
+        else
+            sink_put(s, p + i, len);
+        i += len;
     }
 }
 
@@ -386,7 +394,7 @@ static void csv_field(sink *s, const msgpack_object *v)
     if (!v || v->type == MSGPACK_OBJECT_NIL) {
         /* absent: empty field */
     } else if (v->type == MSGPACK_OBJECT_STR) {
-        utf8_clean(&text, v->via.str.ptr, v->via.str.size);
+        csv_text(&text, v->via.str.ptr, v->via.str.size);
     } else if (v->type == MSGPACK_OBJECT_BOOLEAN) {
         sink_puts(&text, v->via.boolean ? "true" : "false");
     } else {
@@ -485,11 +493,15 @@ void vd_writer_free(vd_writer *w)
     free(w);
 }
 
-static int pack_str(msgpack_packer *pk, const char *s)
+static int pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n > UINT32_MAX) return -1;
     return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n) ? -1 : 0;
+}
+
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+    return pack_strn(pk, s, strlen(s));
 }
 
 static int pack_key(msgpack_packer *pk, const char *key)
@@ -501,6 +513,14 @@ static int pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
 {
     if (!val) return 0;
     return pack_key(pk, key) || pack_str(pk, val) ? -1 : 0;
+}
+
+/* The input line, NUL bytes included: email_len bytes, or strlen when the caller left it 0. */
+static int pack_kv_email(msgpack_packer *pk, const vd_record *r)
+{
+    if (!r->email) return 0;
+    size_t n = r->email_len ? r->email_len : strlen(r->email);
+    return pack_key(pk, "email") || pack_strn(pk, r->email, n) ? -1 : 0;
 }
 
 static int pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
@@ -533,7 +553,7 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
     n += r->tls_verified != VD_UNSET;
     n += r->catch_all != VD_UNSET;
     if (msgpack_pack_map(pk, n)) return -1;
-    if (pack_kv_str(pk, "email", r->email) || pack_kv_str(pk, "address", r->address) ||
+    if (pack_kv_email(pk, r) || pack_kv_str(pk, "address", r->address) ||
         pack_kv_str(pk, "domain", r->domain) || pack_kv_str(pk, "status", r->status) ||
         pack_kv_str(pk, "reason", r->reason) || pack_kv_str(pk, "detail", r->detail) ||
         pack_kv_str(pk, "mx", r->mx))

@@ -32,8 +32,13 @@ typedef enum { VD_UNSET = -1, VD_NO = 0, VD_YES = 1 } vd_tristate;
 /* One record as the engine fills it. A NULL string is an absent key. The strings need not
  * outlive vd_writer_put. */
 typedef struct vd_record {
-    const char *email;   /* as given (may be invalid UTF-8: written as msgpack str anyway,
-                            the JSON renderer writes U+FFFD for invalid UTF-8) */
+    /* The input exactly as given: email_len bytes at email, which may hold NUL bytes and
+     * invalid UTF-8 (written as a msgpack str anyway; JSON writes NUL as \u0000 and U+FFFD for
+     * invalid UTF-8; CSV: docs/records.md). email_len 0 with a non-NULL email means
+     * strlen(email), for callers that set only email; an empty input is the same either way.
+     * NULL leaves the key out. */
+    const char *email;
+    size_t email_len;
     const char *address; /* normalised, NULL when syntax failed */
     const char *domain;  /* normalised A-label, NULL when syntax failed */
     const char *status;  /* deliverable | undeliverable | risky | unknown */

@@ -907,6 +907,125 @@ static void test_render_file(void)
     free(mp.p);
 }
 
+/* ---------------------------------------------------------------- the input line whole */
+
+/* email_len carries the input line whole: a NUL inside it is part of the address, not its end.
+ * JSON writes it as \u0000, so the line round-trips; CSV, which has no escape, writes U+FFFD
+ * (docs/records.md). */
+static void test_email_nul(void)
+{
+    static const char email[] = "jo\0hn@example.com"; /* 17 bytes, the NUL third */
+    vd_record rec = minimal_record();
+    rec.email = email;
+    rec.email_len = sizeof email - 1;
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    /* {"email": str of 17 bytes, ...} */
+    CHECK(mp.len > 23 && (unsigned char)mp.p[7] == 0xb1 && memcmp(mp.p + 8, email, 17) == 0);
+
+    const char *want_json = "{\"email\":\"jo\\u0000hn@example.com\",\"status\":";
+    const char *want_csv = "jo\xef\xbf\xbdhn@example.com,,,undeliverable,";
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        reading rd = read_from(mp.p, mp.len, pipe_);
+        vd_record_view v;
+        const char *s;
+        size_t n;
+        char buf[1024];
+        CHECK(vd_reader_next(rd.r, &v) == VD_READ_RECORD);
+        CHECK(vd_record_str(&v, "email", &s, &n) == 0 && n == 17 && memcmp(s, email, 17) == 0);
+        CHECK(vd_record_render(&v, VD_FMT_JSON, buf, sizeof buf, &n) == 0);
+        CHECK_MSG(strncmp(buf, want_json, strlen(want_json)) == 0, "got %s", buf);
+        CHECK(vd_record_render(&v, VD_FMT_CSV, buf, sizeof buf, &n) == 0);
+        CHECK_MSG(strncmp(buf, want_csv, strlen(want_csv)) == 0, "got %s", buf);
+        CHECK(memchr(buf, 0, n) == NULL); /* no NUL byte in the CSV */
+        reading_done(&rd);
+    }
+    /* The writer's own JSON and CSV, and `cat`, say the same. */
+    bytes json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK_MSG(strncmp(json.p, want_json, strlen(want_json)) == 0, "got %s", json.p);
+    bytes csv = write_records(&rec, 1, VD_FMT_CSV);
+    CHECK(strncmp(csv.p + strlen(CSV_HEADER), want_csv, strlen(want_csv)) == 0);
+    cat_result r = cat(mp.p, mp.len, VD_FMT_JSON, true);
+    CHECK(r.rc == 0 && strcmp(r.out.p, json.p) == 0);
+    cat_free(&r);
+    free(mp.p);
+    free(json.p);
+    free(csv.p);
+
+    /* email_len 0 is strlen(email), as before the field existed: the NUL ends it there. */
+    rec.email_len = 0;
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"email\":\"jo\",", 14) == 0);
+    free(json.p);
+    /* An empty input is "" either way; a NULL email leaves the key out. */
+    rec.email = "";
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"email\":\"\",", 12) == 0);
+    free(json.p);
+    rec.email = NULL;
+    rec.email_len = 5;
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"status\":", 10) == 0);
+    free(json.p);
+}
+
+/* Every control character: JSON escapes each (RFC 8259 requires U+0000-U+001F; DEL and C1 are
+ * escaped too), CSV keeps TAB, LF and CR (inside quotes) and writes U+FFFD for the others. */
+static void test_control_characters(void)
+{
+    char email[32 + 1 + 4 + 1];
+    size_t n = 0;
+    for (int c = 0; c < 32; c++)
+        email[n++] = (char)c;
+    email[n++] = 0x7f;
+    memcpy(email + n, "\xc2\x80\xc2\x9f", 4); /* U+0080, U+009F */
+    n += 4;
+    email[n] = 0;
+
+    char want_json[512] = "{\"email\":\"", want_csv[512] = "\"";
+    for (int c = 0; c < 32; c++) {
+        char e[8];
+        switch (c) {
+        case '\b':
+            strcpy(e, "\\b");
+            break;
+        case '\t':
+            strcpy(e, "\\t");
+            break;
+        case '\n':
+            strcpy(e, "\\n");
+            break;
+        case '\f':
+            strcpy(e, "\\f");
+            break;
+        case '\r':
+            strcpy(e, "\\r");
+            break;
+        default:
+            snprintf(e, sizeof e, "\\u%04x", c);
+        }
+        strcat(want_json, e);
+        if (c == '\t' || c == '\n' || c == '\r') {
+            char raw[2] = {(char)c, 0};
+            strcat(want_csv, raw);
+        } else {
+            strcat(want_csv, "\xef\xbf\xbd");
+        }
+    }
+    strcat(want_json, "\\u007f\\u0080\\u009f\",");
+    strcat(want_csv, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\",,,undeliverable,");
+
+    vd_record rec = minimal_record();
+    rec.email = email;
+    rec.email_len = n;
+    bytes json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK_MSG(strncmp(json.p, want_json, strlen(want_json)) == 0, "got %s", json.p);
+    bytes csv = write_records(&rec, 1, VD_FMT_CSV);
+    CHECK_MSG(strncmp(csv.p + strlen(CSV_HEADER), want_csv, strlen(want_csv)) == 0, "got %s",
+              csv.p);
+    free(json.p);
+    free(csv.p);
+}
+
 int main(void)
 {
     test_round_trip();
@@ -927,5 +1046,7 @@ int main(void)
     test_reader_unknown_keys();
     test_render_buffer();
     test_render_file();
+    test_email_nul();
+    test_control_characters();
     return check_done();
 }
