@@ -381,8 +381,9 @@ static const msgpack_object *map_get(const msgpack_object *map, const char *key)
     /* The first occurrence wins, as JSON readers differ on duplicates anyway. */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
+        /* An empty str has a NULL ptr in msgpack-c: no memcmp(NULL, "", 0). */
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
+            (n == 0 || memcmp(k->via.str.ptr, key, n) == 0))
             return &map->via.map.ptr[i].val;
     }
     return NULL;
@@ -963,7 +964,7 @@ int vd_record_str(const vd_record_view *rec, const char *key, const char **s, si
 {
     const msgpack_object *o = map_get(view_obj(rec), key);
     if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
-    *s = o->via.str.ptr;
+    *s = o->via.str.size ? o->via.str.ptr : ""; /* never NULL (msgpack-c's empty str is) */
     *len = o->via.str.size;
     return 0;
 }
@@ -1011,7 +1012,7 @@ int vd_record_key(const vd_record_view *rec, size_t i, const char **key, size_t 
     if (!o || i >= o->via.map.size) return -1;
     const msgpack_object *k = &o->via.map.ptr[i].key;
     if (k->type != MSGPACK_OBJECT_STR) return -1;
-    *key = k->via.str.ptr;
+    *key = k->via.str.size ? k->via.str.ptr : "";
     *len = k->via.str.size;
     return 0;
 }

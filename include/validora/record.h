@@ -153,8 +153,9 @@ typedef enum {
 vd_field_type vd_record_type(const vd_record_view *rec, const char *key);
 
 /* 0 and the string's bytes when the value at key is a str, else -1 (absent or another type).
- * *s points into the record (valid as long as it) and is NOT NUL-terminated: it is *len bytes,
- * which may hold NUL and invalid UTF-8 (email is the input as given). */
+ * *s points into the record (valid as long as it), is never NULL (an empty string is "") and
+ * is NOT NUL-terminated: it is *len bytes, which may hold NUL and invalid UTF-8 (email is the
+ * input as given). */
 int vd_record_str(const vd_record_view *rec, const char *key, const char **s, size_t *len);
 
 /* 0 and the value when it is an integer that fits int64_t, else -1. */
@@ -168,8 +169,8 @@ int vd_record_bool(const vd_record_view *rec, const char *key, bool *v);
 int vd_record_map(const vd_record_view *rec, const char *key, vd_record_view *sub);
 
 /* Entries of the map, and the key of entry i (0 <= i < count): 0 and its bytes (not
- * NUL-terminated) when it is a str, -1 when it is not or i is out of range. With these a caller
- * can list every key, including keys it does not know. */
+ * NUL-terminated, never NULL) when it is a str, -1 when it is not or i is out of range. With these
+ * a caller can list every key, including keys it does not know. */
 size_t vd_record_count(const vd_record_view *rec);
 int vd_record_key(const vd_record_view *rec, size_t i, const char **key, size_t *len);
 

@@ -790,6 +790,20 @@ static void test_reader_unknown_keys(void)
     CHECK(vd_record_render(&rec, VD_FMT_JSON, buf, sizeof buf, NULL) == 0);
     CHECK_STR(buf, "{\"new_key\":\"v\",\"n\":-5,\"big\":18446744073709551615,\"b\":true}\n");
     reading_done(&rd);
+
+    /* {"":"","e":""}: empty strings come back as "" (msgpack-c's pointer for them is NULL, which
+     * a caller's memcpy(dst, s, 0) must not get), and the empty key can be looked up. Found by
+     * tests/fuzz/fuzz_record (memchr on the NULL key). */
+    const unsigned char mp3[] = {0x82, 0xa0, 0xa0, 0xa1, 'e', 0xa0};
+    rd = read_from(mp3, sizeof mp3, false);
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+    s = NULL;
+    CHECK(vd_record_key(&rec, 0, &s, &n) == 0 && s != NULL && n == 0);
+    s = NULL;
+    CHECK(vd_record_str(&rec, "", &s, &n) == 0 && s != NULL && n == 0);
+    s = NULL;
+    CHECK(vd_record_str(&rec, "e", &s, &n) == 0 && s != NULL && n == 0);
+    reading_done(&rd);
 }
 
 /* ---------------------------------------------------------------- renderers */
