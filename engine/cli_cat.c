@@ -1,8 +1,10 @@
 /* cli_cat.c — `validora cat`: prints msgpack record streams (written by `validora verify
  * --format msgpack`) as JSON Lines or CSV.
  *
- * Owns: the command line of `cat` and its exit statuses. Reading and rendering are record.c's
- * (vd_record_cat); this file only opens the inputs and keeps a CSV header from repeating. */
+ * Owns: the command line of `cat`, its messages' "validora cat: FILE" prefix and its exit
+ * statuses. Does not own reading or rendering: that is the public record API
+ * (validora/record.h: vd_record_cat, built on vd_reader); this file only opens the inputs and
+ * keeps a CSV header from repeating. Includes only public headers and cli.h. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,7 +12,7 @@
 #include <sys/types.h>
 
 #include "cli.h"
-#include "record.h"
+#include "validora/record.h"
 
 static const char USAGE[] =
     "Usage: validora cat [--json|--csv] [FILE]...\n"

@@ -15,7 +15,7 @@
 #include <time.h>
 #include "engine_internal.h"
 #include "probe.h"
-#include "record.h"
+#include "validora/record.h"
 
 typedef struct vd_job {
     vd_engine *e;
@@ -142,6 +142,7 @@ static vd_record record_of(const vd_job *j)
     const vd_probe *p = &j->probe;
     return (vd_record){
         .email = j->email,
+        .email_len = j->email_len,
         .address = j->addr_ok ? j->addr.address : NULL,
         .domain = j->addr_ok ? j->addr.domain : NULL,
         .status = p->status,

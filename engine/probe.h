@@ -13,7 +13,7 @@
 #include "address.h"
 #include "dns.h"
 #include "pool.h"
-#include "record.h"
+#include "validora/record.h"
 
 #define VD_PROBE_MAX_SESSIONS 4 /* sessions one address may hold at once (probe + catch-all) */
 #define VD_REASON_MAX         48

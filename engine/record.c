@@ -1,13 +1,17 @@
 /* record.c — the result record: packing a vd_record as one msgpack map, reading a msgpack
- * record stream back, and rendering msgpack objects as JSON Lines or CSV rows.
+ * record stream back record by record (vd_reader), the fields of a record read back, and
+ * rendering msgpack maps as JSON Lines or CSV rows. API: include/validora/record.h.
  *
- * Owns: the key set and order (docs/records.md), the writer, the streaming reader behind
- * `validora cat`, the one JSON renderer and the one CSV row renderer. Every output format goes
- * through msgpack first (the writer packs, unpacks and renders), so JSON and CSV can never say
- * something the msgpack stream does not.
+ * Owns: the key set and order (docs/records.md), the writer, the streaming reader and its
+ * limits (record size, items, depth; the render bound), field access by key, the one JSON
+ * renderer and the one CSV row renderer, and vd_record_cat (the reader and renderers behind
+ * `validora cat`). Every output format goes through msgpack first (the writer packs, unpacks
+ * and renders), so JSON and CSV can never say something the msgpack stream does not. Only
+ * vd_record_cat writes messages, to the FILE it is given; the reader returns them.
  *
- * Does not own: deciding what goes in a record (job.c / engine.c), where it is written (CLI). */
-#include "record.h"
+ * Does not own: deciding what goes in a record (engine.c), where it is written or read from
+ * (the CLI, or an embedder). */
+#include "validora/record.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -200,8 +204,11 @@ static void json_string(sink *s, const char *str, size_t n)
     sink_putc(s, '"');
 }
 
-/* Text for CSV: the same UTF-8 cleaning as JSON, no escaping (quoting is the row's job). */
-static void utf8_clean(sink *s, const char *str, size_t n)
+/* Text for CSV: the same UTF-8 cleaning as JSON, no escaping (quoting is the row's job). The
+ * control characters JSON escapes, but for TAB, LF and CR (NUL, the rest of C0, DEL, C1), become
+ * U+FFFD as well: CSV has no escape syntax, many CSV readers refuse a NUL byte or cut the field
+ * at it, and a raw ESC acts on the terminal of whoever looks at the file (docs/records.md). */
+static void csv_text(sink *s, const char *str, size_t n)
 {
     const unsigned char *p = (const unsigned char *)str;
     size_t i = 0;
@@ -211,10 +218,15 @@ static void utf8_clean(sink *s, const char *str, size_t n)
         if (len == 0) {
             sink_puts(s, REPLACEMENT_UTF8);
             i += bad;
-        } else {
-            sink_put(s, p + i, len);
-            i += len;
+            continue;
         }
+        bool control =
+            (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp <= 0x9F);
+        if (control)
+            sink_puts(s, REPLACEMENT_UTF8);
+        else
+            sink_put(s, p + i, len);
+        i += len;
     }
 }
 
@@ -353,13 +365,13 @@ static const struct {
 };
 #define CSV_NCOLUMNS (sizeof CSV_COLUMNS / sizeof CSV_COLUMNS[0])
 
-static int write_csv_header(FILE *fp)
+/* The CSV header line, made from CSV_COLUMNS. */
+static void csv_header(sink *s)
 {
-    for (size_t i = 0; i < CSV_NCOLUMNS; i++)
-        if (fputs(CSV_COLUMNS[i].column, fp) == EOF ||
-            putc(i + 1 < CSV_NCOLUMNS ? ',' : '\n', fp) == EOF)
-            return -1;
-    return 0;
+    for (size_t i = 0; i < CSV_NCOLUMNS; i++) {
+        sink_puts(s, CSV_COLUMNS[i].column);
+        sink_putc(s, i + 1 < CSV_NCOLUMNS ? ',' : '\n');
+    }
 }
 
 static const msgpack_object *map_get(const msgpack_object *map, const char *key)
@@ -369,8 +381,9 @@ static const msgpack_object *map_get(const msgpack_object *map, const char *key)
     /* The first occurrence wins, as JSON readers differ on duplicates anyway. */
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
+        /* An empty str has a NULL ptr in msgpack-c: no memcmp(NULL, "", 0). */
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
+            (n == 0 || memcmp(k->via.str.ptr, key, n) == 0))
             return &map->via.map.ptr[i].val;
     }
     return NULL;
@@ -382,7 +395,7 @@ static void csv_field(sink *s, const msgpack_object *v)
     if (!v || v->type == MSGPACK_OBJECT_NIL) {
         /* absent: empty field */
     } else if (v->type == MSGPACK_OBJECT_STR) {
-        utf8_clean(&text, v->via.str.ptr, v->via.str.size);
+        csv_text(&text, v->via.str.ptr, v->via.str.size);
     } else if (v->type == MSGPACK_OBJECT_BOOLEAN) {
         sink_puts(&text, v->via.boolean ? "true" : "false");
     } else {
@@ -463,7 +476,7 @@ vd_writer *vd_writer_new(FILE *fp, vd_format fmt)
     msgpack_sbuffer_init(&w->sbuf);
     msgpack_packer_init(&w->pk, &w->sbuf, msgpack_sbuffer_write);
     if (fmt == VD_FMT_CSV) {
-        if (write_csv_header(fp) != 0 || fflush(fp) == EOF) {
+        if (vd_record_fprint_csv_header(fp) != 0 || fflush(fp) == EOF) {
             int e = errno;
             vd_writer_free(w);
             errno = e;
@@ -481,11 +494,15 @@ void vd_writer_free(vd_writer *w)
     free(w);
 }
 
-static int pack_str(msgpack_packer *pk, const char *s)
+static int pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n > UINT32_MAX) return -1;
     return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n) ? -1 : 0;
+}
+
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+    return pack_strn(pk, s, strlen(s));
 }
 
 static int pack_key(msgpack_packer *pk, const char *key)
@@ -497,6 +514,14 @@ static int pack_kv_str(msgpack_packer *pk, const char *key, const char *val)
 {
     if (!val) return 0;
     return pack_key(pk, key) || pack_str(pk, val) ? -1 : 0;
+}
+
+/* The input line, NUL bytes included: email_len bytes, or strlen when the caller left it 0. */
+static int pack_kv_email(msgpack_packer *pk, const vd_record *r)
+{
+    if (!r->email) return 0;
+    size_t n = r->email_len ? r->email_len : strlen(r->email);
+    return pack_key(pk, "email") || pack_strn(pk, r->email, n) ? -1 : 0;
 }
 
 static int pack_kv_bool(msgpack_packer *pk, const char *key, bool val)
@@ -529,7 +554,7 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
     n += r->tls_verified != VD_UNSET;
     n += r->catch_all != VD_UNSET;
     if (msgpack_pack_map(pk, n)) return -1;
-    if (pack_kv_str(pk, "email", r->email) || pack_kv_str(pk, "address", r->address) ||
+    if (pack_kv_email(pk, r) || pack_kv_str(pk, "address", r->address) ||
         pack_kv_str(pk, "domain", r->domain) || pack_kv_str(pk, "status", r->status) ||
         pack_kv_str(pk, "reason", r->reason) || pack_kv_str(pk, "detail", r->detail) ||
         pack_kv_str(pk, "mx", r->mx))
@@ -581,7 +606,7 @@ int vd_writer_put(vd_writer *w, const vd_record *r)
     return 0;
 }
 
-/* ---------------------------------------------------------------- reader */
+/* ---------------------------------------------------------------- stream reader */
 
 /* Finds where the next top-level object ends without building it, so that no allocation
  * depends on a length the stream claims: msgpack-c allocates a map's or array's elements
@@ -737,134 +762,412 @@ static scan_result scan_object(scan *sc, const unsigned char *buf, size_t avail)
     }
 }
 
-/* Reading: a regular file is read in large chunks. Anything else (a pipe, a terminal, a
- * socket: `tail -f out.mp | validora cat`) is read only as far as the scanner knows bytes must
- * follow, because fread blocks until its count is met; so every record is printed as soon as
+/* The stream reader. A regular file is read in large chunks. Anything else (a pipe, a terminal,
+ * a socket: `tail -f out.mp | validora cat`) is read only as far as the scanner knows bytes must
+ * follow, because fread blocks until its count is met; so every record is returned as soon as
  * its last byte arrives, never held back waiting for the next one. */
+struct vd_reader {
+    FILE *in;
+    bool chunked; /* a regular file */
+    bool eof;
+    vd_read_status status; /* VD_READ_RECORD while reading, then the result that ended it */
+    scan_result scanned;   /* of the buffered bytes; SCAN_MORE until they were scanned again */
+    msgpack_unpacker mpac;
+    msgpack_unpacked u; /* the record last returned */
+    scan sc;
+    uint64_t pos;    /* bytes of the complete records read: where the next one starts */
+    uint64_t offset; /* where the current record starts */
+    uint64_t records;
+    char error[256];
+};
+
+vd_reader *vd_reader_new(FILE *in)
+{
+    vd_reader *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    if (!msgpack_unpacker_init(&r->mpac, READ_CHUNK)) {
+        free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    msgpack_unpacked_init(&r->u);
+    struct stat st;
+    r->in = in;
+    r->chunked = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode);
+    r->status = VD_READ_RECORD;
+    r->scanned = SCAN_MORE;
+    scan_reset(&r->sc);
+    return r;
+}
+
+void vd_reader_free(vd_reader *r)
+{
+    if (!r) return;
+    msgpack_unpacked_destroy(&r->u);
+    msgpack_unpacker_destroy(&r->mpac);
+    free(r);
+}
+
+__attribute__((format(printf, 3, 4))) static vd_read_status
+reader_fail(vd_reader *r, vd_read_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    return status;
+}
+
+/* Scans the buffered bytes once per change: the scanner is resumable, but it must not be run
+ * again over an object it already judged. */
+static scan_result reader_scan(vd_reader *r)
+{
+    if (r->scanned == SCAN_MORE)
+        r->scanned = scan_object(&r->sc, (const unsigned char *)r->mpac.buffer + r->mpac.off,
+                                 r->mpac.used - r->mpac.off);
+    return r->scanned;
+}
+
+bool vd_reader_ready(vd_reader *r)
+{
+    return r->status != VD_READ_RECORD || r->eof || reader_scan(r) != SCAN_MORE;
+}
+
+vd_read_status vd_reader_next(vd_reader *r, vd_record_view *rec)
+{
+    if (rec) *rec = (vd_record_view){0};
+    if (r->status != VD_READ_RECORD) return r->status;
+    r->offset = r->pos;
+    for (;;) {
+        const char *start = r->mpac.buffer + r->mpac.off;
+        switch (reader_scan(r)) {
+        case SCAN_COMPLETE: {
+            size_t size = r->sc.pos, parsed = 0;
+            msgpack_unpack_return ur = msgpack_unpacker_next_with_size(&r->mpac, &r->u, &parsed);
+            if (ur == MSGPACK_UNPACK_NOMEM_ERROR)
+                return reader_fail(r, VD_READ_NOMEM, "out of memory");
+            if (ur != MSGPACK_UNPACK_SUCCESS || parsed != size ||
+                r->u.data.type != MSGPACK_OBJECT_MAP)
+                /* The scanner and msgpack-c disagree: only a damaged stream gets here. */
+                return reader_fail(r, VD_READ_INVALID,
+                                   "invalid msgpack in the record at byte %" PRIu64 " (%" PRIu64
+                                   " complete records before it)",
+                                   r->offset, r->records);
+            scan_reset(&r->sc);
+            r->scanned = SCAN_MORE;
+            r->pos += size;
+            r->records++;
+            /* The record's bytes are still in the unpacker's buffer (next() does not move it)
+             * until more is read, which only the next call does. */
+            if (rec)
+                *rec =
+                    (vd_record_view){.priv_obj = &r->u.data, .priv_raw = start, .priv_size = size};
+            return VD_READ_RECORD;
+        }
+        case SCAN_NOT_MAP:
+            return reader_fail(r, VD_READ_NOT_MAP,
+                               "the object at byte %" PRIu64
+                               " is not a map, so not a record (%" PRIu64
+                               " complete records before it)",
+                               r->offset, r->records);
+        case SCAN_INVALID:
+            return reader_fail(r, VD_READ_INVALID,
+                               "invalid msgpack at byte %" PRIu64 " in the record at byte %" PRIu64
+                               " (%" PRIu64 " complete records before it)",
+                               r->offset + r->sc.pos, r->offset, r->records);
+        case SCAN_TOO_LARGE:
+            return reader_fail(r, VD_READ_TOO_LARGE,
+                               "the record at byte %" PRIu64
+                               " is too large (over %u MiB or %u items; %" PRIu64
+                               " complete records before it)",
+                               r->offset, RECORD_MAX_BYTES >> 20, RECORD_MAX_ITEMS, r->records);
+        case SCAN_MORE:
+            break;
+        }
+        if (r->eof) {
+            if (r->mpac.used > r->mpac.off)
+                return reader_fail(r, VD_READ_TRUNCATED,
+                                   "truncated record at byte %" PRIu64 " (%" PRIu64
+                                   " complete records before it)",
+                                   r->offset, r->records);
+            r->status = VD_READ_END;
+            return VD_READ_END;
+        }
+        size_t want = r->chunked && r->sc.need < READ_CHUNK ? READ_CHUNK : r->sc.need;
+        if (!msgpack_unpacker_reserve_buffer(&r->mpac, want))
+            return reader_fail(r, VD_READ_NOMEM, "out of memory");
+        size_t got = fread(msgpack_unpacker_buffer(&r->mpac), 1, want, r->in);
+        msgpack_unpacker_buffer_consumed(&r->mpac, got);
+        if (got < want) {
+            if (ferror(r->in))
+                return reader_fail(r, VD_READ_IO_ERROR, "read error: %s", strerror(errno));
+            r->eof = true;
+        }
+        r->scanned = SCAN_MORE;
+    }
+}
+
+uint64_t vd_reader_offset(const vd_reader *r)
+{
+    return r->offset;
+}
+
+uint64_t vd_reader_records(const vd_reader *r)
+{
+    return r->records;
+}
+
+const char *vd_reader_error(const vd_reader *r)
+{
+    return r->status < 0 ? r->error : "";
+}
+
+/* ---------------------------------------------------------------- fields of a read record */
+
+static const msgpack_object *view_obj(const vd_record_view *v)
+{
+    const msgpack_object *o = v ? v->priv_obj : NULL;
+    return o && o->type == MSGPACK_OBJECT_MAP ? o : NULL;
+}
+
+vd_field_type vd_record_type(const vd_record_view *rec, const char *key)
+{
+    const msgpack_object *o = map_get(view_obj(rec), key);
+    if (!o) return VD_FIELD_ABSENT;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return VD_FIELD_NIL;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return VD_FIELD_BOOL;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return VD_FIELD_INT;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return VD_FIELD_FLOAT;
+    case MSGPACK_OBJECT_STR:
+        return VD_FIELD_STR;
+    case MSGPACK_OBJECT_BIN:
+        return VD_FIELD_BIN;
+    case MSGPACK_OBJECT_ARRAY:
+        return VD_FIELD_ARRAY;
+    case MSGPACK_OBJECT_MAP:
+        return VD_FIELD_MAP;
+    case MSGPACK_OBJECT_EXT:
+        return VD_FIELD_EXT;
+    }
+    return VD_FIELD_ABSENT; /* not reached: msgpack-c makes no other type */
+}
+
+int vd_record_str(const vd_record_view *rec, const char *key, const char **s, size_t *len)
+{
+    const msgpack_object *o = map_get(view_obj(rec), key);
+    if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
+    *s = o->via.str.size ? o->via.str.ptr : ""; /* never NULL (msgpack-c's empty str is) */
+    *len = o->via.str.size;
+    return 0;
+}
+
+int vd_record_int(const vd_record_view *rec, const char *key, int64_t *v)
+{
+    const msgpack_object *o = map_get(view_obj(rec), key);
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        *v = (int64_t)o->via.u64;
+        return 0;
+    }
+    if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return 0;
+    }
+    return -1;
+}
+
+int vd_record_bool(const vd_record_view *rec, const char *key, bool *v)
+{
+    const msgpack_object *o = map_get(view_obj(rec), key);
+    if (!o || o->type != MSGPACK_OBJECT_BOOLEAN) return -1;
+    *v = o->via.boolean;
+    return 0;
+}
+
+int vd_record_map(const vd_record_view *rec, const char *key, vd_record_view *sub)
+{
+    const msgpack_object *o = map_get(view_obj(rec), key);
+    if (!o || o->type != MSGPACK_OBJECT_MAP) return -1;
+    /* Not the record's bytes, but the record's size: it bounds the rendering of any part. */
+    *sub = (vd_record_view){.priv_obj = o, .priv_raw = NULL, .priv_size = rec->priv_size};
+    return 0;
+}
+
+size_t vd_record_count(const vd_record_view *rec)
+{
+    const msgpack_object *o = view_obj(rec);
+    return o ? o->via.map.size : 0;
+}
+
+int vd_record_key(const vd_record_view *rec, size_t i, const char **key, size_t *len)
+{
+    const msgpack_object *o = view_obj(rec);
+    if (!o || i >= o->via.map.size) return -1;
+    const msgpack_object *k = &o->via.map.ptr[i].key;
+    if (k->type != MSGPACK_OBJECT_STR) return -1;
+    *key = k->via.str.size ? k->via.str.ptr : "";
+    *len = k->via.str.size;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- rendering a read record */
+
+/* Renders rec into s (cleared first). The bound of a record read back: RENDER_MAX_FACTOR bytes
+ * per byte of the record it is (part of), plus RENDER_MAX_SLACK. */
+static int render_view(sink *s, const vd_record_view *rec, vd_format fmt)
+{
+    const msgpack_object *o = view_obj(rec);
+    if (!o || (fmt != VD_FMT_MSGPACK && fmt != VD_FMT_JSON && fmt != VD_FMT_CSV) ||
+        (fmt == VD_FMT_MSGPACK && !rec->priv_raw)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (fmt == VD_FMT_MSGPACK) {
+        s->len = 0;
+        s->max = 0;
+        s->failed = s->too_big = false;
+        sink_put(s, rec->priv_raw, rec->priv_size);
+        if (s->failed) {
+            errno = ENOMEM;
+            return -1;
+        }
+        return 0;
+    }
+    return render_record(s, o, fmt, rec->priv_size * RENDER_MAX_FACTOR + RENDER_MAX_SLACK);
+}
+
+/* A rendered sink into the caller's buffer, NUL-terminated; ERANGE with the length needed. */
+static int sink_to_buffer(const sink *s, char *buf, size_t size, size_t *len)
+{
+    if (len) *len = s->len;
+    if (s->len >= size) {
+        errno = ERANGE;
+        return -1;
+    }
+    if (s->len) memcpy(buf, s->p, s->len);
+    buf[s->len] = '\0';
+    return 0;
+}
+
+static int sink_to_file(const sink *s, FILE *out)
+{
+    return s->len && fwrite(s->p, 1, s->len, out) != s->len ? -1 : 0;
+}
+
+/* Frees the scratch sink of a public renderer, keeping errno for its caller. */
+static int scratch_done(sink *s, int rc)
+{
+    int e = errno;
+    sink_free(s);
+    errno = e;
+    return rc;
+}
+
+int vd_record_render(const vd_record_view *rec, vd_format fmt, char *buf, size_t size, size_t *len)
+{
+    sink s = {0};
+    int rc = render_view(&s, rec, fmt);
+    if (rc == 0) rc = sink_to_buffer(&s, buf, size, len);
+    return scratch_done(&s, rc);
+}
+
+int vd_record_fprint(const vd_record_view *rec, vd_format fmt, FILE *out)
+{
+    sink s = {0};
+    int rc = render_view(&s, rec, fmt);
+    if (rc == 0) rc = sink_to_file(&s, out);
+    return scratch_done(&s, rc);
+}
+
+static int csv_header_sink(sink *s)
+{
+    csv_header(s);
+    if (s->failed) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int vd_record_csv_header(char *buf, size_t size, size_t *len)
+{
+    sink s = {0};
+    int rc = csv_header_sink(&s);
+    if (rc == 0) rc = sink_to_buffer(&s, buf, size, len);
+    return scratch_done(&s, rc);
+}
+
+int vd_record_fprint_csv_header(FILE *out)
+{
+    sink s = {0};
+    int rc = csv_header_sink(&s);
+    if (rc == 0) rc = sink_to_file(&s, out);
+    return scratch_done(&s, rc);
+}
+
+/* ---------------------------------------------------------------- vd_record_cat */
+
+/* The reader and the renderers, with one line buffer for the whole stream; out is flushed
+ * whenever the reader is about to read, so nothing done waits behind a blocking read. */
 int vd_record_cat(FILE *in, FILE *out, vd_format fmt, FILE *err, const char *name)
 {
-    msgpack_unpacker mpac;
-    if (!msgpack_unpacker_init(&mpac, READ_CHUNK)) {
+    if (fmt != VD_FMT_MSGPACK && fmt != VD_FMT_JSON && fmt != VD_FMT_CSV) {
+        fprintf(err, "%s: unknown output format %d\n", name, (int)fmt);
+        errno = EINVAL;
+        return -1;
+    }
+    vd_reader *r = vd_reader_new(in);
+    if (!r) {
         fprintf(err, "%s: out of memory\n", name);
         return -1;
     }
-    struct stat st;
-    bool chunked = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode);
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
     sink line = {0};
-    scan sc;
-    scan_reset(&sc);
-    uint64_t offset = 0; /* byte offset of the record being read */
-    uint64_t records = 0;
-    bool eof = false, unflushed = false;
     int rc = -1;
-    if (fmt == VD_FMT_CSV && write_csv_header(out) != 0) goto write_error;
-
+    if (fmt == VD_FMT_CSV && vd_record_fprint_csv_header(out) != 0) goto write_error;
     for (;;) {
-        const unsigned char *start = (const unsigned char *)mpac.buffer + mpac.off;
-        scan_result r = scan_object(&sc, start, mpac.used - mpac.off);
-        if (r == SCAN_COMPLETE) {
-            size_t size = sc.pos, parsed = 0;
-            if (msgpack_unpacker_next_with_size(&mpac, &u, &parsed) != MSGPACK_UNPACK_SUCCESS ||
-                parsed != size || u.data.type != MSGPACK_OBJECT_MAP) {
-                /* The scanner and msgpack-c disagree: only a damaged stream gets here. */
-                fprintf(err,
-                        "%s: invalid msgpack in the record at byte %" PRIu64 " (%" PRIu64
-                        " complete records before it)\n",
-                        name, offset, records);
-                goto done;
-            }
-            if (fmt == VD_FMT_MSGPACK) {
-                /* Copy the record's bytes as they were: salvages the good part of a stream.
-                 * They are still in the unpacker's buffer (next() does not move it). */
-                if (fwrite(start, 1, size, out) != size) goto write_error;
-            } else {
-                if (render_record(&line, &u.data, fmt,
-                                  size * RENDER_MAX_FACTOR + RENDER_MAX_SLACK) != 0) {
-                    if (errno == EFBIG)
-                        fprintf(err,
-                                "%s: the record at byte %" PRIu64
-                                " renders too large (over %u bytes per byte; %" PRIu64
-                                " complete records before it)\n",
-                                name, offset, RENDER_MAX_FACTOR, records);
-                    else
-                        fprintf(err, "%s: out of memory\n", name);
-                    goto done;
-                }
-                if (fwrite(line.p, 1, line.len, out) != line.len) goto write_error;
-            }
-            unflushed = true;
-            records++;
-            offset += size;
-            scan_reset(&sc);
-            continue;
-        }
-        if (r == SCAN_NOT_MAP) {
-            fprintf(err,
-                    "%s: the object at byte %" PRIu64 " is not a map, so not a record (%" PRIu64
-                    " complete records before it)\n",
-                    name, offset, records);
-            goto done;
-        }
-        if (r == SCAN_INVALID) {
-            fprintf(err,
-                    "%s: invalid msgpack at byte %" PRIu64 " in the record at byte %" PRIu64
-                    " (%" PRIu64 " complete records before it)\n",
-                    name, offset + sc.pos, offset, records);
-            goto done;
-        }
-        if (r == SCAN_TOO_LARGE) {
-            fprintf(err,
-                    "%s: the record at byte %" PRIu64
-                    " is too large (over %u MiB or %u items; %" PRIu64
-                    " complete records before it)\n",
-                    name, offset, RECORD_MAX_BYTES >> 20, RECORD_MAX_ITEMS, records);
-            goto done;
-        }
-        /* SCAN_MORE */
-        if (eof) {
-            if (mpac.used > mpac.off) {
-                fprintf(err,
-                        "%s: truncated record at byte %" PRIu64 " (%" PRIu64
-                        " complete records before it)\n",
-                        name, offset, records);
-                goto done;
-            }
+        vd_record_view rec;
+        vd_read_status st = vd_reader_next(r, &rec);
+        if (st == VD_READ_END) {
             rc = 0;
-            goto done;
+            break;
         }
-        /* Show what is done before possibly waiting for more input. */
-        if (unflushed && fflush(out) == EOF) goto write_error;
-        unflushed = false;
-        size_t want = chunked && sc.need < READ_CHUNK ? READ_CHUNK : sc.need;
-        if (!msgpack_unpacker_reserve_buffer(&mpac, want)) {
-            fprintf(err, "%s: out of memory\n", name);
-            goto done;
+        if (st != VD_READ_RECORD) {
+            fprintf(err, "%s: %s\n", name, vd_reader_error(r));
+            break;
         }
-        size_t got = fread(msgpack_unpacker_buffer(&mpac), 1, want, in);
-        msgpack_unpacker_buffer_consumed(&mpac, got);
-        if (got < want) {
-            if (ferror(in)) {
-                fprintf(err, "%s: read error: %s\n", name, strerror(errno));
-                goto done;
-            }
-            eof = true;
+        if (render_view(&line, &rec, fmt) != 0) {
+            if (errno == EFBIG)
+                fprintf(err,
+                        "%s: the record at byte %" PRIu64
+                        " renders too large (over %u bytes per byte; %" PRIu64
+                        " complete records before it)\n",
+                        name, vd_reader_offset(r), RENDER_MAX_FACTOR, vd_reader_records(r) - 1);
+            else
+                fprintf(err, "%s: out of memory\n", name);
+            break;
         }
+        if (sink_to_file(&line, out) != 0) goto write_error;
+        /* Show what is done before the reader possibly waits for more input. */
+        if (!vd_reader_ready(r) && fflush(out) == EOF) goto write_error;
     }
-
-write_error:
-    fprintf(err, "%s: write error: %s\n", name, strerror(errno));
-    rc = -1;
-    goto release;
-done:
     if (fflush(out) == EOF) {
         fprintf(err, "%s: write error: %s\n", name, strerror(errno));
         rc = -1;
     }
+    goto release;
+
+write_error:
+    fprintf(err, "%s: write error: %s\n", name, strerror(errno));
+    rc = -1;
 release:
-    msgpack_unpacked_destroy(&u);
-    msgpack_unpacker_destroy(&mpac);
     sink_free(&line);
+    vd_reader_free(r);
     return rc;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cat_truncated.sh — `validora cat` on record streams written by `validora verify --format
 # msgpack`: whole streams, streams cut inside a record (from a file and from a pipe), a
-# stream holding something that is not a record, several files, CSV, and the command line.
+# stream holding something that is not a record, several files, CSV, an email holding a NUL
+# byte (a hand-made stream), and the command line.
 #
 # Needs no network and no world: only syntax-invalid addresses are verified, which are
 # decided before any DNS lookup (--dns points at the world's port anyway, so a regression
@@ -142,6 +143,25 @@ check "non-map object: exit 1, the record before it printed" \
     [ "$rc" -eq 1 -a "$(emails <"$T/out")" = "${ADDRS[0]}" ]
 check "non-map object: stderr names byte $B1 ('$(cat "$T/err")')" \
     grep -q "notmap.mp: the object at byte $B1 is not a map" "$T/err"
+
+# --- an email holding a NUL byte: JSON round-trips it as \u0000, CSV writes U+FFFD and no NUL
+printf '\x81\xa5email\xb1jo\x00hn@example.com' >"$T/nul.mp"
+check "NUL stream: 25 bytes written" [ "$(size "$T/nul.mp")" -eq 25 ]
+"$VALIDORA" cat "$T/nul.mp" >"$T/out" 2>"$T/err"
+rc=$?
+check "NUL in email, JSON: exit 0, the line is {\"email\":\"jo\\u0000hn@example.com\"}" \
+    [ "$rc" -eq 0 -a "$(cat "$T/out")" = '{"email":"jo\u0000hn@example.com"}' ]
+check "NUL in email, JSON reads back with the NUL (python json)" python3 -c '
+import json, sys
+sys.exit(json.loads(open(sys.argv[1]).read())["email"] != "jo\x00hn@example.com")' "$T/out"
+"$VALIDORA" cat --csv "$T/nul.mp" >"$T/out" 2>"$T/err"
+rc=$?
+check "NUL in email, CSV: exit 0, U+FFFD in its place, no NUL byte (python csv)" python3 -c '
+import csv, sys
+data = open(sys.argv[1], "rb").read()
+rows = list(csv.reader(data.decode("utf-8").splitlines()))
+sys.exit(not (int(sys.argv[2]) == 0 and b"\0" not in data and rows[1][0] == "jo\ufffdhn@example.com"))
+' "$T/out" "$rc"
 
 # --- the command line
 "$VALIDORA" cat "$T/does-not-exist.mp" >"$T/out" 2>"$T/err"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_input.sh — the verify command's contract without the network: input forms (arguments,
-# file, stdin pipe, CRLF, comments, blank lines, an over-long line), exit codes (0, 1, 2),
+# file, stdin pipe, CRLF, comments, blank lines, an over-long line, a NUL echoed whole),
+# exit codes (0, 1, 2),
 # --help and --version, and that invalid input becomes records rather than failures.
 # Uses --no-smtp and address literals or syntax errors only: no DNS, no SMTP.
 set -uo pipefail
@@ -31,6 +32,17 @@ V -i "$tmp/long" >"$tmp/o3"
 [ "$(awk '{ if (length($0) > m) m = length($0) } END { print m }' "$tmp/o3")" -lt 10000 ] && ok || bad "long line kept whole in the record"
 V -i - <"$tmp/long" >/dev/null && cat "$tmp/long" | V -i - >"$tmp/o4"
 [ "$(wc -l <"$tmp/o4")" -eq 3 ] && grep -q '"email":"z@' "$tmp/o4" && ok || bad "long line (pipe): $(cut -c1-80 "$tmp/o4")"
+
+# input echo: a line holding a NUL comes back whole, escaped, so results join back to the list
+# (file and pipe; JSON and the msgpack stream through cat)
+printf 'jo\0hn@example.com\nok@[127.0.0.1]\n' >"$tmp/nul"
+for how in file pipe; do
+  if [ $how = file ]; then V -i "$tmp/nul" >"$tmp/o5"; else cat "$tmp/nul" | V -i - >"$tmp/o5"; fi
+  grep -qF '"email":"jo\u0000hn@example.com"' "$tmp/o5" && grep -q '"reason":"invalid_syntax"' "$tmp/o5" \
+    && ok || bad "NUL echo ($how): $(head -c 200 "$tmp/o5")"
+done
+V -i "$tmp/nul" -o "$tmp/nul.mp" && "$VALIDORA" cat "$tmp/nul.mp" | grep -qF '"email":"jo\u0000hn@example.com"' \
+  && ok || bad "NUL echo through msgpack and cat"
 
 # exit codes and messages
 V >/dev/null 2>"$tmp/e"; rc=$?

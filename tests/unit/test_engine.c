@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "check.h"
-#include "record.h"
+#include "validora/record.h"
 #include "validora/validora.h"
 
 typedef struct got {
@@ -15,6 +15,8 @@ typedef struct got {
     char status[32], reason[48], address[320], domain[300];
     bool role, free_, disposable;
     char suggestion[64];
+    char email[64];
+    size_t email_len;
 } got;
 
 static void on_rec(const struct vd_record *r, void *arg)
@@ -26,6 +28,8 @@ static void on_rec(const struct vd_record *r, void *arg)
     snprintf(g->address, sizeof g->address, "%s", r->address ? r->address : "");
     snprintf(g->domain, sizeof g->domain, "%s", r->domain ? r->domain : "");
     snprintf(g->suggestion, sizeof g->suggestion, "%s", r->suggestion ? r->suggestion : "");
+    g->email_len = r->email_len < sizeof g->email ? r->email_len : sizeof g->email;
+    memcpy(g->email, r->email, g->email_len);
     g->role = r->role;
     g->free_ = r->free;
     g->disposable = r->disposable;
@@ -69,6 +73,7 @@ static void test_records(struct event_base *base)
     /* embedded NUL: the whole length counts, the address is invalid */
     vd_engine_submit(e, "x@y.com\0z", 9, on_rec, &g[2]);
     CHECK_STR(g[2].reason, "invalid_syntax");
+    CHECK(g[2].email_len == 9 && memcmp(g[2].email, "x@y.com\0z", 9) == 0); /* echoed whole */
     CHECK(vd_engine_inflight(e) == 0);
     vd_engine_free(e);
     for (int i = 0; i < 3; i++)

@@ -1,6 +1,8 @@
-/* test_record.c — the record writer and reader: msgpack round trips into JSON Lines and CSV,
- * absent keys, quoting, escaping of hostile strings, truncated and damaged streams (read from
- * a regular file and from a pipe, which take different read paths), hostile sizes. */
+/* test_record.c — the public record API (validora/record.h): the writer, vd_record_cat and the
+ * vd_reader iterator under it: msgpack round trips into JSON Lines and CSV, absent keys,
+ * quoting, escaping of hostile strings, truncated and damaged streams (read from a regular file
+ * and from a pipe, which take different read paths), hostile sizes; field access on records
+ * read back (unknown keys kept); the renderers into a buffer and a FILE. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "validora/record.h" /* first: the public header stands on its own */
 #include "check.h"
-#include "record.h"
 
 typedef struct {
     char *p;
@@ -47,8 +49,8 @@ typedef struct {
     bytes out, err;
 } cat_result;
 
-/* Runs vd_record_cat on data, from a regular file or (via_pipe) from a pipe. */
-static cat_result cat(const void *data, size_t len, vd_format fmt, bool via_pipe)
+/* data as an input stream: a regular file, or (via_pipe) a pipe whose writer has closed. */
+static FILE *input(const void *data, size_t len, bool via_pipe)
 {
     FILE *in;
     if (via_pipe) {
@@ -63,6 +65,13 @@ static cat_result cat(const void *data, size_t len, vd_format fmt, bool via_pipe
         fwrite(data, 1, len, in);
         rewind(in);
     }
+    return in;
+}
+
+/* Runs vd_record_cat on data, from a regular file or (via_pipe) from a pipe. */
+static cat_result cat(const void *data, size_t len, vd_format fmt, bool via_pipe)
+{
+    FILE *in = input(data, len, via_pipe);
     FILE *out = tmpfile(), *err = tmpfile();
     cat_result r;
     r.rc = vd_record_cat(in, out, fmt, err, "in.mp");
@@ -143,7 +152,7 @@ static void test_round_trip(void)
 {
     vd_record recs[2] = {full_record(), minimal_record()};
     bytes mp = write_records(recs, 2, VD_FMT_MSGPACK);
-    CHECK(mp.len > 0 && (unsigned char)mp.p[0] == 0xde); /* 21 keys: a map16 */
+    CHECK(mp.len > 0 && (unsigned char)mp.p[0] == 0xde); /* 19 keys: a map16 */
     char expected[4096];
     snprintf(expected, sizeof expected, "%s%s", FULL_JSON, MINIMAL_JSON);
     for (int pipe_ = 0; pipe_ < 2; pipe_++) {
@@ -535,6 +544,502 @@ static void test_write_errors(void)
     fclose(full);
 }
 
+/* ---------------------------------------------------------------- vd_reader and fields */
+
+typedef struct {
+    FILE *in;
+    vd_reader *r;
+} reading;
+
+static reading read_from(const void *data, size_t len, bool via_pipe)
+{
+    reading rd;
+    rd.in = input(data, len, via_pipe);
+    rd.r = vd_reader_new(rd.in);
+    CHECK(rd.r != NULL);
+    return rd;
+}
+
+static void reading_done(reading *rd)
+{
+    vd_reader_free(rd->r);
+    fclose(rd->in);
+}
+
+static bool str_is(const char *s, size_t n, const char *want)
+{
+    return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+static void test_reader_clean_end(void)
+{
+    vd_record recs[2] = {full_record(), minimal_record()};
+    bytes mp = write_records(recs, 2, VD_FMT_MSGPACK);
+    bytes one = write_records(recs, 1, VD_FMT_MSGPACK);
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        reading rd = read_from(mp.p, mp.len, pipe_);
+        vd_reader *r = rd.r;
+        CHECK(vd_reader_records(r) == 0 && vd_reader_offset(r) == 0);
+        CHECK_STR(vd_reader_error(r), "");
+        vd_record_view rec, smtp;
+        const char *s;
+        size_t n;
+        int64_t i;
+        bool b;
+        CHECK(vd_reader_next(r, &rec) == VD_READ_RECORD);
+        CHECK(vd_reader_offset(r) == 0 && vd_reader_records(r) == 1);
+        CHECK(vd_record_str(&rec, "email", &s, &n) == 0 && str_is(s, n, "Alice@Example.COM"));
+        CHECK(vd_record_int(&rec, "elapsed_ms", &i) == 0 && i == 1099511627776LL);
+        CHECK(vd_record_int(&rec, "attempts", &i) == 0 && i == 2);
+        CHECK(vd_record_bool(&rec, "disposable", &b) == 0 && b);
+        CHECK(vd_record_bool(&rec, "tls_verified", &b) == 0 && !b);
+        CHECK(vd_record_type(&rec, "smtp") == VD_FIELD_MAP);
+        CHECK(vd_record_type(&rec, "email") == VD_FIELD_STR);
+        CHECK(vd_record_type(&rec, "attempts") == VD_FIELD_INT);
+        CHECK(vd_record_type(&rec, "tls") == VD_FIELD_BOOL);
+        CHECK(vd_record_map(&rec, "smtp", &smtp) == 0);
+        CHECK(vd_record_int(&smtp, "code", &i) == 0 && i == 250);
+        CHECK(vd_record_str(&smtp, "enhanced", &s, &n) == 0 && str_is(s, n, "2.1.5"));
+        CHECK(vd_record_str(&smtp, "text", &s, &n) == 0 && str_is(s, n, "Recipient ok"));
+        /* Wrong types and absent keys say so. */
+        CHECK(vd_record_int(&rec, "email", &i) == -1);
+        CHECK(vd_record_str(&rec, "attempts", &s, &n) == -1);
+        CHECK(vd_record_bool(&rec, "nope", &b) == -1);
+        CHECK(vd_record_type(&rec, "nope") == VD_FIELD_ABSENT);
+        CHECK(vd_record_map(&rec, "email", &smtp) == -1);
+        /* Every key in order: 19 of them in a full record. */
+        CHECK(vd_record_count(&rec) == 19);
+        CHECK(vd_record_key(&rec, 0, &s, &n) == 0 && str_is(s, n, "email"));
+        CHECK(vd_record_key(&rec, 7, &s, &n) == 0 && str_is(s, n, "smtp"));
+        CHECK(vd_record_key(&rec, 18, &s, &n) == 0 && str_is(s, n, "checked_at"));
+        CHECK(vd_record_key(&rec, 19, &s, &n) == -1);
+
+        CHECK(vd_reader_next(r, &rec) == VD_READ_RECORD);
+        CHECK(vd_reader_offset(r) == one.len && vd_reader_records(r) == 2);
+        CHECK(vd_record_str(&rec, "email", &s, &n) == 0 && str_is(s, n, "a..b@x.test"));
+        CHECK(vd_record_type(&rec, "address") == VD_FIELD_ABSENT); /* absent keys are left out */
+        CHECK(vd_record_type(&rec, "tls") == VD_FIELD_ABSENT);
+        CHECK(vd_record_int(&rec, "elapsed_ms", &i) == 0 && i == -1);
+        CHECK(vd_reader_next(r, &rec) == VD_READ_END);
+        CHECK(vd_reader_offset(r) == mp.len && vd_reader_records(r) == 2);
+        CHECK_STR(vd_reader_error(r), "");
+        CHECK(vd_record_count(&rec) == 0); /* cleared: no view of a record that is gone */
+        CHECK(vd_reader_next(r, NULL) == VD_READ_END); /* and again, without reading */
+        reading_done(&rd);
+    }
+
+    /* An empty stream ends cleanly at byte 0. */
+    reading rd = read_from("", 0, false);
+    CHECK(vd_reader_next(rd.r, NULL) == VD_READ_END && vd_reader_offset(rd.r) == 0);
+    reading_done(&rd);
+
+    /* vd_reader_ready: a regular file is read in chunks, so after the first record the rest is
+     * known without reading; from a pipe only a record's own bytes are read, so the reader has
+     * to read (and could wait) before it can say more. */
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        rd = read_from(mp.p, mp.len, pipe_);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+        CHECK(vd_reader_ready(rd.r) == !pipe_);
+        CHECK(vd_reader_ready(rd.r) == !pipe_); /* asking twice changes nothing */
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+        CHECK(vd_reader_ready(rd.r) == !pipe_);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_END);
+        CHECK(vd_reader_ready(rd.r));
+        reading_done(&rd);
+    }
+    free(mp.p);
+    free(one.p);
+}
+
+static void test_reader_truncated(void)
+{
+    vd_record recs[3] = {full_record(), minimal_record(), full_record()};
+    bytes mp = write_records(recs, 3, VD_FMT_MSGPACK);
+    bytes two = write_records(recs, 2, VD_FMT_MSGPACK);
+    char want[256];
+    snprintf(want, sizeof want, "truncated record at byte %zu (2 complete records before it)",
+             two.len);
+    /* Every cut inside the last record is covered through vd_record_cat (test_truncated); here
+     * the first and the last byte it can be cut at, and a cut between records. */
+    const size_t cuts[] = {two.len + 1, mp.len - 1};
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        for (size_t c = 0; c < 2; c++) {
+            reading rd = read_from(mp.p, cuts[c], pipe_);
+            CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+            CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+            CHECK(vd_reader_next(rd.r, NULL) == VD_READ_TRUNCATED);
+            CHECK(vd_reader_offset(rd.r) == two.len && vd_reader_records(rd.r) == 2);
+            CHECK_STR(vd_reader_error(rd.r), want);
+            CHECK(vd_reader_next(rd.r, NULL) == VD_READ_TRUNCATED);
+            CHECK(vd_reader_ready(rd.r));
+            reading_done(&rd);
+        }
+        reading rd = read_from(mp.p, two.len, pipe_);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_END && vd_reader_offset(rd.r) == two.len);
+        reading_done(&rd);
+    }
+    free(mp.p);
+    free(two.p);
+}
+
+static void test_reader_damaged(void)
+{
+    /* The reader prints nothing: its messages come back through vd_reader_error. Whatever
+     * reaches stderr meanwhile is caught and must be nothing. */
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *caught = tmpfile();
+    CHECK(saved >= 0 && caught && dup2(fileno(caught), STDERR_FILENO) == STDERR_FILENO);
+
+    vd_record rec = minimal_record();
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    char buf[1024], want[256];
+    memcpy(buf, mp.p, mp.len);
+    const unsigned char arr[] = {0x92, 0x01, 0x02}; /* [1, 2] */
+    memcpy(buf + mp.len, arr, sizeof arr);
+    memcpy(buf + mp.len + sizeof arr, mp.p, mp.len);
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        reading rd = read_from(buf, 2 * mp.len + sizeof arr, pipe_);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_RECORD);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_NOT_MAP);
+        CHECK(vd_reader_offset(rd.r) == mp.len && vd_reader_records(rd.r) == 1);
+        snprintf(want, sizeof want,
+                 "the object at byte %zu is not a map, so not a record (1 complete records "
+                 "before it)",
+                 mp.len);
+        CHECK_STR(vd_reader_error(rd.r), want);
+        CHECK(vd_reader_next(rd.r, NULL) == VD_READ_NOT_MAP); /* the good record after it: no */
+        reading_done(&rd);
+    }
+
+    const unsigned char never[] = {0x81, 0xa1, 'k', 0xc1};
+    reading rd = read_from(never, sizeof never, false);
+    CHECK(vd_reader_next(rd.r, NULL) == VD_READ_INVALID && vd_reader_offset(rd.r) == 0);
+    CHECK_STR(vd_reader_error(rd.r),
+              "invalid msgpack at byte 3 in the record at byte 0 (0 complete records before it)");
+    reading_done(&rd);
+
+    const unsigned char huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'k'};
+    rd = read_from(huge_map, sizeof huge_map, true);
+    CHECK(vd_reader_next(rd.r, NULL) == VD_READ_TOO_LARGE);
+    CHECK(strncmp(vd_reader_error(rd.r), "the record at byte 0 is too large (over 16 MiB", 46) ==
+          0);
+    reading_done(&rd);
+
+    /* A read error: a directory opens, but reading it fails (EISDIR). */
+    FILE *dir = fopen("/", "rb");
+    if (dir) {
+        vd_reader *r = vd_reader_new(dir);
+        CHECK(vd_reader_next(r, NULL) == VD_READ_IO_ERROR);
+        CHECK(strncmp(vd_reader_error(r), "read error: ", 12) == 0);
+        vd_reader_free(r);
+        fclose(dir);
+    }
+    free(mp.p);
+
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    bytes got = slurp(caught);
+    fclose(caught);
+    CHECK_MSG(got.len == 0, "the reader wrote to stderr: %s", got.p);
+    free(got.p);
+}
+
+static void test_reader_unknown_keys(void)
+{
+    /* {"email":"x","zz":[1,-2,true,nil,1.5,bin"\x00\xff",{}],7:"seven","smtp":"odd"} */
+    const unsigned char mp[] = {
+        0x84, 0xa5, 'e',  'm',  'a', 'i', 'l',  0xa1, 'x', 0xa2, 'z',  'z',  0x97, 0x01, 0xfe, 0xc3,
+        0xc0, 0xcb, 0x3f, 0xf8, 0,   0,   0,    0,    0,   0,    0xc4, 0x02, 0x00, 0xff, 0x80, 0x07,
+        0xa5, 's',  'e',  'v',  'e', 'n', 0xa4, 's',  'm', 't',  'p',  0xa3, 'o',  'd',  'd'};
+    reading rd = read_from(mp, sizeof mp, false);
+    vd_record_view rec, sub;
+    const char *s;
+    size_t n;
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+    CHECK(vd_record_count(&rec) == 4);
+    CHECK(vd_record_key(&rec, 1, &s, &n) == 0 && str_is(s, n, "zz"));
+    CHECK(vd_record_key(&rec, 2, &s, &n) == -1); /* 7 is not a string key */
+    CHECK(vd_record_type(&rec, "zz") == VD_FIELD_ARRAY);
+    CHECK(vd_record_type(&rec, "smtp") == VD_FIELD_STR);
+    CHECK(vd_record_map(&rec, "smtp", &sub) == -1); /* not the map the writer makes */
+    char buf[512];
+    CHECK(vd_record_render(&rec, VD_FMT_JSON, buf, sizeof buf, &n) == 0);
+    CHECK_STR(buf, "{\"email\":\"x\",\"zz\":[1,-2,true,null,1.5,\"AP8=\",{}],\"7\":\"seven\","
+                   "\"smtp\":\"odd\"}\n");
+    CHECK(n == strlen(buf));
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_END);
+    reading_done(&rd);
+
+    /* Keys the writer never writes, read by name like any other. */
+    const unsigned char mp2[] = {0x84, 0xa7, 'n',  'e',  'w',  '_',  'k',  'e',  'y',  0xa1,
+                                 'v',  0xa1, 'n',  0xfb, 0xa3, 'b',  'i',  'g',  0xcf, 0xff,
+                                 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xa1, 'b',  0xc3};
+    rd = read_from(mp2, sizeof mp2, true);
+    int64_t i;
+    bool b;
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+    CHECK(vd_record_str(&rec, "new_key", &s, &n) == 0 && str_is(s, n, "v"));
+    CHECK(vd_record_int(&rec, "n", &i) == 0 && i == -5);
+    CHECK(vd_record_type(&rec, "big") == VD_FIELD_INT);
+    CHECK(vd_record_int(&rec, "big", &i) == -1); /* 2^64 - 1 does not fit int64_t */
+    CHECK(vd_record_bool(&rec, "b", &b) == 0 && b);
+    CHECK(vd_record_render(&rec, VD_FMT_JSON, buf, sizeof buf, NULL) == 0);
+    CHECK_STR(buf, "{\"new_key\":\"v\",\"n\":-5,\"big\":18446744073709551615,\"b\":true}\n");
+    reading_done(&rd);
+
+    /* {"":"","e":""}: empty strings come back as "" (msgpack-c's pointer for them is NULL, which
+     * a caller's memcpy(dst, s, 0) must not get), and the empty key can be looked up. Found by
+     * tests/fuzz/fuzz_record (memchr on the NULL key). */
+    const unsigned char mp3[] = {0x82, 0xa0, 0xa0, 0xa1, 'e', 0xa0};
+    rd = read_from(mp3, sizeof mp3, false);
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+    s = NULL;
+    CHECK(vd_record_key(&rec, 0, &s, &n) == 0 && s != NULL && n == 0);
+    s = NULL;
+    CHECK(vd_record_str(&rec, "", &s, &n) == 0 && s != NULL && n == 0);
+    s = NULL;
+    CHECK(vd_record_str(&rec, "e", &s, &n) == 0 && s != NULL && n == 0);
+    reading_done(&rd);
+}
+
+/* ---------------------------------------------------------------- renderers */
+
+static void test_render_buffer(void)
+{
+    vd_record recs[1] = {full_record()};
+    bytes mp = write_records(recs, 1, VD_FMT_MSGPACK);
+    bytes csv = write_records(recs, 1, VD_FMT_CSV);
+    const char *row = csv.p + strlen(CSV_HEADER);
+    reading rd = read_from(mp.p, mp.len, false);
+    vd_record_view rec, smtp;
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+
+    /* Asking for the length, then a buffer one short (no room for the NUL), then enough. */
+    char buf[4096];
+    size_t n = 0, m = 0;
+    errno = 0;
+    CHECK(vd_record_render(&rec, VD_FMT_JSON, NULL, 0, &n) == -1 && errno == ERANGE);
+    CHECK(n == strlen(FULL_JSON));
+    errno = 0;
+    CHECK(vd_record_render(&rec, VD_FMT_JSON, buf, n, &m) == -1 && errno == ERANGE && m == n);
+    memset(buf, 'x', sizeof buf);
+    CHECK(vd_record_render(&rec, VD_FMT_JSON, buf, n + 1, &m) == 0 && m == n);
+    CHECK_STR(buf, FULL_JSON);
+
+    /* CSV: the writer's row; MSGPACK: the record's bytes as read. */
+    CHECK(vd_record_render(&rec, VD_FMT_CSV, buf, sizeof buf, &n) == 0);
+    CHECK_STR(buf, row);
+    CHECK(vd_record_render(&rec, VD_FMT_MSGPACK, buf, sizeof buf, &n) == 0);
+    CHECK(n == mp.len && memcmp(buf, mp.p, n) == 0);
+
+    /* A map inside the record renders as JSON; it has no bytes of its own to copy. */
+    CHECK(vd_record_map(&rec, "smtp", &smtp) == 0);
+    CHECK(vd_record_render(&smtp, VD_FMT_JSON, buf, sizeof buf, &n) == 0);
+    CHECK_STR(buf, "{\"code\":250,\"enhanced\":\"2.1.5\",\"text\":\"Recipient ok\"}\n");
+    errno = 0;
+    CHECK(vd_record_render(&smtp, VD_FMT_MSGPACK, buf, sizeof buf, &n) == -1 && errno == EINVAL);
+
+    /* No record, or no such format. */
+    vd_record_view none = {0};
+    errno = 0;
+    CHECK(vd_record_render(&none, VD_FMT_JSON, buf, sizeof buf, &n) == -1 && errno == EINVAL);
+    errno = 0;
+    CHECK(vd_record_render(&rec, (vd_format)42, buf, sizeof buf, &n) == -1 && errno == EINVAL);
+    reading_done(&rd);
+
+    /* The CSV header, the same way. */
+    CHECK(vd_record_csv_header(buf, sizeof buf, &n) == 0 && n == strlen(CSV_HEADER));
+    CHECK_STR(buf, CSV_HEADER);
+    errno = 0;
+    CHECK(vd_record_csv_header(buf, 10, &n) == -1 && errno == ERANGE && n == strlen(CSV_HEADER));
+
+    /* The render bound (32 bytes per msgpack byte): {"email":{{...{"\"\"...":nil}...:nil}:nil}}
+     * as in test_hostile_keys, through the public renderer. */
+    unsigned char hostile[128];
+    size_t h = 0;
+    const unsigned char head[] = {0x81, 0xa5, 'e', 'm', 'a', 'i', 'l'};
+    memcpy(hostile, head, sizeof head);
+    h += sizeof head;
+    for (int i = 0; i < 14; i++)
+        hostile[h++] = 0x81;
+    hostile[h++] = 0xd9, hostile[h++] = 40;
+    memset(hostile + h, '"', 40);
+    h += 40;
+    for (int i = 0; i < 14; i++)
+        hostile[h++] = 0xc0;
+    rd = read_from(hostile, h, false);
+    CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD); /* it is a record: a map */
+    for (int fmt = 0; fmt < 2; fmt++) {
+        errno = 0;
+        CHECK(vd_record_render(&rec, fmt ? VD_FMT_CSV : VD_FMT_JSON, buf, sizeof buf, &n) == -1 &&
+              errno == EFBIG);
+    }
+    reading_done(&rd);
+    free(mp.p);
+    free(csv.p);
+}
+
+static void test_render_file(void)
+{
+    vd_record recs[2] = {full_record(), minimal_record()};
+    bytes mp = write_records(recs, 2, VD_FMT_MSGPACK);
+    for (int fmt = 0; fmt < 2; fmt++) {
+        vd_format f = fmt ? VD_FMT_CSV : VD_FMT_JSON;
+        bytes want = write_records(recs, 2, f);
+        FILE *out = tmpfile();
+        if (f == VD_FMT_CSV) CHECK(vd_record_fprint_csv_header(out) == 0);
+        reading rd = read_from(mp.p, mp.len, true);
+        vd_record_view rec;
+        while (vd_reader_next(rd.r, &rec) == VD_READ_RECORD)
+            CHECK(vd_record_fprint(&rec, f, out) == 0);
+        CHECK(vd_reader_next(rd.r, &rec) == VD_READ_END);
+        reading_done(&rd);
+        bytes got = slurp(out);
+        fclose(out);
+        CHECK_STR(got.p, want.p); /* the writer and the reader's renderers agree */
+        free(got.p);
+        free(want.p);
+    }
+
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        setvbuf(full, NULL, _IONBF, 0); /* so the write itself fails, not a later flush */
+        reading rd = read_from(mp.p, mp.len, false);
+        vd_record_view rec;
+        CHECK(vd_reader_next(rd.r, &rec) == VD_READ_RECORD);
+        errno = 0;
+        CHECK(vd_record_fprint(&rec, VD_FMT_JSON, full) == -1 && errno == ENOSPC);
+        errno = 0;
+        CHECK(vd_record_fprint_csv_header(full) == -1 && errno == ENOSPC);
+        reading_done(&rd);
+        fclose(full);
+    }
+    free(mp.p);
+}
+
+/* ---------------------------------------------------------------- the input line whole */
+
+/* email_len carries the input line whole: a NUL inside it is part of the address, not its end.
+ * JSON writes it as \u0000, so the line round-trips; CSV, which has no escape, writes U+FFFD
+ * (docs/records.md). */
+static void test_email_nul(void)
+{
+    static const char email[] = "jo\0hn@example.com"; /* 17 bytes, the NUL third */
+    vd_record rec = minimal_record();
+    rec.email = email;
+    rec.email_len = sizeof email - 1;
+    bytes mp = write_records(&rec, 1, VD_FMT_MSGPACK);
+    /* {"email": str of 17 bytes, ...} */
+    CHECK(mp.len > 23 && (unsigned char)mp.p[7] == 0xb1 && memcmp(mp.p + 8, email, 17) == 0);
+
+    const char *want_json = "{\"email\":\"jo\\u0000hn@example.com\",\"status\":";
+    const char *want_csv = "jo\xef\xbf\xbdhn@example.com,,,undeliverable,";
+    for (int pipe_ = 0; pipe_ < 2; pipe_++) {
+        reading rd = read_from(mp.p, mp.len, pipe_);
+        vd_record_view v;
+        const char *s;
+        size_t n;
+        char buf[1024];
+        CHECK(vd_reader_next(rd.r, &v) == VD_READ_RECORD);
+        CHECK(vd_record_str(&v, "email", &s, &n) == 0 && n == 17 && memcmp(s, email, 17) == 0);
+        CHECK(vd_record_render(&v, VD_FMT_JSON, buf, sizeof buf, &n) == 0);
+        CHECK_MSG(strncmp(buf, want_json, strlen(want_json)) == 0, "got %s", buf);
+        CHECK(vd_record_render(&v, VD_FMT_CSV, buf, sizeof buf, &n) == 0);
+        CHECK_MSG(strncmp(buf, want_csv, strlen(want_csv)) == 0, "got %s", buf);
+        CHECK(memchr(buf, 0, n) == NULL); /* no NUL byte in the CSV */
+        reading_done(&rd);
+    }
+    /* The writer's own JSON and CSV, and `cat`, say the same. */
+    bytes json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK_MSG(strncmp(json.p, want_json, strlen(want_json)) == 0, "got %s", json.p);
+    bytes csv = write_records(&rec, 1, VD_FMT_CSV);
+    CHECK(strncmp(csv.p + strlen(CSV_HEADER), want_csv, strlen(want_csv)) == 0);
+    cat_result r = cat(mp.p, mp.len, VD_FMT_JSON, true);
+    CHECK(r.rc == 0 && strcmp(r.out.p, json.p) == 0);
+    cat_free(&r);
+    free(mp.p);
+    free(json.p);
+    free(csv.p);
+
+    /* email_len 0 is strlen(email), as before the field existed: the NUL ends it there. */
+    rec.email_len = 0;
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"email\":\"jo\",", 14) == 0);
+    free(json.p);
+    /* An empty input is "" either way; a NULL email leaves the key out. */
+    rec.email = "";
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"email\":\"\",", 12) == 0);
+    free(json.p);
+    rec.email = NULL;
+    rec.email_len = 5;
+    json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK(strncmp(json.p, "{\"status\":", 10) == 0);
+    free(json.p);
+}
+
+/* Every control character: JSON escapes each (RFC 8259 requires U+0000-U+001F; DEL and C1 are
+ * escaped too), CSV keeps TAB, LF and CR (inside quotes) and writes U+FFFD for the others. */
+static void test_control_characters(void)
+{
+    char email[32 + 1 + 4 + 1];
+    size_t n = 0;
+    for (int c = 0; c < 32; c++)
+        email[n++] = (char)c;
+    email[n++] = 0x7f;
+    memcpy(email + n, "\xc2\x80\xc2\x9f", 4); /* U+0080, U+009F */
+    n += 4;
+    email[n] = 0;
+
+    char want_json[512] = "{\"email\":\"", want_csv[512] = "\"";
+    for (int c = 0; c < 32; c++) {
+        char e[8];
+        switch (c) {
+        case '\b':
+            strcpy(e, "\\b");
+            break;
+        case '\t':
+            strcpy(e, "\\t");
+            break;
+        case '\n':
+            strcpy(e, "\\n");
+            break;
+        case '\f':
+            strcpy(e, "\\f");
+            break;
+        case '\r':
+            strcpy(e, "\\r");
+            break;
+        default:
+            snprintf(e, sizeof e, "\\u%04x", c);
+        }
+        strcat(want_json, e);
+        if (c == '\t' || c == '\n' || c == '\r') {
+            char raw[2] = {(char)c, 0};
+            strcat(want_csv, raw);
+        } else {
+            strcat(want_csv, "\xef\xbf\xbd");
+        }
+    }
+    strcat(want_json, "\\u007f\\u0080\\u009f\",");
+    strcat(want_csv, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\",,,undeliverable,");
+
+    vd_record rec = minimal_record();
+    rec.email = email;
+    rec.email_len = n;
+    bytes json = write_records(&rec, 1, VD_FMT_JSON);
+    CHECK_MSG(strncmp(json.p, want_json, strlen(want_json)) == 0, "got %s", json.p);
+    bytes csv = write_records(&rec, 1, VD_FMT_CSV);
+    CHECK_MSG(strncmp(csv.p + strlen(CSV_HEADER), want_csv, strlen(want_csv)) == 0, "got %s",
+              csv.p);
+    free(json.p);
+    free(csv.p);
+}
+
 int main(void)
 {
     test_round_trip();
@@ -549,5 +1054,13 @@ int main(void)
     test_hostile_sizes();
     test_hostile_keys();
     test_write_errors();
+    test_reader_clean_end();
+    test_reader_truncated();
+    test_reader_damaged();
+    test_reader_unknown_keys();
+    test_render_buffer();
+    test_render_file();
+    test_email_nul();
+    test_control_characters();
     return check_done();
 }
