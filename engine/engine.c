@@ -164,7 +164,7 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
         goto fail;
     }
     if (e->cfg.smtp && e->cfg.starttls) {
-        e->tls = vd_smtp_tls_ctx_new(sub, sizeof sub);
+        e->tls = vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, sub, sizeof sub);
         if (!e->tls) {
             snprintf(err, errlen, "TLS: %s", sub);
             goto fail;

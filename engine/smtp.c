@@ -6,13 +6,15 @@
  * grows past a few KB), EHLO with HELO fallback, STARTTLS through an OpenSSL filter
  * bufferevent, MAIL/RCPT/RSET/QUIT, and the one function that puts a command on the wire
  * (send_cmd), which refuses CR, LF and NUL whatever its caller checked.
- * Does not own: choosing hosts or reusing sessions (pool.c), what replies mean (rules).
+ * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
+ * certificate checks (tls.c), what replies mean (rules).
  *
  * Re-entrancy: every entry point (libevent callbacks and public calls that may call back
  * synchronously) holds s->depth; vd_smtp_free() inside a callback only marks the session
  * dead and closes the connection, and the outermost entry point frees the memory. */
 #include "smtp.h"
 #include "address.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -29,7 +31,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 /* Read at most this much ahead: one maximal line plus room for the next ones. */
 #define READ_HIGH_WATER (4 * VD_SMTP_MAX_LINE)
@@ -313,18 +314,14 @@ static void refused(vd_smtp *s)
 
 static void start_tls(vd_smtp *s)
 {
-    SSL *ssl = SSL_new(s->tls_ctx);
+    /* SNI, the name to verify and the policy (opportunistic: recorded, not enforced) are
+     * tls.c's; the result is read after the handshake. */
+    char why[200];
+    SSL *ssl = vd_tls_ssl_new(s->tls_ctx, s->sni, why, sizeof why);
     if (!ssl) {
-        fail(s, VD_SMTP_ERR_TLS, "SSL_new failed");
+        fail(s, VD_SMTP_ERR_TLS, "TLS: %s", why);
         return;
     }
-    if (s->sni) {
-        SSL_set_tlsext_host_name(ssl, s->sni);
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        SSL_set1_host(ssl, s->sni);
-    }
-    /* Verify but do not enforce: the result is read after the handshake. */
-    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
     struct bufferevent *f = bufferevent_openssl_filter_new(
         s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!f) {
@@ -552,10 +549,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             reply_reset(s);
             arm_timer(s, s->command_timeout_ms);
         } else if (s->st == ST_HANDSHAKE) {
-            SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
             s->tls = true;
-            s->tls_verified = s->sni && ssl && SSL_get_verify_result(ssl) == X509_V_OK &&
-                              SSL_get0_peer_certificate(ssl) != NULL;
+            s->tls_verified = vd_tls_verified(bufferevent_openssl_get_ssl(s->bev));
             if (!send_cmd(s, "EHLO %s", s->helo))
                 fail(s, VD_SMTP_ERR_CLOSED, "cannot send EHLO");
             else
@@ -794,22 +789,4 @@ bool vd_smtp_has_ext(const vd_smtp *s, const char *ext)
 int vd_smtp_commands(const vd_smtp *s)
 {
     return s ? s->commands : 0;
-}
-
-SSL_CTX *vd_smtp_tls_ctx_new(char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        if (err && errlen) ERR_error_string_n(ERR_get_error(), err, errlen);
-        return NULL;
-    }
-    /* OpenSSL's defaults for protocol versions: many MX hosts still offer only old TLS, and
-     * opportunistic TLS beats plaintext. Verification is recorded, never enforced. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        if (err && errlen) snprintf(err, errlen, "cannot load the system CA store");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
 }

@@ -4,14 +4,15 @@
  * fallback, STARTTLS via bufferevent_openssl_filter_new (opportunistic, verification
  * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
  * codes) with bounded line length and line count, per-step timeouts.
- * Does not own: which host to connect to, pooling (pool.h), what a reply means (rules).
+ * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
+ * certificate checks (tls.h), what a reply means (rules).
  * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
 #ifndef VALIDORA_SMTP_H
 #define VALIDORA_SMTP_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
-#include <openssl/ssl.h>
+#include "tls.h" /* SSL_CTX: tls_ctx comes from vd_tls_client_ctx_new */
 
 struct event_base;
 typedef struct vd_smtp vd_smtp;
@@ -46,9 +47,12 @@ typedef struct vd_smtp_opts {
     socklen_t source_len;
     int connect_timeout_ms; /* 0 = 30000 */
     int command_timeout_ms; /* banner and each command; 0 = 30000 */
-    SSL_CTX *tls_ctx;       /* NULL = never STARTTLS */
+    SSL_CTX *tls_ctx;       /* from vd_tls_client_ctx_new; NULL = never STARTTLS. Its policy
+                               applies: require_verified=false for opportunistic STARTTLS
+                               (with true a certificate that does not verify is tls_error) */
     bool require_tls;       /* fail when STARTTLS is not offered or fails */
-    const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host */
+    const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host; NULL:
+                               STARTTLS still, but tls_verified is never true */
 } vd_smtp_opts;
 
 /* Called once per operation. The reply is valid only during the callback. */
@@ -76,9 +80,5 @@ bool vd_smtp_tls(const vd_smtp *s);          /* STARTTLS done */
 bool vd_smtp_tls_verified(const vd_smtp *s); /* certificate verified against the CA store */
 bool vd_smtp_has_ext(const vd_smtp *s, const char *ext); /* EHLO keyword, e.g. "SMTPUTF8" */
 int vd_smtp_commands(const vd_smtp *s);                  /* commands sent so far */
-
-/* An SSL_CTX for opportunistic STARTTLS: system CA store loaded, peer verification result
- * recorded but not enforced. Returns NULL with err on failure. */
-SSL_CTX *vd_smtp_tls_ctx_new(char *err, size_t errlen);
 
 #endif

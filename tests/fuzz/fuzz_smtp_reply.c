@@ -30,6 +30,10 @@
 #include <event2/event.h>
 
 #include "smtp.h"
+/* smtp.c makes its SSL objects through tls.c, which tests/fuzz/CMakeLists.txt does not list
+ * among this target's sources (fuzz_smtp_reply_sources) yet: compiled in here until it does.
+ * When tls.c is added there, drop this line. */
+#include "tls.c"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -153,7 +157,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     char err[256];
-    tls_ctx = vd_smtp_tls_ctx_new(err, sizeof err);
+    tls_ctx = vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, err, sizeof err);
     if (!tls_ctx) {
         fprintf(stderr, "fuzz_smtp_reply: %s\n", err);
         abort();

@@ -5,6 +5,7 @@
  * or a free from inside the callback; every reply is recorded and checked afterwards. */
 #include "check.h"
 #include "smtp.h"
+#include "tls.h"
 #include "smtp_servers.h"
 
 #include <event2/event.h>
@@ -410,7 +411,8 @@ static void test_busy_and_free(void)
 static void test_tls_policy(void)
 {
     char err[256] = "";
-    SSL_CTX *ctx = vd_smtp_tls_ctx_new(err, sizeof err);
+    SSL_CTX *ctx =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, err, sizeof err);
     CHECK_MSG(ctx != NULL, "%s", err);
     int port = free_port("127.0.0.1");
     pid_t pid = start_sink("127.0.0.1", port, NULL);
@@ -429,7 +431,7 @@ static void test_tls_policy(void)
     CHECK_MSG(strstr(u.r[0].errmsg, "not offered") != NULL, "%s", u.r[0].errmsg);
     CHECK(u.r[1].err == VD_SMTP_ERR_BUSY);
     stop_server(pid);
-    SSL_CTX_free(ctx);
+    vd_tls_ctx_free(ctx);
 }
 
 /* STARTTLS against the tarpit with a self-signed certificate made for the test. */
@@ -450,10 +452,17 @@ static void test_starttls(void)
         return;
     }
     char err[256] = "";
-    SSL_CTX *sys = vd_smtp_tls_ctx_new(err, sizeof err);
-    SSL_CTX *trusting = vd_smtp_tls_ctx_new(err, sizeof err);
-    CHECK(sys && trusting);
-    CHECK(SSL_CTX_load_verify_locations(trusting, cert, NULL) == 1);
+    SSL_CTX *sys =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, err, sizeof err);
+    CHECK_MSG(sys != NULL, "%s", err);
+    /* the self-signed certificate is its own CA */
+    SSL_CTX *trusting = vd_tls_client_ctx_new(
+        &(vd_tls_opts){.ca_file = cert, .require_verified = false}, err, sizeof err);
+    CHECK_MSG(trusting != NULL, "%s", err);
+    /* a context that enforces verification (what HTTPS will use) */
+    SSL_CTX *strict =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = true}, err, sizeof err);
+    CHECK_MSG(strict != NULL, "%s", err);
 
     int port = free_port("127.0.0.1");
     const char *const extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
@@ -489,6 +498,21 @@ static void test_starttls(void)
     CHECK(count_lines(log, "TLS") == 3);
     CHECK(count_lines(log, "C: STARTTLS") == 3);
 
+    /* the context's policy is what applies (smtp.c does not override it); no name: TLS,
+     * never verified */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit_ex("127.0.0.1", port, "ok", NULL, extra);
+    o.tls_ctx = strict;
+    o.tls_sni = "mx.tls.test";
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK_MSG(u.n == 3 && u.r[0].err == VD_SMTP_ERR_TLS, "%s", vd_smtp_err_name(u.r[0].err));
+    o.tls_ctx = trusting;
+    o.tls_sni = NULL;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && u.tls && !u.tls_verified);
+    CHECK(u.r[2].code == 250);
+    stop_server(pid);
+
     /* STARTTLS answered 454: go on in clear, or fail when TLS is required */
     port = free_port("127.0.0.1");
     pid = start_tarpit("127.0.0.1", port, "notls", NULL);
@@ -520,8 +544,9 @@ static void test_starttls(void)
     CHECK(!u.r[0].usable);
     stop_server(pid);
 
-    SSL_CTX_free(sys);
-    SSL_CTX_free(trusting);
+    vd_tls_ctx_free(sys);
+    vd_tls_ctx_free(trusting);
+    vd_tls_ctx_free(strict);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
