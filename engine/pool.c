@@ -5,9 +5,10 @@
  * "dead until" time after a host could not be connected to; the walk over an MX list
  * (hosts in order, each host's addresses in turn); leases, which open a transaction
  * lazily (MAIL FROM before the first RCPT), RSET when it is full, and give the session
- * back, or retire it after an error, a 421, a refused MAIL, or txn_per_session
- * transactions.
- * Does not own: what replies mean (rules), rate limits (limiter).
+ * back, or retire it when its last reply ended it (vd_smtp_reply_ends_session), after a
+ * refused MAIL, or after txn_per_session transactions.
+ * Does not own: which replies end a session (smtp.c), what replies mean (rules), rate
+ * limits (limiter).
  *
  * Policy decisions (docs/smtp.md):
  * - A host that refuses us at the banner or EHLO (e.g. 554, 421) is left for the next MX
@@ -45,7 +46,9 @@ struct psess {
     vd_smtp *s;
     psess *next;      /* in h->sessions */
     vd_pool_req *req; /* the request this session is being opened for (may be NULL) */
-    bool ready, leased, broken;
+    bool ready, leased;
+    bool ended;  /* the last reply ended the session (vd_smtp_reply_ends_session) */
+    bool broken; /* never reuse: ended, or pool policy (refused MAIL, failed RSET) */
     bool in_txn;
     int rcpts, txns;
     struct event *idle_timer;
@@ -633,12 +636,11 @@ static void op_done(psess *ps, vd_smtp *s, const vd_smtp_reply *rep)
     if (cb) cb(s, rep, arg);
 }
 
-/* A command failed (no reply) or the server is closing: never reuse the session. */
+/* Notes a reply that ended the session (smtp.h decides which do): never reuse it. Returns
+ * whether the command failed (no reply, or not 2xx). */
 static bool failed(psess *ps, const vd_smtp_reply *rep)
 {
-    if (rep->err != VD_SMTP_OK && rep->err != VD_SMTP_ERR_INVALID && rep->err != VD_SMTP_ERR_BUSY)
-        ps->broken = true;
-    if (rep->code == 421) ps->broken = true;
+    if (vd_smtp_reply_ends_session(rep)) ps->ended = ps->broken = true;
     return rep->err != VD_SMTP_OK || rep->code / 100 != 2;
 }
 
@@ -782,13 +784,18 @@ bool vd_lease_tls_verified(const vd_lease *l)
     return l && l->ps && vd_smtp_tls_verified(l->ps->s);
 }
 
+bool vd_lease_usable(const vd_lease *l)
+{
+    return l && l->ps && !l->ps->ended && !l->ps->op_cb && vd_smtp_usable(l->ps->s);
+}
+
 void vd_lease_release(vd_lease *l, bool reusable)
 {
     if (!l || !l->ps) return;
     psess *ps = l->ps;
     ps->leased = false;
     bool full = !ps->in_txn || ps->rcpts >= ps->p->o.rcpt_per_txn;
-    if (!reusable || ps->broken || ps->op_cb || !vd_smtp_usable(ps->s) ||
+    if (!reusable || ps->broken || ps->ended || ps->op_cb || !vd_smtp_usable(ps->s) ||
         (ps->txns >= ps->p->o.txn_per_session && full)) {
         retire(ps);
         return;

@@ -3,10 +3,12 @@
  * Owns: choosing the host (MX hosts in preference order, each host's addresses in turn,
  * until one answers), reusing idle sessions to the same host (keyed by MX host name and
  * port), a cap on concurrent sessions per MX host with a FIFO of waiting requests,
- * retiring sessions after errors, server limits (421, 4xx on MAIL) or a transaction count,
- * remembering hosts that refused connections for a short while, and keeping a
- * transaction open across jobs (MAIL FROM once, many RCPTs, RSET between transactions).
- * Does not own: what replies mean (rules), rate limits (limiter, later). */
+ * retiring sessions whose last reply ended them (vd_smtp_reply_ends_session: 421 or no
+ * reply), after a refused MAIL or a transaction count, remembering hosts that refused
+ * connections for a short while, and keeping a transaction open across jobs (MAIL FROM
+ * once, many RCPTs, RSET between transactions).
+ * Does not own: which replies end a session (smtp.h), what replies mean (rules), rate
+ * limits (limiter, later). */
 #ifndef VALIDORA_POOL_H
 #define VALIDORA_POOL_H
 #include "dns.h"
@@ -58,8 +60,14 @@ void vd_lease_rset(vd_lease *l, vd_smtp_cb cb, void *arg);
 const char *vd_lease_mx(const vd_lease *l);
 bool vd_lease_tls(const vd_lease *l);
 bool vd_lease_tls_verified(const vd_lease *l);
-/* Gives the session back. A session whose last command failed (timeout, closed, protocol
- * error, 421) is closed instead of being reused, as is one released with reusable=false. */
+/* Can the lease take another command now: connected and ready, its last reply did not end
+ * the session (vd_smtp_reply_ends_session), no operation in flight? A usable lease may
+ * still be closed on release (refused MAIL, txn_per_session reached). */
+bool vd_lease_usable(const vd_lease *l);
+/* Gives the session back. The pool decides whether it is reused: a session whose last reply
+ * ended it (vd_smtp_reply_ends_session: 421, timeout, closed, protocol error) is closed,
+ * never handed out again, whatever reusable says; so is one whose MAIL was refused, one
+ * released with an operation in flight, and one released with reusable=false. */
 void vd_lease_release(vd_lease *l, bool reusable);
 
 #endif

@@ -5,9 +5,10 @@
  * per line, VD_SMTP_MAX_LINES lines per reply, a read watermark so the input buffer never
  * grows past a few KB), EHLO with HELO fallback, STARTTLS through an OpenSSL filter
  * bufferevent, MAIL/RCPT/RSET/QUIT, and the one function that puts a command on the wire
- * (send_cmd), which refuses CR, LF and NUL whatever its caller checked.
+ * (send_cmd), which refuses CR, LF and NUL whatever its caller checked; the protocol's
+ * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches).
  * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
- * certificate checks (tls.c), what replies mean (rules).
+ * certificate checks (tls.c), what replies mean for an address (rules).
  *
  * Re-entrancy: every entry point (libevent callbacks and public calls that may call back
  * synchronously) holds s->depth; vd_smtp_free() inside a callback only marks the session
@@ -120,6 +121,70 @@ const char *vd_smtp_err_name(vd_smtp_err e)
     return "unknown";
 }
 
+/* ---- what replies say -------------------------------------------------------------- */
+
+bool vd_smtp_reply_ends_session(const vd_smtp_reply *r)
+{
+    if (!r) return false;
+    switch (r->err) {
+    case VD_SMTP_OK:
+        return r->code == 421; /* RFC 5321 §3.8: the server is closing the channel */
+    case VD_SMTP_ERR_INVALID:  /* refused before the wire: nothing changed */
+    case VD_SMTP_ERR_BUSY:     /* likewise; an unusable session is vd_smtp_usable's to say */
+        return false;
+    case VD_SMTP_ERR_CONNECT:
+    case VD_SMTP_ERR_TIMEOUT:
+    case VD_SMTP_ERR_CLOSED:
+    case VD_SMTP_ERR_PROTOCOL:
+    case VD_SMTP_ERR_TLS:
+        return true;
+    }
+    return true; /* not an error we know: do not reuse */
+}
+
+bool vd_smtp_enhanced_matches(const char *code, const char *prefix)
+{
+    if (!code || !prefix || !*prefix) return false;
+    size_t n = strlen(prefix);
+    if (prefix[n - 1] == '.') return false; /* "5." is no whole component */
+    return strncmp(code, prefix, n) == 0 && (code[n] == '\0' || code[n] == '.');
+}
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool vd_smtp_reply_matches(int code, const char *enhanced, const char *text, const char *p)
+{
+    if (!p) return false;
+    bool codeish = *p != '\0', dotted = false;
+    for (const char *c = p; *c; c++) {
+        if (*c == '.')
+            dotted = true;
+        else if (*c < '0' || *c > '9')
+            codeish = false;
+    }
+    if (codeish && !dotted) {
+        long long v = 0; /* by value, as the Lua bridge's atoi did, but without overflow */
+        for (const char *c = p; *c; c++) {
+            v = v * 10 + (*c - '0');
+            if (v > 2147483647LL) return false;
+        }
+        return v == code;
+    }
+    if (codeish) return vd_smtp_enhanced_matches(enhanced, p);
+    if (!text) return false;
+    size_t tn = strlen(text), pn = strlen(p);
+    for (size_t i = 0; i + pn <= tn; i++) {
+        size_t k = 0;
+        while (k < pn && ascii_lower(text[i + k]) == ascii_lower(p[k]))
+            k++;
+        if (k == pn) return true;
+    }
+    return false;
+}
+
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -221,15 +286,22 @@ static size_t enhanced_len(const char *p, char cls)
     return i;
 }
 
+/* The reply read so far, as callbacks see it. */
+static vd_smtp_reply current_reply(const vd_smtp *s, vd_smtp_err err, const char *errmsg)
+{
+    vd_smtp_reply r = {.err = err, .code = s->code, .text = s->text ? s->text : ""};
+    memcpy(r.enhanced, s->enhanced, sizeof r.enhanced);
+    r.errmsg = errmsg;
+    return r;
+}
+
 static void deliver(vd_smtp *s, vd_smtp_err err, const char *errmsg)
 {
     vd_smtp_cb cb = s->cb;
     void *arg = s->cbarg;
     s->cb = NULL;
     if (!cb) return;
-    vd_smtp_reply r = {.err = err, .code = s->code, .text = s->text ? s->text : ""};
-    memcpy(r.enhanced, s->enhanced, sizeof r.enhanced);
-    r.errmsg = errmsg;
+    vd_smtp_reply r = current_reply(s, err, errmsg);
     if (err != VD_SMTP_OK && errmsg && errmsg != s->errbuf) {
         snprintf(s->errbuf, sizeof s->errbuf, "%s", errmsg);
         r.errmsg = s->errbuf;
@@ -425,8 +497,11 @@ static void reply_complete(vd_smtp *s)
         return;
     case ST_CMD:
         evtimer_del(s->timer);
-        /* 421: the server is closing the channel (RFC 5321 §3.8); nothing more can be sent. */
-        s->st = s->code == 421 ? ST_REFUSED : ST_READY;
+        {
+            /* e.g. 421: the server is closing the channel; only QUIT may follow */
+            vd_smtp_reply r = current_reply(s, VD_SMTP_OK, NULL);
+            s->st = vd_smtp_reply_ends_session(&r) ? ST_REFUSED : ST_READY;
+        }
         deliver(s, VD_SMTP_OK, NULL);
         return;
     case ST_QUIT:

@@ -1,11 +1,14 @@
-/* smtp.h — one SMTP client session as a bufferevent state machine.
+/* smtp.h — one SMTP client session as a bufferevent state machine, and what the SMTP
+ * protocol itself says about replies.
  *
  * Owns: connecting (with a timeout, optional source address), banner, EHLO with HELO
  * fallback, STARTTLS via bufferevent_openssl_filter_new (opportunistic, verification
  * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
- * codes) with bounded line length and line count, per-step timeouts.
+ * codes) with bounded line length and line count, per-step timeouts; the protocol's facts
+ * about a reply: which replies end a session, RFC 3463 code matching, the reply matching
+ * rules use (reply:matches).
  * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
- * certificate checks (tls.h), what a reply means (rules).
+ * certificate checks (tls.h), what a reply means for an address (rules).
  * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
 #ifndef VALIDORA_SMTP_H
 #define VALIDORA_SMTP_H
@@ -80,5 +83,31 @@ bool vd_smtp_tls(const vd_smtp *s);          /* STARTTLS done */
 bool vd_smtp_tls_verified(const vd_smtp *s); /* certificate verified against the CA store */
 bool vd_smtp_has_ext(const vd_smtp *s, const char *ext); /* EHLO keyword, e.g. "SMTPUTF8" */
 int vd_smtp_commands(const vd_smtp *s);                  /* commands sent so far */
+
+/* ---- what the protocol says about a reply (no session needed) ---------------------- */
+
+/* RFC 3463: does enhanced code `code` ("5.1.1") start with `prefix` by whole components
+ * ("5", "5.1", "5.1.1" match; "5.1.10" is not matched by "5.1.1")? Components compare as
+ * text ("5.01" is not "5.1"). NULL or "" (either), or a prefix ending in ".": false. */
+bool vd_smtp_enhanced_matches(const char *code, const char *prefix);
+/* The matching rules see as reply:matches(p): p of digits only ("550") compares the reply code;
+ * digits and dots ("5.1", "5.1.1") the enhanced code by vd_smtp_enhanced_matches; anything
+ * else is a case-insensitive substring of the reply text. code/enhanced/text as in vd_smtp_reply.
+ * Digits compare by value ("0550" is 550; "5" is code 5, never a class: use code // 100).
+ * "" is a substring of every text: true (NULL text: false). p NULL: false. ASCII case
+ * folding, whatever the locale. */
+bool vd_smtp_reply_matches(int code, const char *enhanced, const char *text, const char *p);
+/* Does this reply (or transport error) end the session, so that it must not be used again?
+ * - err VD_SMTP_OK: only code 421 ("closing transmission channel", RFC 5321 §3.8), which a
+ *   server may send in reply to any command.
+ * - connect_failed, timeout, connection_closed, protocol_error, tls_error: yes; the
+ *   connection is closed (or, for tls_error with require_tls, only QUIT is left).
+ * - invalid_argument and busy: no. Both are refusals by this client before anything was
+ *   written, so the session is as it was: invalid_argument leaves it usable; busy means a
+ *   command is in flight (which goes on) or the session was already unusable, which
+ *   vd_smtp_usable() says, not this reply.
+ * For replies to MAIL/RCPT/RSET. The open callback's own rule is stricter: anything but
+ * err OK with code 250 there (e.g. a 554 banner) leaves the session only QUIT. NULL: false. */
+bool vd_smtp_reply_ends_session(const vd_smtp_reply *r);
 
 #endif

@@ -227,6 +227,34 @@ static void test_rejections(void)
     stop_server(pid);
 }
 
+/* A 421 after which the server keeps the connection open: only the reply says the session
+ * is over, and then only QUIT goes out. */
+static void test_421_kept_open(void)
+{
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/vd-smtp-test-%d.log", (int)getpid());
+    unlink(log);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_stub421("127.0.0.1", port, log);
+    static const step steps[] = {{S_MAIL, ""},
+                                 {S_RCPT, "alice@valid.test"},
+                                 {S_RCPT, "bye@valid.test"},
+                                 {S_RCPT, "carol@valid.test"},
+                                 {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 5);
+    CHECK(u.r[2].err == VD_SMTP_OK && u.r[2].code == 250 && u.r[2].usable);
+    CHECK(u.r[3].err == VD_SMTP_OK && u.r[3].code == 421 && !u.r[3].usable);
+    CHECK_STR(u.r[3].enhanced, "4.7.0");
+    CHECK(u.r[4].err == VD_SMTP_ERR_BUSY && !u.r[4].usable);
+    stop_stub(pid);
+    CHECK(count_lines(log, "C: RCPT ") == 2); /* nothing after the 421 ... */
+    CHECK(count_lines(log, "C: QUIT") == 1);  /* ... but QUIT */
+    unlink(log);
+}
+
 static void test_connect_failures(void)
 {
     /* refused: nobody listens */
@@ -551,6 +579,74 @@ static void test_starttls(void)
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+static void test_reply_facts(void)
+{
+    /* RFC 3463 prefixes by whole components */
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5"));
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5.1"));
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5.1.1"));
+    CHECK(vd_smtp_enhanced_matches("5.1.10", "5.1.10"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.10", "5.1.1"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5.1.10"));
+    CHECK(!vd_smtp_enhanced_matches("5.10.1", "5.1"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "4"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5.1."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", ""));
+    CHECK(!vd_smtp_enhanced_matches("", "5"));
+    CHECK(!vd_smtp_enhanced_matches(NULL, "5"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", NULL));
+    CHECK(!vd_smtp_enhanced_matches("5.01.1", "5.1")); /* components compare as text */
+
+    /* reply:matches as the Lua bridge had it */
+    const char *t = "<nobody>: Recipient address rejected:\nUser unknown in virtual mailbox table";
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "550"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "551"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "55"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "5"));   /* a code, not a class */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "0550")); /* by value */
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "99999999999999999999550")); /* no overflow */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "5.1"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "5.1.1"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.10", t, "5.1.1"));
+    CHECK(!vd_smtp_reply_matches(550, "", t, "5.1"));
+    CHECK(!vd_smtp_reply_matches(550, NULL, t, "5.1"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "user UNKNOWN"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "rejected:\nuser"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "table"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "tables"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "5.1.1 user")); /* not only digits/dots */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, ""));            /* "" is in every text */
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", NULL, "unknown"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, NULL));
+    /* digits and dots are an enhanced code even when they look like an address */
+    CHECK(!vd_smtp_reply_matches(554, "5.7.1", "blocked: 127.0.0.2 listed", "127.0.0.2"));
+
+    /* which replies end a session */
+    vd_smtp_reply r = {.err = VD_SMTP_OK, .code = 421, .text = ""};
+    CHECK(vd_smtp_reply_ends_session(&r));
+    int live[] = {250, 251, 450, 451, 452, 550, 551, 552, 553, 554, 0};
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+        r.code = live[i];
+        CHECK_MSG(!vd_smtp_reply_ends_session(&r), "%d", live[i]);
+    }
+    r.code = 0;
+    vd_smtp_err dead[] = {VD_SMTP_ERR_CONNECT, VD_SMTP_ERR_TIMEOUT, VD_SMTP_ERR_CLOSED,
+                          VD_SMTP_ERR_PROTOCOL, VD_SMTP_ERR_TLS};
+    for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++) {
+        r.err = dead[i];
+        CHECK_MSG(vd_smtp_reply_ends_session(&r), "%s", vd_smtp_err_name(dead[i]));
+    }
+    r.err = VD_SMTP_ERR_INVALID;
+    CHECK(!vd_smtp_reply_ends_session(&r));
+    r.err = VD_SMTP_ERR_BUSY;
+    CHECK(!vd_smtp_reply_ends_session(&r));
+    r.err = (vd_smtp_err)99;
+    CHECK(vd_smtp_reply_ends_session(&r)); /* unknown: do not reuse */
+    CHECK(!vd_smtp_reply_ends_session(NULL));
+}
+
 static void test_names(void)
 {
     CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_CONNECT), "connect_failed");
@@ -563,9 +659,11 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     test_names();
+    test_reply_facts();
     test_full_session();
     test_helo_fallback();
     test_rejections();
+    test_421_kept_open();
     test_connect_failures();
     test_source_bind();
     test_hostile();
