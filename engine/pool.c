@@ -8,7 +8,8 @@
  * back, or retire it when its last reply ended it (vd_smtp_reply_ends_session), after a
  * refused MAIL, or after txn_per_session transactions.
  * Does not own: which replies end a session (smtp.c), what replies mean (rules), rate
- * limits (limiter).
+ * limits (limiter), defaults of user options (port, per_mx_sessions, timeouts: the caller's
+ * options table; vd_pool_new refuses them missing).
  *
  * Policy decisions (docs/smtp.md):
  * - A host that refuses us at the banner or EHLO (e.g. 554, 421) is left for the next MX
@@ -509,7 +510,12 @@ static void session_ready(psess *ps)
 
 vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
 {
-    if (!base || !opts || !opts->smtp.helo) return NULL;
+    /* user options: required (their defaults are the caller's); pool limits: 0 = default */
+    if (!base || !opts || !opts->smtp.helo || opts->smtp.connect_timeout_ms <= 0 ||
+        opts->smtp.command_timeout_ms <= 0 || opts->port <= 0 || opts->port > 65535 ||
+        opts->per_mx_sessions <= 0 || opts->rcpt_per_txn < 0 || opts->txn_per_session < 0 ||
+        opts->idle_timeout_ms < 0 || opts->dead_host_ms < 0)
+        return NULL;
     vd_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->base = base;
@@ -526,12 +532,10 @@ vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
     p->o.mail_from = p->mail_from;
     p->o.smtp.tls_sni = NULL;
     p->sweep_at = 1024;
-    if (p->o.port <= 0) p->o.port = 25;
-    if (p->o.per_mx_sessions <= 0) p->o.per_mx_sessions = 4;
-    if (p->o.rcpt_per_txn <= 0) p->o.rcpt_per_txn = 50;
-    if (p->o.txn_per_session <= 0) p->o.txn_per_session = 100;
-    if (p->o.idle_timeout_ms <= 0) p->o.idle_timeout_ms = 10000;
-    if (p->o.dead_host_ms <= 0) p->o.dead_host_ms = 60000;
+    if (p->o.rcpt_per_txn == 0) p->o.rcpt_per_txn = VD_POOL_RCPT_PER_TXN;
+    if (p->o.txn_per_session == 0) p->o.txn_per_session = VD_POOL_TXN_PER_SESSION;
+    if (p->o.idle_timeout_ms == 0) p->o.idle_timeout_ms = VD_POOL_IDLE_TIMEOUT_MS;
+    if (p->o.dead_host_ms == 0) p->o.dead_host_ms = VD_POOL_DEAD_HOST_MS;
     return p;
 }
 

@@ -8,7 +8,8 @@
  * (send_cmd), which refuses CR, LF and NUL whatever its caller checked; the protocol's
  * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches).
  * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
- * certificate checks (tls.c), what replies mean for an address (rules).
+ * certificate checks (tls.c), defaults for user options (timeouts: the caller's options
+ * table; vd_smtp_open refuses them missing), what replies mean for an address (rules).
  *
  * Re-entrancy: every entry point (libevent callbacks and public calls that may call back
  * synchronously) holds s->depth; vd_smtp_free() inside a callback only marks the session
@@ -694,15 +695,16 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
 {
     if (!base || !addr || !opts || !opts->helo || !*opts->helo || !cb ||
         (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
-        strpbrk(opts->helo, "\r\n ") || strlen(opts->helo) > 255)
+        strpbrk(opts->helo, "\r\n ") || strlen(opts->helo) > 255 || opts->connect_timeout_ms <= 0 ||
+        opts->command_timeout_ms <= 0)
         return NULL;
     vd_smtp *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->base = base;
     s->helo = strdup(opts->helo);
     s->sni = opts->tls_sni && *opts->tls_sni ? strdup(opts->tls_sni) : NULL;
-    s->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 30000;
-    s->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 30000;
+    s->connect_timeout_ms = opts->connect_timeout_ms;
+    s->command_timeout_ms = opts->command_timeout_ms;
     s->tls_ctx = opts->tls_ctx;
     s->require_tls = opts->require_tls;
     s->cb = cb;

@@ -8,7 +8,8 @@
  * about a reply: which replies end a session, RFC 3463 code matching, the reply matching
  * rules use (reply:matches).
  * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
- * certificate checks (tls.h), what a reply means for an address (rules).
+ * certificate checks (tls.h), defaults for user options (the caller's options table),
+ * what a reply means for an address (rules).
  * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
 #ifndef VALIDORA_SMTP_H
 #define VALIDORA_SMTP_H
@@ -48,8 +49,8 @@ typedef struct vd_smtp_opts {
     const char *helo;              /* EHLO/HELO name; required */
     const struct sockaddr *source; /* bind before connect; NULL = any */
     socklen_t source_len;
-    int connect_timeout_ms; /* 0 = 30000 */
-    int command_timeout_ms; /* banner and each command; 0 = 30000 */
+    int connect_timeout_ms; /* required, > 0 */
+    int command_timeout_ms; /* banner, TLS handshake and each command; required, > 0 */
     SSL_CTX *tls_ctx;       /* from vd_tls_client_ctx_new; NULL = never STARTTLS. Its policy
                                applies: require_verified=false for opportunistic STARTTLS
                                (with true a certificate that does not verify is tls_error) */
@@ -64,7 +65,9 @@ typedef void (*vd_smtp_cb)(vd_smtp *s, const vd_smtp_reply *r, void *arg);
 /* Connects and runs banner, EHLO (HELO fallback), STARTTLS when offered and tls_ctx set,
  * EHLO again. cb gets the last reply: code 250 and err OK when ready for MAIL; otherwise
  * the failing reply (e.g. a 554 banner) or error. Returns NULL only on immediate failure
- * (bad arguments, out of memory); then cb is not called. */
+ * (bad arguments: no or unsafe helo, a timeout that is zero or negative, an address that is
+ * not IPv4/IPv6; out of memory); then cb is not called. The options hold no defaults: user
+ * options come filled in from the caller's options table. */
 vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
                       const vd_smtp_opts *opts, vd_smtp_cb cb, void *arg);
 

@@ -122,7 +122,8 @@ static vd_pool_opts popts(int port)
                                .connect_timeout_ms = 2000,
                                .command_timeout_ms = 3000},
                       .port = port,
-                      .mail_from = "probe@validora.test"};
+                      .mail_from = "probe@validora.test",
+                      .per_mx_sessions = 4};
     return o;
 }
 
@@ -142,6 +143,45 @@ static int common_port(void)
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
+
+/* User options have no defaults in the pool: missing ones are refused. Its own limits do. */
+static void test_required_options(void)
+{
+    vd_pool_opts ok = popts(2525);
+    vd_pool *p = vd_pool_new(base, &ok);
+    CHECK(p != NULL);
+    vd_pool_free(p);
+    vd_pool_opts o = ok;
+    o.port = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.port = -25;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.port = 65536;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.per_mx_sessions = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.connect_timeout_ms = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.command_timeout_ms = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.helo = NULL;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    /* the pool's own limits: 0 = the #define, negative refused */
+    o = ok;
+    o.rcpt_per_txn = o.txn_per_session = o.idle_timeout_ms = o.dead_host_ms = 0;
+    p = vd_pool_new(base, &o);
+    CHECK(p != NULL);
+    vd_pool_free(p);
+    o.rcpt_per_txn = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.rcpt_per_txn = 0;
+    o.dead_host_ms = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+}
 
 static void test_reuse_and_transactions(void)
 {
@@ -437,9 +477,9 @@ static void test_retire_on_421(void)
     int port = common_port();
     unlink(logfile);
     pid_t pid = start_tarpit("127.0.0.1", port, "ok", logfile);
-    vd_pool *p = vd_pool_new(
-        base,
-        &(vd_pool_opts){.smtp = {.helo = "probe.validora.test"}, .port = port, .mail_from = ""});
+    vd_pool_opts o0 = popts(port);
+    o0.mail_from = "";
+    vd_pool *p = vd_pool_new(base, &o0);
     mxlist m;
     static const char *const h1[] = {"mx1.retire.test=127.0.0.1"};
     mx_make(&m, 1, h1);
@@ -546,6 +586,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     snprintf(logfile, sizeof logfile, "/tmp/vd-pool-test-%d.log", (int)getpid());
     base = event_base_new();
+    test_required_options();
     test_reuse_and_transactions();
     test_txn_per_session_and_idle();
     test_cap_and_cancel();

@@ -432,6 +432,14 @@ static void test_busy_and_free(void)
     CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
     bad.helo = NULL;
     CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    /* timeouts are required: no default here */
+    bad = o;
+    bad.connect_timeout_ms = 0;
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    bad = o;
+    bad.command_timeout_ms = -1;
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    CHECK(u.n == 0);
     event_base_free(base);
     stop_server(pid);
 }
