@@ -6,7 +6,8 @@
  * grows past a few KB), EHLO with HELO fallback, STARTTLS through an OpenSSL filter
  * bufferevent, MAIL/RCPT/RSET/QUIT, and the one function that puts a command on the wire
  * (send_cmd), which refuses CR, LF and NUL whatever its caller checked; the protocol's
- * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches).
+ * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches)
+ * and the table of error names rules see.
  * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
  * certificate checks (tls.c), defaults for user options (timeouts: the caller's options
  * table; vd_smtp_open refuses them missing), what replies mean for an address (rules).
@@ -99,26 +100,27 @@ size_t vd_smtp_input_peak_(const vd_smtp *s)
     return s->input_peak;
 }
 
+/* ---- error names ------------------------------------------------------------------- */
+
+_Static_assert(VD_SMTP_ERR_CONNECT == 1 && VD_SMTP_ERR_INVALID == VD_SMTP_ERR_COUNT,
+               "vd_smtp_err_names lists the errors 1 .. VD_SMTP_ERR_COUNT in enum order");
+
+/* Rules see these strings: renaming one breaks rules. Indexed by err - 1. */
+const char *const vd_smtp_err_names[VD_SMTP_ERR_COUNT + 1] = {
+    [VD_SMTP_ERR_CONNECT - 1] = "connect_failed",
+    [VD_SMTP_ERR_TIMEOUT - 1] = "timeout",
+    [VD_SMTP_ERR_CLOSED - 1] = "connection_closed",
+    [VD_SMTP_ERR_PROTOCOL - 1] = "protocol_error",
+    [VD_SMTP_ERR_TLS - 1] = "tls_error",
+    [VD_SMTP_ERR_BUSY - 1] = "busy",
+    [VD_SMTP_ERR_INVALID - 1] = "invalid_argument",
+    [VD_SMTP_ERR_COUNT] = NULL,
+};
+
 const char *vd_smtp_err_name(vd_smtp_err e)
 {
-    switch (e) {
-    case VD_SMTP_OK:
-        return "ok";
-    case VD_SMTP_ERR_CONNECT:
-        return "connect_failed";
-    case VD_SMTP_ERR_TIMEOUT:
-        return "timeout";
-    case VD_SMTP_ERR_CLOSED:
-        return "connection_closed";
-    case VD_SMTP_ERR_PROTOCOL:
-        return "protocol_error";
-    case VD_SMTP_ERR_TLS:
-        return "tls_error";
-    case VD_SMTP_ERR_BUSY:
-        return "busy";
-    case VD_SMTP_ERR_INVALID:
-        return "invalid_argument";
-    }
+    if (e == VD_SMTP_OK) return "ok";
+    if ((int)e >= 1 && (int)e <= VD_SMTP_ERR_COUNT) return vd_smtp_err_names[(int)e - 1];
     return "unknown";
 }
 

@@ -6,7 +6,7 @@
  * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
  * codes) with bounded line length and line count, per-step timeouts; the protocol's facts
  * about a reply: which replies end a session, RFC 3463 code matching, the reply matching
- * rules use (reply:matches).
+ * rules use (reply:matches); the error names rules see, and their list.
  * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
  * certificate checks (tls.h), defaults for user options (the caller's options table),
  * what a reply means for an address (rules).
@@ -35,7 +35,18 @@ typedef enum vd_smtp_err {
     VD_SMTP_ERR_INVALID,  /* argument not wire-safe: nothing was sent */
 } vd_smtp_err;
 
-const char *vd_smtp_err_name(vd_smtp_err e); /* "connect_failed", "timeout", ... */
+/* The errors, VD_SMTP_OK not counted: VD_SMTP_ERR_CONNECT (1) .. VD_SMTP_ERR_INVALID
+ * (VD_SMTP_ERR_COUNT), in enum order. */
+#define VD_SMTP_ERR_COUNT 7
+
+/* The name of e as rules see it: "connect_failed", "timeout", "connection_closed",
+ * "protocol_error", "tls_error", "busy", "invalid_argument" ("ok" for VD_SMTP_OK, "unknown"
+ * outside the enum). Part of the rule interface: stable, never renamed. */
+const char *vd_smtp_err_name(vd_smtp_err e);
+/* Every error name in enum order, for publishing the full list to rules:
+ * vd_smtp_err_names[e - 1] is vd_smtp_err_name(e) for e = 1 .. VD_SMTP_ERR_COUNT, and
+ * vd_smtp_err_names[VD_SMTP_ERR_COUNT] is NULL. "ok" is not in it: it is no error. */
+extern const char *const vd_smtp_err_names[VD_SMTP_ERR_COUNT + 1];
 
 typedef struct vd_smtp_reply {
     vd_smtp_err err;    /* VD_SMTP_OK when a reply was read */

@@ -655,12 +655,51 @@ static void test_reply_facts(void)
     CHECK(!vd_smtp_reply_ends_session(NULL));
 }
 
+/* The names in docs/smtp.md's "## Error names" table, in order; returns how many. */
+static int doc_err_names(char names[][64], int max)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/docs/smtp.md", source_dir());
+    FILE *f = fopen(file, "r");
+    CHECK_MSG(f != NULL, "cannot read %s", file);
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0) in = strcmp(line, "## Error names\n") == 0;
+        if (!in || strncmp(line, "| `", 3) != 0) continue;
+        const char *b = line + 3, *e = strchr(b, '`');
+        if (e && n < max) snprintf(names[n++], 64, "%.*s", (int)(e - b), b);
+    }
+    fclose(f);
+    return n;
+}
+
 static void test_names(void)
 {
+    /* the names rules see: stable, whatever else changes */
+    static const char *const want[] = {"connect_failed",  "timeout",   "connection_closed",
+                                       "protocol_error",  "tls_error", "busy",
+                                       "invalid_argument"};
+    CHECK(sizeof want / sizeof want[0] == VD_SMTP_ERR_COUNT);
+    for (int e = 1; e <= VD_SMTP_ERR_COUNT; e++) {
+        CHECK_STR(vd_smtp_err_name((vd_smtp_err)e), want[e - 1]);
+        CHECK_STR(vd_smtp_err_names[e - 1], want[e - 1]);
+    }
+    CHECK(vd_smtp_err_names[VD_SMTP_ERR_COUNT] == NULL);
     CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_CONNECT), "connect_failed");
-    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_TIMEOUT), "timeout");
-    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_PROTOCOL), "protocol_error");
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_INVALID), "invalid_argument");
     CHECK_STR(vd_smtp_err_name(VD_SMTP_OK), "ok");
+    CHECK_STR(vd_smtp_err_name((vd_smtp_err)(VD_SMTP_ERR_COUNT + 1)), "unknown");
+    CHECK_STR(vd_smtp_err_name((vd_smtp_err)-1), "unknown");
+
+    /* the docs list exactly these, in this order */
+    char doc[16][64];
+    int n = doc_err_names(doc, 16);
+    CHECK_MSG(n == VD_SMTP_ERR_COUNT, "docs/smtp.md lists %d error names", n);
+    for (int i = 0; i < n && i < VD_SMTP_ERR_COUNT; i++)
+        CHECK_STR(doc[i], vd_smtp_err_names[i]);
 }
 
 int main(void)
