@@ -5,9 +5,11 @@
  * "dead until" time after a host could not be connected to; the walk over an MX list
  * (hosts in order, each host's addresses in turn); leases, which open a transaction
  * lazily (MAIL FROM before the first RCPT), RSET when it is full, and give the session
- * back, or retire it after an error, a 421, a refused MAIL, or txn_per_session
- * transactions.
- * Does not own: what replies mean (rules), rate limits (limiter).
+ * back, or retire it when its last reply ended it (vd_smtp_reply_ends_session), after a
+ * refused MAIL, or after txn_per_session transactions.
+ * Does not own: which replies end a session (smtp.c), what replies mean (rules), rate
+ * limits (limiter), defaults of user options (port, per_mx_sessions, timeouts: the caller's
+ * options table; vd_pool_new refuses them missing).
  *
  * Policy decisions (docs/smtp.md):
  * - A host that refuses us at the banner or EHLO (e.g. 554, 421) is left for the next MX
@@ -45,7 +47,9 @@ struct psess {
     vd_smtp *s;
     psess *next;      /* in h->sessions */
     vd_pool_req *req; /* the request this session is being opened for (may be NULL) */
-    bool ready, leased, broken;
+    bool ready, leased;
+    bool ended;  /* the last reply ended the session (vd_smtp_reply_ends_session) */
+    bool broken; /* never reuse: ended, or pool policy (refused MAIL, failed RSET) */
     bool in_txn;
     int rcpts, txns;
     struct event *idle_timer;
@@ -506,7 +510,12 @@ static void session_ready(psess *ps)
 
 vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
 {
-    if (!base || !opts || !opts->smtp.helo) return NULL;
+    /* user options: required (their defaults are the caller's); pool limits: 0 = default */
+    if (!base || !opts || !opts->smtp.helo || opts->smtp.connect_timeout_ms <= 0 ||
+        opts->smtp.command_timeout_ms <= 0 || opts->port <= 0 || opts->port > 65535 ||
+        opts->per_mx_sessions <= 0 || opts->rcpt_per_txn < 0 || opts->txn_per_session < 0 ||
+        opts->idle_timeout_ms < 0 || opts->dead_host_ms < 0)
+        return NULL;
     vd_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->base = base;
@@ -523,12 +532,10 @@ vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
     p->o.mail_from = p->mail_from;
     p->o.smtp.tls_sni = NULL;
     p->sweep_at = 1024;
-    if (p->o.port <= 0) p->o.port = 25;
-    if (p->o.per_mx_sessions <= 0) p->o.per_mx_sessions = 4;
-    if (p->o.rcpt_per_txn <= 0) p->o.rcpt_per_txn = 50;
-    if (p->o.txn_per_session <= 0) p->o.txn_per_session = 100;
-    if (p->o.idle_timeout_ms <= 0) p->o.idle_timeout_ms = 10000;
-    if (p->o.dead_host_ms <= 0) p->o.dead_host_ms = 60000;
+    if (p->o.rcpt_per_txn == 0) p->o.rcpt_per_txn = VD_POOL_RCPT_PER_TXN;
+    if (p->o.txn_per_session == 0) p->o.txn_per_session = VD_POOL_TXN_PER_SESSION;
+    if (p->o.idle_timeout_ms == 0) p->o.idle_timeout_ms = VD_POOL_IDLE_TIMEOUT_MS;
+    if (p->o.dead_host_ms == 0) p->o.dead_host_ms = VD_POOL_DEAD_HOST_MS;
     return p;
 }
 
@@ -633,12 +640,11 @@ static void op_done(psess *ps, vd_smtp *s, const vd_smtp_reply *rep)
     if (cb) cb(s, rep, arg);
 }
 
-/* A command failed (no reply) or the server is closing: never reuse the session. */
+/* Notes a reply that ended the session (smtp.h decides which do): never reuse it. Returns
+ * whether the command failed (no reply, or not 2xx). */
 static bool failed(psess *ps, const vd_smtp_reply *rep)
 {
-    if (rep->err != VD_SMTP_OK && rep->err != VD_SMTP_ERR_INVALID && rep->err != VD_SMTP_ERR_BUSY)
-        ps->broken = true;
-    if (rep->code == 421) ps->broken = true;
+    if (vd_smtp_reply_ends_session(rep)) ps->ended = ps->broken = true;
     return rep->err != VD_SMTP_OK || rep->code / 100 != 2;
 }
 
@@ -782,13 +788,18 @@ bool vd_lease_tls_verified(const vd_lease *l)
     return l && l->ps && vd_smtp_tls_verified(l->ps->s);
 }
 
+bool vd_lease_usable(const vd_lease *l)
+{
+    return l && l->ps && !l->ps->ended && !l->ps->op_cb && vd_smtp_usable(l->ps->s);
+}
+
 void vd_lease_release(vd_lease *l, bool reusable)
 {
     if (!l || !l->ps) return;
     psess *ps = l->ps;
     ps->leased = false;
     bool full = !ps->in_txn || ps->rcpts >= ps->p->o.rcpt_per_txn;
-    if (!reusable || ps->broken || ps->op_cb || !vd_smtp_usable(ps->s) ||
+    if (!reusable || ps->broken || ps->ended || ps->op_cb || !vd_smtp_usable(ps->s) ||
         (ps->txns >= ps->p->o.txn_per_session && full)) {
         retire(ps);
         return;

@@ -3,10 +3,12 @@
  * Owns: choosing the host (MX hosts in preference order, each host's addresses in turn,
  * until one answers), reusing idle sessions to the same host (keyed by MX host name and
  * port), a cap on concurrent sessions per MX host with a FIFO of waiting requests,
- * retiring sessions after errors, server limits (421, 4xx on MAIL) or a transaction count,
- * remembering hosts that refused connections for a short while, and keeping a
- * transaction open across jobs (MAIL FROM once, many RCPTs, RSET between transactions).
- * Does not own: what replies mean (rules), rate limits (limiter, later). */
+ * retiring sessions whose last reply ended them (vd_smtp_reply_ends_session: 421 or no
+ * reply), after a refused MAIL or a transaction count, remembering hosts that refused
+ * connections for a short while, and keeping a transaction open across jobs (MAIL FROM
+ * once, many RCPTs, RSET between transactions), and the pool's own limits below.
+ * Does not own: which replies end a session (smtp.h), what replies mean (rules), rate
+ * limits (limiter, later), defaults for user options (the caller's options table). */
 #ifndef VALIDORA_POOL_H
 #define VALIDORA_POOL_H
 #include "dns.h"
@@ -16,15 +18,25 @@ typedef struct vd_pool vd_pool;
 typedef struct vd_pool_req vd_pool_req;
 typedef struct vd_lease vd_lease;
 
+/* The pool's own limits, not user options: named once here; 0 in vd_pool_opts means these. */
+/* RCPTs per transaction, as Postfix's client does (default_destination_recipient_limit) */
+#define VD_POOL_RCPT_PER_TXN 50
+/* Transactions per connection: servers cap and count per connection; a new one resets them */
+#define VD_POOL_TXN_PER_SESSION 100
+/* Idle sessions hold a server process; Postfix's smtpd drops idle clients at 10 s under stress */
+#define VD_POOL_IDLE_TIMEOUT_MS 10000
+/* Skip a host whose addresses all failed to connect: not one connect timeout per queued job */
+#define VD_POOL_DEAD_HOST_MS 60000
+
 typedef struct vd_pool_opts {
-    vd_smtp_opts smtp;     /* helo, source, timeouts, tls_ctx */
-    int port;              /* 0 = 25 */
-    const char *mail_from; /* reverse path for MAIL FROM; "" = null sender */
-    int per_mx_sessions;   /* concurrent sessions per MX host; 0 = 4 */
-    int rcpt_per_txn;      /* RCPTs before RSET + new MAIL; 0 = 50 */
-    int txn_per_session;   /* transactions before QUIT + reconnect; 0 = 100 */
-    int idle_timeout_ms;   /* idle sessions are closed after this; 0 = 10000 */
-    int dead_host_ms;      /* a host that failed to connect is skipped this long; 0 = 60000 */
+    vd_smtp_opts smtp;     /* helo, source, timeouts (required, > 0), tls_ctx */
+    int port;              /* required: 1-65535 */
+    const char *mail_from; /* reverse path for MAIL FROM; "" or NULL = null sender */
+    int per_mx_sessions;   /* concurrent sessions per MX host; required, > 0 */
+    int rcpt_per_txn;      /* RCPTs before RSET + new MAIL; 0 = VD_POOL_RCPT_PER_TXN */
+    int txn_per_session;   /* transactions before QUIT + reconnect; 0 = VD_POOL_TXN_PER_SESSION */
+    int idle_timeout_ms;   /* idle sessions are closed after this; 0 = VD_POOL_IDLE_TIMEOUT_MS */
+    int dead_host_ms;      /* a host that failed to connect is skipped; 0 = VD_POOL_DEAD_HOST_MS */
 } vd_pool_opts;
 
 typedef struct vd_pool_result {
@@ -38,6 +50,10 @@ typedef struct vd_pool_result {
 
 typedef void (*vd_pool_cb)(vd_lease *lease, const vd_pool_result *r, void *arg);
 
+/* NULL when an option is missing or out of range (no helo; a timeout, port or
+ * per_mx_sessions that is zero or negative; a port over 65535; a negative pool limit) or
+ * out of memory. User options have no defaults here: they come filled in from the caller's
+ * options table. */
 vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts);
 /* Closes every session (QUIT); pending requests' callbacks are not called. */
 void vd_pool_free(vd_pool *p);
@@ -58,8 +74,14 @@ void vd_lease_rset(vd_lease *l, vd_smtp_cb cb, void *arg);
 const char *vd_lease_mx(const vd_lease *l);
 bool vd_lease_tls(const vd_lease *l);
 bool vd_lease_tls_verified(const vd_lease *l);
-/* Gives the session back. A session whose last command failed (timeout, closed, protocol
- * error, 421) is closed instead of being reused, as is one released with reusable=false. */
+/* Can the lease take another command now: connected and ready, its last reply did not end
+ * the session (vd_smtp_reply_ends_session), no operation in flight? A usable lease may
+ * still be closed on release (refused MAIL, txn_per_session reached). */
+bool vd_lease_usable(const vd_lease *l);
+/* Gives the session back. The pool decides whether it is reused: a session whose last reply
+ * ended it (vd_smtp_reply_ends_session: 421, timeout, closed, protocol error) is closed,
+ * never handed out again, whatever reusable says; so is one whose MAIL was refused, one
+ * released with an operation in flight, and one released with reusable=false. */
 void vd_lease_release(vd_lease *l, bool reusable);
 
 #endif

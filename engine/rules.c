@@ -104,8 +104,8 @@ static int strict_index(lua_State *L)
 static void push_errors(lua_State *L)
 {
     lua_newtable(L);
-    for (int e = VD_SMTP_ERR_CONNECT; e <= VD_SMTP_ERR_INVALID; e++) {
-        lua_pushstring(L, vd_smtp_err_name((vd_smtp_err)e));
+    for (const char *const *n = vd_smtp_err_names; *n; n++) {
+        lua_pushstring(L, *n);
         lua_pushvalue(L, -1);
         lua_rawset(L, -3);
     }

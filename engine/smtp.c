@@ -5,14 +5,19 @@
  * per line, VD_SMTP_MAX_LINES lines per reply, a read watermark so the input buffer never
  * grows past a few KB), EHLO with HELO fallback, STARTTLS through an OpenSSL filter
  * bufferevent, MAIL/RCPT/RSET/QUIT, and the one function that puts a command on the wire
- * (send_cmd), which refuses CR, LF and NUL whatever its caller checked.
- * Does not own: choosing hosts or reusing sessions (pool.c), what replies mean (rules).
+ * (send_cmd), which refuses CR, LF and NUL whatever its caller checked; the protocol's
+ * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches)
+ * and the table of error names rules see.
+ * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
+ * certificate checks (tls.c), defaults for user options (timeouts: the caller's options
+ * table; vd_smtp_open refuses them missing), what replies mean for an address (rules).
  *
  * Re-entrancy: every entry point (libevent callbacks and public calls that may call back
  * synchronously) holds s->depth; vd_smtp_free() inside a callback only marks the session
  * dead and closes the connection, and the outermost entry point frees the memory. */
 #include "smtp.h"
 #include "address.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -29,7 +34,6 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 /* Read at most this much ahead: one maximal line plus room for the next ones. */
 #define READ_HIGH_WATER (4 * VD_SMTP_MAX_LINE)
@@ -96,27 +100,92 @@ size_t vd_smtp_input_peak_(const vd_smtp *s)
     return s->input_peak;
 }
 
+/* ---- error names ------------------------------------------------------------------- */
+
+_Static_assert(VD_SMTP_ERR_CONNECT == 1 && VD_SMTP_ERR_INVALID == VD_SMTP_ERR_COUNT,
+               "vd_smtp_err_names lists the errors 1 .. VD_SMTP_ERR_COUNT in enum order");
+
+/* Rules see these strings: renaming one breaks rules. Indexed by err - 1. */
+const char *const vd_smtp_err_names[VD_SMTP_ERR_COUNT + 1] = {
+    [VD_SMTP_ERR_CONNECT - 1] = "connect_failed",
+    [VD_SMTP_ERR_TIMEOUT - 1] = "timeout",
+    [VD_SMTP_ERR_CLOSED - 1] = "connection_closed",
+    [VD_SMTP_ERR_PROTOCOL - 1] = "protocol_error",
+    [VD_SMTP_ERR_TLS - 1] = "tls_error",
+    [VD_SMTP_ERR_BUSY - 1] = "busy",
+    [VD_SMTP_ERR_INVALID - 1] = "invalid_argument",
+    [VD_SMTP_ERR_COUNT] = NULL,
+};
+
 const char *vd_smtp_err_name(vd_smtp_err e)
 {
-    switch (e) {
-    case VD_SMTP_OK:
-        return "ok";
-    case VD_SMTP_ERR_CONNECT:
-        return "connect_failed";
-    case VD_SMTP_ERR_TIMEOUT:
-        return "timeout";
-    case VD_SMTP_ERR_CLOSED:
-        return "connection_closed";
-    case VD_SMTP_ERR_PROTOCOL:
-        return "protocol_error";
-    case VD_SMTP_ERR_TLS:
-        return "tls_error";
-    case VD_SMTP_ERR_BUSY:
-        return "busy";
-    case VD_SMTP_ERR_INVALID:
-        return "invalid_argument";
-    }
+    if (e == VD_SMTP_OK) return "ok";
+    if ((int)e >= 1 && (int)e <= VD_SMTP_ERR_COUNT) return vd_smtp_err_names[(int)e - 1];
     return "unknown";
+}
+
+/* ---- what replies say -------------------------------------------------------------- */
+
+bool vd_smtp_reply_ends_session(const vd_smtp_reply *r)
+{
+    if (!r) return false;
+    switch (r->err) {
+    case VD_SMTP_OK:
+        return r->code == 421; /* RFC 5321 §3.8: the server is closing the channel */
+    case VD_SMTP_ERR_INVALID:  /* refused before the wire: nothing changed */
+    case VD_SMTP_ERR_BUSY:     /* likewise; an unusable session is vd_smtp_usable's to say */
+        return false;
+    case VD_SMTP_ERR_CONNECT:
+    case VD_SMTP_ERR_TIMEOUT:
+    case VD_SMTP_ERR_CLOSED:
+    case VD_SMTP_ERR_PROTOCOL:
+    case VD_SMTP_ERR_TLS:
+        return true;
+    }
+    return true; /* not an error we know: do not reuse */
+}
+
+bool vd_smtp_enhanced_matches(const char *code, const char *prefix)
+{
+    if (!code || !prefix || !*prefix) return false;
+    size_t n = strlen(prefix);
+    if (prefix[n - 1] == '.') return false; /* "5." is no whole component */
+    return strncmp(code, prefix, n) == 0 && (code[n] == '\0' || code[n] == '.');
+}
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool vd_smtp_reply_matches(int code, const char *enhanced, const char *text, const char *p)
+{
+    if (!p) return false;
+    bool codeish = *p != '\0', dotted = false;
+    for (const char *c = p; *c; c++) {
+        if (*c == '.')
+            dotted = true;
+        else if (*c < '0' || *c > '9')
+            codeish = false;
+    }
+    if (codeish && !dotted) {
+        long long v = 0; /* by value, as the Lua bridge's atoi did, but without overflow */
+        for (const char *c = p; *c; c++) {
+            v = v * 10 + (*c - '0');
+            if (v > 2147483647LL) return false;
+        }
+        return v == code;
+    }
+    if (codeish) return vd_smtp_enhanced_matches(enhanced, p);
+    if (!text) return false;
+    size_t tn = strlen(text), pn = strlen(p);
+    for (size_t i = 0; i + pn <= tn; i++) {
+        size_t k = 0;
+        while (k < pn && ascii_lower(text[i + k]) == ascii_lower(p[k]))
+            k++;
+        if (k == pn) return true;
+    }
+    return false;
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -220,15 +289,22 @@ static size_t enhanced_len(const char *p, char cls)
     return i;
 }
 
+/* The reply read so far, as callbacks see it. */
+static vd_smtp_reply current_reply(const vd_smtp *s, vd_smtp_err err, const char *errmsg)
+{
+    vd_smtp_reply r = {.err = err, .code = s->code, .text = s->text ? s->text : ""};
+    memcpy(r.enhanced, s->enhanced, sizeof r.enhanced);
+    r.errmsg = errmsg;
+    return r;
+}
+
 static void deliver(vd_smtp *s, vd_smtp_err err, const char *errmsg)
 {
     vd_smtp_cb cb = s->cb;
     void *arg = s->cbarg;
     s->cb = NULL;
     if (!cb) return;
-    vd_smtp_reply r = {.err = err, .code = s->code, .text = s->text ? s->text : ""};
-    memcpy(r.enhanced, s->enhanced, sizeof r.enhanced);
-    r.errmsg = errmsg;
+    vd_smtp_reply r = current_reply(s, err, errmsg);
     if (err != VD_SMTP_OK && errmsg && errmsg != s->errbuf) {
         snprintf(s->errbuf, sizeof s->errbuf, "%s", errmsg);
         r.errmsg = s->errbuf;
@@ -313,18 +389,14 @@ static void refused(vd_smtp *s)
 
 static void start_tls(vd_smtp *s)
 {
-    SSL *ssl = SSL_new(s->tls_ctx);
+    /* SNI, the name to verify and the policy (opportunistic: recorded, not enforced) are
+     * tls.c's; the result is read after the handshake. */
+    char why[200];
+    SSL *ssl = vd_tls_ssl_new(s->tls_ctx, s->sni, why, sizeof why);
     if (!ssl) {
-        fail(s, VD_SMTP_ERR_TLS, "SSL_new failed");
+        fail(s, VD_SMTP_ERR_TLS, "TLS: %s", why);
         return;
     }
-    if (s->sni) {
-        SSL_set_tlsext_host_name(ssl, s->sni);
-        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        SSL_set1_host(ssl, s->sni);
-    }
-    /* Verify but do not enforce: the result is read after the handshake. */
-    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
     struct bufferevent *f = bufferevent_openssl_filter_new(
         s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!f) {
@@ -428,8 +500,11 @@ static void reply_complete(vd_smtp *s)
         return;
     case ST_CMD:
         evtimer_del(s->timer);
-        /* 421: the server is closing the channel (RFC 5321 §3.8); nothing more can be sent. */
-        s->st = s->code == 421 ? ST_REFUSED : ST_READY;
+        {
+            /* e.g. 421: the server is closing the channel; only QUIT may follow */
+            vd_smtp_reply r = current_reply(s, VD_SMTP_OK, NULL);
+            s->st = vd_smtp_reply_ends_session(&r) ? ST_REFUSED : ST_READY;
+        }
         deliver(s, VD_SMTP_OK, NULL);
         return;
     case ST_QUIT:
@@ -552,10 +627,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             reply_reset(s);
             arm_timer(s, s->command_timeout_ms);
         } else if (s->st == ST_HANDSHAKE) {
-            SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
             s->tls = true;
-            s->tls_verified = s->sni && ssl && SSL_get_verify_result(ssl) == X509_V_OK &&
-                              SSL_get0_peer_certificate(ssl) != NULL;
+            s->tls_verified = vd_tls_verified(bufferevent_openssl_get_ssl(s->bev));
             if (!send_cmd(s, "EHLO %s", s->helo))
                 fail(s, VD_SMTP_ERR_CLOSED, "cannot send EHLO");
             else
@@ -624,15 +697,16 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
 {
     if (!base || !addr || !opts || !opts->helo || !*opts->helo || !cb ||
         (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) ||
-        strpbrk(opts->helo, "\r\n ") || strlen(opts->helo) > 255)
+        strpbrk(opts->helo, "\r\n ") || strlen(opts->helo) > 255 || opts->connect_timeout_ms <= 0 ||
+        opts->command_timeout_ms <= 0)
         return NULL;
     vd_smtp *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->base = base;
     s->helo = strdup(opts->helo);
     s->sni = opts->tls_sni && *opts->tls_sni ? strdup(opts->tls_sni) : NULL;
-    s->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 30000;
-    s->command_timeout_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : 30000;
+    s->connect_timeout_ms = opts->connect_timeout_ms;
+    s->command_timeout_ms = opts->command_timeout_ms;
     s->tls_ctx = opts->tls_ctx;
     s->require_tls = opts->require_tls;
     s->cb = cb;
@@ -794,22 +868,4 @@ bool vd_smtp_has_ext(const vd_smtp *s, const char *ext)
 int vd_smtp_commands(const vd_smtp *s)
 {
     return s ? s->commands : 0;
-}
-
-SSL_CTX *vd_smtp_tls_ctx_new(char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        if (err && errlen) ERR_error_string_n(ERR_get_error(), err, errlen);
-        return NULL;
-    }
-    /* OpenSSL's defaults for protocol versions: many MX hosts still offer only old TLS, and
-     * opportunistic TLS beats plaintext. Verification is recorded, never enforced. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        if (err && errlen) snprintf(err, errlen, "cannot load the system CA store");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
 }

@@ -1,17 +1,22 @@
-/* smtp.h — one SMTP client session as a bufferevent state machine.
+/* smtp.h — one SMTP client session as a bufferevent state machine, and what the SMTP
+ * protocol itself says about replies.
  *
  * Owns: connecting (with a timeout, optional source address), banner, EHLO with HELO
  * fallback, STARTTLS via bufferevent_openssl_filter_new (opportunistic, verification
  * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
- * codes) with bounded line length and line count, per-step timeouts.
- * Does not own: which host to connect to, pooling (pool.h), what a reply means (rules).
+ * codes) with bounded line length and line count, per-step timeouts; the protocol's facts
+ * about a reply: which replies end a session, RFC 3463 code matching, the reply matching
+ * rules use (reply:matches); the error names rules see, and their list.
+ * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
+ * certificate checks (tls.h), defaults for user options (the caller's options table),
+ * what a reply means for an address (rules).
  * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
 #ifndef VALIDORA_SMTP_H
 #define VALIDORA_SMTP_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
-#include <openssl/ssl.h>
+#include "tls.h" /* SSL_CTX: tls_ctx comes from vd_tls_client_ctx_new */
 
 struct event_base;
 typedef struct vd_smtp vd_smtp;
@@ -30,7 +35,18 @@ typedef enum vd_smtp_err {
     VD_SMTP_ERR_INVALID,  /* argument not wire-safe: nothing was sent */
 } vd_smtp_err;
 
-const char *vd_smtp_err_name(vd_smtp_err e); /* "connect_failed", "timeout", ... */
+/* The errors, VD_SMTP_OK not counted: VD_SMTP_ERR_CONNECT (1) .. VD_SMTP_ERR_INVALID
+ * (VD_SMTP_ERR_COUNT), in enum order. */
+#define VD_SMTP_ERR_COUNT 7
+
+/* The name of e as rules see it: "connect_failed", "timeout", "connection_closed",
+ * "protocol_error", "tls_error", "busy", "invalid_argument" ("ok" for VD_SMTP_OK, "unknown"
+ * outside the enum). Part of the rule interface: stable, never renamed. */
+const char *vd_smtp_err_name(vd_smtp_err e);
+/* Every error name in enum order, for publishing the full list to rules:
+ * vd_smtp_err_names[e - 1] is vd_smtp_err_name(e) for e = 1 .. VD_SMTP_ERR_COUNT, and
+ * vd_smtp_err_names[VD_SMTP_ERR_COUNT] is NULL. "ok" is not in it: it is no error. */
+extern const char *const vd_smtp_err_names[VD_SMTP_ERR_COUNT + 1];
 
 typedef struct vd_smtp_reply {
     vd_smtp_err err;    /* VD_SMTP_OK when a reply was read */
@@ -44,11 +60,14 @@ typedef struct vd_smtp_opts {
     const char *helo;              /* EHLO/HELO name; required */
     const struct sockaddr *source; /* bind before connect; NULL = any */
     socklen_t source_len;
-    int connect_timeout_ms; /* 0 = 30000 */
-    int command_timeout_ms; /* banner and each command; 0 = 30000 */
-    SSL_CTX *tls_ctx;       /* NULL = never STARTTLS */
+    int connect_timeout_ms; /* required, > 0 */
+    int command_timeout_ms; /* banner, TLS handshake and each command; required, > 0 */
+    SSL_CTX *tls_ctx;       /* from vd_tls_client_ctx_new; NULL = never STARTTLS. Its policy
+                               applies: require_verified=false for opportunistic STARTTLS
+                               (with true a certificate that does not verify is tls_error) */
     bool require_tls;       /* fail when STARTTLS is not offered or fails */
-    const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host */
+    const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host; NULL:
+                               STARTTLS still, but tls_verified is never true */
 } vd_smtp_opts;
 
 /* Called once per operation. The reply is valid only during the callback. */
@@ -57,7 +76,9 @@ typedef void (*vd_smtp_cb)(vd_smtp *s, const vd_smtp_reply *r, void *arg);
 /* Connects and runs banner, EHLO (HELO fallback), STARTTLS when offered and tls_ctx set,
  * EHLO again. cb gets the last reply: code 250 and err OK when ready for MAIL; otherwise
  * the failing reply (e.g. a 554 banner) or error. Returns NULL only on immediate failure
- * (bad arguments, out of memory); then cb is not called. */
+ * (bad arguments: no or unsafe helo, a timeout that is zero or negative, an address that is
+ * not IPv4/IPv6; out of memory); then cb is not called. The options hold no defaults: user
+ * options come filled in from the caller's options table. */
 vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
                       const vd_smtp_opts *opts, vd_smtp_cb cb, void *arg);
 
@@ -77,8 +98,30 @@ bool vd_smtp_tls_verified(const vd_smtp *s); /* certificate verified against the
 bool vd_smtp_has_ext(const vd_smtp *s, const char *ext); /* EHLO keyword, e.g. "SMTPUTF8" */
 int vd_smtp_commands(const vd_smtp *s);                  /* commands sent so far */
 
-/* An SSL_CTX for opportunistic STARTTLS: system CA store loaded, peer verification result
- * recorded but not enforced. Returns NULL with err on failure. */
-SSL_CTX *vd_smtp_tls_ctx_new(char *err, size_t errlen);
+/* ---- what the protocol says about a reply (no session needed) ---------------------- */
+
+/* RFC 3463: does enhanced code `code` ("5.1.1") start with `prefix` by whole components
+ * ("5", "5.1", "5.1.1" match; "5.1.10" is not matched by "5.1.1")? Components compare as
+ * text ("5.01" is not "5.1"). NULL or "" (either), or a prefix ending in ".": false. */
+bool vd_smtp_enhanced_matches(const char *code, const char *prefix);
+/* The matching rules see as reply:matches(p): p of digits only ("550") compares the reply code;
+ * digits and dots ("5.1", "5.1.1") the enhanced code by vd_smtp_enhanced_matches; anything
+ * else is a case-insensitive substring of the reply text. code/enhanced/text as in vd_smtp_reply.
+ * Digits compare by value ("0550" is 550; "5" is code 5, never a class: use code // 100).
+ * "" is a substring of every text: true (NULL text: false). p NULL: false. ASCII case
+ * folding, whatever the locale. */
+bool vd_smtp_reply_matches(int code, const char *enhanced, const char *text, const char *p);
+/* Does this reply (or transport error) end the session, so that it must not be used again?
+ * - err VD_SMTP_OK: only code 421 ("closing transmission channel", RFC 5321 §3.8), which a
+ *   server may send in reply to any command.
+ * - connect_failed, timeout, connection_closed, protocol_error, tls_error: yes; the
+ *   connection is closed (or, for tls_error with require_tls, only QUIT is left).
+ * - invalid_argument and busy: no. Both are refusals by this client before anything was
+ *   written, so the session is as it was: invalid_argument leaves it usable; busy means a
+ *   command is in flight (which goes on) or the session was already unusable, which
+ *   vd_smtp_usable() says, not this reply.
+ * For replies to MAIL/RCPT/RSET. The open callback's own rule is stricter: anything but
+ * err OK with code 250 there (e.g. a 554 banner) leaves the session only QUIT. NULL: false. */
+bool vd_smtp_reply_ends_session(const vd_smtp_reply *r);
 
 #endif

@@ -122,7 +122,8 @@ static vd_pool_opts popts(int port)
                                .connect_timeout_ms = 2000,
                                .command_timeout_ms = 3000},
                       .port = port,
-                      .mail_from = "probe@validora.test"};
+                      .mail_from = "probe@validora.test",
+                      .per_mx_sessions = 4};
     return o;
 }
 
@@ -142,6 +143,45 @@ static int common_port(void)
 }
 
 /* ---- tests ------------------------------------------------------------------------- */
+
+/* User options have no defaults in the pool: missing ones are refused. Its own limits do. */
+static void test_required_options(void)
+{
+    vd_pool_opts ok = popts(2525);
+    vd_pool *p = vd_pool_new(base, &ok);
+    CHECK(p != NULL);
+    vd_pool_free(p);
+    vd_pool_opts o = ok;
+    o.port = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.port = -25;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.port = 65536;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.per_mx_sessions = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.connect_timeout_ms = 0;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.command_timeout_ms = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o = ok;
+    o.smtp.helo = NULL;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    /* the pool's own limits: 0 = the #define, negative refused */
+    o = ok;
+    o.rcpt_per_txn = o.txn_per_session = o.idle_timeout_ms = o.dead_host_ms = 0;
+    p = vd_pool_new(base, &o);
+    CHECK(p != NULL);
+    vd_pool_free(p);
+    o.rcpt_per_txn = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+    o.rcpt_per_txn = 0;
+    o.dead_host_ms = -1;
+    CHECK(vd_pool_new(base, &o) == NULL);
+}
 
 static void test_reuse_and_transactions(void)
 {
@@ -437,9 +477,9 @@ static void test_retire_on_421(void)
     int port = common_port();
     unlink(logfile);
     pid_t pid = start_tarpit("127.0.0.1", port, "ok", logfile);
-    vd_pool *p = vd_pool_new(
-        base,
-        &(vd_pool_opts){.smtp = {.helo = "probe.validora.test"}, .port = port, .mail_from = ""});
+    vd_pool_opts o0 = popts(port);
+    o0.mail_from = "";
+    vd_pool *p = vd_pool_new(base, &o0);
     mxlist m;
     static const char *const h1[] = {"mx1.retire.test=127.0.0.1"};
     mx_make(&m, 1, h1);
@@ -481,16 +521,78 @@ static void test_retire_on_421(void)
     stop_server(pid);
 }
 
+/* A 421 to RCPT from a server that keeps the connection open: released with reusable=true
+ * (what the Lua bridge does unless the rule says otherwise), the session is never handed
+ * out again, not to a waiting request and not as an idle one. */
+static void test_421_never_reused(void)
+{
+    int port = common_port();
+    unlink(logfile);
+    pid_t pid = start_stub421("127.0.0.1", port, logfile);
+    vd_pool_opts o = popts(port);
+    o.per_mx_sessions = 1;
+    vd_pool *p = vd_pool_new(base, &o);
+    mxlist m;
+    static const char *const h1[] = {"mx1.stub.test=127.0.0.1"};
+    mx_make(&m, 1, h1);
+
+    got a = {0};
+    vd_pool_acquire(p, &m.r, on_lease, &a);
+    run_until(&a.n, 1, 5.0);
+    CHECK(a.n == 1 && a.err == VD_SMTP_OK && vd_lease_usable(a.lease));
+    CHECK(rcpt(a.lease, "alice@valid.test") == 250);
+    CHECK(vd_lease_usable(a.lease));
+    /* a second request waits for the one session */
+    got b = {0};
+    CHECK(vd_pool_acquire(p, &m.r, on_lease, &b) != NULL);
+    run_for(0.1);
+    CHECK(b.n == 0);
+
+    rep x = {0};
+    vd_lease_rcpt(a.lease, "bye@valid.test", on_reply, &x);
+    CHECK(!vd_lease_usable(a.lease)); /* a command in flight */
+    run_until(&x.n, 1, 5.0);
+    CHECK(x.n == 1 && x.err == VD_SMTP_OK && x.code == 421);
+    CHECK(!vd_lease_usable(a.lease));
+    run_for(0.2); /* the connection stays open: nothing but the reply says it is over */
+    CHECK(!vd_lease_usable(a.lease));
+    CHECK(count_lines(logfile, "C: QUIT") == 0);
+    vd_lease_release(a.lease, true);
+
+    /* the waiter gets a new connection, not the session that had the 421 */
+    run_until(&b.n, 1, 5.0);
+    CHECK(b.n == 1 && b.err == VD_SMTP_OK && b.attempts == 1);
+    CHECK(vd_lease_usable(b.lease));
+    CHECK(rcpt(b.lease, "carol@valid.test") == 250);
+    vd_lease_release(b.lease, true);
+    /* the idle session is b's */
+    got c = {0};
+    CHECK(vd_pool_acquire(p, &m.r, on_lease, &c) == NULL);
+    CHECK(c.n == 1 && c.err == VD_SMTP_OK && c.attempts == 0);
+    CHECK(rcpt(c.lease, "dave@valid.test") == 250);
+    vd_lease_release(c.lease, true);
+    CHECK(!vd_lease_usable(NULL));
+
+    vd_pool_free(p);
+    run_for(0.3);
+    stop_stub(pid);
+    CHECK(count_lines(logfile, "CONNECT ") == 2);
+    CHECK(count_lines(logfile, "C: RCPT ") == 4); /* alice, bye, carol, dave */
+    CHECK(count_lines(logfile, "C: QUIT") == 2);  /* the 421 session at release, b's at free */
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     snprintf(logfile, sizeof logfile, "/tmp/vd-pool-test-%d.log", (int)getpid());
     base = event_base_new();
+    test_required_options();
     test_reuse_and_transactions();
     test_txn_per_session_and_idle();
     test_cap_and_cancel();
     test_failover();
     test_retire_on_421();
+    test_421_never_reused();
     event_base_free(base);
     unlink(logfile);
     return check_done();

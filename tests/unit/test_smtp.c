@@ -5,6 +5,7 @@
  * or a free from inside the callback; every reply is recorded and checked afterwards. */
 #include "check.h"
 #include "smtp.h"
+#include "tls.h"
 #include "smtp_servers.h"
 
 #include <event2/event.h>
@@ -226,6 +227,34 @@ static void test_rejections(void)
     stop_server(pid);
 }
 
+/* A 421 after which the server keeps the connection open: only the reply says the session
+ * is over, and then only QUIT goes out. */
+static void test_421_kept_open(void)
+{
+    char log[128];
+    snprintf(log, sizeof log, "/tmp/vd-smtp-test-%d.log", (int)getpid());
+    unlink(log);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_stub421("127.0.0.1", port, log);
+    static const step steps[] = {{S_MAIL, ""},
+                                 {S_RCPT, "alice@valid.test"},
+                                 {S_RCPT, "bye@valid.test"},
+                                 {S_RCPT, "carol@valid.test"},
+                                 {S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 5);
+    CHECK(u.r[2].err == VD_SMTP_OK && u.r[2].code == 250 && u.r[2].usable);
+    CHECK(u.r[3].err == VD_SMTP_OK && u.r[3].code == 421 && !u.r[3].usable);
+    CHECK_STR(u.r[3].enhanced, "4.7.0");
+    CHECK(u.r[4].err == VD_SMTP_ERR_BUSY && !u.r[4].usable);
+    stop_stub(pid);
+    CHECK(count_lines(log, "C: RCPT ") == 2); /* nothing after the 421 ... */
+    CHECK(count_lines(log, "C: QUIT") == 1);  /* ... but QUIT */
+    unlink(log);
+}
+
 static void test_connect_failures(void)
 {
     /* refused: nobody listens */
@@ -403,6 +432,14 @@ static void test_busy_and_free(void)
     CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
     bad.helo = NULL;
     CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    /* timeouts are required: no default here */
+    bad = o;
+    bad.connect_timeout_ms = 0;
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    bad = o;
+    bad.command_timeout_ms = -1;
+    CHECK(vd_smtp_open(base, (struct sockaddr *)&sa, sizeof sa, &bad, on_reply, &u) == NULL);
+    CHECK(u.n == 0);
     event_base_free(base);
     stop_server(pid);
 }
@@ -410,7 +447,8 @@ static void test_busy_and_free(void)
 static void test_tls_policy(void)
 {
     char err[256] = "";
-    SSL_CTX *ctx = vd_smtp_tls_ctx_new(err, sizeof err);
+    SSL_CTX *ctx =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, err, sizeof err);
     CHECK_MSG(ctx != NULL, "%s", err);
     int port = free_port("127.0.0.1");
     pid_t pid = start_sink("127.0.0.1", port, NULL);
@@ -429,7 +467,7 @@ static void test_tls_policy(void)
     CHECK_MSG(strstr(u.r[0].errmsg, "not offered") != NULL, "%s", u.r[0].errmsg);
     CHECK(u.r[1].err == VD_SMTP_ERR_BUSY);
     stop_server(pid);
-    SSL_CTX_free(ctx);
+    vd_tls_ctx_free(ctx);
 }
 
 /* STARTTLS against the tarpit with a self-signed certificate made for the test. */
@@ -450,10 +488,17 @@ static void test_starttls(void)
         return;
     }
     char err[256] = "";
-    SSL_CTX *sys = vd_smtp_tls_ctx_new(err, sizeof err);
-    SSL_CTX *trusting = vd_smtp_tls_ctx_new(err, sizeof err);
-    CHECK(sys && trusting);
-    CHECK(SSL_CTX_load_verify_locations(trusting, cert, NULL) == 1);
+    SSL_CTX *sys =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = false}, err, sizeof err);
+    CHECK_MSG(sys != NULL, "%s", err);
+    /* the self-signed certificate is its own CA */
+    SSL_CTX *trusting = vd_tls_client_ctx_new(
+        &(vd_tls_opts){.ca_file = cert, .require_verified = false}, err, sizeof err);
+    CHECK_MSG(trusting != NULL, "%s", err);
+    /* a context that enforces verification (what HTTPS will use) */
+    SSL_CTX *strict =
+        vd_tls_client_ctx_new(&(vd_tls_opts){.require_verified = true}, err, sizeof err);
+    CHECK_MSG(strict != NULL, "%s", err);
 
     int port = free_port("127.0.0.1");
     const char *const extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
@@ -489,6 +534,21 @@ static void test_starttls(void)
     CHECK(count_lines(log, "TLS") == 3);
     CHECK(count_lines(log, "C: STARTTLS") == 3);
 
+    /* the context's policy is what applies (smtp.c does not override it); no name: TLS,
+     * never verified */
+    port = free_port("127.0.0.1");
+    pid = start_tarpit_ex("127.0.0.1", port, "ok", NULL, extra);
+    o.tls_ctx = strict;
+    o.tls_sni = "mx.tls.test";
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK_MSG(u.n == 3 && u.r[0].err == VD_SMTP_ERR_TLS, "%s", vd_smtp_err_name(u.r[0].err));
+    o.tls_ctx = trusting;
+    o.tls_sni = NULL;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(u.n == 3 && u.r[0].code == 250 && u.tls && !u.tls_verified);
+    CHECK(u.r[2].code == 250);
+    stop_server(pid);
+
     /* STARTTLS answered 454: go on in clear, or fail when TLS is required */
     port = free_port("127.0.0.1");
     pid = start_tarpit("127.0.0.1", port, "notls", NULL);
@@ -520,27 +580,137 @@ static void test_starttls(void)
     CHECK(!u.r[0].usable);
     stop_server(pid);
 
-    SSL_CTX_free(sys);
-    SSL_CTX_free(trusting);
+    vd_tls_ctx_free(sys);
+    vd_tls_ctx_free(trusting);
+    vd_tls_ctx_free(strict);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+static void test_reply_facts(void)
+{
+    /* RFC 3463 prefixes by whole components */
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5"));
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5.1"));
+    CHECK(vd_smtp_enhanced_matches("5.1.1", "5.1.1"));
+    CHECK(vd_smtp_enhanced_matches("5.1.10", "5.1.10"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.10", "5.1.1"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5.1.10"));
+    CHECK(!vd_smtp_enhanced_matches("5.10.1", "5.1"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "4"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "5.1."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", "."));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", ""));
+    CHECK(!vd_smtp_enhanced_matches("", "5"));
+    CHECK(!vd_smtp_enhanced_matches(NULL, "5"));
+    CHECK(!vd_smtp_enhanced_matches("5.1.1", NULL));
+    CHECK(!vd_smtp_enhanced_matches("5.01.1", "5.1")); /* components compare as text */
+
+    /* reply:matches as the Lua bridge had it */
+    const char *t = "<nobody>: Recipient address rejected:\nUser unknown in virtual mailbox table";
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "550"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "551"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "55"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "5"));   /* a code, not a class */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "0550")); /* by value */
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "99999999999999999999550")); /* no overflow */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "5.1"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "5.1.1"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.10", t, "5.1.1"));
+    CHECK(!vd_smtp_reply_matches(550, "", t, "5.1"));
+    CHECK(!vd_smtp_reply_matches(550, NULL, t, "5.1"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "user UNKNOWN"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "rejected:\nuser"));
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, "table"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "tables"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, "5.1.1 user")); /* not only digits/dots */
+    CHECK(vd_smtp_reply_matches(550, "5.1.1", t, ""));            /* "" is in every text */
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", NULL, "unknown"));
+    CHECK(!vd_smtp_reply_matches(550, "5.1.1", t, NULL));
+    /* digits and dots are an enhanced code even when they look like an address */
+    CHECK(!vd_smtp_reply_matches(554, "5.7.1", "blocked: 127.0.0.2 listed", "127.0.0.2"));
+
+    /* which replies end a session */
+    vd_smtp_reply r = {.err = VD_SMTP_OK, .code = 421, .text = ""};
+    CHECK(vd_smtp_reply_ends_session(&r));
+    int live[] = {250, 251, 450, 451, 452, 550, 551, 552, 553, 554, 0};
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+        r.code = live[i];
+        CHECK_MSG(!vd_smtp_reply_ends_session(&r), "%d", live[i]);
+    }
+    r.code = 0;
+    vd_smtp_err dead[] = {VD_SMTP_ERR_CONNECT, VD_SMTP_ERR_TIMEOUT, VD_SMTP_ERR_CLOSED,
+                          VD_SMTP_ERR_PROTOCOL, VD_SMTP_ERR_TLS};
+    for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++) {
+        r.err = dead[i];
+        CHECK_MSG(vd_smtp_reply_ends_session(&r), "%s", vd_smtp_err_name(dead[i]));
+    }
+    r.err = VD_SMTP_ERR_INVALID;
+    CHECK(!vd_smtp_reply_ends_session(&r));
+    r.err = VD_SMTP_ERR_BUSY;
+    CHECK(!vd_smtp_reply_ends_session(&r));
+    r.err = (vd_smtp_err)99;
+    CHECK(vd_smtp_reply_ends_session(&r)); /* unknown: do not reuse */
+    CHECK(!vd_smtp_reply_ends_session(NULL));
+}
+
+/* The names in docs/errors.md's "## SMTP" table, in order; returns how many. */
+static int doc_err_names(char names[][64], int max)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/docs/errors.md", source_dir());
+    FILE *f = fopen(file, "r");
+    CHECK_MSG(f != NULL, "cannot read %s", file);
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0) in = strncmp(line, "## SMTP", 7) == 0;
+        if (!in || strncmp(line, "| `", 3) != 0) continue;
+        const char *b = line + 3, *e = strchr(b, '`');
+        if (e && n < max) snprintf(names[n++], 64, "%.*s", (int)(e - b), b);
+    }
+    fclose(f);
+    return n;
+}
+
 static void test_names(void)
 {
+    /* the names rules see: stable, whatever else changes */
+    static const char *const want[] = {"connect_failed",  "timeout",   "connection_closed",
+                                       "protocol_error",  "tls_error", "busy",
+                                       "invalid_argument"};
+    CHECK(sizeof want / sizeof want[0] == VD_SMTP_ERR_COUNT);
+    for (int e = 1; e <= VD_SMTP_ERR_COUNT; e++) {
+        CHECK_STR(vd_smtp_err_name((vd_smtp_err)e), want[e - 1]);
+        CHECK_STR(vd_smtp_err_names[e - 1], want[e - 1]);
+    }
+    CHECK(vd_smtp_err_names[VD_SMTP_ERR_COUNT] == NULL);
     CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_CONNECT), "connect_failed");
-    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_TIMEOUT), "timeout");
-    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_PROTOCOL), "protocol_error");
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_INVALID), "invalid_argument");
     CHECK_STR(vd_smtp_err_name(VD_SMTP_OK), "ok");
+    CHECK_STR(vd_smtp_err_name((vd_smtp_err)(VD_SMTP_ERR_COUNT + 1)), "unknown");
+    CHECK_STR(vd_smtp_err_name((vd_smtp_err)-1), "unknown");
+
+    /* the docs list exactly these, in this order */
+    char doc[16][64];
+    int n = doc_err_names(doc, 16);
+    CHECK_MSG(n == VD_SMTP_ERR_COUNT, "docs/errors.md lists %d SMTP error names", n);
+    for (int i = 0; i < n && i < VD_SMTP_ERR_COUNT; i++)
+        CHECK_STR(doc[i], vd_smtp_err_names[i]);
 }
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     test_names();
+    test_reply_facts();
     test_full_session();
     test_helo_fallback();
     test_rejections();
+    test_421_kept_open();
     test_connect_failures();
     test_source_bind();
     test_hostile();
