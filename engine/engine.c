@@ -13,6 +13,7 @@
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
+#include "watch.h"
 #include "validora/options.h"
 
 #ifndef VALIDORA_VERSION
@@ -50,21 +51,6 @@ static void default_helo(char *out, size_t len)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
 }
 
-static const char *default_rules_dir(void)
-{
-    const char *env = getenv("VALIDORA_RULES");
-    if (env && *env) return env;
-#ifdef VALIDORA_INSTALL_RULES_DIR
-    if (access(VALIDORA_INSTALL_RULES_DIR "/default.lua", R_OK) == 0)
-        return VALIDORA_INSTALL_RULES_DIR;
-#endif
-#ifdef VALIDORA_SOURCE_RULES_DIR
-    return VALIDORA_SOURCE_RULES_DIR;
-#else
-    return "rules";
-#endif
-}
-
 /* Copies the caller's strings so the engine owns its settings. */
 static int own_strings(vd_engine *e, const vd_engine_config *c)
 {
@@ -74,7 +60,6 @@ static int own_strings(vd_engine *e, const vd_engine_config *c)
         const char **field;
     } s[] = {
         {c->dns_servers, &e->dns_servers, &e->cfg.dns_servers},
-        {c->rules_dir ? c->rules_dir : default_rules_dir(), &e->rules_dir, &e->cfg.rules_dir},
         {c->source_ip, &e->source_ip, &e->cfg.source_ip},
         {c->tls_ca, &e->tls_ca, &e->cfg.tls_ca},
     };
@@ -84,7 +69,11 @@ static int own_strings(vd_engine *e, const vd_engine_config *c)
         if (!(*s[i].to = strdup(s[i].from))) return -1;
         *s[i].field = *s[i].to;
     }
-    return 0;
+    e->ndirs = vd_gen_dirs(c, e->dirs, VD_STRLIST_MAX);
+    e->cfg.rules_dirs.n = (int)e->ndirs;
+    for (size_t i = 0; i < e->ndirs; i++)
+        e->cfg.rules_dirs.v[i] = e->dirs[i];
+    return e->ndirs ? 0 : -1;
 }
 
 /* HELO name, MAIL FROM and the source address, resolved and checked. */
@@ -126,19 +115,13 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
     return 0;
 }
 
-/* DNS, lists, TLS and the SMTP pool. */
+/* DNS, TLS and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
     char sub[512];
     vd_dns_opts dopts = {.servers = e->dns_servers, .timeout_ms = (int)(e->cfg.dns_timeout * 1000)};
     if (!(e->dns = vd_dns_new(e->base, &dopts, sub, sizeof sub))) {
         snprintf(err, errlen, "DNS: %s", sub);
-        return -1;
-    }
-    char listdir[4096];
-    snprintf(listdir, sizeof listdir, "%s/lists", e->rules_dir);
-    if (!(e->lists = vd_lists_new(listdir, sub, sizeof sub))) {
-        snprintf(err, errlen, "lists: %s", sub);
         return -1;
     }
     if (e->cfg.smtp && e->cfg.starttls) {
@@ -170,9 +153,28 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
     return 0;
 }
 
-static vd_rules *load_generation(vd_engine *e, char *err, size_t errlen)
+/* Joins problems into one message: "file:line: message; ..." (the first ones that fit). */
+typedef struct problems {
+    char *buf;
+    size_t len, at;
+    int n;
+} problems;
+
+static void collect_problem(const char *file, int line, const char *msg, void *arg)
 {
-    vd_rules_env env = {
+    problems *p = arg;
+    if (p->at + 1 >= p->len) return;
+    int w = line > 0
+                ? snprintf(p->buf + p->at, p->len - p->at, "%s%s:%d: %s", p->n ? "; " : "", file,
+                           line, msg)
+                : snprintf(p->buf + p->at, p->len - p->at, "%s%s: %s", p->n ? "; " : "", file, msg);
+    p->n++;
+    if (w > 0) p->at += (size_t)w < p->len - p->at ? (size_t)w : p->len - p->at - 1;
+}
+
+static vd_rules_env rules_env(const vd_engine *e)
+{
+    return (vd_rules_env){
         .base = e->base,
         .dns = e->dns,
         .pool = e->pool,
@@ -180,13 +182,29 @@ static vd_rules *load_generation(vd_engine *e, char *err, size_t errlen)
         .log = e->cfg.log,
         .log_arg = e->cfg.log_arg,
     };
-    vd_rules *r = vd_rules_load(&env, e->rules_dir, e->next_rules_id + 1, err, errlen);
-    if (!r) return NULL;
-    e->next_rules_id++;
-    engine_log(e, VD_LOG_INFO, "rules generation %u from %s is current", vd_rules_id(r),
-               e->rules_dir);
-    return r;
 }
+
+static vd_gen *load_generation(vd_engine *e, char *err, size_t errlen)
+{
+    vd_rules_env env = rules_env(e);
+    problems p = {.buf = err, .len = errlen};
+    if (errlen) err[0] = '\0';
+    vd_gen *g = vd_gen_load(&env, e->dirs, e->ndirs, e->next_gen_id + 1, collect_problem, &p);
+    if (g) e->next_gen_id++;
+    return g;
+}
+
+static void say_current(const vd_engine *e, const char *why)
+{
+    char dirs[1024] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < e->ndirs && at < sizeof dirs; i++)
+        at += (size_t)snprintf(dirs + at, sizeof dirs - at, "%s%s", i ? ", " : "", e->dirs[i]);
+    engine_log(e, VD_LOG_INFO, "rules generation %u (%s) from %s is current%s%s", e->gen->id,
+               e->gen->hash, dirs, why ? ": " : "", why ? why : "");
+}
+
+static void on_change(const char *what, void *arg);
 
 vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, char *err,
                          size_t errlen)
@@ -204,25 +222,98 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
         goto fail;
     }
     if (resolve_sender(e, c, err, errlen) != 0 || open_io(e, err, errlen) != 0) goto fail;
-    if (!(e->rules = load_generation(e, err, errlen))) goto fail;
+    if (!(e->gen = load_generation(e, err, errlen))) goto fail;
+    say_current(e, NULL);
+    if (e->cfg.watch && !(e->watch = vd_watch_new(base, e->dirs, e->ndirs, e->cfg.reload_delay,
+                                                  on_change, e, err, errlen)))
+        goto fail;
     return e;
 fail:
     vd_engine_free(e);
     return NULL;
 }
 
-int vd_engine_reload(vd_engine *e, char *err, size_t errlen)
+/* Builds a new generation and makes it current when it loaded whole and differs. */
+static int reload(vd_engine *e, const char *why, char *err, size_t errlen)
 {
-    vd_rules *r = load_generation(e, err, errlen);
-    if (!r) {
-        engine_log(e, VD_LOG_ERROR, "reload failed, generation %u stays: %s",
-                   e->rules ? vd_rules_id(e->rules) : 0, err);
+    vd_gen *g = load_generation(e, err, errlen);
+    if (!g) {
+        engine_log(e, VD_LOG_ERROR, "reload (%s) failed, generation %u (%s) stays: %s", why,
+                   e->gen->id, e->gen->hash, err);
         return -1;
     }
-    vd_rules *old = e->rules;
-    e->rules = r;
-    vd_rules_unref(old);
+    if (strcmp(g->hash, e->gen->hash) == 0) {
+        engine_log(e, VD_LOG_DEBUG,
+                   "reload (%s): no rule or list file changed, generation %u stays", why,
+                   e->gen->id);
+        vd_gen_unref(g);
+        return 0;
+    }
+    vd_gen *old = e->gen;
+    e->gen = g;
+    vd_gen_unref(old);
+    say_current(e, why);
     return 0;
+}
+
+/* A file under a rules directory changed (and things have been quiet since). */
+static void on_change(const char *what, void *arg)
+{
+    char why[4200], err[1024];
+    snprintf(why, sizeof why, "%s changed", what);
+    reload(arg, why, err, sizeof err);
+}
+
+int vd_engine_reload(vd_engine *e, char *err, size_t errlen)
+{
+    return reload(e, "asked", err, errlen);
+}
+
+int vd_engine_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg)
+{
+    return vd_job_which(e, email, len, cb, arg);
+}
+
+/* Counts the problems it passes on. */
+typedef struct relay {
+    vd_problem_cb cb;
+    void *arg;
+    int n;
+} relay;
+
+static void relay_problem(const char *file, int line, const char *msg, void *arg)
+{
+    relay *r = arg;
+    r->n++;
+    if (r->cb) r->cb(file, line, msg, r->arg);
+}
+
+int vd_rules_check(const vd_engine_config *c, vd_problem_cb problem, vd_rule_cb rule, void *arg,
+                   char *generation)
+{
+    relay r = {problem, arg, 0};
+    char msg[512];
+    if (vd_options_check(vd_engine_options, c, msg, sizeof msg) != 0) {
+        relay_problem("options", 0, msg, &r);
+        return r.n;
+    }
+    char *dirs[VD_STRLIST_MAX];
+    size_t ndirs = vd_gen_dirs(c, dirs, VD_STRLIST_MAX);
+    if (!ndirs) {
+        relay_problem("rules", 0, "out of memory", &r);
+        return r.n;
+    }
+    vd_rules_env env = {.cfg = c};
+    vd_gen *g = vd_gen_load(&env, dirs, ndirs, 1, relay_problem, &r);
+    if (g) {
+        if (rule) vd_rules_order(g->rules, rule, arg);
+        if (generation) snprintf(generation, 13, "%s", g->hash);
+        vd_gen_unref(g);
+    } else if (!r.n) {
+        relay_problem(dirs[0], 0, "the rules did not load", &r);
+    }
+    vd_gen_dirs_free(dirs, ndirs);
+    return r.n;
 }
 
 int vd_engine_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
@@ -238,14 +329,14 @@ size_t vd_engine_inflight(const vd_engine *e)
 void vd_engine_free(vd_engine *e)
 {
     if (!e) return;
+    vd_watch_free(e->watch);
     vd_jobs_free_all(e);
-    vd_rules_unref(e->rules);
+    vd_gen_unref(e->gen);
     if (e->pool) vd_pool_free(e->pool);
     if (e->dns) vd_dns_free(e->dns);
-    if (e->lists) vd_lists_free(e->lists);
     if (e->tls) vd_tls_ctx_free(e->tls);
     free(e->dns_servers);
-    free(e->rules_dir);
+    vd_gen_dirs_free(e->dirs, e->ndirs);
     free(e->source_ip);
     free(e->tls_ca);
     free(e);

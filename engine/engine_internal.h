@@ -6,9 +6,8 @@
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include "dns.h"
-#include "lists.h"
+#include "generation.h"
 #include "pool.h"
-#include "rules.h"
 #include "validora/validora.h"
 
 struct vd_job;
@@ -16,23 +15,27 @@ struct vd_job;
 struct vd_engine {
     struct event_base *base;
     vd_engine_config cfg; /* effective settings; strings point at the copies below */
-    char *dns_servers, *rules_dir, *source_ip, *tls_ca;
+    char *dns_servers, *source_ip, *tls_ca;
+    char *dirs[VD_STRLIST_MAX]; /* the rules directories */
+    size_t ndirs;
     char helo[256];
     char mail_from[320];
     struct sockaddr_storage source;
     socklen_t source_len;
     vd_dns *dns;
-    vd_lists *lists;
     vd_pool *pool;
     SSL_CTX *tls;
-    vd_rules *rules; /* the current generation */
-    unsigned next_rules_id;
+    vd_gen *gen; /* the current generation */
+    struct vd_watch *watch;
+    unsigned next_gen_id;
     size_t inflight;
     struct vd_job *jobs; /* every live job, for vd_engine_free */
 };
 
 /* job.c: the life of one address, from vd_engine_submit to its record. */
 int vd_job_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg);
+/* vd_engine_which: the DNS stage of a job, then the rule it would get instead of a probe. */
+int vd_job_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg);
 /* Drops every job without a record. */
 void vd_jobs_free_all(vd_engine *e);
 

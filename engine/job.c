@@ -29,7 +29,9 @@ typedef struct vd_job {
     const char *suggestion;
     vd_mx_result *mx; /* deep copy of the DNS answer */
     vd_dns_req *dnsreq;
-    vd_run *run; /* the rule's probe, while it runs */
+    vd_gen *gen;       /* the rules and lists it started with, kept to its end */
+    vd_run *run;       /* the rule's probe, while it runs */
+    vd_which_cb which; /* vd_engine_which: tell the rule instead of probing */
     struct timeval started;
     vd_probe probe;
 } vd_job;
@@ -132,6 +134,7 @@ static void job_free(vd_job *j)
     if (j->dnsreq) vd_dns_cancel(j->dnsreq);
     vd_rules_probe_cancel(j->run);
     vd_probe_clear(&j->probe);
+    vd_gen_unref(j->gen);
     mx_free(j->mx);
     free(j->email);
     free(j);
@@ -161,6 +164,7 @@ static vd_record record_of(const vd_job *j)
         .free = p->free_provider,
         .suggestion = j->suggestion,
         .provider = p->provider[0] ? p->provider : NULL,
+        .generation = j->gen->hash,
         .attempts = p->attempts,
         .elapsed_ms = elapsed_ms(&j->started),
         .checked_at = (int64_t)time(NULL),
@@ -169,9 +173,15 @@ static vd_record record_of(const vd_job *j)
 
 /* Delivers the record and frees the job. The sessions go back to the pool first, so the
  * callback can submit the next address onto them. */
+static void which_finish(vd_job *j, const vd_pick *pick);
+
 static void job_finish(vd_job *j)
 {
     if (!j->probe.status) vd_probe_verdict(&j->probe, "unknown", "internal_error");
+    if (j->which) {
+        which_finish(j, NULL);
+        return;
+    }
     vd_probe_release_all(&j->probe);
     vd_record r = record_of(j);
     job_unlink(j);
@@ -200,12 +210,18 @@ static void on_probe_done(vd_probe *p, void *arg)
 
 static void start_rule(vd_job *j)
 {
+    if (j->which) {
+        vd_pick pick;
+        vd_rules_pick(j->gen->rules, j->addr.domain, j->mx, &pick);
+        which_finish(j, &pick);
+        return;
+    }
     if (!j->e->cfg.smtp) {
         job_decide(j, "unknown", "not_probed", NULL);
         return;
     }
     j->probe.mx = j->mx;
-    j->run = vd_rules_probe_new(j->e->rules, &j->probe, on_probe_done, j);
+    j->run = vd_rules_probe_new(j->gen->rules, &j->probe, on_probe_done, j);
     if (!j->run) {
         job_decide(j, "unknown", "internal_error", "out of memory");
         return;
@@ -299,6 +315,8 @@ static vd_job *job_new(vd_engine *e, const char *email, size_t len, vd_result_cb
     j->probe.email_len = len;
     j->probe.addr = &j->addr;
     j->probe.reuse = e->cfg.reuse;
+    j->gen = e->gen;
+    vd_gen_ref(j->gen);
     j->next = e->jobs;
     if (e->jobs) e->jobs->prev = j;
     e->jobs = j;
@@ -306,21 +324,24 @@ static vd_job *job_new(vd_engine *e, const char *email, size_t len, vd_result_cb
     return j;
 }
 
-int vd_job_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
+/* Syntax, list flags, then the DNS stage (or the literal's own host). May finish the job. */
+static void start_job(vd_job *j)
 {
-    vd_job *j = job_new(e, email, len, cb, arg);
-    if (!j) return -1;
+    vd_engine *e = j->e;
     const char *why = NULL;
+    const char *email = j->email;
+    size_t len = j->email_len;
     j->addr_ok = vd_address_parse(email, len, &j->addr, &why);
     if (!j->addr_ok) {
         job_decide(j, "undeliverable", "invalid_syntax", why);
-        return 0;
+        return;
     }
     vd_probe *p = &j->probe;
-    p->disposable = vd_lists_is_disposable(e->lists, j->addr.domain);
-    p->free_provider = vd_lists_is_free(e->lists, j->addr.domain);
-    p->role = vd_lists_is_role(e->lists, j->addr.local);
-    j->suggestion = vd_lists_suggest(e->lists, j->addr.domain);
+    const vd_lists *lists = j->gen->lists;
+    p->disposable = vd_lists_is_disposable(lists, j->addr.domain);
+    p->free_provider = vd_lists_is_free(lists, j->addr.domain);
+    p->role = vd_lists_is_role(lists, j->addr.local);
+    j->suggestion = vd_lists_suggest(lists, j->addr.domain);
 
     if (j->addr.is_literal) {
         j->mx = mx_from_literal(&j->addr);
@@ -328,11 +349,56 @@ int vd_job_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, 
             job_decide(j, "unknown", "internal_error", "address literal not understood");
         else
             start_rule(j);
-        return 0;
+        return;
     }
     /* A cache hit runs on_mx (which may free j) before vd_dns_mx returns NULL. */
     vd_dns_req *q = vd_dns_mx(e->dns, j->addr.domain, on_mx, j);
     if (q) j->dnsreq = q;
+}
+
+int vd_job_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
+{
+    vd_job *j = job_new(e, email, len, cb, arg);
+    if (!j) return -1;
+    start_job(j);
+    return 0;
+}
+
+/* ---- which rule ---- */
+
+/* Tells the which callback the rule (pick) or the engine's own verdict, and frees the job. */
+static void which_finish(vd_job *j, const vd_pick *pick)
+{
+    const vd_probe *p = &j->probe;
+    vd_which w = {
+        .email = j->email,
+        .email_len = j->email_len,
+        .domain = j->addr_ok ? j->addr.domain : NULL,
+        .generation = j->gen->hash,
+    };
+    if (pick && strcmp(pick->by, "error") != 0) {
+        w.rule = pick->rule;
+        w.file = pick->file;
+        w.by = pick->by;
+        w.pattern = pick->pattern[0] ? pick->pattern : NULL;
+        w.host = pick->host[0] ? pick->host : NULL;
+    } else {
+        w.status = pick ? "unknown" : p->status;
+        w.reason = pick ? "rule_error" : p->reason;
+        w.detail = pick ? pick->pattern : p->detail;
+    }
+    job_unlink(j);
+    j->e->inflight--;
+    j->which(&w, j->cb_arg);
+    job_free(j);
+}
+
+int vd_job_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg)
+{
+    vd_job *j = job_new(e, email, len, NULL, arg);
+    if (!j) return -1;
+    j->which = cb;
+    start_job(j);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 
 #define ENTRY_MAX 256
 
@@ -33,8 +34,9 @@ struct vd_lists {
     char **suggest; /* in file order: ties go to the earlier, more common domain */
     size_t nsuggest;
     const psl_ctx_t *psl;
-    psl_ctx_t *psl_owned; /* when the builtin list is missing and we loaded the
-                             system one */
+    psl_ctx_t *psl_owned;     /* when the builtin list is missing and we loaded the
+                                 system one */
+    unsigned char digest[32]; /* SHA-256 over the list files as read */
 };
 
 static uint64_t hash_str(const char *s)
@@ -127,8 +129,8 @@ enum kind { KIND_DOMAIN, KIND_ROLE };
 
 /* Reads one list file into set (and, for the suggestion list, also into *vec).
  */
-static bool load(const char *dir, const char *name, enum kind kind, strset *set, char ***vec,
-                 size_t *nvec, char *err, size_t errlen)
+static bool load(EVP_MD_CTX *md, const char *dir, const char *name, enum kind kind, strset *set,
+                 char ***vec, size_t *nvec, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -142,8 +144,10 @@ static bool load(const char *dir, const char *name, enum kind kind, strset *set,
     ssize_t n;
     unsigned lineno = 0;
     bool ok = true;
+    EVP_DigestUpdate(md, name, strlen(name) + 1);
     while (ok && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        EVP_DigestUpdate(md, line, (size_t)n);
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
         char *s = line;
@@ -216,11 +220,17 @@ vd_lists *vd_lists_new(const char *dir, char *err, size_t errlen)
         return NULL;
     }
     strset suggest_set = {0};
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned dlen = 0;
     bool ok =
-        load(dir, "disposable.txt", KIND_DOMAIN, &l->disposable, NULL, NULL, err, errlen) &&
-        load(dir, "free.txt", KIND_DOMAIN, &l->free, NULL, NULL, err, errlen) &&
-        load(dir, "role.txt", KIND_ROLE, &l->role, NULL, NULL, err, errlen) &&
-        load(dir, "suggest.txt", KIND_DOMAIN, &suggest_set, &l->suggest, &l->nsuggest, err, errlen);
+        md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+        load(md, dir, "disposable.txt", KIND_DOMAIN, &l->disposable, NULL, NULL, err, errlen) &&
+        load(md, dir, "free.txt", KIND_DOMAIN, &l->free, NULL, NULL, err, errlen) &&
+        load(md, dir, "role.txt", KIND_ROLE, &l->role, NULL, NULL, err, errlen) &&
+        load(md, dir, "suggest.txt", KIND_DOMAIN, &suggest_set, &l->suggest, &l->nsuggest, err,
+             errlen) &&
+        EVP_DigestFinal_ex(md, l->digest, &dlen);
+    EVP_MD_CTX_free(md);
     set_free(&suggest_set);
     if (!ok) {
         vd_lists_free(l);
@@ -230,6 +240,11 @@ vd_lists *vd_lists_new(const char *dir, char *err, size_t errlen)
     if (!l->psl) /* libpsl built without its own copy: use the system's list */
         l->psl = l->psl_owned = psl_latest(NULL);
     return l;
+}
+
+void vd_lists_digest(const vd_lists *l, unsigned char out[32])
+{
+    memcpy(out, l->digest, sizeof l->digest);
 }
 
 void vd_lists_free(vd_lists *l)

@@ -1,7 +1,8 @@
 /* lists.h — flags from well-kept public lists: disposable domains, free providers,
  * role local parts, and typo suggestions for big providers' domains.
  *
- * Owns: loading the list files (rules/lists/NAME.txt) into hash sets at start-up, lookups.
+ * Owns: loading the list files (rules/lists/NAME.txt) into hash sets (once per rule
+ * generation), their digest, lookups.
  * Does not own: refreshing the lists (contrib/update-lists.sh). */
 #ifndef VALIDORA_LISTS_H
 #define VALIDORA_LISTS_H
@@ -14,6 +15,8 @@ typedef struct vd_lists vd_lists;
  * err when a list is missing or unreadable. */
 vd_lists *vd_lists_new(const char *dir, char *err, size_t errlen);
 void vd_lists_free(vd_lists *l);
+/* SHA-256 over the names and bytes of the list files as they were read. */
+void vd_lists_digest(const vd_lists *l, unsigned char out[32]);
 
 /* domain is the normalised (lower-case A-label) domain. A subdomain of a listed domain
  * counts (mail.mailinator.com), judged on the registrable domain through libpsl. */

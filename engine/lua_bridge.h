@@ -13,6 +13,7 @@ struct vd_rules {
     int refs;
     unsigned id;
     vd_rules_env env;
+    unsigned char digest[32]; /* of every rule and module file loaded */
 };
 
 struct vd_lua_session;

@@ -56,8 +56,17 @@ const vd_option vd_engine_options[] = {
      "address)",
      true},
 
-    {"rules", 0, VD_OPT_STRING, OFF(rules_dir), 0, NULL, 0, 0, "DIR", "Rules",
-     "rule scripts (default: $VALIDORA_RULES, else the installed rules)", false},
+    {"rules", 0, VD_OPT_LIST, OFF(rules_dirs), 0, NULL, 0, 0, "DIR", "Rules",
+     "a directory of rules; repeat it to add your own beside the shipped ones: a later "
+     "directory adds rules and overrides those of the same file name (default: "
+     "$VALIDORA_RULES, else the installed rules)",
+     false},
+    {"watch", 0, VD_OPT_FLAG, OFF(watch), 1, NULL, 0, 0, NULL, "Rules",
+     "reload the rules when a file under a rules directory changes (SIGHUP reloads too)", false},
+    {"reload-delay", 0, VD_OPT_SECONDS, OFF(reload_delay), 0.5, NULL, 0.01, 60, "SECS", "Rules",
+     "quiet time after the last change under a rules directory before reloading (an editor's "
+     "save is several steps)",
+     false},
     {"rules-memory", 0, VD_OPT_INT, OFF(rules_memory_mb), 1024, NULL, 1, 65536, "MIB", "Rules",
      "memory one rule generation may allocate (a runaway rule fails, the process lives)", false},
     {"rule-instructions", 0, VD_OPT_INT, OFF(rule_instructions), 20000000, NULL, 10000, 2000000000,
@@ -96,6 +105,9 @@ void vd_options_defaults(const vd_option *table, void *target)
         case VD_OPT_STRING:
             *(const char **)v = o->def_str;
             break;
+        case VD_OPT_LIST:
+            memset(v, 0, sizeof(vd_strlist));
+            break;
         }
     }
 }
@@ -133,6 +145,15 @@ int vd_option_parse(const vd_option *o, void *target, const char *text, char *er
     case VD_OPT_STRING:
         *(const char **)v = text;
         return 0;
+    case VD_OPT_LIST: {
+        vd_strlist *l = v;
+        if (!text || l->n >= VD_STRLIST_MAX) {
+            snprintf(err, errlen, "--%s: at most %d", o->name, VD_STRLIST_MAX);
+            return -1;
+        }
+        l->v[l->n++] = text;
+        return 0;
+    }
     case VD_OPT_FLAG:
         if (!text || !strcasecmp(text, "true") || !strcasecmp(text, "yes") || !strcmp(text, "1"))
             *(bool *)v = true;
@@ -203,6 +224,14 @@ static void format_value(const vd_option *o, const void *v, char *buf, size_t le
         snprintf(buf, len, "%s", s ? s : "");
         break;
     }
+    case VD_OPT_LIST: {
+        const vd_strlist *l = v;
+        size_t at = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < l->n && at < len; i++)
+            at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? "," : "", l->v[i]);
+        break;
+    }
     }
 }
 
@@ -216,6 +245,9 @@ void vd_option_format_default(const vd_option *o, char *buf, size_t len)
     switch (o->type) {
     case VD_OPT_STRING:
         snprintf(buf, len, "%s", o->def_str ? o->def_str : "");
+        break;
+    case VD_OPT_LIST:
+        snprintf(buf, len, "%s", "");
         break;
     case VD_OPT_INT:
     case VD_OPT_COUNT:

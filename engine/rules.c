@@ -7,6 +7,7 @@
  * jobs in flight finish on their own rules.
  * Does not own: the sandbox itself (sandbox.c), the coroutine protocol (lua_task.c), the
  * job, session and dns objects (lua_job.c, lua_smtp.c, lua_dns.c). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -84,6 +85,15 @@ static void push_config(lua_State *L, const vd_engine_config *cfg)
             else
                 lua_pushnil(L);
             break;
+        case VD_OPT_LIST: {
+            const vd_strlist *l = v;
+            lua_createtable(L, l->n, 0);
+            for (int i = 0; i < l->n; i++) {
+                lua_pushstring(L, l->v[i]);
+                lua_rawseti(L, -2, i + 1);
+            }
+            break;
+        }
         }
         char key[64];
         snprintf(key, sizeof key, "%s", o->name);
@@ -147,31 +157,62 @@ static void open_bindings(lua_State *L, vd_rules *r)
 
 /* ---- loading ---- */
 
-static int check_rule(lua_State *L, int idx, const char *file, char *err, size_t errlen)
+static const char ORDERED_KEY[] = "validora.ordered";
+static const char DEFAULT_KEY[] = "validora.default";
+static const char SELECT_KEY[] = "validora.select";
+
+/* Collects problems while a generation loads. */
+typedef struct loader {
+    lua_State *L;
+    vd_problem_cb cb;
+    void *arg;
+    int problems;
+} loader;
+
+static void problem(loader *ld, const char *file, int line, const char *msg)
 {
-    if (!lua_istable(L, idx)) {
-        snprintf(err, errlen, "%s: a rule file must return a table", file);
-        return -1;
+    ld->problems++;
+    if (ld->cb) ld->cb(file, line, msg, ld->arg);
+}
+
+/* A Lua error message "path:line: message" as a problem; file when it names none. */
+static void lua_problem(loader *ld, const char *file, const char *msg)
+{
+    const char *m = msg ? msg : "error object is not a string";
+    const char *colon = strstr(m, ".lua:");
+    if (colon) {
+        char path[4096];
+        snprintf(path, sizeof path, "%.*s", (int)(colon + 4 - m), m);
+        char *end;
+        long line = strtol(colon + 5, &end, 10);
+        if (end != colon + 5 && *end == ':') {
+            problem(ld, path, (int)line, end[1] == ' ' ? end + 2 : end + 1);
+            return;
+        }
     }
-    static const struct {
-        const char *field;
-        int type;
-        bool required;
-    } shape[] = {
-        {"name", LUA_TSTRING, true},   {"probe", LUA_TFUNCTION, true},
-        {"match", LUA_TTABLE, false},  {"classify", LUA_TFUNCTION, false},
-        {"limits", LUA_TTABLE, false}, {"warmup", LUA_TTABLE, false},
-    };
-    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++) {
-        lua_getfield(L, idx, shape[i].field);
-        int t = lua_type(L, -1);
-        lua_pop(L, 1);
-        if (t == shape[i].type || (t == LUA_TNIL && !shape[i].required)) continue;
-        snprintf(err, errlen, "%s: rule field '%s' must be a %s%s", file, shape[i].field,
-                 lua_typename(L, shape[i].type), shape[i].required ? "" : " (or absent)");
-        return -1;
+    problem(ld, file, 0, m);
+}
+
+/* The first line of path that assigns field ("field =" or "field="), or 0. */
+static int field_line(const char *path, const char *field)
+{
+    FILE *f = field ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    char line[4096];
+    int n = 0, found = 0;
+    size_t flen = strlen(field);
+    while (!found && fgets(line, sizeof line, f)) {
+        n++;
+        for (char *p = strstr(line, field); p && !found; p = strstr(p + 1, field)) {
+            bool start = p == line || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+            const char *q = p + flen;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            if (start && *q == '=' && q[1] != '=') found = n;
+        }
     }
-    return 0;
+    fclose(f);
+    return found;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -179,98 +220,159 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The NAME.lua files of dir, sorted by name. */
-static char **rule_files(const char *dir, size_t *n, char *err, size_t errlen)
+/* Appends the NAME.lua files of dir that are not in names yet. */
+static void add_rule_files(loader *ld, const char *dir, char ***names, size_t *n, size_t *cap)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        snprintf(err, errlen, "rules directory %s: %s", dir, strerror(errno));
-        return NULL;
+        char msg[512];
+        snprintf(msg, sizeof msg, "rules directory: %s", strerror(errno));
+        problem(ld, dir, 0, msg);
+        return;
     }
-    char **names = NULL;
-    size_t cap = 0;
-    *n = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
         if (len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
-        if (*n + 1 >= cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) goto oom;
-            names = nn;
+        bool seen = false;
+        for (size_t i = 0; i < *n && !seen; i++)
+            seen = strncmp((*names)[i], de->d_name, len - 4) == 0 && (*names)[i][len - 4] == '\0';
+        if (seen) continue;
+        if (*n + 1 >= *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            char **nn = realloc(*names, nc * sizeof *nn);
+            if (!nn) break;
+            *names = nn;
+            *cap = nc;
         }
-        names[*n] = strndup(de->d_name, len - 4);
-        if (!names[*n]) goto oom;
+        if (!((*names)[*n] = strndup(de->d_name, len - 4))) break;
         (*n)++;
     }
     closedir(d);
-    if (!names) names = calloc(1, sizeof *names);
-    if (*n) qsort(names, *n, sizeof *names, cmp_str);
-    return names;
-oom:
-    closedir(d);
-    for (size_t i = 0; i < *n; i++)
-        free(names[i]);
-    free(names);
-    snprintf(err, errlen, "out of memory");
-    return NULL;
 }
 
-static int lua_fail(lua_State *L, const char *what, char *err, size_t errlen)
+/* Requires module name; leaves its value (or nothing, after a problem) on the stack. */
+static bool require_module(loader *ld, const char *name)
 {
-    snprintf(err, errlen, "%s%s", what, lua_tostring(L, -1));
-    return -1;
+    char path[4096];
+    if (!vd_sandbox_find(ld->L, name, path, sizeof path))
+        snprintf(path, sizeof path, "%s.lua", name);
+    if (vd_sandbox_require(ld->L, name) == LUA_OK) return true;
+    lua_problem(ld, path, lua_tostring(ld->L, -1));
+    lua_pop(ld->L, 1);
+    return false;
 }
 
-/* Loads the rules (through require, so `require "default"` from another rule gets the same
- * table), the selector and the memo; keeps the runner in the registry. */
-static int load_all(lua_State *L, const char *dir, char *const *names, size_t n, char *err,
-                    size_t errlen)
+/* Checks the rule on top of the stack with validora/check.lua's check (at index checker). */
+static bool rule_ok(loader *ld, int checker, const char *path)
 {
-    lua_newtable(L); /* the rules but default, in file order */
-    int list = lua_gettop(L);
-    int count = 0, dflt = 0;
-    for (size_t i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.lua", dir, names[i]);
-        if (vd_sandbox_require(L, names[i]) != LUA_OK) return lua_fail(L, "", err, errlen);
-        if (check_rule(L, -1, path, err, errlen) != 0) return -1;
-        if (strcmp(names[i], "default") == 0) {
-            dflt = lua_gettop(L);
-        } else {
-            lua_rawseti(L, list, ++count);
-        }
+    lua_State *L = ld->L;
+    lua_pushvalue(L, checker);
+    lua_pushvalue(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_problem(ld, path, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return false;
     }
-    if (!dflt) {
-        snprintf(err, errlen, "%s/default.lua: missing (the fallback rule is required)", dir);
-        return -1;
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "field");
+        lua_getfield(L, -2, "msg");
+        problem(ld, path, field_line(path, lua_tostring(L, -2)), lua_tostring(L, -1));
+        lua_pop(L, 3);
     }
-    if (vd_sandbox_require(L, "validora.once") != LUA_OK)
-        return lua_fail(L, "validora/once.lua: ", err, errlen);
-    vd_lua_job_set_method(L, "once");
-    if (vd_sandbox_require(L, "validora.select") != LUA_OK)
-        return lua_fail(L, "validora/select.lua: ", err, errlen);
+    lua_pop(L, 1);
+    return n == 0;
+}
+
+/* Orders the entries at index list (validora/select.lua) and keeps the runner. */
+static void keep_runner(loader *ld, int list)
+{
+    lua_State *L = ld->L;
+    if (!require_module(ld, "validora.select")) return;
+    int sel = lua_gettop(L);
+    lua_pushvalue(L, sel);
+    lua_setfield(L, LUA_REGISTRYINDEX, SELECT_KEY);
+    lua_getfield(L, sel, "order");
     lua_pushvalue(L, list);
-    lua_pushvalue(L, dflt);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) return lua_fail(L, "validora/select.lua: ", err, errlen);
-    if (!lua_isfunction(L, -1)) {
-        snprintf(err, errlen,
-                 "%s/validora/select.lua: must return a function that returns the "
-                 "runner",
-                 dir);
-        return -1;
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_problem(ld, "validora/select.lua", lua_tostring(L, -1));
+        return;
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ORDERED_KEY);
+    lua_getfield(L, sel, "runner");
+    lua_insert(L, -2);
+    lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_KEY);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK || !lua_isfunction(L, -1)) {
+        lua_problem(ld, "validora/select.lua",
+                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "runner() must return a function");
+        return;
     }
     lua_setfield(L, LUA_REGISTRYINDEX, RUNNER_KEY);
-    return 0;
 }
 
-vd_rules *vd_rules_load(const vd_rules_env *env, const char *dir, unsigned id, char *err,
-                        size_t errlen)
+/* Loads every rule (through require, so `require "default"` from another rule gets the same
+ * table), checks each, orders them and keeps the runner in the registry. */
+static void load_all(loader *ld, const char *const *dirs, size_t ndirs)
 {
+    lua_State *L = ld->L;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < ndirs; i++)
+        add_rule_files(ld, dirs[i], &names, &n, &cap);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    if (!require_module(ld, "validora.check")) goto out;
+    lua_getfield(L, -1, "check");
+    int checker = lua_gettop(L);
+    lua_newtable(L); /* entries, default left out, in file-name order */
+    int list = lua_gettop(L);
+    int count = 0;
+    bool have_default = false;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        vd_sandbox_find(L, names[i], path, sizeof path);
+        if (!require_module(ld, names[i])) continue;
+        if (!rule_ok(ld, checker, path)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (strcmp(names[i], "default") == 0) {
+            have_default = true;
+            lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_KEY);
+            continue;
+        }
+        lua_createtable(L, 0, 3);
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "rule");
+        lua_pushstring(L, names[i]);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, path);
+        lua_setfield(L, -2, "file");
+        lua_rawseti(L, list, ++count);
+    }
+    if (!have_default) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/default.lua", ndirs ? dirs[ndirs - 1] : ".");
+        problem(ld, path, 0, "missing: the fallback rule is required");
+    }
+    if (require_module(ld, "validora.once")) vd_lua_job_set_method(L, "once");
+    if (!ld->problems) keep_runner(ld, list);
+out:
+    lua_settop(L, 0);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+vd_rules *vd_rules_load(const vd_rules_env *env, const char *const *dirs, size_t ndirs, unsigned id,
+                        vd_problem_cb cb, void *arg)
+{
+    loader ld = {.cb = cb, .arg = arg};
     vd_rules *r = calloc(1, sizeof *r);
     if (!r) {
-        snprintf(err, errlen, "out of memory");
+        problem(&ld, ndirs ? dirs[0] : "rules", 0, "out of memory");
         return NULL;
     }
     r->env = *env;
@@ -281,28 +383,91 @@ vd_rules *vd_rules_load(const vd_rules_env *env, const char *dir, unsigned id, c
         .load_instructions = (uint64_t)env->cfg->load_instructions,
         .task_instructions = (uint64_t)env->cfg->rule_instructions,
     };
-    size_t n = 0;
-    char **names = rule_files(dir, &n, err, errlen);
-    if (!names) {
+    char err[512];
+    r->L = vd_sandbox_new(dirs, ndirs, &lim, err, sizeof err);
+    if (!r->L) {
+        problem(&ld, ndirs ? dirs[0] : "rules", 0, err);
         free(r);
         return NULL;
     }
-    int rc = -1;
-    r->L = vd_sandbox_new(dir, &lim, err, errlen);
-    if (r->L) {
-        open_bindings(r->L, r);
-        rc = load_all(r->L, dir, names, n, err, errlen);
-        lua_settop(r->L, 0);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    if (rc != 0) {
+    ld.L = r->L;
+    open_bindings(r->L, r);
+    load_all(&ld, dirs, ndirs);
+    if (ld.problems) {
         vd_sandbox_close(r->L);
         free(r);
         return NULL;
     }
+    vd_sandbox_digest(r->L, r->digest);
     return r;
+}
+
+void vd_rules_digest(const vd_rules *r, unsigned char out[32])
+{
+    memcpy(out, r->digest, sizeof r->digest);
+}
+
+void vd_rules_order(vd_rules *r, vd_rule_cb cb, void *arg)
+{
+    lua_State *L = r->L;
+    lua_getfield(L, LUA_REGISTRYINDEX, ORDERED_KEY);
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        lua_getfield(L, -1, "name");
+        lua_getfield(L, -2, "file");
+        lua_getfield(L, -3, "priority");
+        cb((int)i, lua_tostring(L, -3), lua_tostring(L, -2), (double)lua_tonumber(L, -1), arg);
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 1);
+    char path[4096];
+    vd_sandbox_find(L, "default", path, sizeof path);
+    cb((int)n + 1, "default", path, 0, arg);
+}
+
+/* Copies the string field key of the table on top into buf ("" when absent). */
+static void copy_field(lua_State *L, const char *key, char *buf, size_t len)
+{
+    lua_getfield(L, -1, key);
+    snprintf(buf, len, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+}
+
+int vd_rules_pick(vd_rules *r, const char *domain, const vd_mx_result *mx, vd_pick *out)
+{
+    lua_State *L = r->L;
+    memset(out, 0, sizeof *out);
+    lua_getfield(L, LUA_REGISTRYINDEX, SELECT_KEY);
+    lua_getfield(L, -1, "pick");
+    lua_getfield(L, LUA_REGISTRYINDEX, ORDERED_KEY);
+    lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_KEY);
+    lua_pushstring(L, domain);
+    lua_createtable(L, mx ? (int)mx->nhosts : 0, 0);
+    for (size_t i = 0; mx && i < mx->nhosts; i++) {
+        lua_pushstring(L, mx->hosts[i].name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    int rc = 0;
+    if (lua_pcall(L, 4, 2, 0) != LUA_OK) {
+        snprintf(out->by, sizeof out->by, "error");
+        snprintf(out->pattern, sizeof out->pattern, "%s", lua_tostring(L, -1));
+        rc = -1;
+    } else {
+        lua_pushvalue(L, -2);
+        copy_field(L, "name", out->rule, sizeof out->rule);
+        lua_pop(L, 1);
+        copy_field(L, "by", out->by, sizeof out->by);
+        copy_field(L, "pattern", out->pattern, sizeof out->pattern);
+        copy_field(L, "host", out->host, sizeof out->host);
+        lua_getfield(L, -1, "entry");
+        if (lua_istable(L, -1))
+            copy_field(L, "file", out->file, sizeof out->file);
+        else
+            vd_sandbox_find(L, "default", out->file, sizeof out->file);
+    }
+    lua_settop(L, 0);
+    return rc;
 }
 
 void vd_rules_ref(vd_rules *r)

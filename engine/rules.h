@@ -28,9 +28,25 @@ typedef struct vd_rules_env {
     void *log_arg;
 } vd_rules_env;
 
-/* Loads every rule of dir as generation id. NULL with "file:line: message" in err. */
-vd_rules *vd_rules_load(const vd_rules_env *env, const char *dir, unsigned id, char *err,
-                        size_t errlen);
+/* Loads every rule of the directories (a later one adds rules and overrides those of the same
+ * file name) as generation id. Every problem found goes to cb (file, line or 0, message);
+ * NULL when there was any. */
+vd_rules *vd_rules_load(const vd_rules_env *env, const char *const *dirs, size_t ndirs, unsigned id,
+                        vd_problem_cb cb, void *arg);
+/* SHA-256 over the names and bytes of every rule and module file the generation loaded. */
+void vd_rules_digest(const vd_rules *r, unsigned char out[32]);
+/* Calls cb for each rule in the order they are tried (default last). */
+void vd_rules_order(vd_rules *r, vd_rule_cb cb, void *arg);
+
+/* Which rule would probe an address at domain with these MX hosts, and why. */
+typedef struct vd_pick {
+    char rule[64];     /* its name */
+    char file[4096];   /* its file */
+    char by[16];       /* "domain", "mx", "default" ("error": pattern holds the message) */
+    char pattern[256]; /* the pattern that matched */
+    char host[256];    /* the MX host it matched */
+} vd_pick;
+int vd_rules_pick(vd_rules *r, const char *domain, const vd_mx_result *mx, vd_pick *out);
 void vd_rules_ref(vd_rules *r);
 /* The generation is freed when its last reference goes. */
 void vd_rules_unref(vd_rules *r);

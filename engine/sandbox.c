@@ -5,11 +5,14 @@
  * os.date and os.difftime; require limited to the rules directory. No io, no os.execute, no
  * debug, no coroutine (a rule's own coroutine would swallow the engine's yields), no binary
  * chunks. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <openssl/evp.h>
 #include "lua_task.h"
 #include "sandbox.h"
 
@@ -17,12 +20,13 @@
 
 static const char BASE_KEY[] = "validora.sandbox";
 static const char LOADED_KEY[] = "validora.loaded";
-static const char DIR_KEY[] = "validora.dir";
+static const char DIRS_KEY[] = "validora.dirs";
 
 typedef struct sandbox {
     vd_sandbox_limits lim;
     size_t mem;
     uint64_t load_count;
+    EVP_MD_CTX *digest; /* over every file loaded */
 } sandbox;
 
 static sandbox *sandbox_of(lua_State *L)
@@ -75,19 +79,108 @@ size_t vd_sandbox_memory(lua_State *L)
     return sandbox_of(L)->mem;
 }
 
-int vd_sandbox_loadfile(lua_State *L, const char *path)
+/* A fresh _ENV: copies of the base's tables (keeping their protected metatables), the rest
+ * reached through __index. */
+static void push_env(lua_State *L)
 {
-    int st = luaL_loadfilex(L, path, "t");
-    if (st != LUA_OK) return st;
-    lua_newtable(L); /* _ENV */
-    lua_newtable(L); /* its metatable */
+    lua_newtable(L);
+    int env = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+    int base = env + 1;
+    lua_pushnil(L);
+    while (lua_next(L, base)) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int from = lua_gettop(L);
+            lua_newtable(L);
+            lua_pushnil(L);
+            while (lua_next(L, from)) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, -4);
+            }
+            if (lua_getmetatable(L, from)) lua_setmetatable(L, -2);
+            lua_pushvalue(L, -3); /* key */
+            lua_insert(L, -2);
+            lua_rawset(L, env);
+        }
+        lua_pop(L, 1);
+    }
+    lua_newtable(L); /* the env's metatable */
+    lua_pushvalue(L, base);
     lua_setfield(L, -2, "__index");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
+    lua_setmetatable(L, env);
+    lua_pop(L, 1); /* base */
+}
+
+/* The whole file, at most VD_SANDBOX_MAX_FILE bytes; NULL with a message pushed. */
+static char *read_file(lua_State *L, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(VD_SANDBOX_MAX_FILE + 1);
+    size_t n = buf ? fread(buf, 1, VD_SANDBOX_MAX_FILE + 1, f) : 0;
+    bool bad = !buf || ferror(f) || n > VD_SANDBOX_MAX_FILE;
+    fclose(f);
+    if (bad) {
+        lua_pushfstring(L, "%s: %s", path,
+                        !buf                      ? "out of memory"
+                        : n > VD_SANDBOX_MAX_FILE ? "file too large"
+                                                  : "read error");
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int vd_sandbox_loadfile(lua_State *L, const char *path, const char *name)
+{
+    size_t len;
+    char *src = read_file(L, path, &len);
+    if (!src) return LUA_ERRFILE;
+    sandbox *sb = sandbox_of(L);
+    EVP_DigestUpdate(sb->digest, name, strlen(name) + 1);
+    EVP_DigestUpdate(sb->digest, src, len);
+    char chunk[4200];
+    snprintf(chunk, sizeof chunk, "@%s", path);
+    int st = luaL_loadbufferx(L, src, len, chunk, "t");
+    free(src);
+    if (st != LUA_OK) return st;
+    push_env(L);
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     return LUA_OK;
+}
+
+void vd_sandbox_digest(lua_State *L, unsigned char out[32])
+{
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    unsigned n = 0;
+    if (!copy || !EVP_MD_CTX_copy_ex(copy, sandbox_of(L)->digest) ||
+        !EVP_DigestFinal_ex(copy, out, &n))
+        memset(out, 0, 32);
+    EVP_MD_CTX_free(copy);
+}
+
+bool vd_sandbox_find(lua_State *L, const char *name, char *path, size_t len)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, DIRS_KEY);
+    bool found = false;
+    for (lua_Integer i = (lua_Integer)luaL_len(L, -1); i >= 1 && !found; i--) {
+        lua_rawgeti(L, -1, i);
+        int off = snprintf(path, len, "%s/", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        for (const char *p = name; *p && off < (int)len - 5; p++)
+            path[off++] = *p == '.' ? '/' : *p;
+        snprintf(path + off, len - (size_t)off, ".lua");
+        found = access(path, R_OK) == 0;
+    }
+    lua_pop(L, 1);
+    return found;
 }
 
 static bool module_name_ok(const char *name)
@@ -112,14 +205,10 @@ static int l_require(lua_State *L)
     lua_getfield(L, -1, name);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, DIR_KEY);
     char path[4096];
-    int off = snprintf(path, sizeof path, "%s/", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    for (const char *p = name; *p && off < (int)sizeof path - 5; p++)
-        path[off++] = *p == '.' ? '/' : *p;
-    snprintf(path + off, sizeof path - (size_t)off, ".lua");
-    if (vd_sandbox_loadfile(L, path) != LUA_OK) return lua_error(L);
+    if (!vd_sandbox_find(L, name, path, sizeof path))
+        return luaL_error(L, "module '%s' not found in the rules directories", name);
+    if (vd_sandbox_loadfile(L, path, name) != LUA_OK) return lua_error(L);
     lua_call(L, 0, 1);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -156,6 +245,8 @@ static void copy_lib(lua_State *L, int g, int base, const char *lib)
         lua_insert(L, -2);
         lua_settable(L, -4);
     }
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump"); /* string.dump makes bytecode: rules get none */
     lua_setfield(L, base, lib);
     lua_pop(L, 1);
 }
@@ -202,31 +293,45 @@ void vd_sandbox_setglobal(lua_State *L, const char *name)
 
 static int setup(lua_State *L)
 {
-    const char *dir = lua_touserdata(L, 1);
+    const char *const *dirs = lua_touserdata(L, 1);
+    size_t ndirs = (size_t)lua_tointeger(L, 2);
     luaL_openlibs(L); /* the full libraries stay on the main thread; rules see the base */
-    lua_pushstring(L, dir);
-    lua_setfield(L, LUA_REGISTRYINDEX, DIR_KEY);
+    lua_createtable(L, (int)ndirs, 0);
+    for (size_t i = 0; i < ndirs; i++) {
+        lua_pushstring(L, dirs[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, DIRS_KEY);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
     build_base(L);
     return 0;
 }
 
-lua_State *vd_sandbox_new(const char *dir, const vd_sandbox_limits *lim, char *err, size_t errlen)
+lua_State *vd_sandbox_new(const char *const *dirs, size_t ndirs, const vd_sandbox_limits *lim,
+                          char *err, size_t errlen)
 {
     sandbox *sb = calloc(1, sizeof *sb);
     if (!sb) goto oom;
     sb->lim = *lim;
+    sb->digest = EVP_MD_CTX_new();
+    if (!sb->digest || !EVP_DigestInit_ex(sb->digest, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(sb->digest);
+        free(sb);
+        goto oom;
+    }
     lua_State *L = lua_newstate(sandbox_alloc, sb);
     if (!L) {
+        EVP_MD_CTX_free(sb->digest);
         free(sb);
         goto oom;
     }
     vd_task *none = NULL;
     memcpy(lua_getextraspace(L), &none, sizeof none); /* the main thread is no task */
     lua_pushcfunction(L, setup);
-    lua_pushlightuserdata(L, (void *)dir);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lua_pushlightuserdata(L, (void *)dirs);
+    lua_pushinteger(L, (lua_Integer)ndirs);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         snprintf(err, errlen, "sandbox: %s", lua_tostring(L, -1));
         vd_sandbox_close(L);
         return NULL;
@@ -243,5 +348,6 @@ void vd_sandbox_close(lua_State *L)
     if (!L) return;
     sandbox *sb = sandbox_of(L);
     lua_close(L);
+    EVP_MD_CTX_free(sb->digest);
     free(sb);
 }

@@ -8,6 +8,7 @@
  * rule generations (rules.c), coroutines (lua_task.c). */
 #ifndef VALIDORA_SANDBOX_H
 #define VALIDORA_SANDBOX_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
@@ -18,18 +19,30 @@ typedef struct vd_sandbox_limits {
     uint64_t task_instructions; /* VM instructions each task may run */
 } vd_sandbox_limits;
 
+#define VD_SANDBOX_MAX_FILE (4u << 20) /* bytes of one rule or module file: rules are code */
+
 /* A new state whose code can reach only the base environment; require() finds modules in
- * dir (NAME.lua, a.b as a/b.lua). NULL with a message in err when out of memory. */
-lua_State *vd_sandbox_new(const char *dir, const vd_sandbox_limits *lim, char *err, size_t errlen);
+ * the directories (NAME.lua, a.b as a/b.lua), the last directory first, so a later one
+ * overrides. NULL with a message in err when out of memory. */
+lua_State *vd_sandbox_new(const char *const *dirs, size_t ndirs, const vd_sandbox_limits *lim,
+                          char *err, size_t errlen);
+
+/* The path of module name (as require finds it) into path; false when no directory has it. */
+bool vd_sandbox_find(lua_State *L, const char *name, char *path, size_t len);
+
+/* SHA-256 over the name and bytes of every file loaded so far, in load order. */
+void vd_sandbox_digest(lua_State *L, unsigned char out[32]);
 void vd_sandbox_close(lua_State *L);
 
 /* Sets the value on top of the stack (popped) as global name of the base environment.
  * Call before loading rule code. */
 void vd_sandbox_setglobal(lua_State *L, const char *name);
 
-/* Loads path as a text chunk with a fresh _ENV inheriting the base. Leaves the chunk, or the
- * error message, on the stack; returns a LUA_* status. */
-int vd_sandbox_loadfile(lua_State *L, const char *path);
+/* Loads path (module name, for the digest) as a text chunk with a fresh _ENV inheriting the
+ * base: its own copies of the base's tables (string, table, config, ...), so no file can
+ * change what another sees. Leaves the chunk, or the error message, on the stack; returns a
+ * LUA_* status. */
+int vd_sandbox_loadfile(lua_State *L, const char *path, const char *name);
 
 /* Runs require(name) in protected mode: LUA_OK with the module's value on the stack, or an
  * error status with the message ("file:line: message") on the stack. */

@@ -55,6 +55,8 @@ typedef struct vd_record {
     bool disposable, role, free;
     const char *suggestion; /* NULL = absent */
     const char *provider;   /* rule name, NULL = absent */
+    const char
+        *generation; /* short hash of the rule and list files that decided it, NULL = absent */
     int attempts;
     int64_t elapsed_ms;
     int64_t checked_at; /* unix seconds */

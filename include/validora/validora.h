@@ -9,6 +9,7 @@
 #define VALIDORA_VALIDORA_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "validora/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,7 +36,7 @@ typedef void (*vd_log_cb)(vd_log_level level, const char *msg, void *arg);
 typedef struct vd_engine_config {
     const char *dns_servers; /* --dns: "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
     double dns_timeout;      /* --dns-timeout, seconds per try */
-    const char *rules_dir;   /* --rules; NULL = $VALIDORA_RULES, the installed or source rules */
+    vd_strlist rules_dirs;   /* --rules, repeatable; none = $VALIDORA_RULES, the installed rules */
     bool smtp;               /* --smtp; false: stop after DNS (reason not_probed) */
     const char *helo;        /* --helo; NULL = /etc/mailname or the host name */
     const char *mail_from;   /* --mail-from; NULL = verify@<helo>, "" = the null sender */
@@ -48,6 +49,8 @@ typedef struct vd_engine_config {
     int greylist_tries;      /* --greylist-tries: RCPT tries in all for a greylisted address */
     int per_mx_sessions;     /* --per-mx-sessions: concurrent SMTP sessions per MX host */
     bool reuse;              /* --reuse: keep SMTP sessions for later addresses */
+    bool watch;              /* --watch: reload when a file under a rules directory changes */
+    double reload_delay;     /* --reload-delay: quiet seconds before such a reload */
     int rules_memory_mb;     /* --rules-memory: MiB a rule generation may allocate */
     int rule_instructions;   /* --rule-instructions: Lua VM instructions per address */
     int load_instructions;   /* --rules-load-instructions: to load a rule generation */
@@ -78,6 +81,41 @@ size_t vd_engine_inflight(const vd_engine *e);
 /* Loads the rules again as a new generation; running jobs finish on the old one.
  * Returns 0, or -1 with a message in err (the current generation stays). */
 int vd_engine_reload(vd_engine *e, char *err, size_t errlen);
+
+/* A problem found in the rules: its file, line (0 when not known) and message. */
+typedef void (*vd_problem_cb)(const char *file, int line, const char *msg, void *arg);
+/* One rule, in the order rules are tried: position from 1, name, file, priority. */
+typedef void (*vd_rule_cb)(int position, const char *name, const char *file, double priority,
+                           void *arg);
+
+/* Loads the rules and lists of c exactly as a reload would, without starting an engine:
+ * problem gets every problem found; when there is none, rule (if not NULL) gets every rule in
+ * the order they are tried and generation (13 bytes, if not NULL) the generation's hash.
+ * Returns the number of problems. */
+int vd_rules_check(const vd_engine_config *c, vd_problem_cb problem, vd_rule_cb rule, void *arg,
+                   char *generation);
+
+/* Which rule would handle an address, and why. */
+typedef struct vd_which {
+    const char *email; /* as given, email_len bytes */
+    size_t email_len;
+    const char *domain;     /* normalised; NULL when the address is invalid */
+    const char *rule;       /* NULL when no rule runs: the engine decides (status, reason) */
+    const char *file;       /* the rule's file */
+    const char *by;         /* "domain", "mx" or "default" */
+    const char *pattern;    /* the match pattern that fitted; NULL for default */
+    const char *host;       /* the MX host it fitted, for by = "mx" */
+    const char *status;     /* when no rule runs: the verdict the engine gives */
+    const char *reason;     /* (invalid_syntax, domain_not_found, null_mx, dns_error, ...) */
+    const char *detail;     /* more about that verdict, or NULL */
+    const char *generation; /* the generation that chose */
+} vd_which;
+typedef void (*vd_which_cb)(const vd_which *w, void *arg);
+
+/* Looks up the address's MX hosts (the same DNS as a probe) and tells which rule would probe
+ * it, through cb (called once, maybe before this returns). Nothing is sent to any mail
+ * server. Returns 0, or -1 when out of memory. */
+int vd_engine_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg);
 
 /* Frees the engine. Jobs still in flight are dropped without a record. Open SMTP sessions
  * get a polite QUIT: keep running the event loop for a moment afterwards to let it out. */

@@ -43,7 +43,7 @@ static vd_engine *engine_new(struct event_base *base, const char *rules, char *e
     vd_engine_config_init(&c);
     c.smtp = false;
     c.dns_servers = "127.0.0.1:9"; /* never asked: literals and syntax errors only */
-    c.rules_dir = rules;
+    c.rules_dirs = (vd_strlist){.v = {rules}, .n = 1};
     return vd_engine_new(base, &c, err, n);
 }
 
@@ -153,7 +153,7 @@ static void test_log_callback(struct event_base *base)
     snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", rules_dir, tmp);
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/zz_log.lua", tmp);
-    write_file(path, "return { name = 'log', match = { domain = { '^%[127%.0%.0%.2%]$' } },\n"
+    write_file(path, "return { name = 'log', match = { domain = { '[127.0.0.2]' } },\n"
                      "  probe = function(job)\n"
                      "    if job.local_part == 'boom' then error('kaboom') end\n"
                      "    log('hello', 42); return job:unknown('logged') end }\n");
@@ -171,7 +171,7 @@ static void test_log_callback(struct event_base *base)
     vd_engine_config c;
     vd_engine_config_init(&c);
     c.dns_servers = "127.0.0.1:9";
-    c.rules_dir = tmp;
+    c.rules_dirs = (vd_strlist){.v = {tmp}, .n = 1};
     c.log = on_log;
     c.log_arg = &l;
     char err[512];

@@ -128,7 +128,7 @@ static const char FULL_JSON[] =
 
 static const char CSV_HEADER[] =
     "email,address,domain,status,reason,mx,smtp_code,smtp_enhanced,smtp_text,tls,catch_all,"
-    "disposable,role,free,suggestion,provider,attempts,elapsed_ms,checked_at,detail\n";
+    "disposable,role,free,suggestion,provider,generation,attempts,elapsed_ms,checked_at,detail\n";
 
 static vd_record minimal_record(void)
 {
@@ -171,8 +171,8 @@ static void test_round_trip(void)
     snprintf(expected, sizeof expected,
              "%sAlice@Example.COM,Alice@example.com,example.com,deliverable,accepted,"
              "mx1.example.com,250,2.1.5,Recipient ok,true,false,true,true,true,example.org,"
-             "default,2,1099511627776,1700000000,ok\n"
-             "a..b@x.test,,,undeliverable,invalid_syntax,,,,,,,false,false,false,,,0,-1,0,\n",
+             "default,,2,1099511627776,1700000000,ok\n"
+             "a..b@x.test,,,undeliverable,invalid_syntax,,,,,,,false,false,false,,,,0,-1,0,\n",
              CSV_HEADER);
     bytes csv = write_records(recs, 2, VD_FMT_CSV);
     CHECK_STR(csv.p, expected);
@@ -206,7 +206,7 @@ static void test_csv_quoting(void)
     char expected[1024];
     snprintf(expected, sizeof expected,
              "%s\"x,y@a.test\",,,undeliverable,invalid_syntax,,550,,"
-             "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,0,-1,0,plain\n",
+             "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,,0,-1,0,plain\n",
              CSV_HEADER);
     CHECK_STR(csv.p, expected);
     free(csv.p);
@@ -356,7 +356,7 @@ static void test_foreign_keys(void)
     r = cat(mp, sizeof mp, VD_FMT_CSV, false);
     CHECK(r.rc == 0);
     char expected[512];
-    snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
     CHECK_STR(r.out.p, expected);
     cat_free(&r);
 
@@ -513,7 +513,7 @@ static void test_hostile_keys(void)
     r = cat("\x80", 1, VD_FMT_CSV, false);
     CHECK(r.rc == 0);
     char expected[512];
-    snprintf(expected, sizeof expected, "%s,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    snprintf(expected, sizeof expected, "%s,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
     CHECK_STR(r.out.p, expected);
     cat_free(&r);
 }
