@@ -565,6 +565,9 @@ static bool take_records(vd_dns_answer *a, uint16_t type, const unsigned char *b
         if (r->ttl < *ttl) *ttl = r->ttl;
         a->n++;
     }
+    /* None usable: no array either, or the next take (a CNAME's target in this answer or
+     * the next one) would allocate over it. */
+    if (a->n == 0) vd_dns_answer_clear(a);
     return true;
 }
 

@@ -106,6 +106,8 @@ static void check_answer(const vd_dns_answer *a, uint16_t type, const char *qnam
     REQUIRE(type == ns_t_mx || !a->mx, "MX records for type %u", type);
     REQUIRE(item_type || !a->items, "items for type %u", type);
     REQUIRE(a->n == 0 || a->addrs || a->mx || a->items, "%zu records, no array", a->n);
+    REQUIRE(a->n > 0 || (!a->addrs && !a->mx && !a->items), "an array without records (type %u)",
+            type);
     for (size_t i = 0; i < a->n; i++) {
         if (addr_type) {
             int family = type == ns_t_a ? AF_INET : AF_INET6;
