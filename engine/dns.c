@@ -408,7 +408,23 @@ typedef struct rrec {
     bool authority;
 } rrec;
 
-/* Expands the (possibly compressed) name at P; false on a malformed name. */
+/* Whether the name at P (which ares_expand_name read) is the root: its zero
+ * byte, or a pointer to one. */
+static bool wire_root(const unsigned char *p, const unsigned char *buf, int len)
+{
+    if (p[0] == 0) return true;
+    if ((p[0] & 0xc0) != 0xc0 || buf + len - p < 2) return false;
+    int off = (p[0] & 0x3f) << 8 | p[1];
+    return off < len && buf[off] == 0;
+}
+
+/* Expands the (possibly compressed) name at P; false on a malformed name.
+ * c-ares gives the presentation form without the root's dot, a '.' inside a
+ * label escaped as "\.", but a label of one NUL byte as a raw NUL (1.18),
+ * which cuts the string short. So a name that ends in a dot (a label ending in
+ * one, or one cut after a NUL label) is refused, not read as another name with
+ * the dot stripped, and "" is the root (a null MX target) only when the name on
+ * the wire is the root. */
 static bool expand(const unsigned char *p, const unsigned char *buf, int len, char out[256],
                    long *used)
 {
@@ -416,13 +432,14 @@ static bool expand(const unsigned char *p, const unsigned char *buf, int len, ch
     long enc = 0;
     if (p < buf || p >= buf + len) return false;
     if (ares_expand_name(p, buf, len, &s, &enc) != ARES_SUCCESS) return false;
-    /* The root comes back as "" (a null MX target); anything else must be a valid
-     * name. */
-    bool ok = true;
-    if (!s[0])
+    size_t sl = strlen(s);
+    bool ok;
+    if (sl == 0) {
         out[0] = '\0';
-    else
-        ok = name_normalise(s, out);
+        ok = wire_root(p, buf, len);
+    } else {
+        ok = s[sl - 1] != '.' && name_normalise(s, out);
+    }
     ares_free_string(s);
     if (used) *used = enc;
     return ok;

@@ -374,6 +374,41 @@ static void test_parse(void)
     CHECK(a.status == VD_DNS_OK && a.n == 1 && a.ttl == 50);
     if (a.n == 1) CHECK_STR(a.mx[0].name, "mx.b.other");
     vd_dns_answer_clear(&a);
+
+    /* Found by tests/fuzz/fuzz_dns: names c-ares cannot spell. It escapes a '.' inside a
+     * label ("test." -> "test\."), and dns.c stripped that as a trailing dot ("mx.test\");
+     * it writes a label of one NUL byte as a raw NUL (c-ares 1.18), which cut the name
+     * short: "\0.a" read as the root (a null MX) and "b.\0" as "b". Such names are now
+     * malformed: the record is skipped, the CNAME chain broken. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\12\2mx\5test.\0", 12);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\1\0\1a\0", 7);
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_NODATA && a.n == 0, "%s, %zu records, first '%s'",
+              vd_dns_status_name(a.status), a.n, a.n ? a.mx[0].name : "");
+    vd_dns_answer_clear(&a);
+
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_cname, 300, "\1b\1\0\0", 5);
+    put_name_rr(&m, "b", ns_t_mx, 300, 10, "mx.b");
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_ERROR && a.n == 0, "CNAME to b.\\0: %s, %zu records",
+              vd_dns_status_name(a.status), a.n);
+    vd_dns_answer_clear(&a);
+
+    /* The root stays the root: a null MX, spelled as its zero byte or as a pointer to one
+     * (offset 19: the end of the question's name). */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\0", 3);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\xc0\x13", 4);
+    CHECK(m.b[19] == 0);
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK(a.status == VD_DNS_OK && a.n == 2);
+    CHECK(a.n == 2 && a.mx[0].name[0] == '\0' && a.mx[1].name[0] == '\0');
+    vd_dns_answer_clear(&a);
 }
 
 static void test_basic(vd_dns *d)
