@@ -91,15 +91,18 @@ static void check_name(const char *what, const char *name, bool allow_root)
 }
 
 static void check_answer(const vd_dns_answer *a, uint16_t type, const char *qname, bool follow,
-                         const char *next, size_t alen, int depth_before)
+                         const char *next, const unsigned char *msg, size_t alen, int depth_before)
 {
     REQUIRE(strnlen(a->error, sizeof a->error) < sizeof a->error, "error unterminated");
     REQUIRE(a->cname_depth >= depth_before && a->cname_depth <= CNAME_MAX + 1,
             "cname_depth %d after %d", a->cname_depth, depth_before);
 
-    /* The records: at most one per RR the reply can hold; only the array of the type. */
+    /* The records: at most one per answer RR the reply says it has and can hold; only in the
+     * array of the type. */
     size_t max = alen > HEADER ? (alen - HEADER) / RR_MIN : 0;
     REQUIRE(a->n <= max, "%zu records from a reply of %zu bytes", a->n, alen);
+    REQUIRE(a->n <= (alen >= HEADER ? get16(msg + 6) : 0u), "%zu records, answer count %u", a->n,
+            alen >= HEADER ? get16(msg + 6) : 0u);
     bool addr_type = type == ns_t_a || type == ns_t_aaaa;
     bool item_type = type == ns_t_txt || type == ns_t_ptr;
     REQUIRE(addr_type || !a->addrs, "addresses for type %u", type);
@@ -242,7 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(copy, msg, len);
         }
         follow = vd_dns_parse_answer(&a, type, qname, status, copy, (int)len, next);
-        check_answer(&a, type, qname, follow, next, len, depth);
+        check_answer(&a, type, qname, follow, next, copy, len, depth);
         free(copy);
         if (follow) memcpy(qname, next, sizeof qname);
     } while (follow && end - p >= 2);
