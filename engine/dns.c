@@ -5,7 +5,8 @@
  * one persistent event per socket c-ares opens, one timer re-armed from
  * ares_timeout() after every pass, timeouts always processed); a small DNS wire
  * parser for answers (TTLs of every type, CNAME chains, the SOA minimum of
- * negative answers); the cache of (type, name) entries that coalesces
+ * negative answers), vd_dns_parse_answer: pure, and declared in dns.h for the
+ * fuzzer and the unit tests; the cache of (type, name) entries that coalesces
  * concurrent lookups and expires by TTL; MX resolution per RFC 5321 §5.1 and
  * RFC 7505 on top of it.
  * Does not own: what an answer means for an address's verdict (engine.c
@@ -58,11 +59,6 @@ typedef struct centry centry;
 typedef struct waiter waiter;
 typedef void (*waiter_fn)(waiter *w, const centry *e);
 
-typedef struct mxrec {
-    uint16_t pref;
-    char name[256];
-} mxrec;
-
 struct centry {
     vd_dns *d;
     centry *hnext;               /* hash chain */
@@ -71,20 +67,11 @@ struct centry {
     unsigned refs;
     bool pending, hashed;
     uint16_t type;
-    int cname_depth;
-    uint32_t chain_ttl; /* smallest TTL of the CNAMEs followed so far */
-    double expires;     /* monotonic seconds */
+    double expires; /* monotonic seconds */
     uint32_t hash;
-    char name[256];  /* key: lower-case, no trailing dot */
-    char qname[256]; /* name asked now (the end of the CNAME chain so far) */
-    /* The answer. */
-    vd_dns_status status;
-    uint32_t ttl;
-    char error[128];
-    size_t n;
-    struct sockaddr_storage *addrs; /* A / AAAA */
-    mxrec *mx;                      /* MX */
-    char **items;                   /* TXT / PTR */
+    char name[256];    /* key: lower-case, no trailing dot */
+    char qname[256];   /* name asked now (the end of the CNAME chain so far) */
+    vd_dns_answer ans; /* the answer, and the CNAME chain followed so far */
 };
 
 struct waiter {
@@ -270,23 +257,23 @@ static uint32_t key_hash(uint16_t type, const char *name)
     return h;
 }
 
-static void entry_clear_answer(centry *e)
+void vd_dns_answer_clear(vd_dns_answer *a)
 {
-    free(e->addrs);
-    free(e->mx);
-    for (size_t i = 0; e->items && i < e->n; i++)
-        free(e->items[i]);
-    free(e->items);
-    e->addrs = NULL;
-    e->mx = NULL;
-    e->items = NULL;
-    e->n = 0;
+    free(a->addrs);
+    free(a->mx);
+    for (size_t i = 0; a->items && i < a->n; i++)
+        free(a->items[i]);
+    free(a->items);
+    a->addrs = NULL;
+    a->mx = NULL;
+    a->items = NULL;
+    a->n = 0;
 }
 
 static void entry_unref(centry *e)
 {
     if (--e->refs) return;
-    entry_clear_answer(e);
+    vd_dns_answer_clear(&e->ans);
     free(e);
 }
 
@@ -409,7 +396,8 @@ static void waiter_detach(waiter *w)
     w->prev = w->next = NULL;
 }
 
-/* ---- parsing answers ---- */
+/* ---- parsing answers: vd_dns_parse_answer, pure (no channel, no cache), so the fuzzer
+ * and the unit tests call it on bytes of their own ---- */
 
 typedef struct rrec {
     char owner[256];
@@ -420,7 +408,23 @@ typedef struct rrec {
     bool authority;
 } rrec;
 
-/* Expands the (possibly compressed) name at P; false on a malformed name. */
+/* Whether the name at P (which ares_expand_name read) is the root: its zero
+ * byte, or a pointer to one. */
+static bool wire_root(const unsigned char *p, const unsigned char *buf, int len)
+{
+    if (p[0] == 0) return true;
+    if ((p[0] & 0xc0) != 0xc0 || buf + len - p < 2) return false;
+    int off = (p[0] & 0x3f) << 8 | p[1];
+    return off < len && buf[off] == 0;
+}
+
+/* Expands the (possibly compressed) name at P; false on a malformed name.
+ * c-ares gives the presentation form without the root's dot, a '.' inside a
+ * label escaped as "\.", but a label of one NUL byte as a raw NUL (1.18),
+ * which cuts the string short. So a name that ends in a dot (a label ending in
+ * one, or one cut after a NUL label) is refused, not read as another name with
+ * the dot stripped, and "" is the root (a null MX target) only when the name on
+ * the wire is the root. */
 static bool expand(const unsigned char *p, const unsigned char *buf, int len, char out[256],
                    long *used)
 {
@@ -428,13 +432,14 @@ static bool expand(const unsigned char *p, const unsigned char *buf, int len, ch
     long enc = 0;
     if (p < buf || p >= buf + len) return false;
     if (ares_expand_name(p, buf, len, &s, &enc) != ARES_SUCCESS) return false;
-    /* The root comes back as "" (a null MX target); anything else must be a valid
-     * name. */
-    bool ok = true;
-    if (!s[0])
+    size_t sl = strlen(s);
+    bool ok;
+    if (sl == 0) {
         out[0] = '\0';
-    else
-        ok = name_normalise(s, out);
+        ok = wire_root(p, buf, len);
+    } else {
+        ok = s[sl - 1] != '.' && name_normalise(s, out);
+    }
     ares_free_string(s);
     if (used) *used = enc;
     return ok;
@@ -495,13 +500,13 @@ static bool msg_parse(const unsigned char *buf, int len, int *rcode, rrec **out,
     return true;
 }
 
-__attribute__((format(printf, 3, 4))) static void set_error(centry *e, vd_dns_status st,
+__attribute__((format(printf, 3, 4))) static void set_error(vd_dns_answer *a, vd_dns_status st,
                                                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    e->status = st;
-    vsnprintf(e->error, sizeof e->error, fmt, ap);
+    a->status = st;
+    vsnprintf(a->error, sizeof a->error, fmt, ap);
     va_end(ap);
 }
 
@@ -522,42 +527,42 @@ static uint32_t negative_ttl(const unsigned char *buf, int len, const rrec *rr, 
     return NEG_TTL_NOSOA;
 }
 
-/* Copies the records of E's type owned by NAME out of the answer into E. */
-static bool take_records(centry *e, const unsigned char *buf, int len, const rrec *rr, size_t n,
-                         const char *name, uint32_t *ttl)
+/* Copies the records of TYPE owned by NAME out of the answer into A. */
+static bool take_records(vd_dns_answer *a, uint16_t type, const unsigned char *buf, int len,
+                         const rrec *rr, size_t n, const char *name, uint32_t *ttl)
 {
     size_t cnt = 0;
     for (size_t i = 0; i < n; i++)
-        if (!rr[i].authority && rr[i].type == e->type && rr[i].cls == ns_c_in &&
+        if (!rr[i].authority && rr[i].type == type && rr[i].cls == ns_c_in &&
             strcmp(rr[i].owner, name) == 0)
             cnt++;
     if (cnt == 0) return true;
-    if (e->type == T_A_ || e->type == T_AAAA_)
-        e->addrs = calloc(cnt, sizeof *e->addrs);
-    else if (e->type == T_MX_)
-        e->mx = calloc(cnt, sizeof *e->mx);
+    if (type == T_A_ || type == T_AAAA_)
+        a->addrs = calloc(cnt, sizeof *a->addrs);
+    else if (type == T_MX_)
+        a->mx = calloc(cnt, sizeof *a->mx);
     else
-        e->items = calloc(cnt, sizeof *e->items);
-    if (!e->addrs && !e->mx && !e->items) return false;
+        a->items = calloc(cnt, sizeof *a->items);
+    if (!a->addrs && !a->mx && !a->items) return false;
     for (size_t i = 0; i < n; i++) {
         const rrec *r = &rr[i];
-        if (r->authority || r->type != e->type || r->cls != ns_c_in || strcmp(r->owner, name))
+        if (r->authority || r->type != type || r->cls != ns_c_in || strcmp(r->owner, name))
             continue;
-        if (e->type == T_A_ && r->rdlen == 4) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&e->addrs[e->n];
+        if (type == T_A_ && r->rdlen == 4) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&a->addrs[a->n];
             sin->sin_family = AF_INET;
             memcpy(&sin->sin_addr, r->rd, 4);
-        } else if (e->type == T_AAAA_ && r->rdlen == 16) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&e->addrs[e->n];
+        } else if (type == T_AAAA_ && r->rdlen == 16) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->addrs[a->n];
             sin6->sin6_family = AF_INET6;
             memcpy(&sin6->sin6_addr, r->rd, 16);
-        } else if (e->type == T_MX_ && r->rdlen >= 3) {
-            e->mx[e->n].pref = get16(r->rd);
-            if (!expand(r->rd + 2, buf, len, e->mx[e->n].name, NULL)) continue;
-        } else if (e->type == T_PTR_) {
+        } else if (type == T_MX_ && r->rdlen >= 3) {
+            a->mx[a->n].pref = get16(r->rd);
+            if (!expand(r->rd + 2, buf, len, a->mx[a->n].name, NULL)) continue;
+        } else if (type == T_PTR_) {
             char host[256];
-            if (!expand(r->rd, buf, len, host, NULL) || !(e->items[e->n] = strdup(host))) continue;
-        } else if (e->type == T_TXT_) {
+            if (!expand(r->rd, buf, len, host, NULL) || !(a->items[a->n] = strdup(host))) continue;
+        } else if (type == T_TXT_) {
             /* One string per record, its character-strings joined. */
             char *s = malloc((size_t)r->rdlen + 1);
             size_t sl = 0;
@@ -570,51 +575,55 @@ static bool take_records(centry *e, const unsigned char *buf, int len, const rre
                 p += cl;
             }
             s[sl] = '\0';
-            e->items[e->n] = s;
+            a->items[a->n] = s;
         } else {
             continue; /* malformed record: skipped */
         }
         if (r->ttl < *ttl) *ttl = r->ttl;
-        e->n++;
+        a->n++;
     }
+    /* None usable: no array either, or the next take (a CNAME's target in this answer or
+     * the next one) would allocate over it. */
+    if (a->n == 0) vd_dns_answer_clear(a);
     return true;
 }
 
-/* Fills E from a reply. Returns true when the answer ends in a CNAME whose
- * target the server did not resolve (an authoritative server for another zone):
- * then NEXT names the target to ask for next. */
-static bool entry_parse(centry *e, int status, const unsigned char *buf, int len, char next[256])
+/* Fills A from a reply (dns.h). An authoritative server for another zone does
+ * not resolve a CNAME to it: then the answer ends in that CNAME, and NEXT names
+ * its target to ask for next. */
+bool vd_dns_parse_answer(vd_dns_answer *a, uint16_t type, const char *qname, int status,
+                         const unsigned char *buf, int len, char next[256])
 {
-    e->status = VD_DNS_OK;
-    e->error[0] = '\0';
-    uint32_t ttl = e->chain_ttl;
+    a->status = VD_DNS_OK;
+    a->error[0] = '\0';
+    uint32_t ttl = a->chain_ttl;
     switch (status) {
     case ARES_SUCCESS:
     case ARES_ENODATA:
     case ARES_ENOTFOUND:
         if (buf && len > 0) break;
-        e->status = status == ARES_ENOTFOUND ? VD_DNS_NXDOMAIN : VD_DNS_NODATA;
-        e->ttl = NEG_TTL_NOSOA;
+        a->status = status == ARES_ENOTFOUND ? VD_DNS_NXDOMAIN : VD_DNS_NODATA;
+        a->ttl = NEG_TTL_NOSOA;
         return false;
     case ARES_ESERVFAIL:
-        set_error(e, VD_DNS_SERVFAIL, "server failure (SERVFAIL)");
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_SERVFAIL, "server failure (SERVFAIL)");
+        a->ttl = FAIL_TTL;
         return false;
     case ARES_EREFUSED:
-        set_error(e, VD_DNS_SERVFAIL, "query refused (REFUSED)");
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_SERVFAIL, "query refused (REFUSED)");
+        a->ttl = FAIL_TTL;
         return false;
     case ARES_ECONNREFUSED:
-        set_error(e, VD_DNS_SERVFAIL, "no DNS server reachable (connection refused)");
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_SERVFAIL, "no DNS server reachable (connection refused)");
+        a->ttl = FAIL_TTL;
         return false;
     case ARES_ETIMEOUT:
-        set_error(e, VD_DNS_TIMEOUT, "%s", ares_strerror(status));
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_TIMEOUT, "%s", ares_strerror(status));
+        a->ttl = FAIL_TTL;
         return false;
     default:
-        set_error(e, VD_DNS_ERROR, "%s", ares_strerror(status));
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_ERROR, "%s", ares_strerror(status));
+        a->ttl = FAIL_TTL;
         return false;
     }
 
@@ -622,54 +631,54 @@ static bool entry_parse(centry *e, int status, const unsigned char *buf, int len
     rrec *rr;
     size_t n;
     if (!msg_parse(buf, len, &rcode, &rr, &n)) {
-        set_error(e, VD_DNS_ERROR, "%s", "malformed reply");
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_ERROR, "%s", "malformed reply");
+        a->ttl = FAIL_TTL;
         return false;
     }
     bool follow = false;
     if (rcode == ns_r_servfail || rcode == ns_r_refused) {
-        set_error(e, VD_DNS_SERVFAIL, "%s", rcode == ns_r_refused ? "refused" : "server failure");
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_SERVFAIL, "%s", rcode == ns_r_refused ? "refused" : "server failure");
+        a->ttl = FAIL_TTL;
     } else if (rcode != ns_r_noerror && rcode != ns_r_nxdomain) {
-        set_error(e, VD_DNS_ERROR, "rcode %d", rcode);
-        e->ttl = FAIL_TTL;
+        set_error(a, VD_DNS_ERROR, "rcode %d", rcode);
+        a->ttl = FAIL_TTL;
     } else {
         /* Walk the CNAME chain from the name asked; take the records at its end. */
         char cur[256];
-        snprintf(cur, sizeof cur, "%s", e->qname);
-        if (!take_records(e, buf, len, rr, n, cur, &ttl)) {
-            set_error(e, VD_DNS_ERROR, "%s", "out of memory");
+        snprintf(cur, sizeof cur, "%s", qname);
+        if (!take_records(a, type, buf, len, rr, n, cur, &ttl)) {
+            set_error(a, VD_DNS_ERROR, "%s", "out of memory");
         } else {
-            while (e->n == 0 && e->type != T_CNAME_) {
+            while (a->n == 0 && type != T_CNAME_) {
                 size_t i = 0;
                 while (i < n &&
                        (rr[i].authority || rr[i].type != T_CNAME_ || strcmp(rr[i].owner, cur) != 0))
                     i++;
                 if (i == n) break;
-                if (++e->cname_depth > CNAME_MAX || !expand(rr[i].rd, buf, len, cur, NULL) ||
+                if (++a->cname_depth > CNAME_MAX || !expand(rr[i].rd, buf, len, cur, NULL) ||
                     !cur[0]) {
-                    set_error(e, VD_DNS_ERROR, "%s", "CNAME chain too long or broken");
+                    set_error(a, VD_DNS_ERROR, "%s", "CNAME chain too long or broken");
                     break;
                 }
                 if (rr[i].ttl < ttl) ttl = rr[i].ttl;
-                if (!take_records(e, buf, len, rr, n, cur, &ttl)) {
-                    set_error(e, VD_DNS_ERROR, "%s", "out of memory");
+                if (!take_records(a, type, buf, len, rr, n, cur, &ttl)) {
+                    set_error(a, VD_DNS_ERROR, "%s", "out of memory");
                     break;
                 }
             }
-            if (e->status != VD_DNS_OK) {
-                e->ttl = FAIL_TTL;
-            } else if (e->n) {
-                e->ttl = clamp_u32(ttl, TTL_MIN, TTL_MAX);
-            } else if (rcode == ns_r_noerror && strcmp(cur, e->qname) != 0) {
+            if (a->status != VD_DNS_OK) {
+                a->ttl = FAIL_TTL;
+            } else if (a->n) {
+                a->ttl = clamp_u32(ttl, TTL_MIN, TTL_MAX);
+            } else if (rcode == ns_r_noerror && strcmp(cur, qname) != 0) {
                 /* Dangling CNAME: ask for its target ourselves. */
-                e->chain_ttl = ttl;
+                a->chain_ttl = ttl;
                 snprintf(next, 256, "%s", cur);
                 follow = true;
             } else {
-                e->status = rcode == ns_r_nxdomain ? VD_DNS_NXDOMAIN : VD_DNS_NODATA;
+                a->status = rcode == ns_r_nxdomain ? VD_DNS_NXDOMAIN : VD_DNS_NODATA;
                 uint32_t neg = negative_ttl(buf, len, rr, n);
-                e->ttl = neg < ttl ? neg : clamp_u32(ttl, TTL_MIN, NEG_TTL_MAX);
+                a->ttl = neg < ttl ? neg : clamp_u32(ttl, TTL_MIN, NEG_TTL_MAX);
             }
         }
     }
@@ -702,14 +711,14 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         return;
     }
     char next[256];
-    if (entry_parse(e, status, abuf, alen, next)) {
+    if (vd_dns_parse_answer(&e->ans, e->type, e->qname, status, abuf, alen, next)) {
         memcpy(e->qname, next, sizeof e->qname);
         e->refs--; /* entry_query takes the in-flight reference again */
         entry_query(d, e);
         return;
     }
     e->pending = false;
-    e->expires = now_mono() + e->ttl;
+    e->expires = now_mono() + e->ans.ttl;
     entry_deliver(e);
     entry_unref(e);
 }
@@ -731,8 +740,8 @@ static void deliver_local_error(vd_dns *d, waiter *w, uint16_t type, const char 
     memset(&tmp, 0, sizeof tmp);
     tmp.d = d;
     tmp.type = type;
-    tmp.status = VD_DNS_ERROR;
-    snprintf(tmp.error, sizeof tmp.error, "%s", why);
+    tmp.ans.status = VD_DNS_ERROR;
+    snprintf(tmp.ans.error, sizeof tmp.ans.error, "%s", why);
     w->fn(w, &tmp);
 }
 
@@ -773,7 +782,7 @@ static void lookup(vd_dns *d, uint16_t type, const char *name, waiter *w)
     }
     e->d = d;
     e->type = type;
-    e->chain_ttl = UINT32_MAX;
+    e->ans.chain_ttl = UINT32_MAX;
     memcpy(e->name, key, sizeof key);
     memcpy(e->qname, key, sizeof key);
     e->hash = key_hash(type, key);
@@ -787,7 +796,7 @@ static void lookup(vd_dns *d, uint16_t type, const char *name, waiter *w)
  * lifetime. */
 static uint32_t entry_ttl_left(const centry *e)
 {
-    if (!e->expires) return e->ttl;
+    if (!e->expires) return e->ans.ttl;
     double left = e->expires - now_mono();
     return left <= 0 ? 0 : (uint32_t)(left + 0.5);
 }
@@ -921,14 +930,14 @@ static bool req_release(vd_dns_req *r)
 static void on_part(waiter *w, const centry *e)
 {
     addr_part *p = (addr_part *)w; /* w is the first member */
-    p->status = e->status;
+    p->status = e->ans.status;
     p->ttl = entry_ttl_left(e);
-    snprintf(p->error, sizeof p->error, "%s", e->error);
-    if (e->n) {
-        p->addrs = malloc(e->n * sizeof *p->addrs);
+    snprintf(p->error, sizeof p->error, "%s", e->ans.error);
+    if (e->ans.n) {
+        p->addrs = malloc(e->ans.n * sizeof *p->addrs);
         if (p->addrs) {
-            memcpy(p->addrs, e->addrs, e->n * sizeof *p->addrs);
-            p->n = e->n;
+            memcpy(p->addrs, e->ans.addrs, e->ans.n * sizeof *p->addrs);
+            p->n = e->ans.n;
         } else {
             p->status = VD_DNS_ERROR;
             snprintf(p->error, sizeof p->error, "out of memory");
@@ -962,24 +971,24 @@ static void on_mx(waiter *w, const centry *e)
 {
     vd_dns_req *r = w->req;
     vd_mx_result *m = &r->mx;
-    m->status = e->status;
+    m->status = e->ans.status;
     m->ttl = entry_ttl_left(e);
-    snprintf(m->error, sizeof m->error, "%s", e->error);
-    if (e->status == VD_DNS_OK) {
+    snprintf(m->error, sizeof m->error, "%s", e->ans.error);
+    if (e->ans.status == VD_DNS_OK) {
         size_t usable = 0;
-        for (size_t i = 0; i < e->n; i++)
-            usable += e->mx[i].name[0] != '\0';
+        for (size_t i = 0; i < e->ans.n; i++)
+            usable += e->ans.mx[i].name[0] != '\0';
         if (usable == 0) {
             /* RFC 7505: "MX 0 ." — the domain accepts no mail. */
             m->null_mx = true;
         } else if ((m->hosts = calloc(usable, sizeof *m->hosts)) &&
                    (r->parts = calloc(2 * usable, sizeof *r->parts))) {
             /* A root target beside real ones is a broken null MX: skip it. */
-            for (size_t i = 0; i < e->n; i++) {
-                if (!e->mx[i].name[0]) continue;
+            for (size_t i = 0; i < e->ans.n; i++) {
+                if (!e->ans.mx[i].name[0]) continue;
                 vd_mx_host *h = &m->hosts[m->nhosts++];
-                memcpy(h->name, e->mx[i].name, sizeof h->name);
-                h->preference = e->mx[i].pref;
+                memcpy(h->name, e->ans.mx[i].name, sizeof h->name);
+                h->preference = e->ans.mx[i].pref;
             }
             /* RFC 5321 §5.1: preference order, equal preferences in random order — a
              * fresh shuffle for every request, cached answers included. */
@@ -1004,7 +1013,7 @@ static void on_mx(waiter *w, const centry *e)
             m->status = VD_DNS_ERROR;
             snprintf(m->error, sizeof m->error, "out of memory");
         }
-    } else if (e->status == VD_DNS_NODATA) {
+    } else if (e->ans.status == VD_DNS_NODATA) {
         /* RFC 5321 §5.1: no MX — the domain itself is the mail host. */
         m->implicit = true;
         if ((m->hosts = calloc(1, sizeof *m->hosts)) && (r->parts = calloc(2, sizeof *r->parts))) {
@@ -1026,11 +1035,11 @@ static void on_mx(waiter *w, const centry *e)
 static void on_records(waiter *w, const centry *e)
 {
     vd_dns_req *r = w->req;
-    r->rec.status = e->status;
+    r->rec.status = e->ans.status;
     r->rec.ttl = entry_ttl_left(e);
-    if (e->n && (r->rec.items = calloc(e->n, sizeof *r->rec.items))) {
-        for (size_t i = 0; i < e->n; i++)
-            if ((r->rec.items[r->rec.n] = strdup(e->items[i]))) r->rec.n++;
+    if (e->ans.n && (r->rec.items = calloc(e->ans.n, sizeof *r->rec.items))) {
+        for (size_t i = 0; i < e->ans.n; i++)
+            if ((r->rec.items[r->rec.n] = strdup(e->ans.items[i]))) r->rec.n++;
     }
     req_release(r);
 }
@@ -1039,8 +1048,10 @@ static void on_records(waiter *w, const centry *e)
 
 vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, size_t errlen)
 {
-    vd_dns_opts none = {0};
-    if (!opts) opts = &none;
+    if (!opts || opts->timeout_ms <= 0 || opts->tries < 0) {
+        snprintf(err, errlen, "DNS: a timeout (and tries >= 0) must be given");
+        return NULL;
+    }
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
@@ -1065,8 +1076,8 @@ vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, 
     memset(&o, 0, sizeof o);
     o.sock_state_cb = sock_state_cb;
     o.sock_state_cb_data = d;
-    o.timeout = opts->timeout_ms > 0 ? opts->timeout_ms : 3000;
-    o.tries = opts->tries > 0 ? opts->tries : 2;
+    o.timeout = opts->timeout_ms;
+    o.tries = opts->tries > 0 ? opts->tries : VD_DNS_TRIES;
     /* NOCHECKRESP: hand SERVFAIL and REFUSED answers to us as they are. Without it c-ares
      * retries them and finally reports "could not contact DNS servers", blurring a server
      * failure into an unreachable server and doubling the queries. */

@@ -3,7 +3,8 @@
  * Owns: the c-ares channel (sock_state_cb, one event per socket, one timer from
  * ares_timeout), MX resolution per RFC 5321 §5.1 (preference order, equal preferences
  * shuffled, implicit MX, null MX per RFC 7505, CNAMEs followed), A/AAAA/TXT/PTR lookups,
- * and one TTL-respecting cache that coalesces concurrent lookups of the same name.
+ * and one TTL-respecting cache that coalesces concurrent lookups of the same name; the
+ * parser of raw answers (vd_dns_parse_answer, exposed for the fuzzer and tests).
  * Does not own: what a DNS answer means for an address's verdict (job.c decides). */
 #ifndef VALIDORA_DNS_H
 #define VALIDORA_DNS_H
@@ -59,10 +60,12 @@ typedef struct vd_dns_addr_list {
     uint32_t ttl;
 } vd_dns_addr_list;
 
+#define VD_DNS_TRIES 2 /* tries per server: one retry covers a lost UDP datagram */
+
 typedef struct vd_dns_opts {
     const char *servers; /* "HOST[:PORT][,...]" ("[v6]:port" for IPv6); NULL = resolv.conf */
-    int timeout_ms;      /* per try; 0 = 3000 */
-    int tries;           /* 0 = 2 */
+    int timeout_ms;      /* per try; required (the default is the --dns-timeout option's) */
+    int tries;           /* 0 = VD_DNS_TRIES */
     bool no_cache;       /* every lookup goes to the server (benchmarks) */
 } vd_dns_opts;
 
@@ -88,5 +91,38 @@ void vd_dns_cancel(vd_dns_req *r);
  * lookups answered without a query of their own (from the cache or by joining a query
  * already in flight). For tests and benchmarks. */
 void vd_dns_stats(vd_dns *d, size_t *queries_sent, size_t *cache_hits);
+
+/* ---- The answer parser: what the c-ares callback does with a reply. Exposed for the fuzzer
+ * (tests/fuzz/fuzz_dns.c) and the unit tests; the engine has no other use for it. ---- */
+
+typedef struct vd_dns_mx_rr {
+    uint16_t pref;
+    char name[256]; /* lower-case, no trailing dot; "" for the root (a null MX) */
+} vd_dns_mx_rr;
+
+/* One lookup's answer as the cache keeps it. Before the first reply: all zero but chain_ttl,
+ * UINT32_MAX. While a CNAME chain is followed across queries, the same answer goes with each
+ * reply (cname_depth and chain_ttl carry over). vd_dns_answer_clear frees what it holds. */
+typedef struct vd_dns_answer {
+    int cname_depth;    /* CNAMEs followed so far, in answers and across queries together */
+    uint32_t chain_ttl; /* smallest TTL of those CNAMEs */
+    vd_dns_status status;
+    uint32_t ttl;    /* seconds the answer may be cached (clamped to the cache policy) */
+    char error[128]; /* human-readable detail when status is a failure */
+    size_t n;        /* records, in the array of the type asked */
+    struct sockaddr_storage *addrs; /* A, AAAA (port 0) */
+    vd_dns_mx_rr *mx;               /* MX, in answer order */
+    char **items;                   /* TXT (one per record, its strings joined), PTR names */
+} vd_dns_answer;
+
+/* Parses the reply to a query of TYPE (ns_t_a, ns_t_aaaa, ns_t_mx, ns_t_txt, ns_t_ptr) for
+ * QNAME (lower-case, no trailing dot), as c-ares handed it over: ARES_STATUS, and the raw
+ * reply ABUF of ALEN bytes (NULL and 0 without one). Fills A: status, ttl, error, the records
+ * at the end of the CNAME chain from QNAME. Returns true when that chain ends in a CNAME the
+ * server did not resolve (its target is in another zone): NEXT (256 bytes) then names the
+ * target to ask for next, and A is not final. */
+bool vd_dns_parse_answer(vd_dns_answer *a, uint16_t type, const char *qname, int ares_status,
+                         const unsigned char *abuf, int alen, char next[256]);
+void vd_dns_answer_clear(vd_dns_answer *a); /* frees the records; A may be parsed into again */
 
 #endif

@@ -2,11 +2,14 @@
  *
  * Starts its own unbound (tests/world/unbound.sh on port VALIDORA_TEST_DNS_PORT, default a
  * free one, in /tmp/validora-test-dns-PID) so it needs no fixture, and stops it at the end.
- * The timeout case talks to a UDP socket of its own that never answers. */
+ * The timeout case talks to a UDP socket of its own that never answers. The answer parser
+ * (vd_dns_parse_answer) is also tested alone, on replies built here: no server needed. */
 #include "check.h"
 #include "dns.h"
 
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <ares.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <glob.h>
@@ -212,7 +215,201 @@ static int unbound(const char *cmd)
     return system(line);
 }
 
+/* ---- replies built by hand, for the parser alone ---- */
+
+typedef struct reply {
+    unsigned char b[1024];
+    size_t len;
+} reply;
+
+static void put(reply *m, const void *p, size_t n)
+{
+    if (m->len + n > sizeof m->b) abort();
+    memcpy(m->b + m->len, p, n);
+    m->len += n;
+}
+
+static void put16(reply *m, unsigned v)
+{
+    unsigned char b[2] = {(unsigned char)(v >> 8), (unsigned char)v};
+    put(m, b, 2);
+}
+
+static void put32(reply *m, uint32_t v)
+{
+    put16(m, v >> 16);
+    put16(m, v & 0xffff);
+}
+
+/* NAME in wire format, uncompressed ("" is the root). */
+static size_t name_wire(const char *name, unsigned char *out)
+{
+    size_t n = 0;
+    while (*name) {
+        size_t l = strcspn(name, ".");
+        out[n++] = (unsigned char)l;
+        memcpy(out + n, name, l);
+        n += l;
+        name += l;
+        if (*name == '.') name++;
+    }
+    out[n++] = 0;
+    return n;
+}
+
+/* A response header with RCODE and the counts, and the question QNAME/TYPE. */
+static void reply_start(reply *m, unsigned rcode, const char *qname, uint16_t type, unsigned an,
+                        unsigned ns)
+{
+    m->len = 0;
+    put16(m, 0x1234);
+    put16(m, 0x8180 | rcode);
+    put16(m, 1);
+    put16(m, an);
+    put16(m, ns);
+    put16(m, 0);
+    unsigned char w[256];
+    put(m, w, name_wire(qname, w));
+    put16(m, type);
+    put16(m, ns_c_in);
+}
+
+static void put_rr(reply *m, const char *owner, uint16_t type, uint32_t ttl, const void *rd,
+                   size_t rdlen)
+{
+    unsigned char w[256];
+    put(m, w, name_wire(owner, w));
+    put16(m, type);
+    put16(m, ns_c_in);
+    put32(m, ttl);
+    put16(m, (unsigned)rdlen);
+    put(m, rd, rdlen);
+}
+
+/* A record whose rdata is one name (CNAME, PTR), or a preference and a name (MX). */
+static void put_name_rr(reply *m, const char *owner, uint16_t type, uint32_t ttl, int pref,
+                        const char *target)
+{
+    unsigned char rd[260];
+    size_t n = 0;
+    if (pref >= 0) {
+        rd[n++] = (unsigned char)(pref >> 8);
+        rd[n++] = (unsigned char)pref;
+    }
+    n += name_wire(target, rd + n);
+    put_rr(m, owner, type, ttl, rd, n);
+}
+
+static bool parse(vd_dns_answer *a, uint16_t type, const char *qname, const reply *m,
+                  char next[256])
+{
+    return vd_dns_parse_answer(a, type, qname, ARES_SUCCESS, m->b, (int)m->len, next);
+}
+
 /* ---- the cases ---- */
+
+static void test_parse(void)
+{
+    reply m;
+    char next[256];
+    vd_dns_answer a = {.chain_ttl = UINT32_MAX};
+
+    /* A well-formed answer first, so the helpers are known to build what dns.c reads. */
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_name_rr(&m, "a.test", ns_t_mx, 300, 20, "mx2.a.test");
+    put_name_rr(&m, "a.test", ns_t_mx, 100, 10, "MX1.a.test.");
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_OK && a.n == 2, "%s, %zu records", vd_dns_status_name(a.status),
+              a.n);
+    CHECK(a.n == 2 && a.mx[0].pref == 20 && a.mx[1].pref == 10);
+    if (a.n == 2) CHECK_STR(a.mx[1].name, "mx1.a.test");
+    CHECK(a.ttl == 100);
+    vd_dns_answer_clear(&a);
+
+    /* Found by tests/fuzz/fuzz_dns: an answer whose records of the type asked are all
+     * malformed (an MX with empty rdata) kept the array allocated for them with no record in
+     * it, and a CNAME taken after them allocated another over it (leaked; with a CNAME loop,
+     * once per step). Now the empty array is dropped: no records, no array. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 1, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "", 0);
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK(a.status == VD_DNS_NODATA && a.n == 0);
+    CHECK_MSG(a.mx == NULL, "an MX array without records");
+    vd_dns_answer_clear(&a);
+
+    /* ... then a CNAME in the same answer, to a name with a usable MX. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 3, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "", 0);
+    put_name_rr(&m, "a.test", ns_t_cname, 300, -1, "b.test");
+    put_name_rr(&m, "b.test", ns_t_mx, 300, 10, "mx.b.test");
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK(a.status == VD_DNS_OK && a.n == 1 && a.cname_depth == 1);
+    if (a.n == 1) CHECK_STR(a.mx[0].name, "mx.b.test");
+    vd_dns_answer_clear(&a);
+
+    /* ... a CNAME loop over a malformed A record: an array per step before. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "loop.test", ns_t_a, 2, 0);
+    put_name_rr(&m, "loop.test", ns_t_cname, 300, -1, "loop.test");
+    put_rr(&m, "loop.test", ns_t_a, 300, "\x7f\0\0", 3);
+    CHECK(!parse(&a, ns_t_a, "loop.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_ERROR, "CNAME loop: %s", vd_dns_status_name(a.status));
+    CHECK(a.n == 0 && a.addrs == NULL);
+    vd_dns_answer_clear(&a);
+
+    /* ... and a CNAME to another zone, followed with a second query: its answer goes into the
+     * same vd_dns_answer, which must hold no array from the first reply. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0", 1);
+    put_name_rr(&m, "a.test", ns_t_cname, 50, -1, "b.other");
+    CHECK(parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_STR(next, "b.other");
+    CHECK(a.status == VD_DNS_OK && a.n == 0 && a.mx == NULL && a.chain_ttl == 50);
+    reply_start(&m, ns_r_noerror, "b.other", ns_t_mx, 1, 0);
+    put_name_rr(&m, "b.other", ns_t_mx, 300, 5, "mx.b.other");
+    CHECK(!parse(&a, ns_t_mx, "b.other", &m, next));
+    CHECK(a.status == VD_DNS_OK && a.n == 1 && a.ttl == 50);
+    if (a.n == 1) CHECK_STR(a.mx[0].name, "mx.b.other");
+    vd_dns_answer_clear(&a);
+
+    /* Found by tests/fuzz/fuzz_dns: names c-ares cannot spell. It escapes a '.' inside a
+     * label ("test." -> "test\."), and dns.c stripped that as a trailing dot ("mx.test\");
+     * it writes a label of one NUL byte as a raw NUL (c-ares 1.18), which cut the name
+     * short: "\0.a" read as the root (a null MX) and "b.\0" as "b". Such names are now
+     * malformed: the record is skipped, the CNAME chain broken. */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\12\2mx\5test.\0", 12);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\1\0\1a\0", 7);
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_NODATA && a.n == 0, "%s, %zu records, first '%s'",
+              vd_dns_status_name(a.status), a.n, a.n ? a.mx[0].name : "");
+    vd_dns_answer_clear(&a);
+
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_cname, 300, "\1b\1\0\0", 5);
+    put_name_rr(&m, "b", ns_t_mx, 300, 10, "mx.b");
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK_MSG(a.status == VD_DNS_ERROR && a.n == 0, "CNAME to b.\\0: %s, %zu records",
+              vd_dns_status_name(a.status), a.n);
+    vd_dns_answer_clear(&a);
+
+    /* The root stays the root: a null MX, spelled as its zero byte or as a pointer to one
+     * (offset 19: the end of the question's name). */
+    a = (vd_dns_answer){.chain_ttl = UINT32_MAX};
+    reply_start(&m, ns_r_noerror, "a.test", ns_t_mx, 2, 0);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\0", 3);
+    put_rr(&m, "a.test", ns_t_mx, 300, "\0\0\xc0\x13", 4);
+    CHECK(m.b[19] == 0);
+    CHECK(!parse(&a, ns_t_mx, "a.test", &m, next));
+    CHECK(a.status == VD_DNS_OK && a.n == 2);
+    CHECK(a.n == 2 && a.mx[0].name[0] == '\0' && a.mx[1].name[0] == '\0');
+    vd_dns_answer_clear(&a);
+}
 
 static void test_basic(vd_dns *d)
 {
@@ -398,7 +595,7 @@ static void test_ttl_expiry(vd_dns *d)
 
 static void test_coalescing(void)
 {
-    vd_dns *d = dns_new(server, 0, 0, false);
+    vd_dns *d = dns_new(server, 3000, 0, false);
     mx_out o1, o2;
     memset(&o1, 0, sizeof o1);
     memset(&o2, 0, sizeof o2);
@@ -416,7 +613,7 @@ static void test_coalescing(void)
     vd_dns_free(d);
 
     /* Without the cache the same two lookups send everything twice. */
-    d = dns_new(server, 0, 0, true);
+    d = dns_new(server, 3000, 0, true);
     memset(&o1, 0, sizeof o1);
     memset(&o2, 0, sizeof o2);
     vd_dns_mx(d, "valid.test", on_mx, &o1);
@@ -430,7 +627,7 @@ static void test_coalescing(void)
 
 static void test_cancel(void)
 {
-    vd_dns *d = dns_new(server, 0, 0, false);
+    vd_dns *d = dns_new(server, 3000, 0, false);
     mx_out o1, o2, o3;
     memset(&o1, 0, sizeof o1);
     memset(&o2, 0, sizeof o2);
@@ -469,7 +666,7 @@ static void test_free_pending(int silent_port)
 {
     /* Requests in flight (server and black hole), some half-done: free must call nothing
      * and leak nothing (ASan). */
-    vd_dns *d = dns_new(server, 0, 0, false);
+    vd_dns *d = dns_new(server, 3000, 0, false);
     mx_out o[4];
     memset(o, 0, sizeof o);
     vd_dns_mx(d, "blocked.test", on_mx, &o[0]);
@@ -538,6 +735,8 @@ int main(void)
     /* Several builds may run this test at once (and a killed run may have left its unbound
      * behind): each run gets a free port and a directory named after its pid, and reaps the
      * directories of runs that are gone. */
+    test_parse(); /* no server needed */
+
     reap_orphans();
     port = getenv("VALIDORA_TEST_DNS_PORT");
     if (!port) {
@@ -564,7 +763,7 @@ int main(void)
     CHECK_STR(vd_dns_status_name(VD_DNS_NXDOMAIN), "nxdomain");
     CHECK_STR(vd_dns_status_name(VD_DNS_NODATA), "nodata");
 
-    vd_dns *d = dns_new(server, 0, 0, false);
+    vd_dns *d = dns_new(server, 3000, 0, false);
     test_basic(d);
     test_special(d);
     test_order_and_shuffle(d);
