@@ -77,7 +77,7 @@ typedef struct vd_cli_signals vd_cli_signals;
 vd_cli_signals *vd_cli_signals_new(struct event_base *base, void (*stop)(void *, bool now),
                                    void (*reload)(void *), void *arg);
 void vd_cli_signals_free(vd_cli_signals *s);
-/* Reloads the engine's rules and says how it went on stderr. */
+/* Reloads the engine's rules; says so on stderr (a failure is the engine's log error). */
 void vd_cli_reload(const char *cmd, vd_engine *e);
 
 /* Frees the engine and keeps the loop running until its sessions have said QUIT and closed,

@@ -471,10 +471,9 @@ void vd_cli_signals_free(vd_cli_signals *s)
 void vd_cli_reload(const char *cmd, vd_engine *e)
 {
     char err[1024];
+    /* a failure is logged by the engine itself (an error, with every problem) */
     if (vd_engine_reload(e, err, sizeof err) == 0)
         fprintf(stderr, "validora %s: rules reloaded\n", cmd);
-    else
-        fprintf(stderr, "validora %s: reload failed, keeping the running rules: %s\n", cmd, err);
 }
 
 void vd_cli_close_engine(struct event_base *base, vd_engine *e)
