@@ -23,6 +23,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "verify")) return vd_cli_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "cat")) return vd_cli_cat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rules") && argc > 2 && !strcmp(argv[2], "test"))
+        return vd_cli_rules_test(argc - 2, argv + 2);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;
