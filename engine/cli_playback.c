@@ -271,6 +271,21 @@ static bool is_starttls_keyword(const char *l, size_t n)
            !strncasecmp(l + 4, "STARTTLS", 8) && (n == 12 || l[12] == ' ');
 }
 
+/* Takes the STARTTLS keyword out of an EHLO reply (the line before becomes the last). The
+ * first line is the greeting, never a keyword. */
+static void strip_starttls_keyword(vd_pb_reply *r)
+{
+    for (size_t k = 1; k < r->nlines;) {
+        if (!is_starttls_keyword(r->lines[k], r->lens[k])) {
+            k++;
+            continue;
+        }
+        bool was_last = r->lines[k][3] == ' ';
+        reply_drop(r, k);
+        if (was_last && k > 0 && r->lens[k - 1] >= 4) r->lines[k - 1][3] = ' ';
+    }
+}
+
 static void step_drop(vd_pb_script *s, size_t i)
 {
     free(s->steps[i].cmd);
@@ -299,19 +314,8 @@ static void strip_starttls(vd_pb_script *s)
             i--;
         }
     }
-    for (size_t i = 0; i < s->nsteps; i++) {
-        if (strcmp(s->steps[i].verb, "EHLO") != 0) continue;
-        vd_pb_reply *r = &s->steps[i].reply;
-        for (size_t k = 0; k < r->nlines;) {
-            if (!is_starttls_keyword(r->lines[k], r->lens[k])) {
-                k++;
-                continue;
-            }
-            bool was_last = r->lines[k][3] == ' ';
-            reply_drop(r, k);
-            if (was_last && k > 0 && r->lens[k - 1] >= 4) r->lines[k - 1][3] = ' ';
-        }
-    }
+    for (size_t i = 0; i < s->nsteps; i++)
+        if (!strcmp(s->steps[i].verb, "EHLO")) strip_starttls_keyword(&s->steps[i].reply);
 }
 
 #define PARSE_FAIL(...)                                                                            \
@@ -965,6 +969,7 @@ static int load_session(lua_State *L, loader *ld, vd_pb_session *s, size_t idx, 
                 snprintf(err, errlen, "%s: %s", rp, why);
                 return lua_pop(L, 3), -1;
             }
+            if (!strcmp(v->verb, "EHLO")) strip_starttls_keyword(&v->replies[v->n]);
             v->n++;
         }
         lua_pop(L, 1);
