@@ -2066,6 +2066,8 @@ void vd_pb_world_finish(vd_pb_world *w)
     while (w->conns)
         conn_free(w->conns);
     listeners_free(w);
+    if (w->dns_ev) event_free(w->dns_ev);
+    w->dns_ev = NULL;
     for (size_t i = 0; i < w->t->nsessions; i++) {
         const vd_pb_session *s = &w->t->sessions[i];
         if (!s->opened) {

@@ -193,7 +193,8 @@ int vd_pb_world_dns_port(const vd_pb_world *w);
 int vd_pb_world_smtp_port(const vd_pb_world *w);
 /* Connections still open. */
 size_t vd_pb_world_connections(const vd_pb_world *w);
-/* Closes everything; notes sessions never opened and scripts not played to their end. */
+/* Closes every connection and stops serving (DNS and SMTP); notes sessions never opened and
+ * scripts not played to their end. */
 void vd_pb_world_finish(vd_pb_world *w);
 void vd_pb_world_free(vd_pb_world *w);
 

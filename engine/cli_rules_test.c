@@ -385,6 +385,10 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
     while (!expired && vd_pb_world_connections(w) > 0)
         event_base_loop(base, EVLOOP_ONCE);
     vd_pb_world_finish(w);
+    /* The servers are gone: what is left on the loop is the engine's closing sessions (and
+     * the deadline), which free themselves once they have seen the close. */
+    while (!expired && event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED) > 1)
+        event_base_loop(base, EVLOOP_ONCE);
 out:
     if (r.engine) vd_engine_free(r.engine);
     vd_pb_world_free(w);
