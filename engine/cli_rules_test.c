@@ -347,7 +347,7 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
     bool expired = false;
     struct event *deadline = evtimer_new(base, on_deadline, &expired);
     r.submit_ev = event_new(base, -1, 0, on_submit, &r);
-    vd_cli_log log = {.cmd = CMD, .verbose = o->verbose > 0 ? o->verbose - 1 : 0};
+    vd_cli_log log = {.cmd = CMD, .verbose = o->verbose};
     vd_engine_config cfg = *base_cfg;
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
