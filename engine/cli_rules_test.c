@@ -101,6 +101,23 @@ static int add_dir(paths *p, const char *dir)
     return rc;
 }
 
+/* The rules directories of --rules, read through the engine's option table rather than a
+ * field of vd_engine_config, so a change of the option's type reaches this file: a string is
+ * one directory; a list option is formatted by the table as "DIR,DIR,...". */
+static int rules_dirs(const vd_engine_config *cfg, paths *out)
+{
+    const vd_option *o = vd_option_find(vd_engine_options, "rules");
+    if (!o) return 0;
+    char buf[16384];
+    vd_option_format(o, cfg, buf, sizeof buf);
+    if (!buf[0]) return 0;
+    if (o->type == VD_OPT_STRING) return add_path(out, buf);
+    char *save = NULL;
+    for (char *d = strtok_r(buf, ",", &save); d; d = strtok_r(NULL, ",", &save))
+        if (add_path(out, d) != 0) return -1;
+    return 0;
+}
+
 /* ---- comparing a record ---- */
 
 /* The value of key in rec: a top-level key, "smtp_code" as the smtp map's "code" when the
@@ -421,22 +438,33 @@ int vd_cli_rules_test(int argc, char **argv)
     paths tests = {0};
     int rc = VD_EXIT_OK;
     if (first >= argc) {
-        const char *dir = cfg.rules_dir ? cfg.rules_dir : getenv("VALIDORA_RULES");
-        if (!dir || !*dir)
-            return vd_cli_usage_error(CMD, "no TEST given and no rules directory to find tests "
-                                           "in: give --rules DIR (or set VALIDORA_RULES)");
-        char tdir[4096];
-        snprintf(tdir, sizeof tdir, "%s/tests", dir);
-        if (add_dir(&tests, tdir) != 0) {
-            fprintf(stderr, "validora %s: %s: %s\n", CMD, tdir, strerror(errno));
+        paths dirs = {0};
+        const char *env = getenv("VALIDORA_RULES");
+        if (rules_dirs(&cfg, &dirs) != 0 || (!dirs.n && env && *env && add_path(&dirs, env))) {
+            fprintf(stderr, "validora %s: out of memory\n", CMD);
             rc = VD_EXIT_FATAL;
-            goto out;
+        } else if (!dirs.n) {
+            rc = vd_cli_usage_error(CMD, "no TEST given and no rules directory to find tests "
+                                         "in: give --rules DIR (or set VALIDORA_RULES)");
         }
-        if (!tests.n) {
-            fprintf(stderr, "validora %s: no tests in %s\n", CMD, tdir);
+        for (size_t i = 0; rc == VD_EXIT_OK && i < dirs.n; i++) {
+            char tdir[4096];
+            snprintf(tdir, sizeof tdir, "%s/tests", dirs.v[i]);
+            /* with several directories, one without tests is fine */
+            if (add_dir(&tests, tdir) != 0 && (dirs.n == 1 || errno != ENOENT)) {
+                fprintf(stderr, "validora %s: %s: %s\n", CMD, tdir, strerror(errno));
+                rc = VD_EXIT_FATAL;
+            }
+        }
+        if (rc == VD_EXIT_OK && !tests.n) {
+            fprintf(stderr, "validora %s: no tests in %s/tests%s\n", CMD, dirs.v[0],
+                    dirs.n > 1 ? " or the other rules directories" : "");
             rc = VD_EXIT_FATAL;
-            goto out;
         }
+        for (size_t i = 0; i < dirs.n; i++)
+            free(dirs.v[i]);
+        free(dirs.v);
+        if (rc != VD_EXIT_OK) goto out;
     }
     for (int i = first; i < argc; i++) {
         struct stat st;
