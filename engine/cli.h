@@ -87,7 +87,9 @@ void vd_cli_close_engine(struct event_base *base, vd_engine *e);
 /* `validora cat` and `validora verify`: argv[0] is the subcommand. */
 int vd_cli_cat(int argc, char **argv);
 int vd_cli_verify(int argc, char **argv);
-/* `validora rules CHECK|WHICH|TEST`: argv[0] is "rules". */
+/* `validora rules check|which|test` (cli_rules.c): argv[0] is "rules". */
 int vd_cli_rules(int argc, char **argv);
+/* `validora rules test` (cli_rules_test.c): argv[0] is "test". */
+int vd_cli_rules_test(int argc, char **argv);
 
 #endif

@@ -221,6 +221,7 @@ int vd_cli_rules(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "check")) return rules_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "which")) return rules_which(argc - 1, argv + 1);
+    if (!strcmp(cmd, "test")) return vd_cli_rules_test(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(RULES_USAGE, stdout);
         return VD_EXIT_OK;

@@ -7,7 +7,7 @@
 #include <openssl/evp.h>
 #include "generation.h"
 
-static const char *default_rules_dir(void)
+const char *vd_rules_default_dir(void)
 {
     const char *env = getenv("VALIDORA_RULES");
     if (env && *env) return env;
@@ -26,7 +26,7 @@ size_t vd_gen_dirs(const vd_engine_config *c, char **dirs, size_t max)
 {
     size_t n = 0;
     if (c->rules_dirs.n == 0) {
-        if (!(dirs[n++] = strdup(default_rules_dir()))) return 0;
+        if (!(dirs[n++] = strdup(vd_rules_default_dir()))) return 0;
         return n;
     }
     for (int i = 0; i < c->rules_dirs.n && n < max; i++) {

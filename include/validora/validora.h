@@ -82,6 +82,10 @@ size_t vd_engine_inflight(const vd_engine *e);
  * Returns 0, or -1 with a message in err (the current generation stays). */
 int vd_engine_reload(vd_engine *e, char *err, size_t errlen);
 
+/* The rules directory used when the config names none: $VALIDORA_RULES, else the installed
+ * rules, else the source tree's. */
+const char *vd_rules_default_dir(void);
+
 /* A problem found in the rules: its file, line (0 when not known) and message. */
 typedef void (*vd_problem_cb)(const char *file, int line, const char *msg, void *arg);
 /* One rule, in the order rules are tried: position from 1, name, file, priority. */
