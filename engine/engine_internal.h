@@ -9,6 +9,7 @@
 #include "lists.h"
 #include "pool.h"
 #include "rules.h"
+#include "transcript.h"
 #include "validora/validora.h"
 
 struct vd_job;
@@ -16,7 +17,7 @@ struct vd_job;
 struct vd_engine {
     struct event_base *base;
     vd_engine_config cfg; /* effective settings; strings point at the copies below */
-    char *dns_servers, *rules_dir, *source_ip, *tls_ca;
+    char *dns_servers, *rules_dir, *source_ip, *tls_ca, *transcript_dir;
     char helo[256];
     char mail_from[320];
     struct sockaddr_storage source;
@@ -25,6 +26,7 @@ struct vd_engine {
     vd_lists *lists;
     vd_pool *pool;
     SSL_CTX *tls;
+    vd_transcript_sink *transcripts;
     vd_rules *rules; /* the current generation */
     unsigned next_rules_id;
     size_t inflight;

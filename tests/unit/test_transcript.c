@@ -2,7 +2,7 @@
  * the format line by line, file names, escaping of hostile bytes (NUL, ESC, CR, DEL, C1
  * controls, invalid UTF-8, backslash) and its inverse, AUTH redaction, the size bound, an
  * unwritable or vanished directory and a full disk (RLIMIT_FSIZE), the sink outliving its
- * owner, and the vd_smtp_trace adapter.
+ * owner, the vd_smtp_trace adapter, and vd_engine_new refusing a bad --transcript DIR.
  * The SMTP side (which lines a session reports) is tests/unit/test_smtp.c; the real world
  * is tests/functional/transcript.sh. */
 #include "check.h"
@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <regex.h>
 #include <signal.h>
@@ -677,6 +678,23 @@ static void test_lifetime_and_trace(void)
     remove_dir(dir);
 }
 
+/* ---- the engine -------------------------------------------------------------------- */
+
+static void test_engine_refuses_bad_dir(void)
+{
+    struct event_base *base = event_base_new();
+    vd_engine_config c;
+    vd_engine_config_init(&c);
+    c.dns_servers = "127.0.0.1:5354";
+    c.transcript_dir = "/nonexistent/transcripts-dir";
+    char err[512] = "";
+    vd_engine *e = vd_engine_new(base, &c, err, sizeof err);
+    CHECK(e == NULL);
+    CHECK_MSG(strstr(err, "/nonexistent/transcripts-dir") != NULL, "%s", err);
+    vd_engine_free(e);
+    event_base_free(base);
+}
+
 int main(void)
 {
     test_format();
@@ -686,5 +704,6 @@ int main(void)
     test_unwritable();
     test_full_disk();
     test_lifetime_and_trace();
+    test_engine_refuses_bad_dir();
     return check_done();
 }
