@@ -22,6 +22,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,30 @@ static void close_conn(vd_smtp *s, vd_smtp_end how, vd_smtp_err err)
         void *h = s->th;
         s->th = NULL;
         s->trace.end(h, how, how == VD_SMTP_END_ERROR ? err : VD_SMTP_OK);
+    }
+}
+
+/* Tells the trace up to max complete lines still in the input buffer, without consuming
+ * them: lines the session refuses or drops unread (an unsolicited reply, data behind the 220
+ * to STARTTLS, what follows a refusal or comes with the close) were still sent by the server.
+ * Only the trace sees them; the session's handling is unchanged. */
+static void trace_unread(vd_smtp *s, int max)
+{
+    if (!s->th || !s->bev) return;
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer_ptr at;
+    if (evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0) return;
+    for (int n = 0; n < max; n++) {
+        size_t eol_len = 0;
+        struct evbuffer_ptr p = evbuffer_search_eol(in, &at, &eol_len, EVBUFFER_EOL_CRLF);
+        if (p.pos < 0 || (size_t)(p.pos - at.pos) > VD_SMTP_MAX_LINE) return;
+        char line[VD_SMTP_MAX_LINE + 1];
+        size_t len = (size_t)(p.pos - at.pos);
+        if (evbuffer_copyout_from(in, &at, line, len) != (ev_ssize_t)len) return;
+        s->trace.line(s->th, false, line, len);
+        if ((size_t)p.pos + eol_len >= evbuffer_get_length(in) ||
+            evbuffer_ptr_set(in, &at, (size_t)p.pos + eol_len, EVBUFFER_PTR_SET) != 0)
+            return;
     }
 }
 
@@ -485,6 +510,7 @@ static void reply_complete(vd_smtp *s)
             /* Anything already buffered was sent before TLS: it must not be read as if it
              * came through the secure channel (CVE-2011-0411 style injection). */
             if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+                trace_unread(s, 1); /* the injected line */
                 fail(s, VD_SMTP_ERR_PROTOCOL, "data after STARTTLS reply");
                 return;
             }
@@ -598,9 +624,11 @@ static void on_read(struct bufferevent *bev, void *arg)
     while (!s->dead && s->bev == bev && evbuffer_get_length(in) > 0) {
         if (!expecting_reply(s)) {
             if (s->st == ST_REFUSED) {
+                trace_unread(s, INT_MAX);
                 evbuffer_drain(in, evbuffer_get_length(in)); /* only QUIT remains */
                 break;
             }
+            trace_unread(s, 1); /* e.g. Postfix's "421 ... too many errors" */
             fail(s, VD_SMTP_ERR_PROTOCOL, "unsolicited data from server");
             break;
         }
@@ -654,6 +682,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         }
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
         int e = EVUTIL_SOCKET_ERROR();
+        trace_unread(s, INT_MAX); /* complete lines not read before the close */
         if (s->st == ST_CONNECTING) {
             fail(s, VD_SMTP_ERR_CONNECT, "connect: %s",
                  e ? evutil_socket_error_to_string(e) : "failed");

@@ -814,6 +814,35 @@ static void traced(const char *mode, int cmd_ms, const step *steps, trace_rec *t
     CHECK_STR(t->addr, want);
 }
 
+/* A one-connection server that greets, answers EHLO, and 100 ms later says "421" unasked
+ * (as Postfix does at its error limit when the client is idle), then waits and closes. */
+static pid_t start_unasked421(int port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = sin_of("127.0.0.1", port);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 1) != 0) {
+        perror("start_unasked421");
+        exit(2);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int c = accept(ls, NULL, NULL);
+        char buf[512];
+        if (c < 0 || write(c, "220 stub\r\n", 10) != 10 || read(c, buf, sizeof buf) <= 0 ||
+            write(c, "250 stub\r\n", 10) != 10)
+            _exit(1);
+        sleep_ms(100);
+        static const char bye[] = "421 4.7.0 Error: too many errors\r\n";
+        if (write(c, bye, sizeof bye - 1) < 0) _exit(1);
+        sleep_ms(1000);
+        _exit(0);
+    }
+    close(ls);
+    return pid;
+}
+
 static void test_trace(void)
 {
     trace_rec t;
@@ -882,6 +911,37 @@ static void test_trace(void)
     for (int i = 0; i < t.n; i++)
         CHECK(t.lines[i][0] == '<');
 
+    /* lines the session refuses unread are still told: an unsolicited 421 ... */
+    memset(&t, 0, sizeof t);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_unasked421(port);
+    vd_smtp_trace tr = TRACE;
+    tr.arg = &t;
+    vd_smtp_opts o = opts(5000);
+    o.trace = &tr;
+    static const step idle[] = {{S_LATER, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, idle);
+    stop_server(pid);
+    CHECK_MSG(t.n == 4 && strcmp(t.lines[3], "< 421 4.7.0 Error: too many errors") == 0, "%d: %s",
+              t.n, t.n ? t.lines[t.n - 1] : "");
+    CHECK(t.ends == 1 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    /* ... and the line pipelined behind the 220 to STARTTLS */
+    char why[256];
+    SSL_CTX *ctx = vd_tls_client_ctx_new(NULL, why, sizeof why);
+    CHECK_MSG(ctx != NULL, "%s", why);
+    memset(&t, 0, sizeof t);
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "tlsinject", NULL);
+    o.tls_ctx = ctx;
+    run_script(&u, "127.0.0.1", port, &o, one);
+    o.tls_ctx = NULL;
+    stop_server(pid);
+    vd_tls_ctx_free(ctx);
+    CHECK_MSG(t.n >= 2 && strcmp(t.lines[t.n - 2], "< 220 2.0.0 Ready to start TLS") == 0 &&
+                  strcmp(t.lines[t.n - 1], "< 250 injected") == 0,
+              "%s", t.n ? t.lines[t.n - 1] : "");
+    CHECK(t.ends == 1 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+
     /* freed from inside its own callback: closed by client, at once */
     static const step freed[] = {{S_MAIL, ""}, {S_FREE, NULL}};
     traced("ok", 5000, freed, &t, &u);
@@ -890,12 +950,9 @@ static void test_trace(void)
     /* start may decline (a transcript that cannot be written): nothing else is called */
     memset(&t, 0, sizeof t);
     t.refuse = true;
-    int port = free_port("127.0.0.1");
-    pid_t pid = start_tarpit("127.0.0.1", port, "ok", NULL);
-    vd_smtp_trace tr = TRACE;
-    tr.arg = &t;
-    vd_smtp_opts o = opts(5000);
-    o.trace = &tr;
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "ok", NULL);
+    o.trace_mx = NULL;
     run_script(&u, "127.0.0.1", port, &o, steps);
     CHECK(t.starts == 1 && t.n == 0 && t.ends == 0);
     CHECK(u.n == 4 && u.r[2].code == 550);
