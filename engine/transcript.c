@@ -195,6 +195,22 @@ vd_transcript_sink *vd_transcript_sink_new(const char *dir, vd_log_cb log, void 
     return k;
 }
 
+/* The first failure: say so once, stop writing, and give back every open file (a
+ * transcript must not hold descriptors the sessions themselves may need). */
+static void sink_off(vd_transcript_sink *k, const char *what, const char *path, int e)
+{
+    if (k->off) return;
+    k->off = true;
+    vd_log_to(k->log, k->log_arg, VD_LOG_WARNING,
+              "transcripts: cannot %s %s: %s; no more transcripts are written", what, path,
+              strerror(e));
+    for (vd_transcript *t = k->open; t; t = t->next)
+        if (t->fp) {
+            fclose(t->fp);
+            t->fp = NULL;
+        }
+}
+
 static void sink_release(vd_transcript_sink *k)
 {
     if (k->owned || k->open) return;
@@ -205,6 +221,10 @@ static void sink_release(vd_transcript_sink *k)
 void vd_transcript_sink_free(vd_transcript_sink *k)
 {
     if (!k) return;
+    /* What the sessions still closing have said so far is on disk even if the process ends
+     * before their QUIT is answered (their files then lack the "# end:" line). */
+    for (vd_transcript *t = k->open; t && !k->off; t = t->next)
+        if (t->fp && fflush(t->fp) != 0) sink_off(k, "write", t->path, errno ? errno : EIO);
     k->owned = false;
     k->log = NULL;
     k->log_arg = NULL;
@@ -224,22 +244,6 @@ const char *vd_transcript_sink_dir(const vd_transcript_sink *k)
 const vd_smtp_trace *vd_transcript_sink_trace(vd_transcript_sink *k)
 {
     return k ? &k->trace : NULL;
-}
-
-/* The first failure: say so once, stop writing, and give back every open file (a
- * transcript must not hold descriptors the sessions themselves may need). */
-static void sink_off(vd_transcript_sink *k, const char *what, const char *path, int e)
-{
-    if (k->off) return;
-    k->off = true;
-    vd_log_to(k->log, k->log_arg, VD_LOG_WARNING,
-              "transcripts: cannot %s %s: %s; no more transcripts are written", what, path,
-              strerror(e));
-    for (vd_transcript *t = k->open; t; t = t->next)
-        if (t->fp) {
-            fclose(t->fp);
-            t->fp = NULL;
-        }
 }
 
 /* ---- one transcript ---------------------------------------------------------------- */
