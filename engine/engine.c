@@ -2,8 +2,8 @@
  *
  * Owns: checking the settings against the options table, resolving the computed defaults
  * (HELO, MAIL FROM, the rules directory), making the DNS channel, the lists, the TLS context
- * (tls.c), the SMTP pool and the first rule generation; making a new generation current on
- * reload; the log callback.
+ * (tls.c), the transcript sink, the SMTP pool and the first rule generation; making a new
+ * generation current on reload; the log callback.
  * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c). */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -62,6 +62,7 @@ static int own_strings(vd_engine *e, const vd_engine_config *c)
         {c->dns_servers, &e->dns_servers, &e->cfg.dns_servers},
         {c->source_ip, &e->source_ip, &e->cfg.source_ip},
         {c->tls_ca, &e->tls_ca, &e->cfg.tls_ca},
+        {c->transcript_dir, &e->transcript_dir, &e->cfg.transcript_dir},
     };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         *s[i].field = NULL;
@@ -115,10 +116,14 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
     return 0;
 }
 
-/* DNS, TLS and the SMTP pool. */
+/* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
     char sub[512];
+    /* first: a --transcript DIR that cannot be written fails the start, naming DIR */
+    if (e->transcript_dir && !(e->transcripts = vd_transcript_sink_new(
+                                   e->transcript_dir, e->cfg.log, e->cfg.log_arg, err, errlen)))
+        return -1;
     vd_dns_opts dopts = {.servers = e->dns_servers, .timeout_ms = (int)(e->cfg.dns_timeout * 1000)};
     if (!(e->dns = vd_dns_new(e->base, &dopts, sub, sizeof sub))) {
         snprintf(err, errlen, "DNS: %s", sub);
@@ -141,6 +146,7 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
                 .connect_timeout_ms = timeout_ms,
                 .command_timeout_ms = timeout_ms,
                 .tls_ctx = e->tls,
+                .trace = vd_transcript_sink_trace(e->transcripts),
             },
         .port = e->cfg.smtp_port,
         .mail_from = e->mail_from,
@@ -335,9 +341,11 @@ void vd_engine_free(vd_engine *e)
     if (e->pool) vd_pool_free(e->pool);
     if (e->dns) vd_dns_free(e->dns);
     if (e->tls) vd_tls_ctx_free(e->tls);
+    vd_transcript_sink_free(e->transcripts); /* after the pool: closing sessions keep theirs */
     free(e->dns_servers);
     vd_gen_dirs_free(e->dirs, e->ndirs);
     free(e->source_ip);
     free(e->tls_ca);
+    free(e->transcript_dir);
     free(e);
 }

@@ -8,6 +8,7 @@
 #include "dns.h"
 #include "generation.h"
 #include "pool.h"
+#include "transcript.h"
 #include "validora/validora.h"
 
 struct vd_job;
@@ -15,7 +16,7 @@ struct vd_job;
 struct vd_engine {
     struct event_base *base;
     vd_engine_config cfg; /* effective settings; strings point at the copies below */
-    char *dns_servers, *source_ip, *tls_ca;
+    char *dns_servers, *source_ip, *tls_ca, *transcript_dir;
     char *dirs[VD_STRLIST_MAX]; /* the rules directories */
     size_t ndirs;
     char helo[256];
@@ -25,6 +26,7 @@ struct vd_engine {
     vd_dns *dns;
     vd_pool *pool;
     SSL_CTX *tls;
+    vd_transcript_sink *transcripts;
     vd_gen *gen; /* the current generation */
     struct vd_watch *watch;
     unsigned next_gen_id;

@@ -55,6 +55,10 @@ const vd_option vd_engine_options[] = {
      "keep sessions for later addresses at the same server (--no-reuse: one session per "
      "address)",
      true},
+    {"transcript", 0, VD_OPT_STRING, OFF(transcript_dir), 0, NULL, 0, 0, "DIR", "SMTP",
+     "write each SMTP session to a file in DIR, an existing directory: commands, replies, "
+     "timings (docs/transcripts.md)",
+     false},
 
     {"rules", 0, VD_OPT_LIST, OFF(rules_dirs), 0, NULL, 0, 0, "DIR", "Rules",
      "a directory of rules; repeat it to add your own beside the shipped ones: a later "

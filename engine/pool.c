@@ -345,12 +345,13 @@ static void set_port(struct sockaddr_storage *ss, int port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
-/* The pool's smtp options for a session to h (SNI = the MX host name). */
+/* The pool's smtp options for a session to h (SNI and the trace's MX = the MX host name). */
 static vd_smtp_opts smtp_opts(vd_pool *p, host *h)
 {
     vd_smtp_opts o = p->o.smtp;
     o.helo = p->helo;
     o.tls_sni = h->name;
+    o.trace_mx = h->name;
     return o;
 }
 
@@ -530,7 +531,8 @@ vd_pool *vd_pool_new(struct event_base *base, const vd_pool_opts *opts)
     }
     p->o.smtp.helo = p->helo;
     p->o.mail_from = p->mail_from;
-    p->o.smtp.tls_sni = NULL;
+    p->o.smtp.tls_sni = NULL;  /* per host: smtp_opts */
+    p->o.smtp.trace_mx = NULL; /* likewise */
     p->sweep_at = 1024;
     if (p->o.rcpt_per_txn == 0) p->o.rcpt_per_txn = VD_POOL_RCPT_PER_TXN;
     if (p->o.txn_per_session == 0) p->o.txn_per_session = VD_POOL_TXN_PER_SESSION;

@@ -29,7 +29,9 @@ typedef struct vd_lease vd_lease;
 #define VD_POOL_DEAD_HOST_MS 60000
 
 typedef struct vd_pool_opts {
-    vd_smtp_opts smtp;     /* helo, source, timeouts (required, > 0), tls_ctx */
+    vd_smtp_opts smtp;     /* helo, source, timeouts (required, > 0), tls_ctx, trace (its
+                              arg must outlive the pool); tls_sni and trace_mx are set per
+                              session to the MX host name */
     int port;              /* required: 1-65535 */
     const char *mail_from; /* reverse path for MAIL FROM; "" or NULL = null sender */
     int per_mx_sessions;   /* concurrent sessions per MX host; required, > 0 */

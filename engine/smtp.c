@@ -7,10 +7,12 @@
  * bufferevent, MAIL/RCPT/RSET/QUIT, and the one function that puts a command on the wire
  * (send_cmd), which refuses CR, LF and NUL whatever its caller checked; the protocol's
  * facts about replies (vd_smtp_reply_ends_session, RFC 3463 matching, vd_smtp_reply_matches)
- * and the table of error names rules see.
+ * and the table of error names rules see; telling the trace (a transcript) each line written
+ * (send_cmd) and read (on_read), the handshake, and the close (close_conn).
  * Does not own: choosing hosts or reusing sessions (pool.c), TLS contexts, SNI and
  * certificate checks (tls.c), defaults for user options (timeouts: the caller's options
- * table; vd_smtp_open refuses them missing), what replies mean for an address (rules).
+ * table; vd_smtp_open refuses them missing), what replies mean for an address (rules), the
+ * transcript format (transcript.c).
  *
  * Re-entrancy: every entry point (libevent callbacks and public calls that may call back
  * synchronously) holds s->depth; vd_smtp_free() inside a callback only marks the session
@@ -20,6 +22,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +94,9 @@ struct vd_smtp {
     bool tls, tls_verified;
     int commands;
     size_t input_peak; /* largest input buffer seen (test hook below) */
+
+    vd_smtp_trace trace; /* copy of opts->trace (functions NULL: none) */
+    void *th;            /* its handle, until the connection closes; NULL = no trace */
 };
 
 /* Test hook, not part of the contract: the largest input buffer a session has held. */
@@ -202,18 +208,49 @@ static void clear_exts(vd_smtp *s)
     s->nexts = 0;
 }
 
-static void close_conn(vd_smtp *s)
+/* Closes the connection; the first close ends the trace with how (and err for
+ * VD_SMTP_END_ERROR): nothing is read or written after it. */
+static void close_conn(vd_smtp *s, vd_smtp_end how, vd_smtp_err err)
 {
     if (s->bev) {
         bufferevent_free(s->bev); /* safe inside its own callback: libevent holds a ref */
         s->bev = NULL;
     }
     if (s->timer) evtimer_del(s->timer);
+    if (s->th) {
+        void *h = s->th;
+        s->th = NULL;
+        s->trace.end(h, how, how == VD_SMTP_END_ERROR ? err : VD_SMTP_OK);
+    }
+}
+
+/* Tells the trace up to max complete lines still in the input buffer, without consuming
+ * them: lines the session refuses or drops unread (an unsolicited reply, data behind the 220
+ * to STARTTLS, what follows a refusal or comes with the close) were still sent by the server.
+ * Only the trace sees them; the session's handling is unchanged. */
+static void trace_unread(vd_smtp *s, int max)
+{
+    if (!s->th || !s->bev) return;
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer_ptr at;
+    if (evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0) return;
+    for (int n = 0; n < max; n++) {
+        size_t eol_len = 0;
+        struct evbuffer_ptr p = evbuffer_search_eol(in, &at, &eol_len, EVBUFFER_EOL_CRLF);
+        if (p.pos < 0 || (size_t)(p.pos - at.pos) > VD_SMTP_MAX_LINE) return;
+        char line[VD_SMTP_MAX_LINE + 1];
+        size_t len = (size_t)(p.pos - at.pos);
+        if (evbuffer_copyout_from(in, &at, line, len) != (ev_ssize_t)len) return;
+        s->trace.line(s->th, false, line, len);
+        if ((size_t)p.pos + eol_len >= evbuffer_get_length(in) ||
+            evbuffer_ptr_set(in, &at, (size_t)p.pos + eol_len, EVBUFFER_PTR_SET) != 0)
+            return;
+    }
 }
 
 static void destroy(vd_smtp *s)
 {
-    close_conn(s);
+    close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK);
     if (s->timer) event_free(s->timer);
     clear_exts(s);
     free(s->helo);
@@ -323,7 +360,7 @@ static void fail(vd_smtp *s, vd_smtp_err err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    close_conn(s);
+    close_conn(s, VD_SMTP_END_ERROR, err);
     bool quitting = s->st == ST_QUIT;
     s->st = ST_BROKEN;
     if (quitting) {
@@ -348,6 +385,7 @@ static bool send_cmd(vd_smtp *s, const char *fmt, ...)
     if (n < 0 || n > MAX_CMD || strpbrk(line, "\r\n") || strlen(line) != (size_t)n) return false;
     memcpy(line + n, "\r\n", 2);
     if (!s->bev || bufferevent_write(s->bev, line, (size_t)n + 2) != 0) return false;
+    if (s->th) s->trace.line(s->th, true, line, (size_t)n);
     s->commands++;
     reply_reset(s);
     arm_timer(s, s->command_timeout_ms);
@@ -472,6 +510,7 @@ static void reply_complete(vd_smtp *s)
             /* Anything already buffered was sent before TLS: it must not be read as if it
              * came through the secure channel (CVE-2011-0411 style injection). */
             if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+                trace_unread(s, 1); /* the injected line */
                 fail(s, VD_SMTP_ERR_PROTOCOL, "data after STARTTLS reply");
                 return;
             }
@@ -508,7 +547,7 @@ static void reply_complete(vd_smtp *s)
         deliver(s, VD_SMTP_OK, NULL);
         return;
     case ST_QUIT:
-        close_conn(s);
+        close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK);
         s->dead = true;
         return;
     default:
@@ -585,9 +624,11 @@ static void on_read(struct bufferevent *bev, void *arg)
     while (!s->dead && s->bev == bev && evbuffer_get_length(in) > 0) {
         if (!expecting_reply(s)) {
             if (s->st == ST_REFUSED) {
+                trace_unread(s, INT_MAX);
                 evbuffer_drain(in, evbuffer_get_length(in)); /* only QUIT remains */
                 break;
             }
+            trace_unread(s, 1); /* e.g. Postfix's "421 ... too many errors" */
             fail(s, VD_SMTP_ERR_PROTOCOL, "unsolicited data from server");
             break;
         }
@@ -607,6 +648,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_remove(in, line, len);
         evbuffer_drain(in, eol_len);
         line[len] = '\0';
+        if (s->th) s->trace.line(s->th, false, line, len); /* as read, before it is judged */
         if (memchr(line, '\0', len)) {
             fail(s, VD_SMTP_ERR_PROTOCOL, "NUL in reply");
             break;
@@ -627,8 +669,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             reply_reset(s);
             arm_timer(s, s->command_timeout_ms);
         } else if (s->st == ST_HANDSHAKE) {
+            SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
             s->tls = true;
-            s->tls_verified = vd_tls_verified(bufferevent_openssl_get_ssl(s->bev));
+            s->tls_verified = vd_tls_verified(ssl);
+            if (s->th)
+                s->trace.tls(s->th, SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+                             s->tls_verified);
             if (!send_cmd(s, "EHLO %s", s->helo))
                 fail(s, VD_SMTP_ERR_CLOSED, "cannot send EHLO");
             else
@@ -636,6 +682,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         }
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
         int e = EVUTIL_SOCKET_ERROR();
+        trace_unread(s, INT_MAX); /* complete lines not read before the close */
         if (s->st == ST_CONNECTING) {
             fail(s, VD_SMTP_ERR_CONNECT, "connect: %s",
                  e ? evutil_socket_error_to_string(e) : "failed");
@@ -645,11 +692,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             if (ssl_err) ERR_error_string_n(ssl_err, buf, sizeof buf);
             fail(s, VD_SMTP_ERR_TLS, "TLS: %s", buf);
         } else if (s->st == ST_QUIT) {
-            close_conn(s);
+            close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK); /* after our QUIT */
             s->dead = true;
         } else if (s->st == ST_READY || s->st == ST_REFUSED) {
             /* Nobody waits: just note that the session is gone. */
-            close_conn(s);
+            close_conn(s, VD_SMTP_END_SERVER, VD_SMTP_OK);
             s->st = ST_BROKEN;
         } else {
             fail(s, VD_SMTP_ERR_CLOSED, "%s",
@@ -674,7 +721,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             fail(s, VD_SMTP_ERR_CONNECT, "connect timeout");
         break;
     case ST_QUIT:
-        close_conn(s);
+        close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK); /* no reply to QUIT in time */
         s->dead = true;
         break;
     case ST_HANDSHAKE:
@@ -719,6 +766,14 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
         return NULL;
     }
 
+    /* Before the socket: its times count from here, and a transcript takes its descriptor
+     * before the session does (when they run out, transcripts go off first). */
+    if (opts->trace && opts->trace->start && opts->trace->line && opts->trace->tls &&
+        opts->trace->end) {
+        s->trace = *opts->trace;
+        s->th = s->trace.start(s->trace.arg, opts->trace_mx, addr, addrlen);
+    }
+
     evutil_socket_t fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || (opts->source && bind(fd, opts->source, opts->source_len) != 0)) {
         /* Reported through cb like any connect failure, from the loop. */
@@ -732,6 +787,7 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
     s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
         close(fd);
+        close_conn(s, VD_SMTP_END_ERROR, VD_SMTP_ERR_CONNECT);
         destroy(s);
         return NULL;
     }
@@ -742,7 +798,7 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
     /* An immediate failure (e.g. ECONNREFUSED) is reported later through on_event. */
     if (bufferevent_socket_connect(s->bev, addr, (int)addrlen) != 0) {
         snprintf(s->errbuf, sizeof s->errbuf, "connect: %s", strerror(errno));
-        close_conn(s);
+        close_conn(s, VD_SMTP_END_ERROR, VD_SMTP_ERR_CONNECT);
         s->pending_connect_err = true;
         arm_timer(s, 0);
     }
@@ -821,7 +877,7 @@ void vd_smtp_quit(vd_smtp *s)
         arm_timer(s, QUIT_WAIT_MS);
         return;
     }
-    close_conn(s);
+    close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK);
     arm_timer(s, 0); /* freed from the loop, never under the caller's feet */
 }
 
@@ -830,7 +886,7 @@ void vd_smtp_free(vd_smtp *s)
     if (!s) return;
     s->cb = NULL;
     if (s->depth > 0) {
-        close_conn(s);
+        close_conn(s, VD_SMTP_END_CLIENT, VD_SMTP_OK);
         s->st = ST_BROKEN;
         s->dead = true;
         return;

@@ -6,10 +6,13 @@
  * result recorded), MAIL/RCPT/RSET/QUIT, reply parsing (multi-line, RFC 3463 enhanced
  * codes) with bounded line length and line count, per-step timeouts; the protocol's facts
  * about a reply: which replies end a session, RFC 3463 code matching, the reply matching
- * rules use (reply:matches); the error names rules see, and their list.
+ * rules use (reply:matches); the error names rules see, and their list; telling the
+ * session's trace (vd_smtp_trace: a transcript, when it has one) every line sent and
+ * received, the TLS result and how the connection ended.
  * Does not own: which host to connect to, pooling (pool.h), TLS contexts, SNI and
  * certificate checks (tls.h), defaults for user options (the caller's options table),
- * what a reply means for an address (rules).
+ * what a reply means for an address (rules), the transcript format and files
+ * (transcript.h, which implements vd_smtp_trace).
  * Refuses any command argument that is not wire-safe (vd_address_wire_safe). */
 #ifndef VALIDORA_SMTP_H
 #define VALIDORA_SMTP_H
@@ -56,6 +59,27 @@ typedef struct vd_smtp_reply {
     const char *errmsg; /* detail when err != OK */
 } vd_smtp_reply;
 
+/* How a session's connection ended, as its trace is told. */
+typedef enum vd_smtp_end {
+    VD_SMTP_END_CLIENT, /* this client closed it: after QUIT, or vd_smtp_quit/free */
+    VD_SMTP_END_SERVER, /* the server closed it while no command was waiting */
+    VD_SMTP_END_ERROR,  /* a failure closed it (the vd_smtp_err passed along) */
+} vd_smtp_end;
+
+/* A trace: what a session tells an observer such as a transcript (transcript.h gives one),
+ * in the order it happens. vd_smtp_open copies the struct; start runs there, before the
+ * connect, and returns the session's handle (NULL: nothing more for this session); the
+ * others get that handle. Called from inside the session: they must not call into it. */
+typedef struct vd_smtp_trace {
+    void *(*start)(void *arg, const char *mx, const struct sockaddr *addr, socklen_t addrlen);
+    /* a line written (sent = true, without CRLF) or read (as read, without its line end) */
+    void (*line)(void *h, bool sent, const char *line, size_t len);
+    void (*tls)(void *h, const char *protocol, const char *cipher, bool verified);
+    /* the connection closed: the last call for h (err VD_SMTP_OK unless how is ERROR) */
+    void (*end)(void *h, vd_smtp_end how, vd_smtp_err err);
+    void *arg;
+} vd_smtp_trace;
+
 typedef struct vd_smtp_opts {
     const char *helo;              /* EHLO/HELO name; required */
     const struct sockaddr *source; /* bind before connect; NULL = any */
@@ -68,6 +92,9 @@ typedef struct vd_smtp_opts {
     bool require_tls;       /* fail when STARTTLS is not offered or fails */
     const char *tls_sni;    /* server name for SNI/verification, e.g. the MX host; NULL:
                                STARTTLS still, but tls_verified is never true */
+
+    const vd_smtp_trace *trace; /* told of this session's lines (copied); NULL = none */
+    const char *trace_mx;       /* MX host name given to trace->start; NULL = none */
 } vd_smtp_opts;
 
 /* Called once per operation. The reply is valid only during the callback. */
@@ -78,7 +105,10 @@ typedef void (*vd_smtp_cb)(vd_smtp *s, const vd_smtp_reply *r, void *arg);
  * the failing reply (e.g. a 554 banner) or error. Returns NULL only on immediate failure
  * (bad arguments: no or unsafe helo, a timeout that is zero or negative, an address that is
  * not IPv4/IPv6; out of memory); then cb is not called. The options hold no defaults: user
- * options come filled in from the caller's options table. */
+ * options come filled in from the caller's options table.
+ * With opts->trace, its start runs here (before the connect, also when the connect then
+ * fails) and its end when the connection closes, with how (vd_smtp_end); nothing is read or
+ * written after that. */
 vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, socklen_t addrlen,
                       const vd_smtp_opts *opts, vd_smtp_cb cb, void *arg);
 

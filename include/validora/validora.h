@@ -55,6 +55,10 @@ typedef struct vd_engine_config {
     int rule_instructions;   /* --rule-instructions: Lua VM instructions per address */
     int load_instructions;   /* --rules-load-instructions: to load a rule generation */
 
+    /* --transcript: write each SMTP session to a file in this directory, which must exist
+     * and be writable (docs/transcripts.md); NULL = none */
+    const char *transcript_dir;
+
     vd_log_cb log; /* NULL = messages are dropped */
     void *log_arg;
 } vd_engine_config;

@@ -2,7 +2,9 @@
  * (hostile servers), on loopback ports chosen at run time.
  *
  * Each case runs a script: open, then one command per reply (MAIL/RCPT/RSET), then QUIT
- * or a free from inside the callback; every reply is recorded and checked afterwards. */
+ * or a free from inside the callback; every reply is recorded and checked afterwards.
+ * A recording vd_smtp_trace checks what a session tells its transcript (test_trace, and the
+ * handshake in test_starttls); the transcript file itself is test_transcript.c's. */
 #include "check.h"
 #include "smtp.h"
 #include "tls.h"
@@ -12,7 +14,7 @@
 
 size_t vd_smtp_input_peak_(const vd_smtp *s); /* test hook in smtp.c */
 
-enum { S_END, S_MAIL, S_RCPT, S_RSET, S_QUIT, S_FREE, S_RCPT2 };
+enum { S_END, S_MAIL, S_RCPT, S_RSET, S_QUIT, S_FREE, S_RCPT2, S_LATER };
 typedef struct step {
     int op;
     const char *arg;
@@ -43,7 +45,66 @@ typedef struct run {
     bool ended; /* script finished: QUIT or free */
 } run;
 
+/* ---- the trace (what a transcript is told) ------------------------------------------ */
+
+typedef struct trace_rec {
+    int starts, ends, late; /* late: calls after end, must stay 0 */
+    char mx[64];
+    char addr[64];
+    char lines[160][160]; /* "> EHLO x", "< 220 hi", "# tls TLSv1.3 ... yes" */
+    int n;
+    vd_smtp_end how;
+    vd_smtp_err err;
+    bool refuse; /* start returns NULL */
+} trace_rec;
+
+static void *tr_start(void *arg, const char *mx, const struct sockaddr *addr, socklen_t len)
+{
+    trace_rec *t = arg;
+    t->starts++;
+    snprintf(t->mx, sizeof t->mx, "%s", mx ? mx : "(null)");
+    const struct sockaddr_in *a = (const struct sockaddr_in *)addr;
+    char ip[INET_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET && len >= (socklen_t)sizeof *a)
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    snprintf(t->addr, sizeof t->addr, "%s:%d", ip, ntohs(a->sin_port));
+    return t->refuse ? NULL : t;
+}
+
+static void tr_line(void *h, bool sent, const char *line, size_t len)
+{
+    trace_rec *t = h;
+    if (t->ends) t->late++;
+    if (t->n < 160) snprintf(t->lines[t->n++], 160, "%c %.*s", sent ? '>' : '<', (int)len, line);
+}
+
+static void tr_tls(void *h, const char *protocol, const char *cipher, bool verified)
+{
+    trace_rec *t = h;
+    if (t->ends) t->late++;
+    if (t->n < 160)
+        snprintf(t->lines[t->n++], 160, "# tls %s %s %s", protocol, cipher,
+                 verified ? "yes" : "no");
+}
+
+static void tr_end(void *h, vd_smtp_end how, vd_smtp_err err)
+{
+    trace_rec *t = h;
+    t->ends++;
+    t->how = how;
+    t->err = err;
+}
+
+static const vd_smtp_trace TRACE = {tr_start, tr_line, tr_tls, tr_end, NULL};
+
 static void on_reply(vd_smtp *s, const vd_smtp_reply *r, void *arg);
+
+static void quit_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_smtp_quit(arg);
+}
 
 static void do_next(run *u)
 {
@@ -68,6 +129,13 @@ static void do_next(run *u)
         vd_smtp_free(u->s);
         u->ended = true;
         break;
+    case S_LATER: { /* QUIT in 300 ms: what the server does meanwhile is seen */
+        u->commands = vd_smtp_commands(u->s);
+        struct timeval tv = {0, 300000};
+        event_base_once(u->base, -1, EV_TIMEOUT, quit_later, u->s, &tv);
+        u->ended = true;
+        break;
+    }
     case S_QUIT:
     case S_END:
     default:
@@ -507,10 +575,31 @@ static void test_starttls(void)
     vd_smtp_opts o = opts(5000);
     run u;
 
-    /* system CA store: TLS, but the self-signed certificate is not verified */
+    /* system CA store: TLS, but the self-signed certificate is not verified; the trace
+     * gets the handshake between the 220 and the second EHLO */
     o.tls_ctx = sys;
     o.tls_sni = "mx.tls.test";
+    trace_rec t;
+    memset(&t, 0, sizeof t);
+    vd_smtp_trace tr = TRACE;
+    tr.arg = &t;
+    o.trace = &tr;
     run_script(&u, "127.0.0.1", port, &o, steps);
+    o.trace = NULL;
+    {
+        int k = 0;
+        while (k < t.n && strcmp(t.lines[k], "> STARTTLS") != 0)
+            k++;
+        CHECK_MSG(k + 3 < t.n, "no STARTTLS in the trace (%d lines)", t.n);
+        if (k + 3 < t.n) {
+            CHECK_STR(t.lines[k + 1], "< 220 2.0.0 Ready to start TLS");
+            CHECK_MSG(strncmp(t.lines[k + 2], "# tls TLSv1.", 12) == 0 &&
+                          strstr(t.lines[k + 2], " no") != NULL,
+                      "%s", t.lines[k + 2]);
+            CHECK_STR(t.lines[k + 3], "> EHLO probe.validora.test");
+        }
+        CHECK(t.ends == 1 && t.late == 0 && t.how == VD_SMTP_END_CLIENT);
+    }
     CHECK(u.n == 3 && u.r[0].err == VD_SMTP_OK && u.r[0].code == 250);
     CHECK(u.tls && !u.tls_verified);
     CHECK(!u.ext_starttls && u.ext_smtputf8); /* extensions from the EHLO after TLS */
@@ -702,6 +791,181 @@ static void test_names(void)
         CHECK_STR(doc[i], vd_smtp_err_names[i]);
 }
 
+/* ---- the trace ------------------------------------------------------------------- */
+
+/* Runs steps against the tarpit (or a closed port when mode is NULL) with a trace. */
+static void traced(const char *mode, int cmd_ms, const step *steps, trace_rec *t, run *u)
+{
+    memset(t, 0, sizeof *t);
+    int port = free_port("127.0.0.1");
+    pid_t pid = mode ? start_tarpit("127.0.0.1", port, mode, NULL) : 0;
+    vd_smtp_trace tr = TRACE;
+    tr.arg = t;
+    vd_smtp_opts o = opts(cmd_ms);
+    o.trace = &tr;
+    o.trace_mx = "mx.trace.test";
+    run_script(u, "127.0.0.1", port, &o, steps);
+    if (pid) stop_server(pid);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", port);
+    CHECK_MSG(t->starts == 1 && t->ends == 1 && t->late == 0, "%s: %d starts, %d ends, %d late",
+              mode ? mode : "refused", t->starts, t->ends, t->late);
+    CHECK_STR(t->mx, "mx.trace.test");
+    CHECK_STR(t->addr, want);
+}
+
+/* A one-connection server that greets, answers EHLO, and 100 ms later says "421" unasked
+ * (as Postfix does at its error limit when the client is idle), then waits and closes. */
+static pid_t start_unasked421(int port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = sin_of("127.0.0.1", port);
+    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ls, 1) != 0) {
+        perror("start_unasked421");
+        exit(2);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int c = accept(ls, NULL, NULL);
+        char buf[512];
+        if (c < 0 || write(c, "220 stub\r\n", 10) != 10 || read(c, buf, sizeof buf) <= 0 ||
+            write(c, "250 stub\r\n", 10) != 10)
+            _exit(1);
+        sleep_ms(100);
+        static const char bye[] = "421 4.7.0 Error: too many errors\r\n";
+        if (write(c, bye, sizeof bye - 1) < 0) _exit(1);
+        sleep_ms(1000);
+        _exit(0);
+    }
+    close(ls);
+    return pid;
+}
+
+static void test_trace(void)
+{
+    trace_rec t;
+    run u;
+    /* every line both ways, in order, as on the wire; QUIT's reply; closed by us */
+    static const step steps[] = {{S_MAIL, ""},
+                                 {S_RCPT, "nobody@valid.test"},
+                                 {S_RCPT, "alice@valid.test"},
+                                 {S_QUIT, NULL},
+                                 {S_END, NULL}};
+    traced("ok", 5000, steps, &t, &u);
+    static const char *const want[] = {
+        "< 220 tarpit ESMTP ready",
+        "> EHLO probe.validora.test",
+        "< 250-tarpit greets you",
+        "< 250-PIPELINING",
+        "< 250-SIZE 10240000",
+        "< 250-SMTPUTF8",
+        "< 250 ENHANCEDSTATUSCODES",
+        "> MAIL FROM:<> SMTPUTF8",
+        "< 250 2.1.0 Ok",
+        "> RCPT TO:<nobody@valid.test>",
+        "< 550-5.1.1 <nobody>: Recipient address rejected:",
+        "< 550 5.1.1 User unknown in virtual mailbox table",
+        "> RCPT TO:<alice@valid.test>",
+        "< 250 2.1.5 Ok",
+        "> QUIT",
+        "< 221 2.0.0 Bye",
+    };
+    int nw = (int)(sizeof want / sizeof want[0]);
+    CHECK_MSG(t.n == nw, "%d lines", t.n);
+    for (int i = 0; i < nw && i < t.n; i++)
+        CHECK_STR(t.lines[i], want[i]);
+    CHECK(t.how == VD_SMTP_END_CLIENT && t.err == VD_SMTP_OK);
+    CHECK(u.r[2].code == 550); /* and the session saw what it always sees */
+
+    /* a 421, then the server hangs up before we QUIT: closed by server */
+    static const step bye[] = {{S_MAIL, ""}, {S_RCPT, "bye@valid.test"}, {S_LATER, NULL}};
+    traced("ok", 5000, bye, &t, &u);
+    CHECK_MSG(t.n >= 1 && strcmp(t.lines[t.n - 1], "< 421 4.7.0 Too many errors, closing") == 0,
+              "%s", t.n ? t.lines[t.n - 1] : "");
+    CHECK_MSG(t.how == VD_SMTP_END_SERVER, "how %d", (int)t.how);
+
+    /* failures end it with their error */
+    static const step one[] = {{S_MAIL, ""}, {S_END, NULL}};
+    traced(NULL, 5000, one, &t, &u); /* nobody listens */
+    CHECK(t.n == 0 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_CONNECT);
+    traced("silent", 500, one, &t, &u);
+    CHECK(t.n == 0 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_TIMEOUT);
+    traced("mixedcodes", 5000, one, &t, &u);
+    CHECK_MSG(t.n == 2 && strcmp(t.lines[0], "< 220-tarpit") == 0 &&
+                  strcmp(t.lines[1], "< 250 surprise") == 0,
+              "%d", t.n);
+    CHECK(t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    traced("endless", 5000, one, &t, &u); /* the line that broke the bound is told too */
+    CHECK_MSG(t.n == VD_SMTP_MAX_LINES + 1, "%d lines", t.n);
+    CHECK(t.n > 0 && strcmp(t.lines[t.n - 1], "< 220-x") == 0);
+    CHECK(t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    traced("longline", 5000, one, &t, &u); /* an endless line is no line */
+    CHECK(t.n == 0 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    traced("dropafterbanner", 5000, one, &t, &u);
+    CHECK(t.n == 2 && strcmp(t.lines[1], "> EHLO probe.validora.test") == 0);
+    CHECK(t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_CLOSED);
+    traced("garbage", 5000, one, &t, &u);
+    CHECK(t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    for (int i = 0; i < t.n; i++)
+        CHECK(t.lines[i][0] == '<');
+
+    /* lines the session refuses unread are still told: an unsolicited 421 ... */
+    memset(&t, 0, sizeof t);
+    int port = free_port("127.0.0.1");
+    pid_t pid = start_unasked421(port);
+    vd_smtp_trace tr = TRACE;
+    tr.arg = &t;
+    vd_smtp_opts o = opts(5000);
+    o.trace = &tr;
+    static const step idle[] = {{S_LATER, NULL}};
+    run_script(&u, "127.0.0.1", port, &o, idle);
+    stop_server(pid);
+    CHECK_MSG(t.n == 4 && strcmp(t.lines[3], "< 421 4.7.0 Error: too many errors") == 0, "%d: %s",
+              t.n, t.n ? t.lines[t.n - 1] : "");
+    CHECK(t.ends == 1 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+    /* ... and the line pipelined behind the 220 to STARTTLS */
+    char why[256];
+    SSL_CTX *ctx = vd_tls_client_ctx_new(NULL, why, sizeof why);
+    CHECK_MSG(ctx != NULL, "%s", why);
+    memset(&t, 0, sizeof t);
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "tlsinject", NULL);
+    o.tls_ctx = ctx;
+    run_script(&u, "127.0.0.1", port, &o, one);
+    o.tls_ctx = NULL;
+    stop_server(pid);
+    vd_tls_ctx_free(ctx);
+    CHECK_MSG(t.n >= 2 && strcmp(t.lines[t.n - 2], "< 220 2.0.0 Ready to start TLS") == 0 &&
+                  strcmp(t.lines[t.n - 1], "< 250 injected") == 0,
+              "%s", t.n ? t.lines[t.n - 1] : "");
+    CHECK(t.ends == 1 && t.how == VD_SMTP_END_ERROR && t.err == VD_SMTP_ERR_PROTOCOL);
+
+    /* freed from inside its own callback: closed by client, at once */
+    static const step freed[] = {{S_MAIL, ""}, {S_FREE, NULL}};
+    traced("ok", 5000, freed, &t, &u);
+    CHECK(t.how == VD_SMTP_END_CLIENT && t.n == 9);
+
+    /* start may decline (a transcript that cannot be written): nothing else is called */
+    memset(&t, 0, sizeof t);
+    t.refuse = true;
+    port = free_port("127.0.0.1");
+    pid = start_tarpit("127.0.0.1", port, "ok", NULL);
+    o.trace_mx = NULL;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(t.starts == 1 && t.n == 0 && t.ends == 0);
+    CHECK(u.n == 4 && u.r[2].code == 550);
+    CHECK_STR(t.mx, "(null)"); /* no trace_mx given */
+    /* a trace missing a function is not used at all */
+    memset(&t, 0, sizeof t);
+    tr.end = NULL;
+    run_script(&u, "127.0.0.1", port, &o, steps);
+    CHECK(t.starts == 0 && t.n == 0);
+    CHECK(u.n == 4 && u.r[3].code == 250);
+    stop_server(pid);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -718,5 +982,6 @@ int main(void)
     test_busy_and_free();
     test_tls_policy();
     test_starttls();
+    test_trace();
     return check_done();
 }
