@@ -78,6 +78,11 @@ const vd_option vd_engine_options[] = {
      "Lua instructions one address's rule may run (an endless loop costs only its address)", false},
     {"rules-load-instructions", 0, VD_OPT_INT, OFF(load_instructions), 50000000, NULL, 10000,
      2000000000, "N", "Rules", "Lua instructions loading all rules may take", false},
+
+    {"state-dir", 0, VD_OPT_STRING, OFF(state_dir), 0, NULL, 0, 0, "DIR", "State",
+     "where the ledger and the instance lock live (default: /var/lib/validora for root, else "
+     "$XDG_STATE_HOME/validora or ~/.local/state/validora)",
+     false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
 };
 

@@ -59,6 +59,9 @@ typedef struct vd_engine_config {
      * and be writable (docs/transcripts.md); NULL = none */
     const char *transcript_dir;
 
+    /* --state-dir: the ledger and the instance lock (validora/ledger.h); NULL = the default */
+    const char *state_dir;
+
     vd_log_cb log; /* NULL = messages are dropped */
     void *log_arg;
 } vd_engine_config;
