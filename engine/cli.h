@@ -91,5 +91,7 @@ int vd_cli_verify(int argc, char **argv);
 int vd_cli_rules(int argc, char **argv);
 /* `validora rules test` (cli_rules_test.c): argv[0] is "test". */
 int vd_cli_rules_test(int argc, char **argv);
+/* `validora doctor` (cli_doctor.c): argv[0] is "doctor". */
+int vd_cli_doctor(int argc, char **argv);
 
 #endif

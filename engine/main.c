@@ -12,6 +12,7 @@ static const char USAGE[] =
     "  verify   verify addresses and write one record per address\n"
     "  cat      print a msgpack record stream as JSON Lines or CSV\n"
     "  rules    check rules, tell which rule handles an address, run rule tests\n"
+    "  doctor   check this sender's own setup as receiving servers see it; what to fix\n"
     "\n"
     "'validora COMMAND --help' tells more of each. --version shows the version.\n";
 
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "verify")) return vd_cli_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "cat")) return vd_cli_cat(argc - 1, argv + 1);
     if (!strcmp(cmd, "rules")) return vd_cli_rules(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor")) return vd_cli_doctor(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;
