@@ -93,5 +93,7 @@ int vd_cli_rules(int argc, char **argv);
 int vd_cli_rules_test(int argc, char **argv);
 /* `validora ledger show|set-age|lock` (cli_ledger.c): argv[0] is "ledger". */
 int vd_cli_ledger(int argc, char **argv);
+/* `validora doctor` (cli_doctor.c): argv[0] is "doctor". */
+int vd_cli_doctor(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const char USAGE[] =
     "  cat      print a msgpack record stream as JSON Lines or CSV\n"
     "  rules    check rules, tell which rule handles an address, run rule tests\n"
     "  ledger   show each source IP's ledger (age, today's budget, breakers), set an age\n"
+    "  doctor   check this sender's own setup as receiving servers see it; what to fix\n"
     "\n"
     "'validora COMMAND --help' tells more of each. --version shows the version.\n";
 
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "cat")) return vd_cli_cat(argc - 1, argv + 1);
     if (!strcmp(cmd, "rules")) return vd_cli_rules(argc - 1, argv + 1);
     if (!strcmp(cmd, "ledger")) return vd_cli_ledger(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor")) return vd_cli_doctor(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;

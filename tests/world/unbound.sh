@@ -106,6 +106,13 @@ server:
   local-zone: "." refuse
   local-zone: "test." nodefault
   local-zone: "test." transparent
+  # 1.0.0.127.in-addr.arpa (the PTR of 127.0.0.1) is an auth-zone too: transparent lets the
+  # query past unbound's built-in 127.in-addr.arpa zone to it. The rest of 127.in-addr.arpa
+  # stays built-in (no PTR: NXDOMAIN).
+  local-zone: "1.0.0.127.in-addr.arpa." transparent
+  # Answers in zone-file order: 127.0.0.1 has two PTRs (localhost first), and a shuffled
+  # order would make "the first PTR" a coin toss. (The engine shuffles equal MX itself.)
+  rrset-roundrobin: no
 
 $(zone_blocks "$ZONES"/*.zone "${extra[@]}")
 
