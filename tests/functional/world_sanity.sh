@@ -48,7 +48,7 @@ expect() {
 }
 
 # --- Postfix listeners: banners
-for a in 127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14; do
+for a in 127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14 127.0.0.15; do
     line=$(timeout 3 bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r l <&3 && printf "%s" "$l"' "$a" 2>/dev/null | tr -d '\r')
     expect "banner $a" '^220 mx\.[a-z]+\.test ESMTP' "$line"
 done
@@ -81,6 +81,40 @@ expect "tls.test certificate" 'CN ?= ?mx\.tls\.test' "$subject"
 # --- DNSBL-style rejection of the client
 expect "blocked.test" '^554 5\.7\.1 .*blocked using zen\.spamhaus\.org' \
     "$(smtp_reply 127.0.0.14 x@blocked.test)"
+
+# --- the strict provider (127.0.0.15 + tests/world/strictpolicy.py): mailboxes, the policy
+# service's verbs, anvil's connection limit with loopback not exempt; reset before and after.
+STRICT_PORT=${VALIDORA_STRICT_PORT:-10024}
+strict_status() { python3 "$SRC/tests/world/strictpolicy.py" status --connect "127.0.0.1:$STRICT_PORT" "$@"; }
+if bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" 2>/dev/null; then
+    ok "strict provider reset (world.sh strict-reset)"
+else
+    bad "world.sh strict-reset failed"
+fi
+expect "user1@strict.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.15 user1@strict.test)"
+expect "user2000@strict.test" '^250 2\.1\.5' "$(smtp_reply 127.0.0.15 user2000@strict.test)"
+expect "user2001@strict.test" '^550 5\.1\.1 .*User unknown' "$(smtp_reply 127.0.0.15 user2001@strict.test)"
+expect "strictpolicy status of 127.0.0.1" '^3 rcpts, 1 unknown, blocked False$' "$(strict_status 127.0.0.1 |
+    python3 -c 'import json,sys; c=json.load(sys.stdin)["clients"]["127.0.0.1"]; t=c["totals"]
+print("%d rcpts, %d unknown, blocked %s" % (t.get("rcpt", 0), t.get("unknown", 0), c["ever_blocked"]))' 2>&1)"
+expect "strictpolicy decision log (since the reset)" '^3$' "$(awk '/ reset$/ { n = 0 } /client=127\.0\.0\.1 rcpt=.*action=DUNNO/ { n++ } END { print n + 0 }' \
+    "$WORLD_DIR/strictpolicy.log")"
+expect "strictpolicy status file" '"max_rate": 10' "$(cat "$WORLD_DIR/strictpolicy.status" 2>&1)"
+# anvil: smtpd_client_connection_count_limit (8) applies to 127.0.0.1 too.
+expect "127.0.0.15 connection count limit" '^421 4\.7\.0 .*too many connections from 127\.0\.0\.1' "$(python3 - <<'PYEOF'
+import socket
+held, line = [], ""
+for i in range(12):
+    s = socket.create_connection(("127.0.0.15", 25), timeout=5)
+    held.append(s)
+    line = s.makefile("rb").readline().decode(errors="replace").strip()
+    if not line.startswith("220"):
+        break
+print(line)
+PYEOF
+)"
+bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" 2>/dev/null || bad "world.sh strict-reset failed (after)"
+expect "strictpolicy after reset" '^\{\}$' "$(strict_status | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["clients"]))' 2>&1)"
 
 # --- greylisting: refused first, accepted after the delay (same triplet)
 expect "carol@grey.test first attempt" '^450 4\.2\.0 .*Greylisted' \
@@ -142,7 +176,7 @@ expect "DNS example.com A is refused (nothing leaves)" '^rcode=5 ' "$(dns_probe 
 
 # --- nothing of the world listens beyond loopback
 outside=$(ss -ltnH 2>/dev/null | awk '{print $4}' |
-    grep -E ':(25|10023|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
+    grep -E ':(25|10023|'"${VALIDORA_STRICT_PORT:-10024}"'|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
 if [ -z "$outside" ]; then ok "world listens on 127.0.0.0/8 only"; else bad "listening beyond loopback: $outside"; fi
 
 echo "$pass passed, $fail failed"

@@ -3,10 +3,12 @@
 # functional tests and the README demo talk to (plan: docs/world.md).
 #
 #   tests/world/world.sh start|stop|status DIR
+#   tests/world/world.sh strict-reset DIR   # forget what the strict provider knows
 #
 # Owns: the Postfix instance (config from tests/world/postfix/*, queue, logs under
-# DIR/postfix), postgrey (DIR/postgrey), the self-signed certificate (DIR/tls), the tarpit
-# listeners (tests/world/tarpit.py) and the machine-wide world lock. DNS is unbound.sh's.
+# DIR/postfix), postgrey (DIR/postgrey), the strict provider's policy service
+# (tests/world/strictpolicy.py, DIR/strictpolicy.*), the self-signed certificate (DIR/tls),
+# the tarpit listeners (tests/world/tarpit.py) and the machine-wide world lock. DNS is unbound.sh's.
 # Every server binds 127.0.0.0/8 only; all state lives under DIR. Needs root (Postfix
 # binds port 25 and drops to the postfix user).
 #
@@ -21,9 +23,18 @@ POSTGREY_PORT=${VALIDORA_POSTGREY_PORT:-10023}
 GREY_DELAY=${VALIDORA_GREY_DELAY:-5}
 LOCK_FILE=/tmp/validora-world.lock
 LOCK_WAIT=${VALIDORA_WORLD_LOCK_WAIT:-600}
+# The strict provider (127.0.0.15, strict.test; docs/world.md): its policy service's port,
+# how many users it has, and Postfix's anvil limits on that listener (per client IP; the
+# rates are per minute). The policy's own thresholds are strictpolicy.py's STRICT_* knobs,
+# passed through from the environment.
+STRICT_PORT=${VALIDORA_STRICT_PORT:-10024}
+STRICT_USERS=${VALIDORA_STRICT_USERS:-2000}
+STRICT_CONN_COUNT=${VALIDORA_STRICT_CONN_COUNT:-8}
+STRICT_CONN_RATE=${VALIDORA_STRICT_CONN_RATE:-60}
+STRICT_RCPT_RATE=${VALIDORA_STRICT_RCPT_RATE:-900}
 
 # Postfix listeners (address, banner expected) and tarpits (mode, address).
-PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14"
+PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14 127.0.0.15"
 TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22 dropper:127.0.0.23"
 
 say() { printf 'world: %s\n' "$*" >&2; }
@@ -33,7 +44,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start|stop|status DIR" >&2
+    echo "usage: $0 start|stop|status|strict-reset DIR" >&2
     exit 2
 }
 
@@ -105,6 +116,7 @@ stop_world() {
     local f
     stop_postfix
     kill_pidfile "$DIR/postgrey.pid"
+    kill_pidfile "$DIR/strictpolicy.pid"
     for f in "$DIR"/tarpit-*.pid; do
         [ -e "$f" ] && kill_pidfile "$f"
     done
@@ -147,12 +159,17 @@ start_postfix() {
     mkdir -p "$PF" "$DIR/postfix-queue" "$DIR/postfix-data"
     for f in main.cf master.cf; do
         sed -e "s|@PFDIR@|$PF|g" -e "s|@DIR@|$DIR|g" -e "s|@POSTGREY_PORT@|$POSTGREY_PORT|g" \
+            -e "s|@STRICT_PORT@|$STRICT_PORT|g" -e "s|@STRICT_CONN_COUNT@|$STRICT_CONN_COUNT|g" \
+            -e "s|@STRICT_CONN_RATE@|$STRICT_CONN_RATE|g" -e "s|@STRICT_RCPT_RATE@|$STRICT_RCPT_RATE|g" \
             "$HERE/postfix/$f.in" >"$PF/$f"
     done
+    # strict.test's mailboxes: user1..userN (everything else is unknown). The policy service
+    # reads the same file.
+    seq 1 "$STRICT_USERS" | sed 's|.*|user&@strict.test strict.test/user&|' >"$PF/strict_mailboxes"
     for f in virtual_mailboxes virtual_aliases recipient_access blocked_clients.cidr; do
         cp "$HERE/postfix/$f" "$PF/$f"
     done
-    for f in virtual_mailboxes virtual_aliases recipient_access; do
+    for f in virtual_mailboxes virtual_aliases recipient_access strict_mailboxes; do
         postmap -c "$PF" "hash:$PF/$f" || die "postmap $f failed"
     done
     chown postfix:postfix "$DIR/postfix-data"
@@ -182,6 +199,36 @@ start_postgrey() {
         --whitelist-recipients="$DIR/postgrey/whitelist_recipients" \
         --hostname=grey.world.test --daemonize >"$DIR/postgrey.log" 2>&1 ||
         { cat "$DIR/postgrey.log" >&2; die "postgrey failed to start"; }
+}
+
+# The strict provider's policy service, which Postfix consults at every RCPT on 127.0.0.15
+# (started after Postfix, whose mailbox table strict_mailboxes it reads; wait_ready waits for
+# both). Its decision log and status file live in DIR; it starts with no history. Runs as
+# root, like the tarpits: it only binds 127.0.0.1 and writes in DIR.
+start_strictpolicy() {
+    rm -f "$DIR/strictpolicy.status"
+    : >"$DIR/strictpolicy.log"
+    setsid python3 "$HERE/strictpolicy.py" serve --listen "127.0.0.1:$STRICT_PORT" \
+        --users "$PF/strict_mailboxes" --log "$DIR/strictpolicy.log" \
+        --status "$DIR/strictpolicy.status" --pidfile "$DIR/strictpolicy.pid" \
+        </dev/null >"$DIR/strictpolicy.out" 2>&1 &
+}
+
+# Forgets everything the strict provider knows about its clients: the policy service's
+# windows and blocks (its reset verb) and Postfix's anvil counts (anvil has no reset: its
+# process is stopped, and master starts a fresh one at the next connection).
+strict_reset() {
+    local master_pid anvil_pid
+    python3 "$HERE/strictpolicy.py" reset --connect "127.0.0.1:$STRICT_PORT" >/dev/null ||
+        die "strictpolicy on 127.0.0.1:$STRICT_PORT did not reset"
+    master_pid=$(pid_alive "$DIR/postfix-queue/pid/master.pid") || die "postfix is not running in $DIR"
+    for anvil_pid in $(pgrep -P "$master_pid" -x anvil); do
+        kill "$anvil_pid" 2>/dev/null || true
+        for _ in $(seq 30); do
+            alive "$anvil_pid" || break
+            sleep 0.1
+        done
+    done
 }
 
 start_tarpits() {
@@ -221,6 +268,9 @@ wait_ready() {
         else
             missing="$missing postgrey"
         fi
+        pid_alive "$DIR/strictpolicy.pid" >/dev/null &&
+            timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0' "$STRICT_PORT" 2>/dev/null ||
+            missing="$missing strictpolicy"
         if [ -f "$HERE/tarpit.py" ]; then
             for t in $TARPITS; do
                 connects "${t#*:}" || missing="$missing tarpit-${t%%:*}@${t#*:}"
@@ -231,7 +281,8 @@ wait_ready() {
         sleep 0.2
     done
     say "not answering:$missing"
-    for f in "$DIR/postfix-start.log" "$PF/maillog" "$DIR/postgrey.log" "$DIR"/tarpit-*.log; do
+    for f in "$DIR/postfix-start.log" "$PF/maillog" "$DIR/postgrey.log" "$DIR/strictpolicy.out" \
+        "$DIR"/tarpit-*.log; do
         [ -s "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
     done
     die "world did not come up (logs above)"
@@ -253,6 +304,12 @@ status_world() {
         echo "postgrey  running (pid $pid) on 127.0.0.1:$POSTGREY_PORT"
     else
         echo "postgrey  stopped"
+        rc=1
+    fi
+    if pid=$(pid_alive "$DIR/strictpolicy.pid"); then
+        echo "strictpolicy running (pid $pid) on 127.0.0.1:$STRICT_PORT"
+    else
+        echo "strictpolicy stopped"
         rc=1
     fi
     for t in $TARPITS; do
@@ -284,6 +341,7 @@ start)
     start_dns
     start_postgrey
     start_postfix
+    start_strictpolicy
     start_tarpits
     wait_ready
     say "started in $DIR (${SECONDS}s)"
@@ -294,6 +352,10 @@ stop)
     ;;
 status)
     status_world
+    ;;
+strict-reset)
+    strict_reset
+    say "strict provider reset ($DIR)"
     ;;
 *)
     usage
