@@ -75,21 +75,10 @@ typedef struct out {
 
 static void json_str(const char *s)
 {
-    if (!s) {
+    if (!s)
         fputs("null", stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    else
+        vd_cli_json_str(stdout, s, strlen(s));
 }
 
 static void on_check(const vd_doctor_check *c, void *arg)

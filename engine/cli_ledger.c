@@ -65,20 +65,9 @@ static void in(long secs, char *buf, size_t len)
         snprintf(buf, len, "in %ldm %02lds", secs / 60, secs % 60);
 }
 
-/* s as a JSON string (RFC 8259). */
 static void json_str(const char *s)
 {
-    putchar('"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    vd_cli_json_str(stdout, s, s ? strlen(s) : 0);
 }
 
 /* ---- show ---- */

@@ -107,20 +107,9 @@ typedef struct which_run {
     int pending;
 } which_run;
 
-/* s as a JSON string (RFC 8259), len bytes. */
 static void json_str(const char *s, size_t len)
 {
-    putchar('"');
-    for (size_t i = 0; s && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    vd_cli_json_str(stdout, s, len);
 }
 
 static void json_field(const char *key, const char *v, bool *first)

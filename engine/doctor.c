@@ -1156,27 +1156,6 @@ static void check_instance_lock(doctor *d)
 
 /* ---- setting up ---- */
 
-/* The same default as the engine's (engine.c): /etc/mailname, else the host name, a name
- * without a dot getting ".localdomain"; lower-case. */
-static void default_helo(char *out, size_t len)
-{
-    char buf[256] = "";
-    FILE *fp = fopen("/etc/mailname", "r");
-    if (fp) {
-        if (fgets(buf, sizeof buf, fp)) buf[strcspn(buf, " \t\r\n")] = '\0';
-        fclose(fp);
-    }
-    if (!buf[0] || !strchr(buf, '.')) {
-        if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) strcpy(buf, "localhost");
-        buf[sizeof buf - 1] = '\0';
-    }
-    if (!strchr(buf, '.'))
-        snprintf(out, len, "%.200s.localdomain", buf);
-    else
-        snprintf(out, len, "%s", buf);
-    lower(out);
-}
-
 /* The lists of the last rules directory with a lists/ folder, as a generation loads them. */
 static vd_lists *load_lists(const vd_engine_config *cfg)
 {
@@ -1284,7 +1263,7 @@ int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_docto
         size_t n = strlen(d->helo);
         if (n > 1 && d->helo[n - 1] == '.') d->helo[n - 1] = '\0';
     } else {
-        default_helo(d->helo, sizeof d->helo);
+        vd_default_helo(d->helo, sizeof d->helo);
     }
     if (cfg->mail_from) {
         if (strlen(cfg->mail_from) >= sizeof d->mail_from) {

@@ -31,7 +31,7 @@ const char *vd_version(void)
 /* The FQDN we introduce ourselves with. Never asks DNS: /etc/mailname (the Debian
  * convention for "this host's mail name"), else the host name; a name without a dot gets
  * ".localdomain" so the HELO is at least syntactically a domain. */
-static void default_helo(char *out, size_t len)
+void vd_default_helo(char *out, size_t len)
 {
     char buf[256] = "";
     FILE *fp = fopen("/etc/mailname", "r");
@@ -87,7 +87,7 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
         }
         snprintf(e->helo, sizeof e->helo, "%s", c->helo);
     } else {
-        default_helo(e->helo, sizeof e->helo);
+        vd_default_helo(e->helo, sizeof e->helo);
     }
     if (c->mail_from)
         snprintf(e->mail_from, sizeof e->mail_from, "%s", c->mail_from);

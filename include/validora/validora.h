@@ -132,6 +132,10 @@ int vd_engine_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb,
  * get a polite QUIT: keep running the event loop for a moment afterwards to let it out. */
 void vd_engine_free(vd_engine *e);
 
+/* The HELO name used when none is configured: /etc/mailname, else the host name (".localdomain"
+ * added to a name without a dot), lower-case. Never asks DNS. */
+void vd_default_helo(char *out, size_t len);
+
 const char *vd_version(void);
 
 #ifdef __cplusplus
