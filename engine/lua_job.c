@@ -188,10 +188,7 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
     }
     vd_run *run = vd_task_arg(t);
     lua_State *co = vd_task_thread(t);
-    if (r->mx) {
-        free(run->probe->mx_used);
-        run->probe->mx_used = strdup(r->mx);
-    }
+    if (r->mx) vd_probe_set_mx(run->probe, r->mx);
     if (!lease) {
         lua_pushnil(co);
         lua_pushstring(co, vd_smtp_err_name(r->err));

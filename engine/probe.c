@@ -60,10 +60,14 @@ void vd_probe_set_reply(vd_probe *p, int code, const char *enhanced, const char 
     set_str(&p->smtp_text, text ? text : "");
 }
 
+void vd_probe_set_mx(vd_probe *p, const char *mx)
+{
+    if (mx && (!p->mx_used || strcmp(p->mx_used, mx) != 0)) set_str(&p->mx_used, mx);
+}
+
 void vd_probe_note_session(vd_probe *p, const vd_lease *l)
 {
-    const char *mx = vd_lease_mx(l);
-    if (mx && (!p->mx_used || strcmp(p->mx_used, mx) != 0)) set_str(&p->mx_used, mx);
+    vd_probe_set_mx(p, vd_lease_mx(l));
     p->tls = vd_lease_tls(l) ? VD_YES : VD_NO;
     p->tls_verified = vd_lease_tls_verified(l) ? VD_YES : VD_NO;
 }

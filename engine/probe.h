@@ -57,6 +57,8 @@ int vd_probe_verdict(vd_probe *p, const char *status, const char *reason);
 void vd_probe_set_detail(vd_probe *p, const char *s); /* copied; NULL clears */
 /* The deciding SMTP reply. */
 void vd_probe_set_reply(vd_probe *p, int code, const char *enhanced, const char *text);
+/* Records the MX host tried or used (copied; NULL leaves it). */
+void vd_probe_set_mx(vd_probe *p, const char *mx);
 /* Records which server the session reached and whether it used TLS. */
 void vd_probe_note_session(vd_probe *p, const vd_lease *l);
 void vd_probe_set_provider(vd_probe *p, const char *name);
