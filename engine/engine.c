@@ -13,6 +13,7 @@
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
+#include "limiter.h"
 #include "watch.h"
 #include "validora/options.h"
 
@@ -152,6 +153,21 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         .mail_from = e->mail_from,
         .per_mx_sessions = e->cfg.per_mx_sessions,
     };
+    if (!e->cfg.on_block) e->cfg.on_block = "defer";
+    if (strcmp(e->cfg.on_block, "defer") != 0 && strcmp(e->cfg.on_block, "wait") != 0) {
+        snprintf(err, errlen, "--on-block: not defer or wait: '%s'", e->cfg.on_block);
+        return -1;
+    }
+    vd_limiter_opts lopts = {.enabled = e->cfg.throttle,
+                             .wait_breaker = !strcmp(e->cfg.on_block, "wait")};
+    if (!(e->limiter = vd_limiter_new(e->base, &lopts))) {
+        snprintf(err, errlen, "limiter: out of memory");
+        return -1;
+    }
+    if (!e->cfg.throttle)
+        engine_log(e, VD_LOG_WARNING,
+                   "--no-throttle: no traffic shaping, no back-off, no circuit breaker; servers "
+                   "that watch their clients will defer and then block this IP");
     if (!(e->pool = vd_pool_new(e->base, &popts))) {
         snprintf(err, errlen, "SMTP pool: out of memory");
         return -1;
@@ -184,6 +200,7 @@ static vd_rules_env rules_env(const vd_engine *e)
         .base = e->base,
         .dns = e->dns,
         .pool = e->pool,
+        .limiter = e->limiter,
         .cfg = &e->cfg,
         .log = e->cfg.log,
         .log_arg = e->cfg.log_arg,
@@ -338,6 +355,7 @@ void vd_engine_free(vd_engine *e)
     vd_watch_free(e->watch);
     vd_jobs_free_all(e);
     vd_gen_unref(e->gen);
+    vd_limiter_free(e->limiter);
     if (e->pool) vd_pool_free(e->pool);
     if (e->dns) vd_dns_free(e->dns);
     if (e->tls) vd_tls_ctx_free(e->tls);

@@ -29,6 +29,7 @@ struct vd_engine {
     vd_transcript_sink *transcripts;
     vd_gen *gen; /* the current generation */
     struct vd_watch *watch;
+    vd_limiter *limiter;
     unsigned next_gen_id;
     size_t inflight;
     struct vd_job *jobs; /* every live job, for vd_engine_free */

@@ -166,6 +166,7 @@ static vd_record record_of(const vd_job *j)
         .provider = p->provider[0] ? p->provider : NULL,
         .generation = j->gen->hash,
         .attempts = p->attempts,
+        .delayed_ms = (int64_t)(p->delayed * 1000),
         .elapsed_ms = elapsed_ms(&j->started),
         .checked_at = (int64_t)time(NULL),
     };

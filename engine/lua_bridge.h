@@ -14,6 +14,7 @@ struct vd_rules {
     unsigned id;
     vd_rules_env env;
     unsigned char digest[32]; /* of every rule and module file loaded */
+    lua_State *service;       /* a thread for the engine's own calls (signals) */
 };
 
 struct vd_lua_session;

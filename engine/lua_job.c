@@ -4,7 +4,9 @@
  * Writes only into the run's vd_probe (probe.h); never calls up into the engine.
  * Does not own: the session object (lua_smtp.c), DNS calls (lua_dns.c), the coroutine
  * protocol (lua_task.c). */
+#include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <lauxlib.h>
 #include <openssl/rand.h>
@@ -156,9 +158,53 @@ static int job_set(lua_State *L)
     return 0;
 }
 
-static int job_provider(lua_State *L)
+/* Reads one scope's limits from the table at idx (missing keys are 0: no cap). */
+static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
 {
-    vd_probe_set_provider(check_job(L, 1)->probe, luaL_checkstring(L, 2));
+    static const struct {
+        const char *key;
+        size_t off;
+    } f[] = {
+        {"connections", offsetof(vd_limit, connections)},
+        {"rcpt_per_session", offsetof(vd_limit, rcpt_per_session)},
+        {"sessions_per_minute", offsetof(vd_limit, sessions_per_minute)},
+        {"rcpt_per_minute", offsetof(vd_limit, rcpt_per_minute)},
+        {"rcpt_burst", offsetof(vd_limit, rcpt_burst)},
+        {"unknown_cost", offsetof(vd_limit, unknown_cost)},
+    };
+    memset(out, 0, sizeof *out);
+    if (lua_getfield(L, idx, scope) == LUA_TTABLE)
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            lua_getfield(L, -1, f[i].key);
+            double v = (double)lua_tonumber(L, -1);
+            *(double *)((char *)out + f[i].off) = v > 0 ? v : 0;
+            lua_pop(L, 1);
+        }
+    lua_pop(L, 1);
+}
+
+/* job:_rule(name, provider_key, limits): the rule chosen for the address (select.lua), the
+ * key its provider scope is charged to, and the limits of every scope. */
+static int job_rule(lua_State *L)
+{
+    vd_run *run = check_job(L, 1);
+    vd_probe *p = run->probe;
+    vd_probe_set_provider(p, luaL_checkstring(L, 2));
+    const char *pkey = luaL_checkstring(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    static const char *const scopes[VD_NSCOPES] = {"provider", "mx", "domain", "source_ip",
+                                                   "global"};
+    for (int i = 0; i < VD_NSCOPES; i++)
+        read_limit(L, 4, scopes[i], &p->limits.limit[i]);
+    const char *ip = run->gen->env.cfg->source_ip;
+    vd_limit_set *ls = &p->limits;
+    snprintf(ls->key[VD_SCOPE_PROVIDER], sizeof ls->key[0], "p:%s", pkey);
+    snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s",
+             p->mx && p->mx->nhosts ? p->mx->hosts[0].name : "?");
+    snprintf(ls->key[VD_SCOPE_DOMAIN], sizeof ls->key[0], "d:%s", p->addr->domain);
+    snprintf(ls->key[VD_SCOPE_SOURCE_IP], sizeof ls->key[0], "i:%s", ip ? ip : "any");
+    snprintf(ls->key[VD_SCOPE_GLOBAL], sizeof ls->key[0], "g:*");
+    p->limiter = run->gen->env.limiter;
     return 0;
 }
 
@@ -179,6 +225,13 @@ static int job_random_local(lua_State *L)
 
 /* ---- job:smtp() ---- */
 
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
 {
     vd_task *t = vd_waiter_take(arg);
@@ -187,9 +240,16 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
         return;
     }
     vd_run *run = vd_task_arg(t);
+    vd_probe *p = run->probe;
     lua_State *co = vd_task_thread(t);
     if (r->mx) vd_probe_set_mx(run->probe, r->mx);
     if (!lease) {
+        vd_limiter_session_end(p->limiter, &p->limits);
+        if (r->reply)
+            vd_limiter_feedback(p->limiter, &p->limits,
+                                vd_rules_signal(run->gen, p->provider, r->reply->code,
+                                                r->reply->enhanced, r->reply->text, true),
+                                r->reply->text);
         lua_pushnil(co);
         lua_pushstring(co, vd_smtp_err_name(r->err));
         if (r->reply)
@@ -199,8 +259,9 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
         vd_task_resume(t, 3);
         return;
     }
-    vd_probe_note_session(run->probe, lease);
-    int slot = vd_probe_lease_add(run->probe, lease);
+    if (vd_lease_fresh(lease)) vd_limiter_session_fresh(p->limiter, &p->limits);
+    vd_probe_note_session(p, lease);
+    int slot = vd_probe_lease_add(p, lease);
     vd_lua_session_push(co, run, slot);
     vd_task_resume(t, 1);
 }
@@ -210,6 +271,43 @@ static void cancel_pool(void *handle)
     vd_pool_cancel(handle);
 }
 
+/* A job:smtp() waiting for the limiter's leave to open a session. */
+typedef struct smtp_wait {
+    vd_run *run;
+    vd_waiter *w;
+    vd_limiter_wait *lw;
+    double since;
+} smtp_wait;
+
+static void cancel_smtp_wait(void *handle)
+{
+    smtp_wait *sw = handle;
+    vd_limiter_cancel(sw->lw);
+    free(sw);
+}
+
+static void on_session_leave(const char *deny, void *arg)
+{
+    smtp_wait *sw = arg;
+    vd_run *run = sw->run;
+    vd_waiter *w = sw->w;
+    run->probe->delayed += now_mono() - sw->since;
+    free(sw);
+    vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
+    if (deny) {
+        vd_task *t = vd_waiter_take(w);
+        if (!t) return;
+        lua_State *co = vd_task_thread(t);
+        lua_pushnil(co);
+        lua_pushliteral(co, "deferred");
+        lua_pushstring(co, deny);
+        vd_task_resume(t, 3);
+        return;
+    }
+    vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
+    if (req) vd_task_wait_cancel(run->task, req, cancel_pool);
+}
+
 static int job_smtp(lua_State *L)
 {
     vd_run *run = check_job_io(L, 1);
@@ -217,9 +315,13 @@ static int job_smtp(lua_State *L)
         return luaL_error(L, "job:smtp: too many open sessions (release one)");
     run->probe->attempts++;
     vd_waiter *w = vd_task_wait_begin(run->task);
-    if (!w) return luaL_error(L, "out of memory");
-    vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
-    if (req) vd_task_wait_cancel(run->task, req, cancel_pool);
+    smtp_wait *sw = w ? malloc(sizeof *sw) : NULL;
+    if (!sw) return luaL_error(L, "out of memory");
+    *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
+    vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
+    vd_limiter_wait *lw = vd_limiter_session(run->probe->limiter, &run->probe->limits,
+                                             on_session_leave, sw);
+    if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
     return vd_task_wait_end(L, run->task);
 }
 
@@ -261,7 +363,7 @@ void vd_lua_job_open(lua_State *L)
         {"smtp", job_smtp},
         {"set", job_set},
         {"random_local", job_random_local},
-        {"_provider", job_provider},
+        {"_rule", job_rule},
         {"_park", job_park},
         {"_wake", job_wake},
         {NULL, NULL},

@@ -7,7 +7,9 @@
  * held when the probe ends are released for it.
  * Does not own: what a reply means (rules), which replies end a session or how enhanced codes
  * match (smtp.c), keeping or retiring sessions (pool.c). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "lua_bridge.h"
@@ -73,6 +75,15 @@ void vd_lua_push_reply(lua_State *L, int code, const char *enhanced, const char 
     luaL_setmetatable(L, REPLY_MT);
 }
 
+/* The fewest RCPTs a session may carry, over the provider and MX scopes (0: no cap). */
+static int rcpt_cap(const vd_probe *p)
+{
+    double a = p->limits.limit[VD_SCOPE_PROVIDER].rcpt_per_session;
+    double b = p->limits.limit[VD_SCOPE_MX].rcpt_per_session;
+    double cap = a > 0 && b > 0 ? (a < b ? a : b) : a > 0 ? a : b;
+    return (int)cap;
+}
+
 static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
 {
     (void)smtp;
@@ -80,9 +91,15 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
     if (!t) return;
     vd_run *run = vd_task_arg(t);
     lua_State *co = vd_task_thread(t);
-    vd_lease *l = run->probe->leases[run->op_slot];
-    if (l) vd_probe_note_session(run->probe, l);
+    vd_probe *p = run->probe;
+    vd_lease *l = p->leases[run->op_slot];
+    if (l) vd_probe_note_session(p, l);
     if (r->err == VD_SMTP_OK) {
+        vd_limiter_feedback(p->limiter, &p->limits,
+                            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text,
+                                            false),
+                            r->text);
+        if (l && rcpt_cap(p) > 0 && vd_lease_rcpts(l) >= rcpt_cap(p)) p->retire[run->op_slot] = true;
         vd_lua_push_reply(co, r->code, r->enhanced, r->text);
         vd_task_resume(t, 1);
     } else {
@@ -111,6 +128,70 @@ static int session_command(lua_State *L, vd_lua_session *s, lease_op op, const c
     return vd_task_wait_end(L, run->task);
 }
 
+/* An RCPT waiting for the limiter's token. */
+typedef struct rcpt_wait {
+    vd_run *run;
+    vd_waiter *w;
+    int slot;
+    vd_limiter_wait *lw;
+    double since;
+    char to[sizeof(((vd_address *)0)->address)];
+} rcpt_wait;
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cancel_rcpt_wait(void *handle)
+{
+    rcpt_wait *rw = handle;
+    vd_limiter_cancel(rw->lw);
+    free(rw);
+}
+
+static void on_rcpt_leave(const char *deny, void *arg)
+{
+    (void)deny; /* RCPTs are paced, never refused */
+    rcpt_wait *rw = arg;
+    vd_run *run = rw->run;
+    run->probe->delayed += now_mono() - rw->since;
+    vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
+    run->op_slot = rw->slot;
+    vd_lease *l = run->probe->leases[rw->slot];
+    vd_waiter *w = rw->w;
+    char to[sizeof rw->to];
+    memcpy(to, rw->to, sizeof to);
+    free(rw);
+    if (l) {
+        vd_lease_rcpt(l, to, on_reply, w);
+        return;
+    }
+    vd_task *t = vd_waiter_take(w); /* the session went while the RCPT waited */
+    if (!t) return;
+    lua_pushnil(vd_task_thread(t));
+    lua_pushstring(vd_task_thread(t), vd_smtp_err_name(VD_SMTP_ERR_BUSY));
+    lua_pushliteral(vd_task_thread(t), "the session went while the RCPT waited for its turn");
+    vd_task_resume(t, 3);
+}
+
+/* RCPT, paced by the limiter: the task stays suspended from the wait to the reply. */
+static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
+{
+    vd_run *run = s->run;
+    vd_waiter *w = vd_task_wait_begin(run->task);
+    rcpt_wait *rw = w ? malloc(sizeof *rw) : NULL;
+    if (!rw) return luaL_error(L, "out of memory");
+    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = now_mono()};
+    snprintf(rw->to, sizeof rw->to, "%s", to);
+    vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
+    vd_limiter_wait *lw = vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
+    if (lw) rw->lw = lw; /* else on_rcpt_leave ran (and freed rw) */
+    return vd_task_wait_end(L, run->task);
+}
+
 static int session_op_addr(lua_State *L, lease_op op, bool allow_empty)
 {
     vd_lua_session *s = check_session(L, 1);
@@ -124,6 +205,7 @@ static int session_op_addr(lua_State *L, lease_op op, bool allow_empty)
             return luaL_error(L, "invalid address (%s): refused before the wire", why);
         wire = a.address;
     }
+    if (op == vd_lease_rcpt) return session_rcpt_paced(L, s, wire);
     return session_command(L, s, op, wire);
 }
 

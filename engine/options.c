@@ -60,6 +60,14 @@ const vd_option vd_engine_options[] = {
      "timings (docs/transcripts.md)",
      false},
 
+    {"throttle", 0, VD_OPT_FLAG, OFF(throttle), 1, NULL, 0, 0, NULL, "Reputation",
+     "shape traffic per provider, MX host, domain and source IP, adapt to 'slow down' replies "
+     "and stop at blocks (--no-throttle: as fast as servers answer, for labs only)",
+     false},
+    {"on-block", 0, VD_OPT_STRING, OFF(on_block), 0, "defer", 0, 0, "WHAT", "Reputation",
+     "when a provider has blocked us: 'defer' writes its addresses unknown/deferred for a later "
+     "run, 'wait' holds them until the circuit breaker closes",
+     false},
     {"rules", 0, VD_OPT_LIST, OFF(rules_dirs), 0, NULL, 0, 0, "DIR", "Rules",
      "a directory of rules; repeat it to add your own beside the shipped ones: a later "
      "directory adds rules and overrides those of the same file name (default: "

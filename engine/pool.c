@@ -52,6 +52,7 @@ struct psess {
     bool broken; /* never reuse: ended, or pool policy (refused MAIL, failed RSET) */
     bool in_txn;
     int rcpts, txns;
+    int total_rcpts; /* RCPTs answered on this session, for per-session caps */
     struct event *idle_timer;
     vd_lease lease;
     /* the lease operation in progress */
@@ -654,7 +655,7 @@ static void on_rcpt(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
 {
     psess *ps = arg;
     failed(ps, rep);
-    if (rep->err == VD_SMTP_OK) ps->rcpts++;
+    if (rep->err == VD_SMTP_OK) ps->rcpts++, ps->total_rcpts++;
     op_done(ps, s, rep);
 }
 
@@ -788,6 +789,16 @@ bool vd_lease_tls(const vd_lease *l)
 bool vd_lease_tls_verified(const vd_lease *l)
 {
     return l && l->ps && vd_smtp_tls_verified(l->ps->s);
+}
+
+int vd_lease_rcpts(const vd_lease *l)
+{
+    return l && l->ps ? l->ps->total_rcpts : 0;
+}
+
+bool vd_lease_fresh(const vd_lease *l)
+{
+    return l && l->ps && l->ps->total_rcpts == 0 && l->ps->txns == 0 && !l->ps->in_txn;
 }
 
 bool vd_lease_usable(const vd_lease *l)

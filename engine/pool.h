@@ -80,6 +80,10 @@ bool vd_lease_tls_verified(const vd_lease *l);
  * the session (vd_smtp_reply_ends_session), no operation in flight? A usable lease may
  * still be closed on release (refused MAIL, txn_per_session reached). */
 bool vd_lease_usable(const vd_lease *l);
+/* RCPTs answered on the leased session so far (all transactions). */
+int vd_lease_rcpts(const vd_lease *l);
+/* The session is new: nothing was asked on it yet (a new connection, for session rates). */
+bool vd_lease_fresh(const vd_lease *l);
 /* Gives the session back. The pool decides whether it is reused: a session whose last reply
  * ended it (vd_smtp_reply_ends_session: 421, timeout, closed, protocol error) is closed,
  * never handed out again, whatever reusable says; so is one whose MAIL was refused, one

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include "address.h"
 #include "dns.h"
+#include "limiter.h"
 #include "pool.h"
 #include "validora/record.h"
 
@@ -41,6 +42,12 @@ typedef struct vd_probe {
     int attempts;
 
     vd_lease *leases[VD_PROBE_MAX_SESSIONS];
+    bool retire[VD_PROBE_MAX_SESSIONS]; /* the session reached its RCPT cap: do not keep it */
+
+    /* traffic shaping: the keys and limits this probe is charged to (set with its rule) */
+    vd_limiter *limiter;
+    vd_limit_set limits;
+    double delayed; /* seconds the limiter held it */
 } vd_probe;
 
 /* Sets p up with nothing decided. */

@@ -554,6 +554,7 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
     n += r->tls != VD_UNSET;
     n += r->tls_verified != VD_UNSET;
     n += r->catch_all != VD_UNSET;
+    n += r->delayed_ms > 0;
     if (msgpack_pack_map(pk, n)) return -1;
     if (pack_kv_email(pk, r) || pack_kv_str(pk, "address", r->address) ||
         pack_kv_str(pk, "domain", r->domain) || pack_kv_str(pk, "status", r->status) ||
@@ -572,7 +573,8 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
         pack_kv_bool(pk, "disposable", r->disposable) || pack_kv_bool(pk, "role", r->role) ||
         pack_kv_bool(pk, "free", r->free) || pack_kv_str(pk, "suggestion", r->suggestion) ||
         pack_kv_str(pk, "provider", r->provider) || pack_kv_str(pk, "generation", r->generation) ||
-        pack_kv_int(pk, "attempts", r->attempts) || pack_kv_int(pk, "elapsed_ms", r->elapsed_ms) ||
+        pack_kv_int(pk, "attempts", r->attempts) ||
+        (r->delayed_ms > 0 && pack_kv_int(pk, "delayed_ms", r->delayed_ms)) || pack_kv_int(pk, "elapsed_ms", r->elapsed_ms) ||
         pack_kv_int(pk, "checked_at", r->checked_at))
         return -1;
     return 0;

@@ -119,6 +119,9 @@ static void push_errors(lua_State *L)
         lua_pushvalue(L, -1);
         lua_rawset(L, -3);
     }
+    lua_pushliteral(L, "deferred"); /* the limiter: a breaker is open, the policy defers */
+    lua_pushvalue(L, -1);
+    lua_rawset(L, -3);
     for (int s = VD_DNS_NXDOMAIN; s <= VD_DNS_ERROR; s++) {
         lua_pushstring(L, vd_dns_status_name((vd_dns_status)s));
         lua_pushvalue(L, -1);
@@ -160,6 +163,8 @@ static void open_bindings(lua_State *L, vd_rules *r)
 static const char ORDERED_KEY[] = "validora.ordered";
 static const char DEFAULT_KEY[] = "validora.default";
 static const char SELECT_KEY[] = "validora.select";
+static const char SIGNAL_KEY[] = "validora.signal";
+static const char SERVICE_KEY[] = "validora.service";
 
 /* Collects problems while a generation loads. */
 typedef struct loader {
@@ -311,6 +316,9 @@ static void keep_runner(loader *ld, int list)
         return;
     }
     lua_setfield(L, LUA_REGISTRYINDEX, RUNNER_KEY);
+    if (!require_module(ld, "validora.reputation")) return;
+    lua_getfield(L, -1, "signal_for");
+    lua_setfield(L, LUA_REGISTRYINDEX, SIGNAL_KEY);
 }
 
 /* Loads every rule (through require, so `require "default"` from another rule gets the same
@@ -399,6 +407,8 @@ vd_rules *vd_rules_load(const vd_rules_env *env, const char *const *dirs, size_t
         return NULL;
     }
     vd_sandbox_digest(r->L, r->digest);
+    r->service = lua_newthread(r->L);
+    lua_setfield(r->L, LUA_REGISTRYINDEX, SERVICE_KEY);
     return r;
 }
 
@@ -485,6 +495,29 @@ void vd_rules_unref(vd_rules *r)
 unsigned vd_rules_id(const vd_rules *r)
 {
     return r->id;
+}
+
+vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *enhanced,
+                          const char *text, bool at_connect)
+{
+    static const char *const names[] = {"", "ok", "unknown_user", "slow_down", "block"};
+    lua_State *L = r->service;
+    vd_sandbox_service(r->L);
+    lua_getfield(L, LUA_REGISTRYINDEX, SIGNAL_KEY);
+    lua_pushstring(L, rule ? rule : "default");
+    vd_lua_push_reply(L, code, enhanced, text);
+    lua_pushboolean(L, at_connect);
+    vd_signal sig = VD_SIG_NONE;
+    if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_isstring(L, -1)) {
+        const char *s = lua_tostring(L, -1);
+        for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++)
+            if (!strcmp(s, names[i])) sig = (vd_signal)i;
+    } else if (!lua_isnil(L, -1)) {
+        vd_log_to(r->env.log, r->env.log_arg, VD_LOG_WARNING, "signal of rule %s: %s",
+                  rule ? rule : "default", lua_tostring(L, -1));
+    }
+    lua_settop(L, 0);
+    return sig;
 }
 
 /* ---- runs ---- */

@@ -10,6 +10,7 @@
 #ifndef VALIDORA_RULES_H
 #define VALIDORA_RULES_H
 #include "dns.h"
+#include "limiter.h"
 #include "pool.h"
 #include "probe.h"
 #include "validora/validora.h"
@@ -23,6 +24,7 @@ typedef struct vd_rules_env {
     struct event_base *base;
     vd_dns *dns;
     vd_pool *pool;
+    vd_limiter *limiter;
     const vd_engine_config *cfg; /* effective settings: rules see options marked `rules` */
     vd_log_cb log;
     void *log_arg;
@@ -47,6 +49,11 @@ typedef struct vd_pick {
     char host[256];    /* the MX host it matched */
 } vd_pick;
 int vd_rules_pick(vd_rules *r, const char *domain, const vd_mx_result *mx, vd_pick *out);
+
+/* What a reply says about the sender, as the rule (by name) or rules/validora/reputation.lua
+ * reads it. at_connect: the reply refused a new session. */
+vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *enhanced,
+                          const char *text, bool at_connect);
 void vd_rules_ref(vd_rules *r);
 /* The generation is freed when its last reference goes. */
 void vd_rules_unref(vd_rules *r);

@@ -74,6 +74,11 @@ void vd_sandbox_hook(lua_State *co)
     lua_sethook(co, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
+void vd_sandbox_service(lua_State *L)
+{
+    sandbox_of(L)->load_count = 0;
+}
+
 size_t vd_sandbox_memory(lua_State *L)
 {
     return sandbox_of(L)->mem;

@@ -51,6 +51,9 @@ int vd_sandbox_require(lua_State *L, const char *name);
 /* Charges a task thread's instructions to its task (lua_task.h) against task_instructions. */
 void vd_sandbox_hook(lua_State *co);
 
+/* Before a call the engine makes on its own (not a task's): a fresh load budget for it. */
+void vd_sandbox_service(lua_State *L);
+
 /* Bytes the state holds now. */
 size_t vd_sandbox_memory(lua_State *L);
 

@@ -35,7 +35,11 @@ function M.probe(job)
   local tries, dropped = 0, 0
   while true do
     local s, err, detail = job:smtp()
-    if not s then return session_failed(job, err, detail) end
+    if not s then
+      -- the provider has blocked us and the policy is to defer: a later run redoes it
+      if err == errors.deferred then return job:unknown("deferred", nil, detail) end
+      return session_failed(job, err, detail)
+    end
     local r, rerr, rdetail = s:rcpt(job.address)
     if not r then
       s:release(false)
@@ -49,7 +53,15 @@ function M.probe(job)
       return job:unknown(lost and "protocol_error" or rerr, rdetail)
     end
     local status, reason, retry = M.classify(r)
-    if retry then
+    if retry and reason == "throttled" then
+      -- A rate deferral is not greylisting: the engine has already lowered the rate for this
+      -- provider and MX; ask again at once, and the next RCPT waits for its (slower) turn.
+      tries = tries + 1
+      s:release()
+      if tries >= config.greylist_tries then
+        return job:unknown("deferred", r, "the server kept deferring us for our rate")
+      end
+    elseif retry then
       tries = tries + 1
       s:release()
       if tries >= config.greylist_tries then

@@ -58,6 +58,7 @@ typedef struct vd_record {
     const char
         *generation; /* short hash of the rule and list files that decided it, NULL = absent */
     int attempts;
+    int64_t delayed_ms; /* time the traffic shaper held it back; 0 = absent */
     int64_t elapsed_ms;
     int64_t checked_at; /* unix seconds */
 } vd_record;

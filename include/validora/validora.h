@@ -36,6 +36,8 @@ typedef void (*vd_log_cb)(vd_log_level level, const char *msg, void *arg);
 typedef struct vd_engine_config {
     const char *dns_servers; /* --dns: "HOST[:PORT][,...]"; NULL = /etc/resolv.conf */
     double dns_timeout;      /* --dns-timeout, seconds per try */
+    bool throttle;           /* --throttle: traffic shaping (off: --no-throttle, labs only) */
+    const char *on_block;    /* --on-block: "defer" or "wait" */
     vd_strlist rules_dirs;   /* --rules, repeatable; none = $VALIDORA_RULES, the installed rules */
     bool smtp;               /* --smtp; false: stop after DNS (reason not_probed) */
     const char *helo;        /* --helo; NULL = /etc/mailname or the host name */

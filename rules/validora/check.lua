@@ -12,11 +12,11 @@ local M = {}
 -- The fields a rule may have, and what each must be.
 local FIELDS = {
   name = "string", probe = "function", match = "table", priority = "number",
-  classify = "function", limits = "table", warmup = "table or function",
+  classify = "function", limits = "table", warmup = "table or function", signal = "function",
 }
 
 -- limits = { SCOPE = { KEY = number, ... }, ... }: the scopes and keys the limiter knows.
-M.LIMIT_SCOPES = { provider = true, mx = true, domain = true, source_ip = true }
+M.LIMIT_SCOPES = { provider = true, mx = true, domain = true, source_ip = true, global = true }
 M.LIMIT_KEYS = {
   connections = true,         -- concurrent sessions
   rcpt_per_session = true,    -- RCPTs on one session before it is closed
@@ -65,7 +65,7 @@ local function check_limits(l, add)
   for _, scope in ipairs(sorted_keys(l)) do
     local t = l[scope]
     if not M.LIMIT_SCOPES[scope] then
-      add("limits", "unknown scope '" .. scope .. "' (provider, mx, domain or source_ip)")
+      add("limits", "unknown scope '" .. scope .. "' (provider, mx, domain, source_ip or global)")
     elseif type(t) ~= "table" then
       add("limits", "limits." .. scope .. " must be a table")
     else

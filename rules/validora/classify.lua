@@ -5,6 +5,8 @@
 -- real subscriber: replies that say *we* are blocked are never read as "the mailbox does not
 -- exist".
 
+local reputation = require "validora.reputation"
+
 local M = {}
 
 local find, lower = string.find, string.lower
@@ -62,6 +64,11 @@ function M.classify(r)
   if code >= 200 and code < 300 then
     return "deliverable", "accepted", false
   end
+  -- About our pace, not the mailbox: a rate deferral is not greylisting (the engine has
+  -- lowered the rate; ask again, later, slower); a block is never "does not exist".
+  local signal = reputation.signal(r)
+  if signal == "slow_down" then return "unknown", "throttled", true end
+  if signal == "block" then return "unknown", "blocked", false end
   -- Quota first: 452/552 and x.2.2 are about the mailbox's size, whatever else they say.
   if enh == "4.2.2" or enh == "5.2.2" or ((code == 452 or code == 552) and has_any(text, FULL_WORDS)) then
     return "risky", "mailbox_full", false

@@ -73,9 +73,12 @@ end
 
 -- The function the engine calls for each address: runner(job, domain, mx_names).
 function M.runner(ordered, default)
+  local reputation = require "validora.reputation"
+  for _, e in ipairs(ordered) do reputation.register(e.rule.name, e.rule) end
+  reputation.register("default", default)
   return function(job, domain, mxnames)
     local rule = M.pick(ordered, default, domain, mxnames)
-    job:_provider(rule.name)
+    job:_rule(rule.name, reputation.provider_key(rule, mxnames), reputation.limits(rule))
     return rule.probe(job)
   end
 end

@@ -1,0 +1,96 @@
+/* limiter.h — traffic shaping for one source IP: what may be sent now, per key.
+ *
+ * Every session and every RCPT of a probe is charged to a set of keys, one per scope: the
+ * provider (the rule), the MX host, the destination domain, the source IP, and everything.
+ * Per key: a cap on concurrent sessions, on RCPTs per session, a session rate, and a token
+ * bucket for RCPTs whose rate adapts (slow start, then additive increase and multiplicative
+ * decrease on "slow down" replies), and a circuit breaker that a block opens (exponential
+ * back-off with jitter). A request that must wait is parked on a timer and costs little; it
+ * never holds up a request of other keys.
+ *
+ * Owns: the shaping state and its arithmetic, the waits, the breakers.
+ * Does not own: the limits themselves (rules' `limits`, rules/validora/reputation.lua), what a
+ * reply means (the rules' signal function), the ledger (persistent counts). No Lua here. */
+#ifndef VALIDORA_LIMITER_H
+#define VALIDORA_LIMITER_H
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+
+typedef enum vd_scope {
+    VD_SCOPE_PROVIDER,
+    VD_SCOPE_MX,
+    VD_SCOPE_DOMAIN,
+    VD_SCOPE_SOURCE_IP,
+    VD_SCOPE_GLOBAL,
+    VD_NSCOPES
+} vd_scope;
+
+/* What a reply says about us (rules/validora/reputation.lua decides). */
+typedef enum vd_signal {
+    VD_SIG_NONE,         /* nothing about the sender */
+    VD_SIG_OK,           /* accepted: the server is content with our pace */
+    VD_SIG_UNKNOWN_USER, /* a probe of a mailbox that does not exist: costs more */
+    VD_SIG_SLOW_DOWN,    /* a rate deferral: lower the rate at once */
+    VD_SIG_BLOCK,        /* we are blocked: open the breaker */
+} vd_signal;
+
+/* One key's limits; 0 = no cap of that kind. */
+typedef struct vd_limit {
+    double connections;         /* concurrent sessions */
+    double rcpt_per_session;    /* RCPTs on one session before it is closed */
+    double sessions_per_minute; /* new sessions a minute */
+    double rcpt_per_minute;     /* the most the RCPT bucket refills (the adaptive rate's top) */
+    double rcpt_burst;          /* the bucket's size */
+    double unknown_cost;        /* tokens an unknown-user reply costs in all (accepted: 1) */
+} vd_limit;
+
+/* The keys (and their limits) a probe is charged to; an empty key is a scope not used. */
+typedef struct vd_limit_set {
+    char key[VD_NSCOPES][288];
+    vd_limit limit[VD_NSCOPES];
+} vd_limit_set;
+
+typedef struct vd_limiter_opts {
+    bool enabled;      /* false (--no-throttle): every request goes at once */
+    bool wait_breaker; /* --on-block wait: park until the breaker closes (else defer) */
+} vd_limiter_opts;
+
+typedef struct vd_limiter vd_limiter;
+typedef struct vd_limiter_wait vd_limiter_wait;
+
+/* deny is NULL when the request may go now, else why it may not (the breaker is open and the
+ * policy is to defer): the caller gives up. */
+typedef void (*vd_limiter_cb)(const char *deny, void *arg);
+
+vd_limiter *vd_limiter_new(struct event_base *base, const vd_limiter_opts *o);
+void vd_limiter_free(vd_limiter *l);
+
+/* A new session for the set: waits for the concurrency caps, the session rate and a closed
+ * breaker. cb runs once (maybe before this returns: then NULL is returned). Once granted, the
+ * session counts against the caps until vd_limiter_session_end. */
+vd_limiter_wait *vd_limiter_session(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
+                                    void *arg);
+/* The granted session is over (fresh: it was a new connection, charged to the session rate). */
+void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s);
+void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s);
+/* One RCPT for the set: waits for a token in every key's bucket. */
+vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
+                                 void *arg);
+/* Stops a wait; its cb is not called. */
+void vd_limiter_cancel(vd_limiter_wait *w);
+/* What a reply said: adapts the rates (slow down), opens breakers (block), charges unknown
+ * users. why is the reply's text, for the log. */
+void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why);
+
+/* Counters for the log and the metrics. */
+typedef struct vd_limiter_stats {
+    unsigned long waits, parked, slow_downs, blocks, breakers_open, deferred;
+} vd_limiter_stats;
+void vd_limiter_stats_get(const vd_limiter *l, vd_limiter_stats *out);
+
+/* The key's current RCPT rate per minute (after adaptation), or -1 when unknown. */
+double vd_limiter_rate(vd_limiter *l, vd_scope scope, const char *key);
+
+#endif

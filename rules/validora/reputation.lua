@@ -1,0 +1,117 @@
+-- validora/reputation.lua — what protects the sender's IP, as data the engine enforces:
+-- the default limits of every scope, and what a reply says about *us* (a signal).
+--
+-- The engine charges every session and RCPT to keys (the provider, the MX host, the
+-- destination domain, the source IP, everything) and shapes them by these limits; after every
+-- reply it asks signal(reply) and adapts: "slow_down" lowers the rate of that provider and MX
+-- at once, "block" opens the provider's circuit breaker, "unknown_user" costs more tokens.
+-- A rule may bring its own `limits` (merged over these) and its own `signal` (tried first).
+-- docs/reputation.md says why each default is what it is.
+
+local M = {}
+
+local find, lower = string.find, string.lower
+
+-- Defaults, safe for a server nobody has configured: Postfix's anvil and strict providers
+-- defer well above this. rcpt_per_minute is the top the adaptive rate may climb to (it
+-- starts at a quarter and climbs while the server stays quiet).
+M.DEFAULT_LIMITS = {
+  provider = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 60,
+               rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
+  mx = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 60,
+         rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
+  domain = { connections = 8, rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
+  source_ip = { connections = 64, rcpt_per_minute = 6000, rcpt_burst = 100 },
+  global = { connections = 256, rcpt_per_minute = 12000, rcpt_burst = 200 },
+}
+
+-- The rule's limits over the defaults, scope by scope.
+function M.limits(rule)
+  local out = {}
+  for scope, d in pairs(M.DEFAULT_LIMITS) do
+    local t = {}
+    for k, v in pairs(d) do t[k] = v end
+    for k, v in pairs((rule.limits or {})[scope] or {}) do t[k] = v end
+    out[scope] = t
+  end
+  return out
+end
+
+local function has_any(text, words)
+  for _, w in ipairs(words) do
+    if find(text, w, 1, true) then return true end
+  end
+  return false
+end
+
+-- "Slow down": rate deferrals. Postfix anvil, Gmail, Microsoft, generic 4.7.x wordings.
+M.SLOW_DOWN_WORDS = {
+  "too many connections", "too many recipients", "unusual rate",
+  "receiving mail at a rate", "server busy", "rate limited", "rate limit", "slow down",
+  "too many messages", "too many concurrent", "try again later", "temporarily rate",
+}
+M.SLOW_DOWN_CODES = { ["4.7.28"] = true, ["4.7.500"] = true, ["4.7.650"] = true,
+                      ["4.7.651"] = true }
+
+-- "We don't like you": block lists, reputation, banned IPs. Yahoo's TSS04 is a deferral in
+-- form but a suspension in fact (KumoMTA suspends Yahoo 2 h on it).
+M.BLOCK_WORDS = {
+  "spamhaus", "spamcop", "barracuda", "sorbs", "dnsbl", "blocked using", "listed at",
+  "listed on", "listed in", "blocklist", "block list", "blacklist", "poor reputation",
+  "bad reputation", "ip reputation", "sender reputation", "banned sending ip", "s3150", "s3140",
+  "ipcheck.proofpoint.com", "tss04", "client host rejected", "client host blocked",
+}
+
+-- The signal of a reply: "ok", "unknown_user", "slow_down", "block", or nil (nothing about
+-- us). at_connect: the reply refused a new session (banner, EHLO).
+function M.signal(r, at_connect)
+  local code, enh, text = r.code or 0, r.enhanced or "", lower(r.text or "")
+  if code >= 200 and code < 400 then return "ok" end
+  if find(text, "greylist", 1, true) then return nil end
+  -- Postfix's hard error limit ends one session after too many unknown users: a fresh session
+  -- is the answer, and unknown_cost already slows such probing down.
+  if find(text, "too many errors", 1, true) then return nil end
+  if M.SLOW_DOWN_CODES[enh] then return "slow_down" end
+  if has_any(text, M.BLOCK_WORDS) or (enh == "5.7.1" and has_any(text, { "reputation", "block" }))
+      or enh == "5.7.606" then
+    return "block"
+  end
+  if code >= 400 and code < 500 and has_any(text, M.SLOW_DOWN_WORDS) then
+    return "slow_down"
+  end
+  if at_connect and code == 421 then return "block" end
+  if code >= 400 and code < 500 and find(enh, "^4%.7%.") and has_any(text, { "rate", "too many" }) then
+    return "slow_down"
+  end
+  if enh == "5.1.1" or enh == "5.1.10" or code == 550 and has_any(text, { "unknown", "not exist",
+      "no such", "not found" }) then
+    return "unknown_user"
+  end
+  return nil
+end
+
+-- Rules by name, so the engine can ask the rule that handled an address first.
+M.rules = {}
+
+function M.register(name, rule)
+  M.rules[name] = rule
+end
+
+-- The key the provider scope uses: a named rule is one provider; the generic rule treats
+-- every mail host as a provider of its own, so one server's block does not stop the others.
+function M.provider_key(rule, mxnames)
+  if rule.name == "default" then return "mx " .. lower(mxnames[1] or "?") end
+  return rule.name
+end
+
+-- Called by the engine after every reply: the rule's own signal first, then ours.
+function M.signal_for(name, r, at_connect)
+  local rule = M.rules[name]
+  if rule and rule.signal then
+    local s = rule.signal(r, at_connect)
+    if s ~= nil then return s end
+  end
+  return M.signal(r, at_connect)
+end
+
+return M
