@@ -26,6 +26,7 @@
 #define MAX_KEYS     200000 /* keys kept; past it a new key goes unshaped, the process lives */
 
 typedef struct kstate kstate;
+typedef struct kqueue kqueue;
 
 struct vd_limiter_wait {
     vd_limiter *l;
@@ -33,8 +34,17 @@ struct vd_limiter_wait {
     vd_limit_set set;
     vd_limiter_cb cb;
     void *arg;
-    kstate *queued; /* the key whose queue holds it */
+    kqueue *queued; /* the queue that holds it */
     vd_limiter_wait *prev, *next;
+};
+
+/* One key's waits of one kind, served in order by its own timer. Sessions and RCPTs queue
+ * apart: an RCPT on a session already held must never wait behind sessions that wait for that
+ * very session to end. */
+struct kqueue {
+    vd_limiter_wait *head, *tail;
+    struct event *timer;
+    kstate *k;
 };
 
 struct kstate {
@@ -49,8 +59,7 @@ struct kstate {
     double breaker_until;
     int breaker_n;
     bool probing; /* half-open: one session is trying */
-    vd_limiter_wait *qhead, *qtail;
-    struct event *timer;
+    kqueue q[2]; /* [0] sessions, [1] RCPTs */
     vd_limiter *l;
 };
 
@@ -187,35 +196,42 @@ static double try_grant(vd_limiter *l, vd_limiter_wait *w, kstate **by)
     return 0;
 }
 
+static struct timeval tv_of(double d)
+{
+    return (struct timeval){(time_t)d, (suseconds_t)((d - floor(d)) * 1e6)};
+}
+
 static void enqueue(kstate *k, vd_limiter_wait *w, double delay)
 {
-    w->queued = k;
+    kqueue *q = &k->q[w->session ? 0 : 1];
+    q->k = k;
+    w->queued = q;
     w->next = NULL;
-    w->prev = k->qtail;
-    if (k->qtail)
-        k->qtail->next = w;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
     else
-        k->qhead = w;
-    k->qtail = w;
-    if (!k->timer) k->timer = evtimer_new(k->l->base, on_key_timer, k);
-    if (k->timer && (w == k->qhead || !evtimer_pending(k->timer, NULL))) {
-        struct timeval tv = {(time_t)delay, (suseconds_t)((delay - floor(delay)) * 1e6)};
-        evtimer_add(k->timer, &tv);
+        q->head = w;
+    q->tail = w;
+    if (!q->timer) q->timer = evtimer_new(k->l->base, on_key_timer, q);
+    if (q->timer && (w == q->head || !evtimer_pending(q->timer, NULL))) {
+        struct timeval tv = tv_of(delay);
+        evtimer_add(q->timer, &tv);
     }
 }
 
 static void dequeue(vd_limiter_wait *w)
 {
-    kstate *k = w->queued;
-    if (!k) return;
+    kqueue *q = w->queued;
+    if (!q) return;
     if (w->prev)
         w->prev->next = w->next;
     else
-        k->qhead = w->next;
+        q->head = w->next;
     if (w->next)
         w->next->prev = w->prev;
     else
-        k->qtail = w->prev;
+        q->tail = w->prev;
     w->queued = NULL;
     w->prev = w->next = NULL;
 }
@@ -244,15 +260,16 @@ static void on_key_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    kstate *k = arg;
+    kqueue *q = arg;
+    kstate *k = q->k;
     vd_limiter *l = k->l;
-    while (k->qhead) {
-        vd_limiter_wait *w = k->qhead;
+    while (q->head) {
+        vd_limiter_wait *w = q->head;
         kstate *by;
         double d = try_grant(l, w, &by);
         if (d > 0 && by == k) {
-            struct timeval tv = {(time_t)d, (suseconds_t)((d - floor(d)) * 1e6)};
-            evtimer_add(k->timer, &tv);
+            struct timeval tv = tv_of(d);
+            evtimer_add(q->timer, &tv);
             return;
         }
         dequeue(w);
@@ -313,12 +330,13 @@ void vd_limiter_cancel(vd_limiter_wait *w)
     free(w);
 }
 
-/* Wakes the queue of k now (a session ended, a breaker closed). */
+/* Wakes k's queue of sessions now (a session ended, a breaker closed). */
 static void kick(kstate *k)
 {
-    if (!k->qhead || !k->timer) return;
+    kqueue *q = &k->q[0];
+    if (!q->head || !q->timer) return;
     struct timeval zero = {0, 0};
-    evtimer_add(k->timer, &zero);
+    evtimer_add(q->timer, &zero);
 }
 
 static void each_key(vd_limiter *l, const vd_limit_set *s, void (*fn)(vd_limiter *, kstate *))
@@ -414,12 +432,14 @@ void vd_limiter_free(vd_limiter *l)
     for (size_t b = 0; b < NBUCKETS; b++)
         for (kstate *k = l->buckets[b], *next; k; k = next) {
             next = k->next;
-            while (k->qhead) {
-                vd_limiter_wait *w = k->qhead;
-                dequeue(w);
-                free(w);
+            for (int i = 0; i < 2; i++) {
+                while (k->q[i].head) {
+                    vd_limiter_wait *w = k->q[i].head;
+                    dequeue(w);
+                    free(w);
+                }
+                if (k->q[i].timer) event_free(k->q[i].timer);
             }
-            if (k->timer) event_free(k->timer);
             free(k);
         }
     free(l);
@@ -434,8 +454,9 @@ void vd_limiter_stats_get(const vd_limiter *l, vd_limiter_stats *out)
     for (size_t b = 0; b < NBUCKETS; b++)
         for (kstate *k = l->buckets[b]; k; k = k->next) {
             if (k->breaker_until > t) out->breakers_open++;
-            for (vd_limiter_wait *w = k->qhead; w; w = w->next)
-                out->parked++;
+            for (int i = 0; i < 2; i++)
+                for (vd_limiter_wait *w = k->q[i].head; w; w = w->next)
+                    out->parked++;
         }
 }
 

@@ -243,6 +243,7 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
     vd_probe *p = run->probe;
     lua_State *co = vd_task_thread(t);
     if (r->mx) vd_probe_set_mx(run->probe, r->mx);
+    if (p->granted > 0) p->granted--; /* the lease (or its failure) takes over the grant */
     if (!lease) {
         vd_limiter_session_end(p->limiter, &p->limits);
         if (r->reply)
@@ -304,6 +305,7 @@ static void on_session_leave(const char *deny, void *arg)
         vd_task_resume(t, 3);
         return;
     }
+    run->probe->granted++;
     vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
     if (req) vd_task_wait_cancel(run->task, req, cancel_pool);
 }

@@ -110,4 +110,6 @@ void vd_probe_release_all(vd_probe *p)
 {
     for (int i = 0; i < VD_PROBE_MAX_SESSIONS; i++)
         vd_probe_lease_release(p, i, true);
+    for (; p->granted > 0; p->granted--) /* the probe ended while the pool was connecting */
+        vd_limiter_session_end(p->limiter, &p->limits);
 }

@@ -48,6 +48,7 @@ typedef struct vd_probe {
     vd_limiter *limiter;
     vd_limit_set limits;
     double delayed; /* seconds the limiter held it */
+    int granted;    /* sessions the limiter granted that the pool has not leased yet */
 } vd_probe;
 
 /* Sets p up with nothing decided. */
