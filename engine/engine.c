@@ -159,6 +159,8 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         return -1;
     }
     vd_limiter_opts lopts = {.enabled = e->cfg.throttle,
+                             .log = e->cfg.log,
+                             .log_arg = e->cfg.log_arg,
                              .wait_breaker = !strcmp(e->cfg.on_block, "wait")};
     if (!(e->limiter = vd_limiter_new(e->base, &lopts))) {
         snprintf(err, errlen, "limiter: out of memory");

@@ -11,14 +11,36 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include "limiter.h"
+#include "log.h"
 
 /* The adaptation, named once (docs/reputation.md says why each is what it is). */
-#define START_MULT   0.5  /* a new key starts at half its top rate */
-#define SS_QUIET_S   4.0  /* slow start: the rate doubles after this long without a deferral */
-#define AI_QUIET_S   10.0 /* afterwards: it climbs by AI_STEP after this long without one */
-#define AI_STEP      0.05 /* of the top rate */
-#define MD_FACTOR    0.7  /* a deferral cuts the rate to this share at once */
-#define MIN_MULT     0.02 /* the rate never falls below this share of the top */
+/* A key's rate is a share (mult) of its top. It starts at START_MULT and, before the server has
+ * ever deferred us, grows by SS_GROWTH every SS_QUIET_S of use (slow start). A "slow down"
+ * remembers the share it happened at (the ceiling) and cuts the rate to MD_FACTOR of it at
+ * once. The ceiling is set CEIL_BACKOFF below where the first deferral of an episode came
+ * (deferrals less than EPISODE_S apart): a server that counts over a window tells us late,
+ * when we have been too fast for a while, and goes on deferring while its window drains;
+ * those later deferrals cut the rate again but leave the ceiling alone. While the server stays
+ * quiet the rate climbs back: quickly (half the gap every RECOVER_S) up to CEIL_NEAR of the
+ * ceiling, where nothing went wrong before, then slowly (AI_STEP of the top every AI_QUIET_S) past
+ * it, so a server that raised its limit is found again. The ceiling is forgotten once the rate has
+ * run CEIL_FORGET above it without a deferral. The replies to RCPTs already in flight when we cut
+ * (one per session then, within MD_HOLD_S) are the same event and do not cut again; any further
+ * deferral cuts again. */
+#define START_MULT   0.5
+#define SS_GROWTH    1.25
+#define SS_QUIET_S   3.0
+#define MD_FACTOR    0.7
+#define CUT_PAUSE_S  1.0
+#define MD_HOLD_S    2.0
+#define CEIL_BACKOFF 0.9
+#define EPISODE_S    5.0
+#define RECOVER_S    1.0
+#define CEIL_NEAR    0.95
+#define AI_STEP      0.01
+#define AI_QUIET_S   5.0
+#define CEIL_FORGET  1.25
+#define MIN_MULT     0.02   /* the rate never falls below this share of the top */
 #define BREAKER_BASE 300.0  /* seconds a first block keeps a provider shut */
 #define BREAKER_MAX  7200.0 /* the longest (KumoMTA suspends Yahoo 2 h on TSS04) */
 #define JITTER       0.2    /* breakers open for +-20 %, so parked work does not stampede */
@@ -30,8 +52,9 @@ typedef struct kqueue kqueue;
 
 struct vd_limiter_wait {
     vd_limiter *l;
-    bool session; /* a session (else an RCPT) */
-    vd_limit_set set;
+    bool session;            /* a session (else an RCPT) */
+    bool (*idle)(void *arg); /* may it reuse a kept connection now? (NULL: no) */
+    const vd_limit_set *set; /* the caller's (the probe's), which outlives the wait */
     vd_limiter_cb cb;
     void *arg;
     kqueue *queued; /* the queue that holds it */
@@ -53,13 +76,16 @@ struct kstate {
     vd_limit lim;
     double tokens, refill_at;
     double mult, quiet_since, used_at;
+    double ceil, cut_at; /* the ceiling (0: none yet), and when the last cut was */
+    double deferred_at;  /* the last slow-down */
+    int hold;            /* deferrals still expected from RCPTs in flight at the last cut */
     bool slow_start;
     int sessions;
     double stokens, srefill_at;
     double breaker_until;
     int breaker_n;
     bool probing; /* half-open: one session is trying */
-    kqueue q[2]; /* [0] sessions, [1] RCPTs */
+    kqueue q[2];  /* [0] sessions, [1] RCPTs */
     vd_limiter *l;
 };
 
@@ -115,7 +141,7 @@ static kstate *get(vd_limiter *l, const char *key, const vd_limit *lim)
     k->refill_at = k->srefill_at = k->quiet_since = t;
     k->mult = START_MULT;
     k->slow_start = true;
-    k->stokens = 1;
+    k->stokens = lim->sessions_per_minute > 0 ? fmax(1, lim->sessions_per_minute / 10) : 1;
     k->next = l->buckets[h];
     l->buckets[h] = k;
     l->nkeys++;
@@ -127,19 +153,32 @@ static double rcpt_rate(const kstate *k) /* tokens a second */
     return k->lim.rcpt_per_minute / 60.0 * k->mult;
 }
 
+/* Lets the rate climb while the server stays quiet (see the constants above). */
+static void climb(kstate *k, double t)
+{
+    double quiet = t - k->quiet_since;
+    if (k->slow_start) {
+        if (quiet < SS_QUIET_S) return;
+        k->mult = fmin(1.0, k->mult * SS_GROWTH);
+    } else if (k->ceil > 0 && k->mult < CEIL_NEAR * k->ceil) {
+        if (quiet < RECOVER_S) return;
+        double gap = CEIL_NEAR * k->ceil - k->mult;
+        k->mult = fmin(1.0, k->mult + fmax(AI_STEP, gap / 2));
+    } else {
+        if (quiet < AI_QUIET_S) return;
+        k->mult = fmin(1.0, k->mult + AI_STEP);
+        if (k->ceil > 0 && k->mult >= CEIL_FORGET * k->ceil) k->ceil = 0;
+    }
+    k->quiet_since = t;
+}
+
 /* Refills the buckets and lets the rate climb while the server stays quiet. */
 static void refill(kstate *k, double t)
 {
     double burst = k->lim.rcpt_burst > 0 ? k->lim.rcpt_burst : 1;
     k->tokens = fmin(burst, k->tokens + rcpt_rate(k) * (t - k->refill_at)); /* at the old rate */
     k->refill_at = t;
-    if (k->used_at > k->quiet_since) {
-        double quiet = k->slow_start ? SS_QUIET_S : AI_QUIET_S;
-        if (t - k->quiet_since >= quiet) {
-            k->mult = k->slow_start ? fmin(1.0, k->mult * 2) : fmin(1.0, k->mult + AI_STEP);
-            k->quiet_since = t;
-        }
-    }
+    if (k->used_at > k->quiet_since) climb(k, t);
     if (k->lim.sessions_per_minute > 0) {
         double cap = fmax(1, k->lim.sessions_per_minute / 10);
         k->stokens = fmin(cap, k->stokens + k->lim.sessions_per_minute / 60 * (t - k->srefill_at));
@@ -156,12 +195,12 @@ static double rcpt_delay(const kstate *k)
 
 /* Seconds until this key lets a new session (0: now; -1: denied, the breaker is open and the
  * policy is to defer). */
-static double session_delay(const vd_limiter *l, const kstate *k, double t)
+static double session_delay(const vd_limiter *l, const kstate *k, double t, bool reuse)
 {
     if (k->breaker_until > t) return l->o.wait_breaker ? k->breaker_until - t : -1;
     if (k->probing) return 1.0; /* half-open: one session tries first */
     if (k->lim.connections > 0 && k->sessions >= (int)k->lim.connections) return 0.25;
-    if (k->lim.sessions_per_minute > 0 && k->stokens < 1)
+    if (!reuse && k->lim.sessions_per_minute > 0 && k->stokens < 1)
         return (1 - k->stokens) / (k->lim.sessions_per_minute / 60);
     return 0;
 }
@@ -172,12 +211,13 @@ static double try_grant(vd_limiter *l, vd_limiter_wait *w, kstate **by)
     double t = now_s(), worst = 0;
     kstate *keys[VD_NSCOPES] = {0};
     *by = NULL;
+    bool reuse = w->session && w->idle && w->idle(w->arg);
     for (int s = 0; s < VD_NSCOPES; s++) {
-        if (!w->set.key[s][0]) continue;
-        kstate *k = keys[s] = get(l, w->set.key[s], &w->set.limit[s]);
+        if (!w->set->key[s][0]) continue;
+        kstate *k = keys[s] = get(l, w->set->key[s], &w->set->limit[s]);
         if (!k) continue;
         refill(k, t);
-        double d = w->session ? session_delay(l, k, t) : rcpt_delay(k);
+        double d = w->session ? session_delay(l, k, t, reuse) : rcpt_delay(k);
         if (d < 0) return -1;
         if (d > worst) worst = d, *by = k;
     }
@@ -278,12 +318,12 @@ static void on_key_timer(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (d < 0) l->st.deferred++;
-        finish(w, d < 0 ? deny_msg(l, &w->set) : NULL);
+        finish(w, d < 0 ? deny_msg(l, w->set) : NULL);
     }
 }
 
 static vd_limiter_wait *request(vd_limiter *l, const vd_limit_set *s, bool session,
-                                vd_limiter_cb cb, void *arg)
+                                bool (*idle)(void *), vd_limiter_cb cb, void *arg)
 {
     if (!l || !l->o.enabled) {
         cb(NULL, arg);
@@ -294,7 +334,8 @@ static vd_limiter_wait *request(vd_limiter *l, const vd_limit_set *s, bool sessi
         cb(NULL, arg); /* out of memory: do not lose the probe over shaping */
         return NULL;
     }
-    *w = (vd_limiter_wait){.l = l, .session = session, .set = *s, .cb = cb, .arg = arg};
+    *w =
+        (vd_limiter_wait){.l = l, .session = session, .idle = idle, .set = s, .cb = cb, .arg = arg};
     kstate *by;
     double d = try_grant(l, w, &by);
     if (d == 0 || (d > 0 && !by)) {
@@ -314,13 +355,18 @@ static vd_limiter_wait *request(vd_limiter *l, const vd_limit_set *s, bool sessi
 vd_limiter_wait *vd_limiter_session(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
                                     void *arg)
 {
-    return request(l, s, true, cb, arg);
+    return request(l, s, true, NULL, cb, arg);
 }
 
-vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
-                                 void *arg)
+vd_limiter_wait *vd_limiter_session_reuse(vd_limiter *l, const vd_limit_set *s,
+                                          bool (*idle)(void *arg), vd_limiter_cb cb, void *arg)
 {
-    return request(l, s, false, cb, arg);
+    return request(l, s, true, idle, cb, arg);
+}
+
+vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb, void *arg)
+{
+    return request(l, s, false, NULL, cb, arg);
 }
 
 void vd_limiter_cancel(vd_limiter_wait *w)
@@ -374,7 +420,6 @@ void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s)
 
 void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why)
 {
-    (void)why;
     if (!l || !l->o.enabled || sig == VD_SIG_NONE) return;
     double t = now_s();
     for (int i = 0; i < VD_NSCOPES; i++) {
@@ -395,10 +440,25 @@ void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, co
             break;
         case VD_SIG_SLOW_DOWN:
             if (!sender_scope) break;
-            k->mult = fmax(MIN_MULT, k->mult * MD_FACTOR);
-            k->slow_start = false;
-            k->quiet_since = t;
             if (k->tokens > 0) k->tokens = 0; /* stop at once, not after the burst */
+            k->quiet_since = t;
+            bool episode = k->deferred_at > 0 && t - k->deferred_at < EPISODE_S;
+            k->deferred_at = t;
+            if (k->hold > 0 && t - k->cut_at < MD_HOLD_S) { /* the same event */
+                k->hold--;
+                break;
+            }
+            if (!episode) k->ceil = k->mult * CEIL_BACKOFF;
+            k->mult = fmax(MIN_MULT, k->mult * MD_FACTOR);
+            k->tokens = -rcpt_rate(k) * CUT_PAUSE_S; /* a pause: the server's window drains */
+            k->cut_at = t;
+            if (i == VD_SCOPE_PROVIDER)
+                vd_log_to(l->o.log, l->o.log_arg, VD_LOG_INFO,
+                          "%s asked us to slow down: RCPT rate now %.0f/min (ceiling %.0f/min): %s",
+                          k->key + 2, rcpt_rate(k) * 60, k->ceil * k->lim.rcpt_per_minute,
+                          why ? why : "");
+            k->hold = k->sessions > 1 ? k->sessions - 1 : 0;
+            k->slow_start = false;
             if (i == VD_SCOPE_PROVIDER) l->st.slow_downs++;
             break;
         case VD_SIG_BLOCK:

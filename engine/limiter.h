@@ -15,8 +15,12 @@
 #define VALIDORA_LIMITER_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "validora/validora.h"
 
 struct event_base;
+
+/* The error name job:smtp() returns when shaping gives the address back (docs/errors.md). */
+#define VD_LIMITER_DEFERRED "deferred"
 
 typedef enum vd_scope {
     VD_SCOPE_PROVIDER,
@@ -55,6 +59,8 @@ typedef struct vd_limit_set {
 typedef struct vd_limiter_opts {
     bool enabled;      /* false (--no-throttle): every request goes at once */
     bool wait_breaker; /* --on-block wait: park until the breaker closes (else defer) */
+    vd_log_cb log;     /* rate cuts (info) and breakers (warning); may be NULL */
+    void *log_arg;
 } vd_limiter_opts;
 
 typedef struct vd_limiter vd_limiter;
@@ -67,17 +73,22 @@ typedef void (*vd_limiter_cb)(const char *deny, void *arg);
 vd_limiter *vd_limiter_new(struct event_base *base, const vd_limiter_opts *o);
 void vd_limiter_free(vd_limiter *l);
 
-/* A new session for the set: waits for the concurrency caps, the session rate and a closed
+/* s must outlive the wait (until cb runs or vd_limiter_cancel).
+ * A new session for the set: waits for the concurrency caps, the session rate and a closed
  * breaker. cb runs once (maybe before this returns: then NULL is returned). Once granted, the
  * session counts against the caps until vd_limiter_session_end. */
 vd_limiter_wait *vd_limiter_session(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
                                     void *arg);
+/* The same, for a request that may reuse a kept connection: idle(arg) says, when the request
+ * is about to be granted, whether it would (then the session rate, which counts new
+ * connections, does not hold it up; the concurrency caps still do). */
+vd_limiter_wait *vd_limiter_session_reuse(vd_limiter *l, const vd_limit_set *s,
+                                          bool (*idle)(void *arg), vd_limiter_cb cb, void *arg);
 /* The granted session is over (fresh: it was a new connection, charged to the session rate). */
 void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s);
 void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s);
 /* One RCPT for the set: waits for a token in every key's bucket. */
-vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
-                                 void *arg);
+vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb, void *arg);
 /* Stops a wait; its cb is not called. */
 void vd_limiter_cancel(vd_limiter_wait *w);
 /* What a reply said: adapts the rates (slow down), opens breakers (block), charges unknown

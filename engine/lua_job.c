@@ -287,6 +287,12 @@ static void cancel_smtp_wait(void *handle)
     free(sw);
 }
 
+static bool pool_has_idle(void *arg)
+{
+    smtp_wait *sw = arg;
+    return vd_pool_has_idle(sw->run->gen->env.pool, sw->run->probe->mx);
+}
+
 static void on_session_leave(const char *deny, void *arg)
 {
     smtp_wait *sw = arg;
@@ -300,7 +306,7 @@ static void on_session_leave(const char *deny, void *arg)
         if (!t) return;
         lua_State *co = vd_task_thread(t);
         lua_pushnil(co);
-        lua_pushliteral(co, "deferred");
+        lua_pushliteral(co, VD_LIMITER_DEFERRED);
         lua_pushstring(co, deny);
         vd_task_resume(t, 3);
         return;
@@ -321,8 +327,11 @@ static int job_smtp(lua_State *L)
     if (!sw) return luaL_error(L, "out of memory");
     *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
     vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
-    vd_limiter_wait *lw = vd_limiter_session(run->probe->limiter, &run->probe->limits,
-                                             on_session_leave, sw);
+    vd_limiter_wait *lw =
+        run->probe->reuse
+            ? vd_limiter_session_reuse(run->probe->limiter, &run->probe->limits, pool_has_idle,
+                                       on_session_leave, sw)
+            : vd_limiter_session(run->probe->limiter, &run->probe->limits, on_session_leave, sw);
     if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
     return vd_task_wait_end(L, run->task);
 }
@@ -362,12 +371,8 @@ void vd_lua_job_set_method(lua_State *L, const char *name)
 void vd_lua_job_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"smtp", job_smtp},
-        {"set", job_set},
-        {"random_local", job_random_local},
-        {"_rule", job_rule},
-        {"_park", job_park},
-        {"_wake", job_wake},
+        {"smtp", job_smtp},  {"set", job_set},    {"random_local", job_random_local},
+        {"_rule", job_rule}, {"_park", job_park}, {"_wake", job_wake},
         {NULL, NULL},
     };
     static const char *const statuses[] = {"deliverable", "undeliverable", "risky", "unknown",

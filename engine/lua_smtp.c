@@ -95,11 +95,11 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
     vd_lease *l = p->leases[run->op_slot];
     if (l) vd_probe_note_session(p, l);
     if (r->err == VD_SMTP_OK) {
-        vd_limiter_feedback(p->limiter, &p->limits,
-                            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text,
-                                            false),
-                            r->text);
-        if (l && rcpt_cap(p) > 0 && vd_lease_rcpts(l) >= rcpt_cap(p)) p->retire[run->op_slot] = true;
+        vd_limiter_feedback(
+            p->limiter, &p->limits,
+            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text, false), r->text);
+        if (l && rcpt_cap(p) > 0 && vd_lease_rcpts(l) >= rcpt_cap(p))
+            p->retire[run->op_slot] = true;
         vd_lua_push_reply(co, r->code, r->enhanced, r->text);
         vd_task_resume(t, 1);
     } else {
@@ -187,7 +187,8 @@ static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
     *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = now_mono()};
     snprintf(rw->to, sizeof rw->to, "%s", to);
     vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
-    vd_limiter_wait *lw = vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
+    vd_limiter_wait *lw =
+        vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
     if (lw) rw->lw = lw; /* else on_rcpt_leave ran (and freed rw) */
     return vd_task_wait_end(L, run->task);
 }

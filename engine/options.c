@@ -47,6 +47,10 @@ const vd_option vd_engine_options[] = {
      "wait before retrying a greylisted address (postgrey's default delay is 300 s)", true},
     {"greylist-tries", 0, VD_OPT_INT, OFF(greylist_tries), 3, NULL, 1, 100, "N", "SMTP",
      "RCPT tries in all for a greylisted address", true},
+    {"rate-deferral-tries", 0, VD_OPT_INT, OFF(rate_deferral_tries), 6, NULL, 1, 100, "N", "SMTP",
+     "RCPT tries in all for an address the server deferred for our rate (each retry waits for "
+     "the lowered rate, never for a greylist delay)",
+     true},
     {"per-mx-sessions", 0, VD_OPT_INT, OFF(per_mx_sessions), 4, NULL, 1, 100000, "N", "SMTP",
      "concurrent sessions per mail server (Postfix's anvil allows 50 per client; big "
      "providers publish 5-20)",

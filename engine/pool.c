@@ -161,6 +161,25 @@ static host *host_get(vd_pool *p, const char *name)
     return h;
 }
 
+static host *host_find(const vd_pool *p, const char *name)
+{
+    if (!p->nbuckets) return NULL;
+    for (host *h = p->buckets[name_hash(name) & (p->nbuckets - 1)]; h; h = h->next)
+        if (strcmp(h->name, name) == 0) return h;
+    return NULL;
+}
+
+bool vd_pool_has_idle(const vd_pool *p, const vd_mx_result *mx)
+{
+    for (size_t i = 0; mx && i < mx->nhosts; i++) {
+        const host *h = host_find(p, mx->hosts[i].name);
+        for (const psess *ps = h ? h->sessions : NULL; ps; ps = ps->next)
+            if (ps->ready && !ps->leased && !ps->req && !ps->broken && vd_smtp_usable(ps->s))
+                return true;
+    }
+    return false;
+}
+
 /* Forgets hosts with no sessions, no waiters and no dead mark, so that a long run over many
  * domains does not keep one entry per MX host ever seen. Only called from
  * vd_pool_acquire(), where no pool frame holds a host pointer across user code. */

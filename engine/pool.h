@@ -65,6 +65,9 @@ void vd_pool_free(vd_pool *p);
  * Returns a handle for vd_pool_cancel, or NULL when cb already ran. */
 vd_pool_req *vd_pool_acquire(vd_pool *p, const vd_mx_result *mx, vd_pool_cb cb, void *arg);
 void vd_pool_cancel(vd_pool_req *r);
+/* Is there an idle session to one of mx's hosts, that an acquire now would lease instead of
+ * connecting? (For session-rate limits, which count new connections only.) */
+bool vd_pool_has_idle(const vd_pool *p, const vd_mx_result *mx);
 
 /* RCPT TO on the leased session, sending MAIL FROM first when no transaction is open
  * (and RSET first when the transaction is full). When MAIL FROM itself is refused, cb

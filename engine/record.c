@@ -574,7 +574,8 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
         pack_kv_bool(pk, "free", r->free) || pack_kv_str(pk, "suggestion", r->suggestion) ||
         pack_kv_str(pk, "provider", r->provider) || pack_kv_str(pk, "generation", r->generation) ||
         pack_kv_int(pk, "attempts", r->attempts) ||
-        (r->delayed_ms > 0 && pack_kv_int(pk, "delayed_ms", r->delayed_ms)) || pack_kv_int(pk, "elapsed_ms", r->elapsed_ms) ||
+        (r->delayed_ms > 0 && pack_kv_int(pk, "delayed_ms", r->delayed_ms)) ||
+        pack_kv_int(pk, "elapsed_ms", r->elapsed_ms) ||
         pack_kv_int(pk, "checked_at", r->checked_at))
         return -1;
     return 0;

@@ -119,7 +119,7 @@ static void push_errors(lua_State *L)
         lua_pushvalue(L, -1);
         lua_rawset(L, -3);
     }
-    lua_pushliteral(L, "deferred"); /* the limiter: a breaker is open, the policy defers */
+    lua_pushliteral(L, VD_LIMITER_DEFERRED); /* the limiter: a breaker is open, the policy defers */
     lua_pushvalue(L, -1);
     lua_rawset(L, -3);
     for (int s = VD_DNS_NXDOMAIN; s <= VD_DNS_ERROR; s++) {

@@ -32,7 +32,7 @@ local function catch_all(job, s)
 end
 
 function M.probe(job)
-  local tries, dropped = 0, 0
+  local tries, rate_tries, dropped = 0, 0, 0
   while true do
     local s, err, detail = job:smtp()
     if not s then
@@ -56,9 +56,9 @@ function M.probe(job)
     if retry and reason == "throttled" then
       -- A rate deferral is not greylisting: the engine has already lowered the rate for this
       -- provider and MX; ask again at once, and the next RCPT waits for its (slower) turn.
-      tries = tries + 1
+      rate_tries = rate_tries + 1
       s:release()
-      if tries >= config.greylist_tries then
+      if rate_tries >= config.rate_deferral_tries then
         return job:unknown("deferred", r, "the server kept deferring us for our rate")
       end
     elseif retry then

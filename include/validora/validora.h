@@ -49,6 +49,7 @@ typedef struct vd_engine_config {
     const char *tls_ca;      /* --tls-ca: PEM file of trusted CAs; NULL = the system store */
     double greylist_delay;   /* --greylist-delay: seconds before a greylisted RCPT is retried */
     int greylist_tries;      /* --greylist-tries: RCPT tries in all for a greylisted address */
+    int rate_deferral_tries; /* --rate-deferral-tries: RCPT tries for a rate-deferred address */
     int per_mx_sessions;     /* --per-mx-sessions: concurrent SMTP sessions per MX host */
     bool reuse;              /* --reuse: keep SMTP sessions for later addresses */
     bool watch;              /* --watch: reload when a file under a rules directory changes */

@@ -14,16 +14,24 @@ local find, lower = string.find, string.lower
 
 -- Defaults, safe for a server nobody has configured: Postfix's anvil and strict providers
 -- defer well above this. rcpt_per_minute is the top the adaptive rate may climb to (it
--- starts at a quarter and climbs while the server stays quiet).
+-- starts at half and climbs while the server stays quiet; engine/limiter.c). A burst of 5
+-- keeps a server that counts over a window from seeing a spike; 30 sessions a minute stays
+-- under half of Postfix anvil's usual connection-rate limits (sessions reused from the pool
+-- do not count). docs/reputation.md says why each figure is what it is.
 M.DEFAULT_LIMITS = {
-  provider = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 60,
-               rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
-  mx = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 60,
-         rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
-  domain = { connections = 8, rcpt_per_minute = 1200, rcpt_burst = 20, unknown_cost = 2 },
+  provider = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 30,
+               rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
+  mx = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 30,
+         rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
+  domain = { connections = 8, rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
   source_ip = { connections = 64, rcpt_per_minute = 6000, rcpt_burst = 100 },
   global = { connections = 256, rcpt_per_minute = 12000, rcpt_burst = 200 },
 }
+
+-- Scopes every rule shares (one key for all addresses): their limits are these defaults
+-- (or a rules dir's own validora/reputation.lua), never one rule's, or the caps would
+-- change with whichever rule asked last.
+M.SHARED_SCOPES = { source_ip = true, global = true }
 
 -- The rule's limits over the defaults, scope by scope.
 function M.limits(rule)
@@ -31,7 +39,8 @@ function M.limits(rule)
   for scope, d in pairs(M.DEFAULT_LIMITS) do
     local t = {}
     for k, v in pairs(d) do t[k] = v end
-    for k, v in pairs((rule.limits or {})[scope] or {}) do t[k] = v end
+    local own = not M.SHARED_SCOPES[scope] and (rule.limits or {})[scope] or {}
+    for k, v in pairs(own) do t[k] = v end
     out[scope] = t
   end
   return out

@@ -251,7 +251,7 @@ def replies_to(t, command_prefix):
 
 
 def volatile_free(r):
-    return {k: v for k, v in r.items() if k not in ("elapsed_ms", "checked_at")}
+    return {k: v for k, v in r.items() if k not in ("elapsed_ms", "checked_at", "delayed_ms")}
 
 
 # ---- the ordinary run: the format, and what Postfix said
