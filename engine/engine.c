@@ -1,19 +1,20 @@
 /* engine.c — the engine: start-up, reload, and the public calls of validora.h.
  *
- * Owns: checking the settings against the options table, resolving the computed defaults
- * (HELO, MAIL FROM, the rules directory), making the DNS channel, the lists, the TLS context
+ * Owns: checking the settings against the options table, resolving HELO, MAIL FROM (their
+ * defaults: sender.c) and the rules directory, making the DNS channel, the lists, the TLS context
  * (tls.c), the transcript sink, the SMTP pool and the first rule generation; making a new
  * generation current on reload; the log callback.
- * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c). */
+ * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c),
+ * the default HELO and MAIL FROM (sender.c). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
 #include "limiter.h"
+#include "sender.h"
 #include "watch.h"
 #include "validora/options.h"
 
@@ -28,29 +29,6 @@ const char *vd_version(void)
 
 /* Says something through the embedder's log callback. */
 #define engine_log(e, level, ...) vd_log_to((e)->cfg.log, (e)->cfg.log_arg, level, __VA_ARGS__)
-
-/* The FQDN we introduce ourselves with. Never asks DNS: /etc/mailname (the Debian
- * convention for "this host's mail name"), else the host name; a name without a dot gets
- * ".localdomain" so the HELO is at least syntactically a domain. */
-void vd_default_helo(char *out, size_t len)
-{
-    char buf[256] = "";
-    FILE *fp = fopen("/etc/mailname", "r");
-    if (fp) {
-        if (fgets(buf, sizeof buf, fp)) buf[strcspn(buf, " \t\r\n")] = '\0';
-        fclose(fp);
-    }
-    if (!buf[0] || !strchr(buf, '.')) {
-        if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) strcpy(buf, "localhost");
-        buf[sizeof buf - 1] = '\0';
-    }
-    if (!strchr(buf, '.'))
-        snprintf(out, len, "%.200s.localdomain", buf);
-    else
-        snprintf(out, len, "%s", buf);
-    for (char *p = out; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-}
 
 /* Copies the caller's strings so the engine owns its settings. */
 static int own_strings(vd_engine *e, const vd_engine_config *c)
@@ -93,7 +71,7 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
     if (c->mail_from)
         snprintf(e->mail_from, sizeof e->mail_from, "%s", c->mail_from);
     else
-        snprintf(e->mail_from, sizeof e->mail_from, "verify@%s", e->helo);
+        vd_sender_default_mail_from(e->helo, e->mail_from, sizeof e->mail_from);
     if (!vd_address_wire_safe(e->mail_from, true)) {
         snprintf(err, errlen, "sender address '%s' is not a valid address%s", e->mail_from,
                  c->mail_from ? "" : " (set --mail-from or --helo)");
