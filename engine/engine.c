@@ -1,11 +1,12 @@
 /* engine.c — the engine: start-up, reload, and the public calls of validora.h.
  *
  * Owns: checking the settings against the options table, resolving HELO, MAIL FROM (their
- * defaults: sender.c) and the rules directory, making the DNS channel, the lists, the TLS context
+ * defaults: sender.c) and the rules directory, refusing a foreign sender identity at
+ * start-up (--allow-foreign-sender), making the DNS channel, the lists, the TLS context
  * (tls.c), the transcript sink, the SMTP pool and the first rule generation; making a new
  * generation current on reload; the log callback.
  * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c),
- * the default HELO and MAIL FROM (sender.c). */
+ * which identities are foreign (sender.c). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,35 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
         return -1;
     }
     return 0;
+}
+
+/* Refuses to probe as someone else: a HELO name or MAIL FROM domain at a free-mail provider
+ * or a disposable-mail service (by the generation's lists; sender.c judges), unless
+ * --allow-foreign-sender. Without SMTP our identity goes nowhere. */
+static int check_sender(vd_engine *e, const vd_engine_config *c, char *err, size_t errlen)
+{
+    char why[640];
+    int foreign = e->cfg.smtp ? vd_sender_identity_check(e->gen->lists, e->helo, e->mail_from, why,
+                                                         sizeof why)
+                              : 0;
+    if (!foreign) return 0;
+    if (e->cfg.allow_foreign_sender) {
+        engine_log(e, VD_LOG_WARNING,
+                   "--allow-foreign-sender: probing as HELO %s, MAIL FROM <%s> although %s; "
+                   "servers will see another domain's name from this IP, and may block and "
+                   "list it",
+                   e->helo, e->mail_from, why);
+        return 0;
+    }
+    bool default_helo = !c->helo && (foreign & VD_SENDER_FOREIGN_HELO ||
+                                     (!c->mail_from && foreign & VD_SENDER_FOREIGN_MAIL_FROM));
+    snprintf(err, errlen,
+             "refusing to probe as HELO %s, MAIL FROM <%s>: %s%s; %s. --allow-foreign-sender "
+             "starts anyway, at your IP's risk",
+             e->helo, e->mail_from, why,
+             default_helo ? " (the default HELO: /etc/mailname or the host name; set --helo)" : "",
+             vd_sender_foreign_fix);
+    return -1;
 }
 
 /* DNS, TLS, the transcript sink and the SMTP pool. */
@@ -223,7 +253,8 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
         goto fail;
     }
     if (resolve_sender(e, c, err, errlen) != 0 || open_io(e, err, errlen) != 0) goto fail;
-    if (!(e->gen = load_generation(e, err, errlen))) goto fail;
+    if (!(e->gen = load_generation(e, err, errlen)) || check_sender(e, c, err, errlen) != 0)
+        goto fail;
     say_current(e, NULL);
     if (e->cfg.watch && !(e->watch = vd_watch_new(base, e->dirs, e->ndirs, e->cfg.reload_delay,
                                                   on_change, e, err, errlen)))
