@@ -5,8 +5,10 @@
  * (dns.c) driven synchronously (each lookup runs the loop until its callback); libspf2 with
  * a DNS layer of ours on top of that vd_dns, so SPF asks the --dns servers and nothing else;
  * the port-25 banner read (a plain non-blocking connect, bounded by --smtp-timeout).
- * Does not own: printing (cli_doctor.c), the lists (lists.c), what an SPF record means
- * (libspf2), the instance lock (ledger.c: not built yet, see check_instance_lock). */
+ * Does not own: printing (cli_doctor.c), the lists (lists.c), the default HELO and MAIL FROM
+ * and which of them are someone else's (sender.c, shared with the engine's start-up), what an
+ * SPF record means (libspf2), the instance lock (ledger.c: not built yet, see
+ * check_instance_lock). */
 #include "doctor.h"
 #include "ledger.h"
 
@@ -31,6 +33,7 @@
 #include <spf2/spf.h>
 #include "dns.h"
 #include "lists.h"
+#include "sender.h"
 
 const char *const vd_doctor_default_dnsbls[] = {"zen.spamhaus.org", "bl.spamcop.net",
                                                 "b.barracudacentral.org", NULL};
@@ -889,34 +892,17 @@ static void check_own_domain(doctor *d)
                "could not tell: the free-mail list could not be read");
         return;
     }
-    char helo[256], mail[256], detail[900] = "";
+    char detail[900];
+    if (vd_sender_identity_check(d->lists, d->helo, d->mail_from, detail, sizeof detail)) {
+        report(d, name, VD_DOCTOR_FAIL, vd_sender_foreign_fix, "%s", detail);
+        return;
+    }
+    char helo[256], mail[256];
     snprintf(helo, sizeof helo, "%s", d->helo);
     lower(helo);
     const char *at = strrchr(d->mail_from, '@');
     snprintf(mail, sizeof mail, "%s", at ? at + 1 : "");
     lower(mail);
-    struct {
-        const char *what, *dom;
-    } ids[] = {{"MAIL FROM", mail}, {"HELO", helo}};
-    for (size_t i = 0; i < 2; i++) {
-        const char *dom = ids[i].dom;
-        if (!dom[0]) continue;
-        const char *kind = vd_lists_is_free(d->lists, dom)         ? "a free-mail provider's"
-                           : vd_lists_is_disposable(d->lists, dom) ? "a disposable-mail service's"
-                                                                   : NULL;
-        if (!kind) continue;
-        size_t u = strlen(detail);
-        snprintf(detail + u, sizeof detail - u, "%sthe %s domain %s is %s domain",
-                 detail[0] ? "; " : "", ids[i].what, dom, kind);
-    }
-    if (detail[0]) {
-        report(d, name, VD_DOCTOR_FAIL,
-               "use a MAIL FROM and a HELO name at a domain you own (e.g. verify@example.com, "
-               "mta.example.com): that provider's SPF and DMARC do not authorise your IP, and "
-               "probing as its user gets you blocked",
-               "%s", detail);
-        return;
-    }
     report(d, name, VD_DOCTOR_PASS, NULL, "%s%s%s%s %s at a free-mail or disposable domain",
            mail[0] ? "MAIL FROM " : "", mail, mail[0] ? " and HELO " : "HELO ", helo,
            mail[0] ? "are not" : "is not");
@@ -1272,7 +1258,7 @@ int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_docto
         }
         snprintf(d->mail_from, sizeof d->mail_from, "%s", cfg->mail_from);
     } else {
-        snprintf(d->mail_from, sizeof d->mail_from, "verify@%s", d->helo);
+        vd_sender_default_mail_from(d->helo, d->mail_from, sizeof d->mail_from);
     }
     const char *at = strrchr(d->mail_from, '@');
     if (d->mail_from[0] && (!at || !at[1])) {

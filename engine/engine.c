@@ -1,19 +1,21 @@
 /* engine.c — the engine: start-up, reload, and the public calls of validora.h.
  *
- * Owns: checking the settings against the options table, resolving the computed defaults
- * (HELO, MAIL FROM, the rules directory), making the DNS channel, the lists, the TLS context
+ * Owns: checking the settings against the options table, resolving HELO, MAIL FROM (their
+ * defaults: sender.c) and the rules directory, refusing a foreign sender identity at
+ * start-up (--allow-foreign-sender), making the DNS channel, the lists, the TLS context
  * (tls.c), the transcript sink, the SMTP pool and the first rule generation; making a new
  * generation current on reload; the log callback.
- * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c). */
+ * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c),
+ * which identities are foreign (sender.c). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
 #include "limiter.h"
+#include "sender.h"
 #include "watch.h"
 #include "validora/options.h"
 
@@ -28,29 +30,6 @@ const char *vd_version(void)
 
 /* Says something through the embedder's log callback. */
 #define engine_log(e, level, ...) vd_log_to((e)->cfg.log, (e)->cfg.log_arg, level, __VA_ARGS__)
-
-/* The FQDN we introduce ourselves with. Never asks DNS: /etc/mailname (the Debian
- * convention for "this host's mail name"), else the host name; a name without a dot gets
- * ".localdomain" so the HELO is at least syntactically a domain. */
-void vd_default_helo(char *out, size_t len)
-{
-    char buf[256] = "";
-    FILE *fp = fopen("/etc/mailname", "r");
-    if (fp) {
-        if (fgets(buf, sizeof buf, fp)) buf[strcspn(buf, " \t\r\n")] = '\0';
-        fclose(fp);
-    }
-    if (!buf[0] || !strchr(buf, '.')) {
-        if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) strcpy(buf, "localhost");
-        buf[sizeof buf - 1] = '\0';
-    }
-    if (!strchr(buf, '.'))
-        snprintf(out, len, "%.200s.localdomain", buf);
-    else
-        snprintf(out, len, "%s", buf);
-    for (char *p = out; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
-}
 
 /* Copies the caller's strings so the engine owns its settings. */
 static int own_strings(vd_engine *e, const vd_engine_config *c)
@@ -93,7 +72,7 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
     if (c->mail_from)
         snprintf(e->mail_from, sizeof e->mail_from, "%s", c->mail_from);
     else
-        snprintf(e->mail_from, sizeof e->mail_from, "verify@%s", e->helo);
+        vd_sender_default_mail_from(e->helo, e->mail_from, sizeof e->mail_from);
     if (!vd_address_wire_safe(e->mail_from, true)) {
         snprintf(err, errlen, "sender address '%s' is not a valid address%s", e->mail_from,
                  c->mail_from ? "" : " (set --mail-from or --helo)");
@@ -115,6 +94,35 @@ static int resolve_sender(vd_engine *e, const vd_engine_config *c, char *err, si
         return -1;
     }
     return 0;
+}
+
+/* Refuses to probe as someone else: a HELO name or MAIL FROM domain at a free-mail provider
+ * or a disposable-mail service (by the generation's lists; sender.c judges), unless
+ * --allow-foreign-sender. Without SMTP our identity goes nowhere. */
+static int check_sender(vd_engine *e, const vd_engine_config *c, char *err, size_t errlen)
+{
+    char why[640];
+    int foreign = e->cfg.smtp ? vd_sender_identity_check(e->gen->lists, e->helo, e->mail_from, why,
+                                                         sizeof why)
+                              : 0;
+    if (!foreign) return 0;
+    if (e->cfg.allow_foreign_sender) {
+        engine_log(e, VD_LOG_WARNING,
+                   "--allow-foreign-sender: probing as HELO %s, MAIL FROM <%s> although %s; "
+                   "servers will see another domain's name from this IP, and may block and "
+                   "list it",
+                   e->helo, e->mail_from, why);
+        return 0;
+    }
+    bool default_helo = !c->helo && (foreign & VD_SENDER_FOREIGN_HELO ||
+                                     (!c->mail_from && foreign & VD_SENDER_FOREIGN_MAIL_FROM));
+    snprintf(err, errlen,
+             "refusing to probe as HELO %s, MAIL FROM <%s>: %s%s; %s. --allow-foreign-sender "
+             "starts anyway, at your IP's risk",
+             e->helo, e->mail_from, why,
+             default_helo ? " (the default HELO: /etc/mailname or the host name; set --helo)" : "",
+             vd_sender_foreign_fix);
+    return -1;
 }
 
 /* DNS, TLS, the transcript sink and the SMTP pool. */
@@ -247,7 +255,8 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
         goto fail;
     }
     if (resolve_sender(e, c, err, errlen) != 0 || open_io(e, err, errlen) != 0) goto fail;
-    if (!(e->gen = load_generation(e, err, errlen))) goto fail;
+    if (!(e->gen = load_generation(e, err, errlen)) || check_sender(e, c, err, errlen) != 0)
+        goto fail;
     say_current(e, NULL);
     if (e->cfg.watch && !(e->watch = vd_watch_new(base, e->dirs, e->ndirs, e->cfg.reload_delay,
                                                   on_change, e, err, errlen)))

@@ -37,6 +37,11 @@ const vd_option vd_engine_options[] = {
      true},
     {"mail-from", 0, VD_OPT_STRING, OFF(mail_from), 0, NULL, 0, 0, "ADDR", "SMTP",
      "MAIL FROM address (default: verify@HELO-NAME; '' = <>)", true},
+    {"allow-foreign-sender", 0, VD_OPT_FLAG, OFF(allow_foreign_sender), 0, NULL, 0, 0, NULL, "SMTP",
+     "start even when the HELO name or the MAIL FROM domain is a free-mail provider's or a "
+     "disposable-mail service's (refused otherwise): its SPF and DMARC do not authorise your "
+     "IP, and probing as its user gets your IP blocked and listed (Spamhaus)",
+     false},
     {"source-ip", 0, VD_OPT_STRING, OFF(source_ip), 0, NULL, 0, 0, "ADDR", "SMTP",
      "local address for outgoing connections", true},
     {"starttls", 0, VD_OPT_FLAG, OFF(starttls), 1, NULL, 0, 0, NULL, "SMTP",

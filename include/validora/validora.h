@@ -65,6 +65,10 @@ typedef struct vd_engine_config {
     /* --state-dir: the ledger and the instance lock (validora/ledger.h); NULL = the default */
     const char *state_dir;
 
+    /* --allow-foreign-sender: start even when the HELO name or the MAIL FROM domain is at a
+     * free-mail or disposable-mail domain (refused otherwise) */
+    bool allow_foreign_sender;
+
     vd_log_cb log; /* NULL = messages are dropped */
     void *log_arg;
 } vd_engine_config;

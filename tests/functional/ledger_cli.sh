@@ -18,16 +18,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL $*"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 S="$tmp/state"
 
 # ---- show before anything ----

@@ -9,16 +9,7 @@ set -uo pipefail
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() {
-  passed=$((passed + 1))
-  echo "ok   $*"
-}
-bad() {
-  failed=$((failed + 1))
-  echo "FAIL $*"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 # A fresh copy of the source rules in $tmp/NAME.
 copy() {

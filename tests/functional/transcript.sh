@@ -19,16 +19,7 @@ DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 tmp=$(mktemp -d)
 # VALIDORA_TRANSCRIPT_KEEP=DIR keeps the files of this run there, to look at.
 trap '[ -n "${VALIDORA_TRANSCRIPT_KEEP:-}" ] && cp -r "$tmp/." "$VALIDORA_TRANSCRIPT_KEEP/"; rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL $*"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 
 # A sender unique to this run, to find our dialogues in Postfix's maillog.
 FROM="transcript-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
