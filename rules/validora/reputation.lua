@@ -57,8 +57,11 @@ end
 M.SLOW_DOWN_WORDS = {
   "too many connections", "too many recipients", "unusual rate",
   "receiving mail at a rate", "server busy", "rate limited", "rate limit", "slow down",
-  "too many messages", "too many concurrent", "try again later", "temporarily rate",
+  "too many messages", "too many concurrent", "temporarily rate",
 }
+-- Not "try again later" alone: greylisters say exactly that ("451 4.7.1 Please try again
+-- later"), and reading a greylist as a rate deferral would retry at once until the tries run
+-- out instead of waiting the greylist out. With "rate" or "too many" beside it, it is one.
 M.SLOW_DOWN_CODES = { ["4.7.28"] = true, ["4.7.500"] = true, ["4.7.650"] = true,
                       ["4.7.651"] = true }
 

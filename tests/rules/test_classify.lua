@@ -43,7 +43,10 @@ case(421, "4.7.0", "[1.2.3.4] Our system has detected an unusual rate ... poor r
 case(554, "", "rejected because your IP is in the Spamhaus block list", "unknown", "blocked")
 case(450, "4.2.0", "<c@grey.test>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/grey.test.html",
   "unknown", "greylisted", true)
-case(451, "4.7.1", "Please try again later", "unknown", "throttled", true)
+-- "try again later" alone is what greylisters say: it is waited out, not read as our rate
+case(451, "4.7.1", "Please try again later", "unknown", "greylisted", true)
+case(421, "4.7.0", "[1.2.3.4] Too many invalid recipients from your host. Try again later, closing connection.",
+  "unknown", "throttled", true)
 case(421, "", "Too busy", "unknown", "temporary_failure", false)
 case(553, "", "sorry, that domain isn't in my list of allowed rcpthosts", "undeliverable", "rejected")
 case(554, "", "Transaction failed", "unknown", "smtp_error")
