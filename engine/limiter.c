@@ -122,6 +122,30 @@ static double jitter(void)
 
 static void on_key_timer(evutil_socket_t fd, short what, void *arg);
 
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A breaker a previous run opened (the store's), in this process's monotonic time. */
+static void load_breaker(vd_limiter *l, kstate *k, double t)
+{
+    double until = 0;
+    int times = 0;
+    if (!l->o.store.breaker_get || l->o.store.breaker_get(l->o.store.arg, k->key, &until, &times))
+        return;
+    double left = until - wall_s();
+    if (left <= 0) return;
+    k->breaker_until = t + fmin(left, BREAKER_MAX * (1 + JITTER));
+    k->breaker_n = times > 0 ? times : 1;
+    k->mult = START_MULT / 2;
+    k->slow_start = false;
+    vd_log_to(l->o.log, l->o.log_arg, VD_LOG_WARNING,
+              "%s: circuit breaker still open from an earlier run: %.0f s left", k->key + 2, left);
+}
+
 static kstate *get(vd_limiter *l, const char *key, const vd_limit *lim)
 {
     unsigned h = hash(key);
@@ -142,6 +166,7 @@ static kstate *get(vd_limiter *l, const char *key, const vd_limit *lim)
     k->mult = START_MULT;
     k->slow_start = true;
     k->stokens = lim->sessions_per_minute > 0 ? fmax(1, lim->sessions_per_minute / 10) : 1;
+    load_breaker(l, k, t);
     k->next = l->buckets[h];
     l->buckets[h] = k;
     l->nkeys++;
@@ -470,6 +495,13 @@ void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, co
             k->mult = fmax(MIN_MULT, k->mult * 0.5);
             k->slow_start = false;
             l->st.blocks++;
+            vd_log_to(l->o.log, l->o.log_arg, VD_LOG_WARNING,
+                      "%s blocked us (%d time%s in a row): circuit breaker open for %.0f s: %s",
+                      k->key + 2, k->breaker_n, k->breaker_n == 1 ? "" : "s", k->breaker_until - t,
+                      why ? why : "");
+            if (l->o.store.breaker_put)
+                l->o.store.breaker_put(l->o.store.arg, k->key, wall_s() + (k->breaker_until - t),
+                                       k->breaker_n, why ? why : "");
             break;
         case VD_SIG_NONE:
             break;

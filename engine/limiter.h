@@ -56,10 +56,25 @@ typedef struct vd_limit_set {
     vd_limit limit[VD_NSCOPES];
 } vd_limit_set;
 
+/* Where the state that must outlive a process lives: the circuit breakers, so that a run
+ * restarted after a block does not knock on the same door at once. The limiter keeps the
+ * live state in memory and reads a key's breaker from the store once, when it first sees the
+ * key; it writes every breaker it opens. No store (NULL functions): memory only. A store
+ * shared between machines (later) is one more backend of these two calls.
+ * Times are unix seconds (wall clock): the store outlives the process's monotonic clock. */
+typedef struct vd_limiter_store {
+    /* The breaker of key: 0 with *until = 0 when none is open; -1 on error (then none). */
+    int (*breaker_get)(void *arg, const char *key, double *until, int *times);
+    /* Records that key's breaker is open until `until` (the times-th block in a row). */
+    int (*breaker_put)(void *arg, const char *key, double until, int times, const char *reason);
+    void *arg;
+} vd_limiter_store;
+
 typedef struct vd_limiter_opts {
     bool enabled;      /* false (--no-throttle): every request goes at once */
     bool wait_breaker; /* --on-block wait: park until the breaker closes (else defer) */
     vd_log_cb log;     /* rate cuts (info) and breakers (warning); may be NULL */
+    vd_limiter_store store;
     void *log_arg;
 } vd_limiter_opts;
 

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <event2/event.h>
@@ -138,7 +139,8 @@ static void test_slow_down_and_block(void)
     double t0 = mono();
     vd_limiter_rcpt(l, &s, on_grant, &p);
     run_for(6.0);
-    CHECK_MSG(p.n == 1 && p.at - t0 >= 0.8 && p.at - t0 < 5.5, "after a cut the next RCPT waited %.2f s", p.at - t0);
+    CHECK_MSG(p.n == 1 && p.at - t0 >= 0.8 && p.at - t0 < 5.5,
+              "after a cut the next RCPT waited %.2f s", p.at - t0);
     /* the global scope is not a sender scope: a slow-down does not touch it */
     CHECK(rate_of(l, "g:*") >= 300000 - 1);
 
@@ -169,6 +171,58 @@ static void test_slow_down_and_block(void)
     vd_limiter_free(l);
 }
 
+/* A store backend kept in this test (the engine's is the SQLite ledger): a breaker opened by
+ * one limiter is found by the next one, as by a restarted run. */
+typedef struct mem_store {
+    char key[300];
+    double until;
+    int times, gets, puts;
+} mem_store;
+
+static int mem_get(void *arg, const char *key, double *until, int *times)
+{
+    mem_store *m = arg;
+    m->gets++;
+    *until = strcmp(key, m->key) == 0 ? m->until : 0;
+    *times = m->times;
+    return 0;
+}
+
+static int mem_put(void *arg, const char *key, double until, int times, const char *reason)
+{
+    mem_store *m = arg;
+    (void)reason;
+    snprintf(m->key, sizeof m->key, "%s", key);
+    m->until = until;
+    m->times = times;
+    m->puts++;
+    return 0;
+}
+
+static void test_store(void)
+{
+    mem_store m = {0};
+    vd_limiter_opts o = {.enabled = true, .store = {mem_get, mem_put, &m}};
+    vd_limiter *l = vd_limiter_new(base, &o);
+    vd_limit_set s = set_for("a", &TIGHT);
+    got g = {0};
+    vd_limiter_rcpt(l, &s, on_grant, &g);
+    vd_limiter_feedback(l, &s, VD_SIG_BLOCK, "554 5.7.1 blocked using strict-bl.test");
+    CHECK(m.puts == 1 && strcmp(m.key, "p:a") == 0 && m.times == 1);
+    CHECK(m.until > (double)time(NULL) + 200); /* BREAKER_BASE 300 s, jitter 20 % */
+    vd_limiter_free(l);
+
+    l = vd_limiter_new(base, &o); /* "restarted" */
+    got d = {0};
+    vd_limiter_session(l, &s, on_grant, &d);
+    CHECK(d.n == 1 && d.deny && strstr(d.deny, "circuit breaker open for p:a"));
+    vd_limit_set other = set_for("b", &TIGHT);
+    got ok = {0};
+    vd_limiter_session(l, &other, on_grant, &ok);
+    CHECK(ok.n == 1 && !ok.deny);
+    vd_limiter_free(l);
+}
+
 int main(void)
 {
     base = event_base_new();
@@ -176,6 +230,7 @@ int main(void)
     test_rcpt_not_behind_sessions();
     test_no_head_of_line();
     test_slow_down_and_block();
+    test_store();
     event_base_free(base);
     return check_done();
 }
