@@ -539,6 +539,22 @@ int vd_ledger_note(vd_ledger *l, const char *ip, bool block)
     return commit(l);
 }
 
+int vd_ledger_recent(vd_ledger *l, const char *ip, int days, long *deferrals, long *blocks)
+{
+    char c[IP_MAX];
+    if (canon(l, ip, c, NULL, 0) != 0) return -1;
+    if (days < 1) days = 1;
+    long since = ledger_today(l) - (days - 1), d = 0, b = 0;
+    if (query_long(l, &d, "SELECT COALESCE(SUM(deferrals), 0) FROM day WHERE ip = ? AND day >= ?",
+                   "ti", c, since) < 0 ||
+        query_long(l, &b, "SELECT COALESCE(SUM(blocks), 0) FROM day WHERE ip = ? AND day >= ?",
+                   "ti", c, since) < 0)
+        return -1;
+    if (deferrals) *deferrals = d;
+    if (blocks) *blocks = b;
+    return 0;
+}
+
 /* ---- breakers ---- */
 
 /* Copies at most max bytes of s into out (max + 1 bytes), not cutting a UTF-8 sequence. */
