@@ -3,8 +3,8 @@
  * SIGKILL mid-run leaves a sound file whose count is never below what it was granted; the UTC
  * day rolls over (the clock is injected with vd_ledger_set_clock); deferrals, blocks, their
  * recent history (vd_ledger_recent) and breakers; the state directory and its errors (an
- * unwritable one is tried as 'nobody' when the test runs as root); the one-instance lock refuses a second process and is free again
- * after the first is killed with SIGKILL. */
+ * unwritable one is tried as 'nobody' when the test runs as root); the one-instance lock
+ * refuses a second process and is free again after the first is killed with SIGKILL. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
