@@ -374,7 +374,8 @@ void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s)
 
 void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why)
 {
-    (void)why;
+    if (l && l->o.on_signal && (sig == VD_SIG_SLOW_DOWN || sig == VD_SIG_BLOCK))
+        l->o.on_signal(sig, why, l->o.signal_arg);
     if (!l || !l->o.enabled || sig == VD_SIG_NONE) return;
     double t = now_s();
     for (int i = 0; i < VD_NSCOPES; i++) {

@@ -10,7 +10,8 @@
  *
  * Owns: the shaping state and its arithmetic, the waits, the breakers.
  * Does not own: the limits themselves (rules' `limits`, rules/validora/reputation.lua), what a
- * reply means (the rules' signal function), the ledger (persistent counts). No Lua here. */
+ * reply means (the rules' signal function), the ledger (persistent counts: the engine's
+ * on_signal callback writes them). No Lua here. */
 #ifndef VALIDORA_LIMITER_H
 #define VALIDORA_LIMITER_H
 #include <stdbool.h>
@@ -55,6 +56,10 @@ typedef struct vd_limit_set {
 typedef struct vd_limiter_opts {
     bool enabled;      /* false (--no-throttle): every request goes at once */
     bool wait_breaker; /* --on-block wait: park until the breaker closes (else defer) */
+    /* Told of every slow_down and block a reply signals, also when shaping is off (the engine
+     * counts them in the ledger); why is the reply's text. NULL: nobody is told. */
+    void (*on_signal)(vd_signal sig, const char *why, void *arg);
+    void *signal_arg;
 } vd_limiter_opts;
 
 typedef struct vd_limiter vd_limiter;
@@ -76,8 +81,7 @@ vd_limiter_wait *vd_limiter_session(vd_limiter *l, const vd_limit_set *s, vd_lim
 void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s);
 void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s);
 /* One RCPT for the set: waits for a token in every key's bucket. */
-vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
-                                 void *arg);
+vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb, void *arg);
 /* Stops a wait; its cb is not called. */
 void vd_limiter_cancel(vd_limiter_wait *w);
 /* What a reply said: adapts the rates (slow down), opens breakers (block), charges unknown
