@@ -69,10 +69,10 @@ const vd_option vd_engine_options[] = {
      "run, 'wait' holds them until the circuit breaker closes",
      false},
     {"warmup", 0, VD_OPT_FLAG, OFF(warmup), 1, NULL, 0, 0, NULL, "Reputation",
-     "cap the addresses that open an SMTP session each UTC day by the source IP's age in the "
-     "ledger: 100 on its first day, 1,000 within a week, 3,300 after a month "
-     "(rules/validora/warmup.lua, docs/reputation.md); for an IP that has sent mail before, "
-     "tell its age with 'validora ledger set-age' (--no-warmup: no cap, for labs)",
+     "cap the addresses that open an SMTP session each UTC day by the source IP's age and "
+     "history in the ledger (the warm-up curve: rules/validora/warmup.lua, "
+     "docs/reputation.md); for an IP that has sent mail before, tell its age with 'validora "
+     "ledger set-age' (--no-warmup: no cap, for labs)",
      false},
     {"on-budget", 0, VD_OPT_STRING, OFF(on_budget), 0, "defer", 0, 0, "WHAT", "Reputation",
      "when the day's warm-up budget is spent: 'defer' writes the addresses still to probe "
