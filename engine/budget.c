@@ -10,6 +10,7 @@
 #include <time.h>
 #include <event2/event.h>
 #include "budget.h"
+#include "ledger.h"
 #include "log.h"
 
 #define LATE_S 0.5 /* the midnight timer fires this late: the wall clock must be past midnight */
@@ -35,9 +36,10 @@ struct vd_budget {
     char msg[512];
 };
 
-static long now_s(void)
+/* The ledger's clock: "today" here is the ledger's today (a test moves both at once). */
+static long now_s(const vd_budget *b)
 {
-    return (long)time(NULL);
+    return vd_ledger_time(b->l);
 }
 
 static void set_renewal(vd_budget *b)
@@ -46,13 +48,13 @@ static void set_renewal(vd_budget *b)
     if (vd_ledger_used_today(b->l, b->ip, &at) >= 0 && at > 0)
         b->renews_at = at;
     else
-        b->renews_at = (now_s() / 86400 + 1) * 86400;
+        b->renews_at = (now_s(b) / 86400 + 1) * 86400;
 }
 
 /* A new UTC day: yesterday's reservations stay spent, the curve gives today's figure. */
 static void roll_over(vd_budget *b)
 {
-    if (now_s() < b->renews_at) return;
+    if (now_s(b) < b->renews_at) return;
     b->avail = 0;
     b->spent_logged = b->error_logged = false;
     set_renewal(b);
@@ -69,7 +71,7 @@ static void renewal_text(const vd_budget *b, char *buf, size_t len)
     struct tm tm;
     char when[32] = "?";
     if (gmtime_r(&at, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    long left = b->renews_at - now_s();
+    long left = b->renews_at - now_s(b);
     if (left < 0) left = 0;
     snprintf(buf, len, "renews at %s, the next UTC midnight (in %ld h %ld min)", when, left / 3600,
              left % 3600 / 60);
@@ -122,7 +124,7 @@ static int charge(vd_budget *b)
 static void arm(vd_budget *b)
 {
     if (!b->timer) return;
-    double left = (double)(b->renews_at - now_s()) + LATE_S;
+    double left = (double)(b->renews_at - now_s(b)) + LATE_S;
     if (left < 1) left = 1; /* never spin */
     struct timeval tv = {(time_t)left, (suseconds_t)((left - (double)(time_t)left) * 1e6)};
     evtimer_add(b->timer, &tv);
@@ -245,5 +247,5 @@ void vd_budget_cancel(vd_budget_wait *w)
 
 void vd_budget_refund(vd_budget *b)
 {
-    if (b && now_s() < b->renews_at) b->avail++; /* yesterday's cannot be spent today */
+    if (b && now_s(b) < b->renews_at) b->avail++; /* yesterday's cannot be spent today */
 }

@@ -90,6 +90,11 @@ static long ledger_today(const vd_ledger *l)
     return day_of(ledger_now(l));
 }
 
+long vd_ledger_time(const vd_ledger *l)
+{
+    return ledger_now(l);
+}
+
 void vd_ledger_set_clock(vd_ledger *l, long (*now)(void *arg), void *arg)
 {
     l->now = now;
