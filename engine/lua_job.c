@@ -335,6 +335,7 @@ static void on_session_leave(const char *deny, void *arg)
 static void wait_session(smtp_wait *sw)
 {
     vd_probe *p = sw->run->probe;
+    sw->since = now_mono(); /* the record's delayed_ms is the limiter's hold, not the budget's */
     vd_limiter_wait *lw = vd_limiter_session(p->limiter, &p->limits, on_session_leave, sw);
     if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
 }
@@ -344,6 +345,7 @@ static void on_budget(const char *deny, void *arg)
     smtp_wait *sw = arg;
     sw->bw = NULL;
     if (deny) {
+        sw->since = now_mono(); /* the budget's hold is not the limiter's: delayed_ms stays */
         defer_smtp(sw, deny);
         return;
     }
