@@ -39,7 +39,8 @@ rate() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys
 engine_run() { # mode flags...
   local t0 t1
   t0=$(now)
-  "$bin" verify --no-starttls --smtp-port "$port_refuse" --per-mx-sessions "$sessions" \
+  "$bin" verify --state-dir "$tmp/state" --no-warmup --no-starttls --smtp-port "$port_refuse" \
+    --per-mx-sessions "$sessions" \
     --concurrency $((sessions * 4)) --helo bench.localdomain --mail-from bench@bench.localdomain \
     --format json -i "$tmp/list" "$@" > "$tmp/out.json"
   t1=$(now)
@@ -75,7 +76,8 @@ seq 1 "$inflight" | sed 's/^/probe/; s/$/@[127.0.0.1]/' > "$tmp/list2"
 python3 - "$bin" "$port_tarpit" "$inflight" "$tmp/list2" <<'PY'
 import resource, subprocess, sys, json
 bin, port, n, lst = sys.argv[1:5]
-p = subprocess.run([bin, "verify", "--no-starttls", "--smtp-port", port, "--per-mx-sessions", n,
+p = subprocess.run([bin, "verify", "--state-dir", lst + ".state", "--no-warmup", "--no-starttls",
+                    "--smtp-port", port, "--per-mx-sessions", n,
                     "--concurrency", n, "--smtp-timeout", "15", "--helo", "bench.localdomain",
                     "--format", "json", "-i", lst], stdout=subprocess.PIPE, check=False)
 recs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]

@@ -179,6 +179,7 @@ static int rules_which(int argc, char **argv)
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
     cfg.watch = false;
+    cfg.no_ledger = true; /* tells, sends nothing: no budget, and no lock to refuse a verify */
     which_run r = {.json = !strcmp(o.format, "json")};
     if (!(r.base = event_base_new())) {
         fprintf(stderr, "validora rules which: cannot create the event loop\n");

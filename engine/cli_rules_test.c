@@ -357,6 +357,7 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
     r.submit_ev = event_new(base, -1, 0, on_submit, &r);
     vd_cli_log log = {.cmd = CMD, .verbose = o->verbose};
     vd_engine_config cfg = *base_cfg;
+    cfg.no_ledger = true; /* playback servers of its own: no budget, no lock, no ledger */
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
     if (!w) {

@@ -4,19 +4,25 @@
  * defaults: sender.c) and the rules directory, refusing a foreign sender identity at
  * start-up (--allow-foreign-sender), making the DNS channel, the lists, the TLS context
  * (tls.c), the transcript sink, the SMTP pool and the first rule generation; making a new
- * generation current on reload; the log callback.
- * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c),
- * which identities are foreign (sender.c). */
+ * generation current on reload; the log callback; the source IP's state (the instance lock,
+ * the ledger, the day's warm-up budget asked of the current generation's warm-up curve at
+ * start-up, at each reload and on a new UTC day; counting deferrals and blocks).
+ * Does not own: an address's life (job.c), rules (rules.h), option defaults (options.c), the
+ * budget's arithmetic (budget.c), the ledger file (ledger.c), which identities are foreign
+ * (sender.c). */
 #include <arpa/inet.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
+#include "budget.h"
 #include "limiter.h"
 #include "sender.h"
 #include "watch.h"
+#include "validora/ledger.h"
 #include "validora/options.h"
 
 #ifndef VALIDORA_VERSION
@@ -125,6 +131,49 @@ static int check_sender(vd_engine *e, const vd_engine_config *c, char *err, size
     return -1;
 }
 
+/* A reply said slow down or we are blocked: the ledger counts it for the source IP. */
+static void note_signal(vd_signal sig, const char *why, void *arg)
+{
+    (void)why;
+    vd_engine *e = arg;
+    if (!e->ledger || vd_ledger_note(e->ledger, e->ip, sig == VD_SIG_BLOCK) == 0) return;
+    if (!e->note_failed)
+        engine_log(e, VD_LOG_WARNING, "ledger: counting a %s: %s",
+                   sig == VD_SIG_BLOCK ? "block" : "deferral", vd_ledger_error(e->ledger));
+    e->note_failed = true;
+}
+
+/* The limiter's breakers in the ledger (its store interface, limiter.h), so that a run
+ * restarted after a block finds the breaker still open. No ledger (rules test, --no-smtp):
+ * memory only. */
+static int store_breaker_get(void *arg, const char *key, double *until, int *times)
+{
+    vd_engine *e = arg;
+    long u = 0;
+    char reason[VD_LEDGER_REASON_MAX + 1];
+    *until = 0;
+    *times = 0;
+    if (!e->ledger || vd_ledger_breaker_get(e->ledger, e->ip, key, &u, reason, sizeof reason))
+        return e->ledger ? -1 : 0;
+    *until = (double)u;
+    const char *n = strstr(reason, "(block ");
+    *times = n ? atoi(n + 7) : 1;
+    return 0;
+}
+
+static int store_breaker_put(void *arg, const char *key, double until, int times,
+                             const char *reason)
+{
+    vd_engine *e = arg;
+    if (!e->ledger) return 0;
+    char r[VD_LEDGER_REASON_MAX + 1];
+    snprintf(r, sizeof r, "(block %d) %s", times, reason);
+    if (vd_ledger_breaker_set(e->ledger, e->ip, key, (long)ceil(until), r) == 0) return 0;
+    engine_log(e, VD_LOG_WARNING, "ledger: recording the breaker of %s: %s", key,
+               vd_ledger_error(e->ledger));
+    return -1;
+}
+
 /* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
@@ -169,7 +218,10 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
     vd_limiter_opts lopts = {.enabled = e->cfg.throttle,
                              .log = e->cfg.log,
                              .log_arg = e->cfg.log_arg,
-                             .wait_breaker = !strcmp(e->cfg.on_block, "wait")};
+                             .wait_breaker = !strcmp(e->cfg.on_block, "wait"),
+                             .on_signal = note_signal,
+                             .signal_arg = e,
+                             .store = {store_breaker_get, store_breaker_put, e}};
     if (!(e->limiter = vd_limiter_new(e->base, &lopts))) {
         snprintf(err, errlen, "limiter: out of memory");
         return -1;
@@ -182,6 +234,130 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         snprintf(err, errlen, "SMTP pool: out of memory");
         return -1;
     }
+    return 0;
+}
+
+/* ---- the source IP's state: lock, ledger, warm-up budget ---- */
+
+/* history.blocks_30d of the warm-up curve: a month without a block is a clean history
+ * (rules/validora/warmup.lua decides what that earns). */
+#define WARMUP_HISTORY_DAYS 30
+
+typedef struct ip_totals {
+    const char *ip;
+    long deferrals, blocks;
+} ip_totals;
+
+static void on_ip_totals(const vd_ledger_ip *row, void *arg)
+{
+    ip_totals *t = arg;
+    if (strcmp(row->ip, t->ip) != 0) return;
+    t->deferrals = row->deferrals_total;
+    t->blocks = row->blocks_total;
+}
+
+/* Today's budget for the source IP by generation g's warm-up curve; -1 with err. */
+static long warmup_figure(vd_engine *e, vd_gen *g, int *age_out, bool *is_new, char *err,
+                          size_t errlen)
+{
+    int age = vd_ledger_age(e->ledger, e->ip, is_new, err, errlen);
+    if (age < 0) return -1;
+    vd_warmup_history h = {0};
+    ip_totals t = {.ip = e->ip};
+    if (vd_ledger_recent(e->ledger, e->ip, 1, &h.deferrals_today, &h.blocks_today) != 0 ||
+        vd_ledger_recent(e->ledger, e->ip, WARMUP_HISTORY_DAYS, &h.deferrals_30d, &h.blocks_30d) !=
+            0) {
+        snprintf(err, errlen, "%s", vd_ledger_error(e->ledger));
+        return -1;
+    }
+    if (vd_ledger_each_ip(e->ledger, on_ip_totals, &t, err, errlen) != 0) return -1;
+    h.deferrals_total = t.deferrals;
+    h.blocks_total = t.blocks;
+    if (age_out) *age_out = age;
+    return vd_rules_budget(g->rules, age, &h, err, errlen);
+}
+
+/* A new UTC day began (budget.c asks): the IP is a day older. */
+static long on_new_day(void *arg)
+{
+    vd_engine *e = arg;
+    char err[1024];
+    int age = 0;
+    long n = warmup_figure(e, e->gen, &age, NULL, err, sizeof err);
+    if (n < 0)
+        engine_log(e, VD_LOG_ERROR, "warm-up: a new UTC day, the budget stays %ld: %s",
+                   vd_budget_figure(e->budget), err);
+    else
+        engine_log(e, VD_LOG_INFO,
+                   "warm-up: a new UTC day; source IP %s is %d days old: today's budget is %ld "
+                   "SMTP verifications",
+                   e->ip, age, n);
+    return n;
+}
+
+/* The instance lock, the ledger and the budget (its figure comes with the first generation).
+ * Only when SMTP is on: with --no-smtp nobody sees this IP. */
+static int open_state(vd_engine *e, char *err, size_t errlen)
+{
+    if (!e->cfg.on_budget) e->cfg.on_budget = "defer";
+    if (strcmp(e->cfg.on_budget, "defer") != 0 && strcmp(e->cfg.on_budget, "wait") != 0) {
+        snprintf(err, errlen, "--on-budget: not defer or wait: '%s'", e->cfg.on_budget);
+        return -1;
+    }
+    if (!e->cfg.smtp || e->cfg.no_ledger) return 0;
+    if (vd_ledger_canon_ip(e->source_ip, e->ip, sizeof e->ip, err, errlen) != 0) return -1;
+    if (!(e->state_dir = vd_state_dir(e->cfg.state_dir, err, errlen))) return -1;
+    if ((e->lock_fd = vd_instance_lock(e->state_dir, e->ip, err, errlen)) < 0) return -1;
+    if (!(e->ledger = vd_ledger_open(e->state_dir, err, errlen))) return -1;
+    vd_budget_opts bo = {
+        .enabled = e->cfg.warmup,
+        .wait = !strcmp(e->cfg.on_budget, "wait"),
+        .log = e->cfg.log,
+        .log_arg = e->cfg.log_arg,
+        .new_day = e->cfg.warmup ? on_new_day : NULL,
+        .new_day_arg = e,
+    };
+    if (!(e->budget = vd_budget_new(e->base, e->ledger, e->ip, 0, &bo))) {
+        snprintf(err, errlen, "warm-up budget: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Today's figure from the first generation's curve, and what the operator must know. */
+static int start_budget(vd_engine *e, char *err, size_t errlen)
+{
+    if (!e->budget) return 0;
+    if (!e->cfg.warmup) {
+        engine_log(e, VD_LOG_WARNING,
+                   "--no-warmup: no daily budget for source IP %s; a new IP that probes "
+                   "thousands of mailboxes a day is throttled, then blocklisted, and a listed IP "
+                   "cannot verify anything. An IP that has sent mail before can say so instead: "
+                   "validora ledger set-age %s DAYS --state-dir %s",
+                   e->ip, e->ip, e->state_dir);
+        return 0;
+    }
+    bool is_new = false;
+    int age = 0;
+    char sub[1024];
+    long n = warmup_figure(e, e->gen, &age, &is_new, sub, sizeof sub);
+    if (n < 0) {
+        snprintf(err, errlen, "warm-up budget: %s", sub);
+        return -1;
+    }
+    vd_budget_set(e->budget, n);
+    long used = vd_ledger_used_today(e->ledger, e->ip, NULL);
+    if (is_new)
+        engine_log(e, VD_LOG_WARNING,
+                   "source IP %s is new to the ledger in %s: warm-up day 1, today's budget is %ld "
+                   "SMTP verifications (docs/reputation.md). If this IP has sent mail before, "
+                   "give its age: validora ledger set-age %s DAYS --state-dir %s",
+                   e->ip, e->state_dir, n, e->ip, e->state_dir);
+    else
+        engine_log(e, VD_LOG_INFO,
+                   "warm-up: source IP %s is %d days old: today's budget is %ld SMTP "
+                   "verifications, %ld used",
+                   e->ip, age, n, used < 0 ? 0 : used);
     return 0;
 }
 
@@ -211,6 +387,7 @@ static vd_rules_env rules_env(const vd_engine *e)
         .dns = e->dns,
         .pool = e->pool,
         .limiter = e->limiter,
+        .budget = e->budget,
         .cfg = &e->cfg,
         .log = e->cfg.log,
         .log_arg = e->cfg.log_arg,
@@ -250,14 +427,18 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
     }
     e->base = base;
     e->cfg = *c;
+    e->lock_fd = -1;
     if (own_strings(e, c) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (resolve_sender(e, c, err, errlen) != 0 || open_io(e, err, errlen) != 0) goto fail;
+    if (resolve_sender(e, c, err, errlen) != 0 || open_io(e, err, errlen) != 0 ||
+        open_state(e, err, errlen) != 0)
+        goto fail;
     if (!(e->gen = load_generation(e, err, errlen)) || check_sender(e, c, err, errlen) != 0)
         goto fail;
     say_current(e, NULL);
+    if (start_budget(e, err, errlen) != 0) goto fail;
     if (e->cfg.watch && !(e->watch = vd_watch_new(base, e->dirs, e->ndirs, e->cfg.reload_delay,
                                                   on_change, e, err, errlen)))
         goto fail;
@@ -283,10 +464,26 @@ static int reload(vd_engine *e, const char *why, char *err, size_t errlen)
         vd_gen_unref(g);
         return 0;
     }
+    long figure = -1;
+    if (e->budget && e->cfg.warmup) {
+        char sub[1024];
+        if ((figure = warmup_figure(e, g, NULL, NULL, sub, sizeof sub)) < 0) {
+            snprintf(err, errlen, "warm-up budget: %s", sub);
+            engine_log(e, VD_LOG_ERROR, "reload (%s) failed, generation %u (%s) stays: %s", why,
+                       e->gen->id, e->gen->hash, err);
+            vd_gen_unref(g);
+            return -1;
+        }
+    }
     vd_gen *old = e->gen;
     e->gen = g;
     vd_gen_unref(old);
     say_current(e, why);
+    if (figure >= 0 && figure != vd_budget_figure(e->budget)) {
+        engine_log(e, VD_LOG_INFO, "warm-up: today's budget for source IP %s is now %ld", e->ip,
+                   figure);
+        vd_budget_set(e->budget, figure);
+    }
     return 0;
 }
 
@@ -371,6 +568,10 @@ void vd_engine_free(vd_engine *e)
     if (e->dns) vd_dns_free(e->dns);
     if (e->tls) vd_tls_ctx_free(e->tls);
     vd_transcript_sink_free(e->transcripts); /* after the pool: closing sessions keep theirs */
+    vd_budget_free(e->budget); /* after the jobs: gives back what was reserved and not used */
+    vd_ledger_close(e->ledger);
+    if (e->lock_fd >= 0) vd_instance_unlock(e->lock_fd);
+    free(e->state_dir);
     free(e->dns_servers);
     vd_gen_dirs_free(e->dirs, e->ndirs);
     free(e->source_ip);

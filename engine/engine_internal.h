@@ -9,6 +9,7 @@
 #include "generation.h"
 #include "pool.h"
 #include "transcript.h"
+#include "validora/ledger.h"
 #include "validora/validora.h"
 
 struct vd_job;
@@ -30,6 +31,14 @@ struct vd_engine {
     vd_gen *gen; /* the current generation */
     struct vd_watch *watch;
     vd_limiter *limiter;
+    /* the state of the source IP (validora/ledger.h), when SMTP is on: its lock, its ledger,
+     * today's warm-up budget */
+    char ip[64];     /* canonical source IP, "any" without --source-ip */
+    char *state_dir; /* resolved */
+    int lock_fd;     /* the instance lock, -1 when not held */
+    vd_ledger *ledger;
+    struct vd_budget *budget;
+    bool note_failed; /* a ledger note failed: said once */
     unsigned next_gen_id;
     size_t inflight;
     struct vd_job *jobs; /* every live job, for vd_engine_free */

@@ -90,6 +90,11 @@ static long ledger_today(const vd_ledger *l)
     return day_of(ledger_now(l));
 }
 
+long vd_ledger_time(const vd_ledger *l)
+{
+    return ledger_now(l);
+}
+
 void vd_ledger_set_clock(vd_ledger *l, long (*now)(void *arg), void *arg)
 {
     l->now = now;
@@ -537,6 +542,22 @@ int vd_ledger_note(vd_ledger *l, const char *ip, bool block)
                                : "UPDATE ip SET deferrals_total = deferrals_total + 1 WHERE ip = ?";
     if (run(l, day_sql, "ti", c, today) != 0 || run(l, ip_sql, "t", c) != 0) return rollback(l);
     return commit(l);
+}
+
+int vd_ledger_recent(vd_ledger *l, const char *ip, int days, long *deferrals, long *blocks)
+{
+    char c[IP_MAX];
+    if (canon(l, ip, c, NULL, 0) != 0) return -1;
+    if (days < 1) days = 1;
+    long since = ledger_today(l) - (days - 1), d = 0, b = 0;
+    if (query_long(l, &d, "SELECT COALESCE(SUM(deferrals), 0) FROM day WHERE ip = ? AND day >= ?",
+                   "ti", c, since) < 0 ||
+        query_long(l, &b, "SELECT COALESCE(SUM(blocks), 0) FROM day WHERE ip = ? AND day >= ?",
+                   "ti", c, since) < 0)
+        return -1;
+    if (deferrals) *deferrals = d;
+    if (blocks) *blocks = b;
+    return 0;
 }
 
 /* ---- breakers ---- */

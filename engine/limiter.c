@@ -146,7 +146,7 @@ static void load_breaker(vd_limiter *l, kstate *k, double t)
               "%s: circuit breaker still open from an earlier run: %.0f s left", k->key + 2, left);
 }
 
-static kstate *get(vd_limiter *l, const char *key, const vd_limit *lim)
+static kstate *get(vd_limiter *l, int scope, const char *key, const vd_limit *lim)
 {
     unsigned h = hash(key);
     for (kstate *k = l->buckets[h]; k; k = k->next)
@@ -166,7 +166,7 @@ static kstate *get(vd_limiter *l, const char *key, const vd_limit *lim)
     k->mult = START_MULT;
     k->slow_start = true;
     k->stokens = lim->sessions_per_minute > 0 ? fmax(1, lim->sessions_per_minute / 10) : 1;
-    load_breaker(l, k, t);
+    if (scope == VD_SCOPE_PROVIDER) load_breaker(l, k, t); /* only providers have breakers */
     k->next = l->buckets[h];
     l->buckets[h] = k;
     l->nkeys++;
@@ -239,7 +239,7 @@ static double try_grant(vd_limiter *l, vd_limiter_wait *w, kstate **by)
     bool reuse = w->session && w->idle && w->idle(w->arg);
     for (int s = 0; s < VD_NSCOPES; s++) {
         if (!w->set->key[s][0]) continue;
-        kstate *k = keys[s] = get(l, w->set->key[s], &w->set->limit[s]);
+        kstate *k = keys[s] = get(l, s, w->set->key[s], &w->set->limit[s]);
         if (!k) continue;
         refill(k, t);
         double d = w->session ? session_delay(l, k, t, reuse) : rcpt_delay(k);
@@ -313,7 +313,7 @@ static const char *deny_msg(vd_limiter *l, const vd_limit_set *s)
 {
     static char msg[512];
     const char *key = s->key[VD_SCOPE_PROVIDER][0] ? s->key[VD_SCOPE_PROVIDER] : s->key[0];
-    kstate *k = get(l, key, &s->limit[VD_SCOPE_PROVIDER]);
+    kstate *k = get(l, VD_SCOPE_PROVIDER, key, &s->limit[VD_SCOPE_PROVIDER]);
     double left = k ? k->breaker_until - now_s() : 0;
     snprintf(msg, sizeof msg, "circuit breaker open for %s (blocked %d time%s): %.0f s left", key,
              k ? k->breaker_n : 0, k && k->breaker_n == 1 ? "" : "s", left > 0 ? left : 0);
@@ -414,7 +414,7 @@ static void each_key(vd_limiter *l, const vd_limit_set *s, void (*fn)(vd_limiter
 {
     for (int i = 0; i < VD_NSCOPES; i++) {
         if (!s->key[i][0]) continue;
-        kstate *k = get(l, s->key[i], &s->limit[i]);
+        kstate *k = get(l, i, s->key[i], &s->limit[i]);
         if (k) fn(l, k);
     }
 }
@@ -445,11 +445,13 @@ void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s)
 
 void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why)
 {
+    if (l && l->o.on_signal && (sig == VD_SIG_SLOW_DOWN || sig == VD_SIG_BLOCK))
+        l->o.on_signal(sig, why, l->o.signal_arg);
     if (!l || !l->o.enabled || sig == VD_SIG_NONE) return;
     double t = now_s();
     for (int i = 0; i < VD_NSCOPES; i++) {
         if (!s->key[i][0]) continue;
-        kstate *k = get(l, s->key[i], &s->limit[i]);
+        kstate *k = get(l, i, s->key[i], &s->limit[i]);
         if (!k) continue;
         bool sender_scope = i == VD_SCOPE_PROVIDER || i == VD_SCOPE_MX;
         switch (sig) {

@@ -10,7 +10,8 @@
  *
  * Owns: the shaping state and its arithmetic, the waits, the breakers.
  * Does not own: the limits themselves (rules' `limits`, rules/validora/reputation.lua), what a
- * reply means (the rules' signal function), the ledger (persistent counts). No Lua here. */
+ * reply means (the rules' signal function), the ledger (persistent counts: the engine's
+ * on_signal callback writes them). No Lua here. */
 #ifndef VALIDORA_LIMITER_H
 #define VALIDORA_LIMITER_H
 #include <stdbool.h>
@@ -76,6 +77,10 @@ typedef struct vd_limiter_opts {
     vd_log_cb log;     /* rate cuts (info) and breakers (warning); may be NULL */
     vd_limiter_store store;
     void *log_arg;
+    /* Told of every slow_down and block a reply signals, also when shaping is off (the engine
+     * counts them in the ledger); why is the reply's text. NULL: nobody is told. */
+    void (*on_signal)(vd_signal sig, const char *why, void *arg);
+    void *signal_arg;
 } vd_limiter_opts;
 
 typedef struct vd_limiter vd_limiter;

@@ -1,5 +1,6 @@
 /* lua_job.c — the `job` object a rule's probe gets: what is known of the address, the
- * verdict setters, job:smtp() (a pooled SMTP session, yields) and the park/wake pair behind
+ * verdict setters, job:smtp() (charged to the day's warm-up budget on a probe's first call,
+ * then a limiter wait and a pooled SMTP session; yields) and the park/wake pair behind
  * job:once() (rules/validora/once.lua).
  * Writes only into the run's vd_probe (probe.h); never calls up into the engine.
  * Does not own: the session object (lua_smtp.c), DNS calls (lua_dns.c), the coroutine
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <lauxlib.h>
 #include <openssl/rand.h>
+#include "budget.h"
 #include "lua_bridge.h"
 
 #define JOB_MT "validora.job"
@@ -272,17 +274,21 @@ static void cancel_pool(void *handle)
     vd_pool_cancel(handle);
 }
 
-/* A job:smtp() waiting for the limiter's leave to open a session. */
+/* A job:smtp() waiting for the day's budget (the probe's first call), then for the limiter's
+ * leave to open a session. */
 typedef struct smtp_wait {
     vd_run *run;
     vd_waiter *w;
+    vd_budget_wait *bw;
     vd_limiter_wait *lw;
+    bool charged; /* this call charged the budget */
     double since;
 } smtp_wait;
 
 static void cancel_smtp_wait(void *handle)
 {
     smtp_wait *sw = handle;
+    vd_budget_cancel(sw->bw);
     vd_limiter_cancel(sw->lw);
     free(sw);
 }
@@ -293,27 +299,67 @@ static bool pool_has_idle(void *arg)
     return vd_pool_has_idle(sw->run->gen->env.pool, sw->run->probe->mx);
 }
 
-static void on_session_leave(const char *deny, void *arg)
+/* Ends the wait with nil, errors.deferred, why (a rule writes the address unknown/deferred). */
+static void defer_smtp(smtp_wait *sw, const char *why)
 {
-    smtp_wait *sw = arg;
     vd_run *run = sw->run;
     vd_waiter *w = sw->w;
     run->probe->delayed += now_mono() - sw->since;
     free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
+    vd_task *t = vd_waiter_take(w);
+    if (!t) return;
+    lua_State *co = vd_task_thread(t);
+    lua_pushnil(co);
+    lua_pushliteral(co, VD_LIMITER_DEFERRED);
+    lua_pushstring(co, why);
+    vd_task_resume(t, 3);
+}
+
+static void on_session_leave(const char *deny, void *arg)
+{
+    smtp_wait *sw = arg;
+    vd_run *run = sw->run;
+    sw->lw = NULL;
     if (deny) {
-        vd_task *t = vd_waiter_take(w);
-        if (!t) return;
-        lua_State *co = vd_task_thread(t);
-        lua_pushnil(co);
-        lua_pushliteral(co, VD_LIMITER_DEFERRED);
-        lua_pushstring(co, deny);
-        vd_task_resume(t, 3);
+        if (sw->charged) { /* nothing was sent: the verification goes back to the budget */
+            vd_budget_refund(run->gen->env.budget);
+            run->probe->charged = false;
+        }
+        defer_smtp(sw, deny);
         return;
     }
+    vd_waiter *w = sw->w;
+    run->probe->delayed += now_mono() - sw->since;
+    free(sw);
+    vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->probe->granted++;
     vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
     if (req) vd_task_wait_cancel(run->task, req, cancel_pool);
+}
+
+static void wait_session(smtp_wait *sw)
+{
+    vd_probe *p = sw->run->probe;
+    sw->since = now_mono(); /* the record's delayed_ms is the limiter's hold, not the budget's */
+    vd_limiter_wait *lw =
+        p->reuse
+            ? vd_limiter_session_reuse(p->limiter, &p->limits, pool_has_idle, on_session_leave, sw)
+            : vd_limiter_session(p->limiter, &p->limits, on_session_leave, sw);
+    if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
+}
+
+static void on_budget(const char *deny, void *arg)
+{
+    smtp_wait *sw = arg;
+    sw->bw = NULL;
+    if (deny) {
+        sw->since = now_mono(); /* the budget's hold is not the limiter's: delayed_ms stays */
+        defer_smtp(sw, deny);
+        return;
+    }
+    sw->charged = sw->run->probe->charged = true;
+    wait_session(sw);
 }
 
 static int job_smtp(lua_State *L)
@@ -327,12 +373,14 @@ static int job_smtp(lua_State *L)
     if (!sw) return luaL_error(L, "out of memory");
     *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
     vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
-    vd_limiter_wait *lw =
-        run->probe->reuse
-            ? vd_limiter_session_reuse(run->probe->limiter, &run->probe->limits, pool_has_idle,
-                                       on_session_leave, sw)
-            : vd_limiter_session(run->probe->limiter, &run->probe->limits, on_session_leave, sw);
-    if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
+    vd_budget *b = run->gen->env.budget;
+    if (b && !run->probe->charged) {
+        /* one verification per address: its first job:smtp(), not each session or retry */
+        vd_budget_wait *bw = vd_budget_take(b, on_budget, sw);
+        if (bw) sw->bw = bw; /* else on_budget ran (and went on, or freed sw) */
+    } else {
+        wait_session(sw);
+    }
     return vd_task_wait_end(L, run->task);
 }
 

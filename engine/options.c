@@ -77,6 +77,17 @@ const vd_option vd_engine_options[] = {
      "when a provider has blocked us: 'defer' writes its addresses unknown/deferred for a later "
      "run, 'wait' holds them until the circuit breaker closes",
      false},
+    {"warmup", 0, VD_OPT_FLAG, OFF(warmup), 1, NULL, 0, 0, NULL, "Reputation",
+     "cap the addresses that open an SMTP session each UTC day by the source IP's age and "
+     "history in the ledger (the warm-up curve: rules/validora/warmup.lua, "
+     "docs/reputation.md); for an IP that has sent mail before, tell its age with 'validora "
+     "ledger set-age' (--no-warmup: no cap, for labs)",
+     false},
+    {"on-budget", 0, VD_OPT_STRING, OFF(on_budget), 0, "defer", 0, 0, "WHAT", "Reputation",
+     "when the day's warm-up budget is spent: 'defer' writes the addresses still to probe "
+     "unknown/deferred for a later run, 'wait' holds them until the budget renews at the next "
+     "UTC midnight",
+     false},
     {"rules", 0, VD_OPT_LIST, OFF(rules_dirs), 0, NULL, 0, 0, "DIR", "Rules",
      "a directory of rules; repeat it to add your own beside the shipped ones: a later "
      "directory adds rules and overrides those of the same file name (default: "

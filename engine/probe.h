@@ -49,6 +49,7 @@ typedef struct vd_probe {
     vd_limit_set limits;
     double delayed; /* seconds the limiter held it */
     int granted;    /* sessions the limiter granted that the pool has not leased yet */
+    bool charged;   /* the address was charged to the day's warm-up budget (its first job:smtp) */
 } vd_probe;
 
 /* Sets p up with nothing decided. */

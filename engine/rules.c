@@ -165,6 +165,7 @@ static const char DEFAULT_KEY[] = "validora.default";
 static const char SELECT_KEY[] = "validora.select";
 static const char SIGNAL_KEY[] = "validora.signal";
 static const char SERVICE_KEY[] = "validora.service";
+static const char WARMUP_KEY[] = "validora.warmup";
 
 /* Collects problems while a generation loads. */
 typedef struct loader {
@@ -291,6 +292,69 @@ static bool rule_ok(loader *ld, int checker, const char *path)
     return n == 0;
 }
 
+/* Calls budget(age, history) at index fn with the table h; leaves the result or the error. */
+static int call_budget(lua_State *L, int fn, int age_days, const vd_warmup_history *h)
+{
+    lua_pushvalue(L, fn);
+    lua_pushinteger(L, age_days);
+    lua_createtable(L, 0, 6);
+    const struct {
+        const char *k;
+        long v;
+    } f[] = {
+        {"blocks_today", h->blocks_today}, {"deferrals_today", h->deferrals_today},
+        {"blocks_30d", h->blocks_30d},     {"deferrals_30d", h->deferrals_30d},
+        {"blocks_total", h->blocks_total}, {"deferrals_total", h->deferrals_total},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lua_pushinteger(L, f[i].v);
+        lua_setfield(L, -2, f[i].k);
+    }
+    return lua_pcall(L, 2, 1, 0);
+}
+
+/* The budget on top of the stack as a whole number >= 0, or -1 with err. */
+static long budget_value(lua_State *L, char *err, size_t errlen)
+{
+    int isint = 0;
+    lua_Integer n = lua_tointegerx(L, -1, &isint);
+    if (!isint || n < 0 || n > (lua_Integer)1000000000) {
+        snprintf(err, errlen, "budget() returned %s, not a whole number of verifications >= 0",
+                 luaL_tolstring(L, -1, NULL));
+        lua_pop(L, 1);
+        return -1;
+    }
+    return (long)n;
+}
+
+/* validora/warmup.lua (a later rules directory may bring its own): its budget() must be a
+ * function that answers for a new IP, or the generation does not load. */
+static void keep_warmup(loader *ld)
+{
+    lua_State *L = ld->L;
+    char path[4096];
+    if (!vd_sandbox_find(L, "validora.warmup", path, sizeof path))
+        snprintf(path, sizeof path, "validora/warmup.lua");
+    if (!require_module(ld, "validora.warmup")) return;
+    if (!lua_istable(L, -1) || lua_getfield(L, -1, "budget") != LUA_TFUNCTION) {
+        problem(ld, path, 0, "must return a table with a function budget(age_days, history)");
+        return;
+    }
+    int fn = lua_gettop(L);
+    vd_warmup_history none = {0};
+    char err[512];
+    if (call_budget(L, fn, 0, &none) != LUA_OK) {
+        lua_problem(ld, path, lua_tostring(L, -1));
+        return;
+    }
+    if (budget_value(L, err, sizeof err) < 0) {
+        problem(ld, path, 0, err);
+        return;
+    }
+    lua_pushvalue(L, fn);
+    lua_setfield(L, LUA_REGISTRYINDEX, WARMUP_KEY);
+}
+
 /* Orders the entries at index list (validora/select.lua) and keeps the runner. */
 static void keep_runner(loader *ld, int list)
 {
@@ -319,6 +383,7 @@ static void keep_runner(loader *ld, int list)
     if (!require_module(ld, "validora.reputation")) return;
     lua_getfield(L, -1, "signal_for");
     lua_setfield(L, LUA_REGISTRYINDEX, SIGNAL_KEY);
+    keep_warmup(ld);
 }
 
 /* Loads every rule (through require, so `require "default"` from another rule gets the same
@@ -518,6 +583,21 @@ vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *e
     }
     lua_settop(L, 0);
     return sig;
+}
+
+long vd_rules_budget(vd_rules *r, int age_days, const vd_warmup_history *h, char *err,
+                     size_t errlen)
+{
+    lua_State *L = r->service;
+    vd_sandbox_service(r->L);
+    lua_getfield(L, LUA_REGISTRYINDEX, WARMUP_KEY);
+    long n = -1;
+    if (call_budget(L, lua_gettop(L), age_days, h) != LUA_OK)
+        snprintf(err, errlen, "validora/warmup.lua: %s", lua_tostring(L, -1));
+    else
+        n = budget_value(L, err, errlen);
+    lua_settop(L, 0);
+    return n;
 }
 
 /* ---- runs ---- */

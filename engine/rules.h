@@ -25,6 +25,7 @@ typedef struct vd_rules_env {
     vd_dns *dns;
     vd_pool *pool;
     vd_limiter *limiter;
+    struct vd_budget *budget;    /* the day's warm-up budget; NULL: none (no ledger) */
     const vd_engine_config *cfg; /* effective settings: rules see options marked `rules` */
     vd_log_cb log;
     void *log_arg;
@@ -54,6 +55,17 @@ int vd_rules_pick(vd_rules *r, const char *domain, const vd_mx_result *mx, vd_pi
  * reads it. at_connect: the reply refused a new session. */
 vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *enhanced,
                           const char *text, bool at_connect);
+/* What the ledger has seen from the source IP, for the warm-up curve. */
+typedef struct vd_warmup_history {
+    long blocks_today, deferrals_today; /* today (UTC) */
+    long blocks_30d, deferrals_30d;     /* the last 30 UTC days, today included */
+    long blocks_total, deferrals_total; /* ever */
+} vd_warmup_history;
+/* The day's SMTP verifications for a source IP age_days old with this history, as the
+ * generation's validora/warmup.lua budget() tells; -1 with err when it fails or does not
+ * return a whole number >= 0. */
+long vd_rules_budget(vd_rules *r, int age_days, const vd_warmup_history *h, char *err,
+                     size_t errlen);
 void vd_rules_ref(vd_rules *r);
 /* The generation is freed when its last reference goes. */
 void vd_rules_unref(vd_rules *r);

@@ -59,6 +59,10 @@ long vd_ledger_used_today(vd_ledger *l, const char *ip, long *renews_at);
  * Returns 0 or -1 (vd_ledger_error). */
 int vd_ledger_note(vd_ledger *l, const char *ip, bool block);
 
+/* Deferrals and blocks noted over the last `days` UTC days, today included (days < 1 counts
+ * today only), for the warm-up's "clean history". Records nothing. 0 or -1 (vd_ledger_error). */
+int vd_ledger_recent(vd_ledger *l, const char *ip, int days, long *deferrals, long *blocks);
+
 /* Circuit breakers: open until `until` (unix seconds) for (ip, key), with a reason; an until
  * in the past closes it. get returns 0 and until=0 (reason "") when none is open; reason may
  * be NULL. Both return -1 on error (vd_ledger_error). */

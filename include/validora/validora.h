@@ -30,7 +30,7 @@ typedef enum vd_log_level {
 /* Receives every message of the library; msg is valid only during the call. */
 typedef void (*vd_log_cb)(vd_log_level level, const char *msg, void *arg);
 
-/* The engine's settings. Every field but the last two is an option of vd_engine_options
+/* The engine's settings. Every field but the last three is an option of vd_engine_options
  * (validora/options.h), which holds its default, bounds and help text; vd_engine_config_init
  * fills them in from there. Strings are copied by vd_engine_new. */
 typedef struct vd_engine_config {
@@ -38,6 +38,8 @@ typedef struct vd_engine_config {
     double dns_timeout;      /* --dns-timeout, seconds per try */
     bool throttle;           /* --throttle: traffic shaping (off: --no-throttle, labs only) */
     const char *on_block;    /* --on-block: "defer" or "wait" */
+    bool warmup;             /* --warmup: a daily budget per source IP (warmup.lua) */
+    const char *on_budget;   /* --on-budget: "defer" or "wait" once the day's is spent */
     vd_strlist rules_dirs;   /* --rules, repeatable; none = $VALIDORA_RULES, the installed rules */
     bool smtp;               /* --smtp; false: stop after DNS (reason not_probed) */
     const char *helo;        /* --helo; NULL = /etc/mailname or the host name */
@@ -68,6 +70,10 @@ typedef struct vd_engine_config {
     /* --allow-foreign-sender: start even when the HELO name or the MAIL FROM domain is at a
      * free-mail or disposable-mail domain (refused otherwise) */
     bool allow_foreign_sender;
+    /* Not an option: the embedder probes only servers of its own (validora rules test's
+     * playback, rules which): no ledger, no instance lock, no budget. --no-smtp has the same
+     * effect, since nothing is sent then. */
+    bool no_ledger;
 
     vd_log_cb log; /* NULL = messages are dropped */
     void *log_arg;

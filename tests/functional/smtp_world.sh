@@ -29,7 +29,8 @@ fi
 
 OUT=$(mktemp)
 ERR=$(mktemp)
-trap 'rm -f "$OUT" "$ERR"' EXIT
+STATE=$(mktemp -d) # the ledger and the instance lock of this run, never the machine's
+trap 'rm -f "$OUT" "$ERR"; rm -rf "$STATE"' EXIT
 
 # A sender unique to this run: postgrey's triplet includes it, so carol@grey.test is
 # greylisted on the first try even when the world was used before (by this or another test).
@@ -37,7 +38,7 @@ trap 'rm -f "$OUT" "$ERR"' EXIT
 FROM="world-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
 
 start=$SECONDS
-timeout 300 "$VALIDORA" verify --dns "$DNS" --format json --smtp-timeout 5 --greylist-delay 6 \
+timeout 300 "$VALIDORA" verify --state-dir "$STATE" --dns "$DNS" --format json --smtp-timeout 5 --greylist-delay 6 \
     --mail-from "$FROM" "${ADDRS[@]}" >"$OUT" 2>"$ERR"
 rc=$?
 echo "validora verify: exit $rc after $((SECONDS - start))s, $(wc -l <"$OUT") lines of output"

@@ -24,7 +24,12 @@ trap '[ -n "${VALIDORA_TRANSCRIPT_KEEP:-}" ] && cp -r "$tmp/." "$VALIDORA_TRANSC
 # A sender unique to this run, to find our dialogues in Postfix's maillog.
 FROM="transcript-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
 ADDRS=(alice@valid.test nobody@valid.test dave@tls.test)
-COMMON=(--dns "$DNS" --format json --smtp-timeout 5 --mail-from "$FROM")
+# The ledger and the instance lock of this run, never the machine's. The IP is given a long
+# clean history, so the 400-odd addresses here are not held to a new IP's first-day budget
+# and no warm-up warning joins what stderr is checked for.
+STATE="$tmp/state"
+"$VALIDORA" ledger set-age any 400 --state-dir "$STATE" >/dev/null || bad "ledger set-age any 400"
+COMMON=(--state-dir "$STATE" --dns "$DNS" --format json --smtp-timeout 5 --mail-from "$FROM")
 
 # run NAME [args...]: verify with COMMON and args; stdout to $tmp/NAME.out, stderr .err
 run() {
@@ -44,14 +49,18 @@ run ca --transcript "$tmp/ca.d" --tls-ca "$WORLD_DIR/tls/cert.pem" dave@tls.test
     ok "verify --transcript --tls-ca" || bad "verify --transcript --tls-ca"
 run hostile --transcript "$tmp/hostile.d" x@longline.test x@endless.test &&
     ok "verify --transcript, hostile servers" || bad "verify --transcript, hostile servers"
-# A full disk: every write to a file fails (ulimit -f 0: EFBIG; SIGXFSZ ignored, which
-# exec keeps). Records and messages go through a pipe, which the limit does not touch, and
-# are told apart afterwards (a record is a JSON object).
-(
-    trap '' XFSZ
-    ulimit -f 0
-    exec timeout 120 "$VALIDORA" verify "${COMMON[@]}" --transcript "$tmp/full.d" "${ADDRS[@]}" 2>&1
-) | cat >"$tmp/full.mixed"
+# A full disk: the transcript directory is a file system with no space left (a tmpfs of one
+# page, filled, mounted in a mount namespace of its own: unshare -m as root, -rm as a user).
+# Every transcript write fails (ENOSPC); the ledger beside it still works, as it must for
+# verify to start. (ulimit -f 0 was used before the ledger: it fails the ledger's writes too.)
+# Records and messages go through a pipe and are told apart afterwards (a record is a JSON
+# object).
+if [ "$(id -u)" -eq 0 ]; then ns=(unshare -m); else ns=(unshare -rm); fi
+"${ns[@]}" sh -c 'mount -t tmpfs -o size=4k tmpfs "$1" || exit 99
+    dd if=/dev/zero of="$1/.fill" bs=4k 2>/dev/null
+    shift; exec "$@" 2>&1' sh "$tmp/full.d" \
+    timeout 120 "$VALIDORA" verify "${COMMON[@]}" --transcript "$tmp/full.d" "${ADDRS[@]}" |
+    cat >"$tmp/full.mixed"
 rc=${PIPESTATUS[0]}
 grep '^{' "$tmp/full.mixed" >"$tmp/full.out"
 grep -v '^{' "$tmp/full.mixed" >"$tmp/full.err"
@@ -241,8 +250,11 @@ def replies_to(t, command_prefix):
     return None
 
 
+# Timings differ from run to run: elapsed_ms, and delayed_ms (the limiter's hold: whether the
+# second session of a burst waits for the session rate depends on whether the first one has
+# connected by then).
 def volatile_free(r):
-    return {k: v for k, v in r.items() if k not in ("elapsed_ms", "checked_at", "delayed_ms")}
+    return {k: v for k, v in r.items() if k not in ("elapsed_ms", "delayed_ms", "checked_at")}
 
 
 # ---- the ordinary run: the format, and what Postfix said
@@ -341,7 +353,7 @@ for a in sorted(plain):
           "%s: the same record with every transcript write failing" % a)
 err = open(os.path.join(tmp, "full.err"), encoding="utf-8", errors="replace").read()
 warn = [l for l in err.splitlines() if "transcript" in l]
-check(len(warn) == 1 and "full.d" in warn[0] and "too large" in warn[0],
+check(len(warn) == 1 and "full.d" in warn[0] and "No space left on device" in warn[0],
       "one warning naming the file and the error (%r)" % warn)
 check(len(err.splitlines()) == 1, "and nothing else on stderr (%d lines)" % len(err.splitlines()))
 
@@ -378,7 +390,7 @@ prc=$?
 
 # A DIR that cannot be used stops the start, naming it.
 for d in "$tmp/missing" /etc/passwd; do
-    out=$("$VALIDORA" verify --dns "$DNS" --transcript "$d" alice@valid.test 2>&1 >/dev/null)
+    out=$("$VALIDORA" verify --state-dir "$STATE" --dns "$DNS" --transcript "$d" alice@valid.test 2>&1 >/dev/null)
     rc=$?
     if [ "$rc" -eq 1 ] && printf '%s' "$out" | grep -qF -- "$d"; then
         ok "--transcript $d: exit 1, '$out'"

@@ -172,6 +172,9 @@ static void test_log_callback(struct event_base *base)
     vd_engine_config_init(&c);
     c.dns_servers = "127.0.0.1:9";
     c.rules_dirs = (vd_strlist){.v = {tmp}, .n = 1};
+    char state[] = "/tmp/vd-log-state-XXXXXX"; /* the ledger and the lock: never the machine's */
+    CHECK(mkdtemp(state) != NULL);
+    c.state_dir = state;
     c.log = on_log;
     c.log_arg = &l;
     char err[512];
@@ -198,7 +201,7 @@ static void test_log_callback(struct event_base *base)
     fseek(cap, 0, SEEK_END);
     CHECK_MSG(ftell(cap) == 0, "the library wrote %ld bytes to stderr", ftell(cap));
     fclose(cap);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", tmp, state);
     CHECK(system(cmd) == 0);
 }
 

@@ -1,10 +1,10 @@
 /* test_ledger.c — the ledger (engine/ledger.c): ages and set-age; reserve never grants past
  * the budget, also with several processes hammering one IP at once; a writer killed with
  * SIGKILL mid-run leaves a sound file whose count is never below what it was granted; the UTC
- * day rolls over (the clock is injected with vd_ledger_set_clock); deferrals, blocks and
- * breakers; the state directory and its errors (an unwritable one is tried as 'nobody' when
- * the test runs as root); the one-instance lock refuses a second process and is free again
- * after the first is killed with SIGKILL. */
+ * day rolls over (the clock is injected with vd_ledger_set_clock); deferrals, blocks, their
+ * recent history (vd_ledger_recent) and breakers; the state directory and its errors (an
+ * unwritable one is tried as 'nobody' when the test runs as root); the one-instance lock
+ * refuses a second process and is free again after the first is killed with SIGKILL. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -206,6 +206,16 @@ static void test_notes(void)
     CHECK(s.n == 1 && s.last.deferrals_today == 0 && s.last.blocks_today == 1);
     CHECK(s.last.deferrals_total == 2 && s.last.blocks_total == 2);
     CHECK(s.last.used_today == 0 && s.last.age_days == 1);
+    /* the warm-up's recent history: over the last N days, today included */
+    long d = -1, b = -1;
+    CHECK(vd_ledger_recent(l, ip, 1, &d, &b) == 0 && d == 0 && b == 1);
+    CHECK(vd_ledger_recent(l, ip, 2, &d, &b) == 0 && d == 2 && b == 2);
+    CHECK(vd_ledger_recent(l, ip, 0, &d, &b) == 0 && d == 0 && b == 1); /* today only */
+    now += 30 * DAY; /* both days fall out of a 30-day window */
+    CHECK(vd_ledger_recent(l, ip, 30, &d, &b) == 0 && d == 0 && b == 0);
+    CHECK(vd_ledger_recent(l, ip, 32, &d, &b) == 0 && d == 2 && b == 2);
+    CHECK(vd_ledger_recent(l, "203.0.113.99", 30, &d, &b) == 0 && d == 0 && b == 0);
+    CHECK(vd_ledger_recent(l, "bad ip", 30, &d, &b) == -1);
     vd_ledger_close(l);
 }
 
