@@ -204,10 +204,11 @@ static void test_csv_quoting(void)
     r.detail = "plain";
     bytes csv = write_records(&r, 1, VD_FMT_CSV);
     char expected[1024];
-    snprintf(expected, sizeof expected,
-             "%s\"x,y@a.test\",,,undeliverable,invalid_syntax,,550,,"
-             "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,,0,-1,0,plain\n",
-             CSV_HEADER);
+    snprintf(
+        expected, sizeof expected,
+        "%s\"x,y@a.test\",,,undeliverable,invalid_syntax,,550,,"
+        "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,,0,-1,0,plain\n",
+        CSV_HEADER);
     CHECK_STR(csv.p, expected);
     free(csv.p);
 
