@@ -91,7 +91,7 @@ usage "set-age, no DAYS" set-age 127.0.0.1 --state-dir "$S"
 usage "show --format xml" show --format xml --state-dir "$S"
 usage "show, an operand" show extra --state-dir "$S"
 usage "unknown subcommand" frobnicate
-"$VALIDORA" ledger show --help | grep -q -- "--state-dir DIR" && ok "show --help names --state-dir" ||
+grep -q -- "--state-dir DIR" <<<"$("$VALIDORA" ledger show --help)" && ok "show --help names --state-dir" ||
     bad "show --help"
 
 touch "$tmp/file"
