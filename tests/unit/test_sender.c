@@ -84,6 +84,7 @@ static vd_engine *engine(struct event_base *base, const char *rules, const char 
     c.smtp = smtp;
     c.watch = false;
     c.allow_foreign_sender = allow;
+    c.no_ledger = true; /* nothing is submitted: no lock, no ledger under /var/lib/validora */
     c.log = on_log;
     c.log_arg = g;
     err[0] = '\0';
