@@ -28,19 +28,15 @@ M.DEFAULT_LIMITS = {
   global = { connections = 256, rcpt_per_minute = 12000, rcpt_burst = 200 },
 }
 
--- Scopes every rule shares (one key for all addresses): their limits are these defaults
--- (or a rules dir's own validora/reputation.lua), never one rule's, or the caps would
--- change with whichever rule asked last.
-M.SHARED_SCOPES = { source_ip = true, global = true }
-
 -- The rule's limits over the defaults, scope by scope.
 function M.limits(rule)
   local out = {}
   for scope, d in pairs(M.DEFAULT_LIMITS) do
     local t = {}
     for k, v in pairs(d) do t[k] = v end
-    local own = not M.SHARED_SCOPES[scope] and (rule.limits or {})[scope] or {}
-    for k, v in pairs(own) do t[k] = v end
+    -- source_ip and global are keys every rule shares: a rule that sets them sets them for
+    -- all (the last rule to ask wins), so set them alike in every rule, or not at all.
+    for k, v in pairs((rule.limits or {})[scope] or {}) do t[k] = v end
     out[scope] = t
   end
   return out
