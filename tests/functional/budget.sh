@@ -22,16 +22,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok   $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL $*"
-}
+. "$(dirname "$0")/lib/checks.sh"
 
 # Everything here must happen within one UTC day: start afresh after midnight if it is near.
 left=$((86400 - $(date -u +%s) % 86400))
@@ -253,5 +244,4 @@ rc=$?
 "$VALIDORA" rules check --rules "$SHIPPED" --rules "$tmp/bad" >/dev/null 2>&1 &&
     bad "rules check passed a broken warmup.lua" || ok "rules check refuses the broken warmup.lua"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done budget
