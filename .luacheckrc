@@ -16,3 +16,4 @@ files["tests/rules"] = { std = "lua54", max_line_length = 140 }
 -- holding only string, table and math; real reply texts make long lines.
 stds.rulestest = { read_globals = { "string", "table", "math" } }
 files["rules/tests"] = { std = "rulestest", max_line_length = 140 }
+files["tests/rules_http/tests"] = { std = "rulestest", max_line_length = 140 }
