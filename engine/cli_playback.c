@@ -1263,11 +1263,41 @@ static int load_options(lua_State *L, vd_pb_test *t, bool config, char *err, siz
     return 0;
 }
 
+/* { ["Name"] = "value", ... } at -1 (nil: none) into v. */
+static int load_headers(lua_State *L, vd_pb_header **v, size_t *n, const char *sub, char *err,
+                        size_t errlen)
+{
+    if (lua_isnil(L, -1)) return 0;
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        snprintf(err, errlen, "%s: expected { [\"Name\"] = \"value\", ... }", sub);
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
+            lua_rawlen(L, -2) > 256 || lua_rawlen(L, -1) > 8192 ||
+            strpbrk(lua_tostring(L, -1), "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n: ")) {
+            snprintf(err, errlen, "%s: names and values are strings, one line each", sub);
+            return lua_pop(L, 2), -1;
+        }
+        vd_pb_header *hv = grow(*v, n, sizeof *hv);
+        if (!hv) return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
+        *v = hv;
+        hv = &hv[*n - 1];
+        hv->name = strdup(lua_tostring(L, -2));
+        hv->value = strdup(lua_tostring(L, -1));
+        if (!hv->name || !hv->value)
+            return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
 /* One http = { ... } entry (the table at -1). */
 static int load_http_entry(lua_State *L, vd_pb_http *h, const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"method", "path", "body_matches", "status", "headers",
-                                       "body",   NULL};
+    static const char *const keys[] = {"method", "path",    "body_matches", "headers_match",
+                                       "status", "headers", "body",         NULL};
     char sub[300];
     if (lua_type(L, -1) != LUA_TTABLE) {
         snprintf(err, errlen, "%s: expected { method = ..., path = ..., status = ..., body = ... }",
@@ -1305,34 +1335,16 @@ static int load_http_entry(lua_State *L, vd_pb_http *h, const char *path, char *
         !(h->body = want_string(L, -1, sub, VD_PB_MAX_BODY, &h->body_len, err, errlen)))
         return lua_pop(L, 1), -1;
     lua_pop(L, 1);
-    lua_getfield(L, -1, "headers");
     pathf(sub, sizeof sub, "%s.headers", path);
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TTABLE) {
-            snprintf(err, errlen, "%s: expected { [\"Name\"] = \"value\", ... }", sub);
-            return lua_pop(L, 1), -1;
-        }
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
-                lua_rawlen(L, -2) > 256 || lua_rawlen(L, -1) > 8192 ||
-                strpbrk(lua_tostring(L, -1), "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n: ")) {
-                snprintf(err, errlen, "%s: names and values are strings, one line each", sub);
-                return lua_pop(L, 3), -1;
-            }
-            vd_pb_header *hv = grow(h->headers, &h->nheaders, sizeof *hv);
-            if (!hv) return lua_pop(L, 3), snprintf(err, errlen, "out of memory"), -1;
-            h->headers = hv;
-            hv = &hv[h->nheaders - 1];
-            hv->name = strdup(lua_tostring(L, -2));
-            hv->value = strdup(lua_tostring(L, -1));
-            if (!hv->name || !hv->value)
-                return lua_pop(L, 3), snprintf(err, errlen, "out of memory"), -1;
-            lua_pop(L, 1);
-        }
-    }
+    lua_getfield(L, -1, "headers");
+    int rc = load_headers(L, &h->headers, &h->nheaders, sub, err, errlen);
     lua_pop(L, 1);
-    return 0;
+    if (rc != 0) return -1;
+    pathf(sub, sizeof sub, "%s.headers_match", path);
+    lua_getfield(L, -1, "headers_match");
+    rc = load_headers(L, &h->headers_match, &h->nheaders_match, sub, err, errlen);
+    lua_pop(L, 1);
+    return rc;
 }
 
 static int load_http(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
@@ -1594,6 +1606,11 @@ void vd_pb_test_clear(vd_pb_test *t)
             free(h->headers[k].value);
         }
         free(h->headers);
+        for (size_t k = 0; k < h->nheaders_match; k++) {
+            free(h->headers_match[k].name);
+            free(h->headers_match[k].value);
+        }
+        free(h->headers_match);
     }
     free(t->http);
     free(t->path);
@@ -2186,7 +2203,7 @@ static bool body_matches(const char *body, size_t len, const char *pattern, char
     if (lua_pcall(L, 2, 1, 0) != LUA_OK)
         snprintf(why, whylen, "body_matches: %s", lua_tostring(L, -1));
     else if (!(ok = !lua_isnil(L, -1)))
-        snprintf(why, whylen, "body does not match %s", pattern);
+        snprintf(why, whylen, "does not match %s", pattern);
     lua_close(L);
     return ok;
 }
@@ -2219,11 +2236,24 @@ static void http_mismatch(struct evhttp_request *er, const vd_pb_http *h, const 
     } else if (h->path && (strlen(h->path) != plen || strncmp(h->path, uri, plen) != 0)) {
         snprintf(why, whylen, "path %.*s, expected %s", (int)(plen > 200 ? 200 : plen), uri,
                  h->path);
-    } else if (h->body_matches) {
+    } else {
+        for (size_t k = 0; k < h->nheaders_match && !why[0]; k++) {
+            const vd_pb_header *m = &h->headers_match[k];
+            const char *v = evhttp_find_header(evhttp_request_get_input_headers(er), m->name);
+            char sub[400];
+            if (!v)
+                snprintf(why, whylen, "no %s header", m->name);
+            else if (!body_matches(v, strlen(v), m->value, sub, sizeof sub))
+                snprintf(why, whylen, "header %s: %s", m->name, sub);
+        }
+    }
+    if (!why[0] && h->body_matches) {
         struct evbuffer *b = evhttp_request_get_input_buffer(er);
         size_t len = evbuffer_get_length(b);
         const char *body = (const char *)evbuffer_pullup(b, -1);
-        body_matches(body ? body : "", body ? len : 0, h->body_matches, why, whylen);
+        char sub[400];
+        if (!body_matches(body ? body : "", body ? len : 0, h->body_matches, sub, sizeof sub))
+            snprintf(why, whylen, "body %s", sub);
     }
 }
 

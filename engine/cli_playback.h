@@ -170,6 +170,8 @@ typedef struct vd_pb_http {
     char *method;       /* upper case; NULL = any */
     char *path;         /* the request's path (and ?query, when it has one); NULL = any */
     char *body_matches; /* a Lua pattern the request body must match; NULL = any */
+    vd_pb_header *headers_match; /* request headers (by name, any case) and Lua patterns */
+    size_t nheaders_match;
     int status;
     vd_pb_header *headers;
     size_t nheaders;
