@@ -119,6 +119,32 @@ static int start_server(const char *dir)
     return n == 3 ? 0 : -1;
 }
 
+/* docs/errors.md's "## HTTP" table lists vd_http_err_names, in order. */
+static void test_doc_names(void)
+{
+    const char *src = getenv("VALIDORA_SOURCE_DIR");
+    char file[1024], line[1024];
+    snprintf(file, sizeof file, "%s/docs/errors.md", src ? src : ".");
+    FILE *f = fopen(file, "r");
+    CHECK_MSG(f != NULL, "cannot read %s", file);
+    if (!f) return;
+    int n = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## ", 3)) in = !strncmp(line, "## HTTP", 7);
+        if (!in || strncmp(line, "| `", 3) != 0) continue;
+        char *e = strchr(line + 3, '`');
+        if (!e) continue;
+        *e = '\0';
+        CHECK_MSG(n < VD_HTTP_ERR_COUNT && !strcmp(line + 3, vd_http_err_names[n]), "row %d: %s",
+                  n + 1, line + 3);
+        n++;
+    }
+    fclose(f);
+    CHECK_MSG(n == VD_HTTP_ERR_COUNT, "docs/errors.md lists %d HTTP error names", n);
+    CHECK(vd_http_err_names[VD_HTTP_ERR_COUNT] == NULL);
+}
+
 static void test_jar(void)
 {
     vd_cookie_jar *j = vd_cookie_jar_new();
@@ -161,6 +187,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     test_jar();
+    test_doc_names();
     char dir[] = "/tmp/test_http.XXXXXX";
     if (!mkdtemp(dir) || start_server(dir) != 0) {
         fprintf(stderr, "cannot start tests/unit/http_server.py\n");
