@@ -17,7 +17,7 @@
 #include "tls.h"
 
 static struct event_base *base;
-static int https_port, http_port, silent_port;
+static int https_port, http_port, silent_port, dns_port;
 static pid_t server_pid = -1;
 
 typedef struct got {
@@ -94,7 +94,8 @@ static int start_server(const char *dir)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:secure.test "
+             "-keyout %s/key.pem "
              "-out %s/cert.pem 2>/dev/null",
              dir, dir);
     if (system(cmd) != 0) return -1;
@@ -114,9 +115,9 @@ static int start_server(const char *dir)
     }
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
-    int n = f ? fscanf(f, "%d %d %d", &https_port, &http_port, &silent_port) : 0;
+    int n = f ? fscanf(f, "%d %d %d %d", &https_port, &http_port, &silent_port, &dns_port) : 0;
     if (f) fclose(f);
-    return n == 3 ? 0 : -1;
+    return n == 4 ? 0 : -1;
 }
 
 /* docs/errors.md's "## HTTP" table lists vd_http_err_names, in order. */
@@ -214,6 +215,10 @@ int main(void)
     CHECK_STR(g.body, "POST a=1&b=2");
     g = request(h, "GET", url_of(url, sizeof url, false, "/hello"), NULL, NULL, 0);
     CHECK(g.err == VD_HTTP_OK && g.status == 200);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/headers?Host"), NULL, NULL, 0);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", https_port);
+    CHECK_STR(g.body, host); /* one Host header, with the port */
 
     /* a kept connection is reused: the server counts no new one */
     g = request(h, "GET", url_of(url, sizeof url, true, "/conns"), NULL, NULL, 0);
@@ -224,6 +229,34 @@ int main(void)
     size_t conns = 0, reused = 0;
     vd_http_stats(h, &conns, &reused);
     CHECK(reused >= 2);
+
+    /* names through the engine's DNS (the script's responder): SNI sent, the name verified */
+    char servers[64];
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", dns_port);
+    vd_dns_opts dopts = {.servers = servers, .timeout_ms = 1000};
+    vd_dns *dns = vd_dns_new(base, &dopts, err, sizeof err);
+    CHECK_MSG(dns != NULL, "%s", err);
+    vd_http_opts dn = o;
+    dn.dns = dns;
+    vd_http *hd = vd_http_new(base, &dn);
+    snprintf(url, sizeof url, "https://secure.test:%d/hello", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && !strcmp(g.body, "hello"), "%d %s", g.err, g.errmsg);
+    snprintf(url, sizeof url, "https://secure.test:%d/sni", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_STR(g.body, "secure.test");
+    snprintf(url, sizeof url, "https://wrong.test:%d/hello", https_port); /* not in the cert */
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_TLS && strstr(g.errmsg, "not verified"), "%d %s", g.err,
+              g.errmsg);
+    snprintf(url, sizeof url, "https://nx.test:%d/hello", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_CONNECT && strstr(g.errmsg, "nxdomain"), "%d %s", g.err,
+              g.errmsg);
+    g = request(h, "GET", url, NULL, NULL, 0); /* no resolver at all */
+    CHECK(g.err == VD_HTTP_ERR_CONNECT);
+    vd_http_free(hd);
+    vd_dns_free(dns);
 
     /* verification: the system store does not know our CA */
     vd_http_opts so = o;
