@@ -18,6 +18,8 @@ Runs until killed. Paths (every one counts connections server-side, so reuse can
   /setcookie         200, Set-Cookie: a=1; Path=/ and b=2; Path=/other; Max-Age=3600
   /expire            200, Set-Cookie: a=; Max-Age=0
   /conns             200: connections accepted so far
+  /close             200 "bye" with Connection: close, and the server closes
+  /drop              closes the connection without a word
   /sni               200: the server name the last TLS client sent (or "-")
   /hang              never answers
 """
@@ -116,6 +118,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(200, b"ok", [("Set-Cookie", "a=; Max-Age=0")])
         elif path == "/sni":
             self.send(200, (SNI.get("last") or "-").encode())
+        elif path == "/close":
+            self.close_connection = True
+            self.send(200, b"bye", [("Connection", "close")])
+        elif path == "/drop":
+            self.close_connection = True
         elif path == "/conns":
             self.send(200, str(CONNS).encode())
         elif path == "/hang":

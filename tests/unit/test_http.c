@@ -229,6 +229,22 @@ int main(void)
     size_t conns = 0, reused = 0;
     vd_http_stats(h, &conns, &reused);
     CHECK(reused >= 2);
+    /* the server closes after a response: the next request gets a new connection (never the
+     * spent SSL of the old one), and works */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/close"), NULL, NULL, 0);
+    CHECK_STR(g.body, "bye");
+    g = request(h, "GET", url_of(url, sizeof url, true, "/conns"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && atoi(g.body) == before + 1, "%d %s %s", g.err, g.errmsg,
+              g.body);
+    /* TLS to a server that speaks plain HTTP: the handshake fails */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hello", http_port);
+    g = request(h, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_TLS, "%d %s", g.err, g.errmsg);
+    /* closed without a response: http_error, and the client goes on */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/drop"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);
+    CHECK_STR(g.body, "hello");
 
     /* names through the engine's DNS (the script's responder): SNI sent, the name verified */
     char servers[64];
