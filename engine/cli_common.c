@@ -213,6 +213,16 @@ static size_t find_index(const parser *p, const char *name)
     return p->n;
 }
 
+int vd_cli_config_clear(const vd_option *o, void *target, char *err, size_t errlen)
+{
+    if (o->type != VD_OPT_LIST) {
+        snprintf(err, errlen, "{} is an empty list, and --%s takes no list", o->name);
+        return -1;
+    }
+    ((vd_strlist *)vd_option_value(o, target))->n = 0;
+    return 0;
+}
+
 static int apply_item(void *arg, const char *section, const char *name, const char *text, char *err,
                       size_t errlen)
 {
@@ -221,6 +231,7 @@ static int apply_item(void *arg, const char *section, const char *name, const ch
         snprintf(err, errlen, "a config file cannot name another (use -c FILE)");
         return -1;
     }
+    if (!text && !section && vd_cli_section_known(name)) return 0; /* an empty section */
     if (section && !vd_cli_section_known(section)) {
         snprintf(err, errlen, "no command has a section '%s' (sections: %s)", section,
                  vd_cli_section_names());
@@ -239,6 +250,11 @@ static int apply_item(void *arg, const char *section, const char *name, const ch
         if (!section) return 0; /* an engine option this command does not use */
         snprintf(err, errlen, "'validora %s' has no option '%s'", a->u->cmd, name);
         return -1;
+    }
+    if (!text) {
+        if (vd_cli_config_clear(a->p->opt[i], a->p->target[i], err, errlen) != 0) return -1;
+        if (a->src) a->src[i] = a->path;
+        return 0;
     }
     const char *copy = keep(text);
     if (!copy || vd_option_parse(a->p->opt[i], a->p->target[i], copy, err, errlen) != 0) {
