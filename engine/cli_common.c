@@ -66,8 +66,11 @@ static void help_line(FILE *out, const vd_option *o)
         snprintf(left, sizeof left, "      --%s%s%s%s", sw, o->name, o->arg ? " " : "",
                  o->arg ? o->arg : "");
     vd_option_format_default(o, def, sizeof def);
-    if (o->type == VD_OPT_FLAG)
-        snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def ? "on" : "off");
+    if (o->type == VD_OPT_FLAG) /* def_str: a default that depends (on a terminal, say) */
+        snprintf(text, sizeof text, "%s (default: %s)", o->help,
+                 o->def_str ? o->def_str
+                 : o->def   ? "on"
+                            : "off");
     else if (def[0] && o->type != VD_OPT_COUNT)
         snprintf(text, sizeof text, "%s (default %s)", o->help, def);
     else
@@ -166,6 +169,12 @@ static size_t short_index(const parser *p, int c)
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables)
 {
+    return vd_cli_parse_given(u, argc, argv, tables, ntables, NULL);
+}
+
+int vd_cli_parse_given(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                       size_t ntables, bool *given)
+{
     parser p = {0};
     int rc = -1;
     if (parser_build(&p, tables, ntables) != 0) {
@@ -204,6 +213,7 @@ int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_tabl
             vd_cli_usage_error(u->cmd, "%s", err);
             goto out;
         }
+        if (given) given[i] = true;
     }
     rc = optind;
 out:
