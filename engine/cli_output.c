@@ -293,6 +293,9 @@ static int rewrite(const char *path, int oldfd, const scan_result *res, char *er
  * the rewritten file's), or -1. */
 static int resume(vd_out *o, const char *path, int fd, char *err, size_t errlen)
 {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s%s", path, TMP_SUFFIX);
+    (void)unlink(tmp); /* a rewrite a crash cut short: FILE itself is whole, and ours (locked) */
     scan_result res = {0};
     if (read_back(o, path, fd, &res, err, errlen) != 0) return -1;
     if (o->found.deferred > 0) {

@@ -243,6 +243,54 @@ grep -v '"reason":"deferred"' "$tmp/b1.json" >"$tmp/b1.kept"
 head -30 "$tmp/b2.json" | cmp -s - "$tmp/b1.kept" &&
     ok "the 30 kept records are the same bytes, in the same order, first" || bad "kept records changed"
 ls "$tmp" | grep -q "resume-tmp" && bad "a temporary file was left: $(ls "$tmp")" || ok "no temporary file left"
+# the rewrite is durable and atomic: the new file synced, renamed over FILE, the directory synced
+"${B[@]}" --rules "$tmp/r30" --force 2>/dev/null # all deferred this time: 50 of 30 are used
+echo "a rewrite a crash cut short" >"$tmp/b.mp.resume-tmp"
+strace -f -y -e trace=fdatasync,fsync,rename,renameat,renameat2 -o "$tmp/b3.trace" "${B[@]}" --rules "$tmp/r100" \
+    --resume 2>/dev/null
+python3 - "$tmp/b3.trace" "$tmp/b.mp" <<'PY' && ok "the rewrite: the new file fdatasync'd, renamed over FILE, the directory fsync'd, in that order" ||
+import os, re, sys
+out = sys.argv[2]
+steps = []
+for l in open(sys.argv[1]):
+    if re.search(r"fdatasync\(\d+<%s\.resume-tmp>\)\s*= 0" % re.escape(out), l): steps.append("sync-tmp")
+    elif re.search(r'rename(at2?)?\(.*"%s\.resume-tmp", .*"%s"(, 0)?\)\s*= 0' % (re.escape(out), re.escape(out)), l):
+        steps.append("rename")
+    elif re.search(r"fsync\(\d+<%s>\)\s*= 0" % re.escape(os.path.dirname(out)), l): steps.append("sync-dir")
+want = ["sync-tmp", "rename", "sync-dir"]
+sys.exit(0 if [s for s in steps if s in want][:3] == want else "steps: %s" % steps)
+PY
+    bad "the rewrite's syncs: $(grep -E 'resume-tmp|rename' "$tmp/b3.trace" | head -5)"
+check_out "$tmp/b.mp" "$tmp/list50" "all 50 deferred, then redone past a stale temporary file: each exactly once, right"
+[ ! -e "$tmp/b.mp.resume-tmp" ] && ok "the stale temporary file is gone" || bad "the stale temporary file is still there"
+
+# ---- durability: fdatasync every --sync seconds (default 1), or after every record ----
+seq 1 200 | sed 's/^/x/; s/$/@nosuch.test/' >"$tmp/l200"
+syncs() { # syncs FILE TRACE: fdatasync calls on FILE
+    grep -cE "fdatasync\([0-9]+<$1>\) += 0" "$2"
+}
+D=("$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/dstate" --no-smtp -i "$tmp/l200")
+strace -f -y -e trace=fdatasync -o "$tmp/d0.trace" "${D[@]}" -o "$tmp/d0.mp" --sync 0 2>/dev/null
+strace -f -y -e trace=fdatasync -o "$tmp/d1.trace" "${D[@]}" -o "$tmp/d1.mp" 2>/dev/null
+n0=$(syncs "$tmp/d0.mp" "$tmp/d0.trace")
+n1=$(syncs "$tmp/d1.mp" "$tmp/d1.trace")
+[ "$n0" -ge 200 ] && ok "--sync 0: a fdatasync per record ($n0 for 200)" || bad "--sync 0: $n0 fdatasyncs for 200 records"
+[ "$n1" -ge 1 ] && [ "$n1" -le 3 ] && ok "--sync 1 (the default): $n1 fdatasync for a run under a second, one at the end" ||
+    bad "the default --sync: $n1 fdatasyncs"
+
+# ---- one run per FILE: a second one on the same FILE is refused while the first holds it ----
+printf 'x@tarpit.test\n' >"$tmp/tarpit"
+"$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/lstate1" --no-warmup --smtp-timeout 3 \
+    -i "$tmp/tarpit" -o "$tmp/l.mp" 2>/dev/null &
+lpid=$!
+pids+=("$lpid")
+sleep 1
+"$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/lstate2" --no-warmup -i "$tmp/tarpit" -o "$tmp/l.mp" \
+    --resume 2>"$tmp/l.err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "l.mp: in use by another validora verify" "$tmp/l.err" &&
+    ok "a second run on a FILE in use is refused" || bad "second run on a FILE in use: exit $rc: $(cat "$tmp/l.err")"
+wait "$lpid"
 
 # ---- progress ----
 "$VALIDORA" ledger set-age any 30 --state-dir "$tmp/pstate" >/dev/null # no new-IP warning
