@@ -225,6 +225,7 @@ static int read_back(vd_out *o, const char *path, int fd, scan_result *res, char
                ((st == VD_READ_NOT_MAP || st == VD_READ_INVALID) && zero_tail(fd, res->good_end))) {
         o->found.cut_at = res->good_end;
         o->found.cut_bytes = size - res->good_end;
+        o->found.cut_zeros = st != VD_READ_TRUNCATED;
     } else if (st == VD_READ_NOT_MAP && res->complete == 0) {
         rc = fail(err, errlen,
                   "%s: not a msgpack record stream (its first object is not a map: written with "

@@ -28,6 +28,7 @@ typedef struct vd_out_found {
     long long cut_at;    /* -1, or the byte where a torn tail (a record cut short, or zeros
                             after a power loss) began and was cut off */
     long long cut_bytes; /* its length */
+    bool cut_zeros;      /* the tail was zero bytes only */
     bool existed;        /* FILE was there (else --resume started a new one) */
 } vd_out_found;
 

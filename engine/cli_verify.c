@@ -57,7 +57,8 @@ static const vd_option VERIFY_OPTIONS[] = {
      false},
     {"concurrency", 'c', VD_OPT_INT, VOFF(concurrency), 256, NULL, 1, 1000000, "N", "Run",
      "addresses in flight", false},
-    {"progress", 0, VD_OPT_FLAG, VOFF(progress), 0, "when stderr is a terminal", 0, 0, NULL, "Run",
+    {"progress", 0, VD_OPT_FLAG, VOFF(progress), 0,
+     "when stderr is a terminal and stdout is not one with the records", 0, 0, NULL, "Run",
      "a progress line on stderr: done/total, rate, ETA, counts by status, addresses throttled "
      "or waiting for the budget, the budget left",
      false},
@@ -108,6 +109,7 @@ static void on_record(const struct vd_record *rec, void *arg)
     run *r = arg;
     if (r->fatal) return;
     if (vd_writer_put(r->writer, rec) != 0) {
+        vd_progress_clear(r->progress);
         fprintf(stderr, "validora verify: writing results: %s\n", strerror(errno));
         r->fatal = true;
         event_base_loopbreak(r->base);
@@ -300,7 +302,10 @@ static void say_resumed(const char *path, const vd_out_found *f)
     }
     fprintf(stderr, "validora verify: resuming %s: %ld records kept, %ld deferred to verify again",
             path, f->kept, f->deferred);
-    if (f->cut_at >= 0)
+    if (f->cut_at >= 0 && f->cut_zeros)
+        fprintf(stderr, "; %lld zero bytes at byte %lld (a power cut) cut off", f->cut_bytes,
+                f->cut_at);
+    else if (f->cut_at >= 0)
         fprintf(stderr, "; a torn last record (%lld bytes at byte %lld) cut off, to verify again",
                 f->cut_bytes, f->cut_at);
     fputc('\n', stderr);
@@ -321,6 +326,7 @@ static int check_output_opts(const verify_opts *o, vd_format fmt)
     return 0;
 }
 
+/* The index of the option called name in table; the table's size when there is none. */
 static size_t option_index(const vd_option *table, const char *name)
 {
     size_t i = 0;
@@ -329,6 +335,8 @@ static size_t option_index(const vd_option *table, const char *name)
     return i;
 }
 
+#define MAX_OPTIONS 256 /* of verify's and the engine's tables together, for `given` */
+
 int vd_cli_verify(int argc, char **argv)
 {
     vd_engine_config cfg;
@@ -336,9 +344,9 @@ int vd_cli_verify(int argc, char **argv)
     verify_opts o;
     vd_options_defaults(VERIFY_OPTIONS, &o);
     vd_cli_table tables[] = {{VERIFY_OPTIONS, &o}, {vd_engine_options, &cfg}};
-    bool given[256] = {false};
-    if (option_index(VERIFY_OPTIONS, "") + option_index(vd_engine_options, "") > 256) {
-        fprintf(stderr, "validora verify: too many options\n");
+    bool given[MAX_OPTIONS] = {false}; /* which options the command line gave */
+    if (option_index(VERIFY_OPTIONS, "") + option_index(vd_engine_options, "") > MAX_OPTIONS) {
+        fprintf(stderr, "validora verify: MAX_OPTIONS is too small\n"); /* a build mistake */
         return VD_EXIT_FATAL;
     }
     int first = vd_cli_parse_given(&USAGE, argc, argv, tables, 2, given);
@@ -351,8 +359,11 @@ int vd_cli_verify(int argc, char **argv)
     if (fmt == VD_FMT_MSGPACK && !o.output && isatty(STDOUT_FILENO))
         return vd_cli_usage_error(
             "verify", "refusing to write msgpack to a terminal: use -o FILE or --format json");
-    bool progress =
-        given[option_index(VERIFY_OPTIONS, "progress")] ? o.progress : isatty(STDERR_FILENO);
+    /* by default on a terminal, unless the records go to that terminal: they are the progress */
+    bool to_stdout = !o.output || !strcmp(o.output, "-");
+    bool progress = given[option_index(VERIFY_OPTIONS, "progress")]
+                        ? o.progress
+                        : isatty(STDERR_FILENO) && !(to_stdout && isatty(STDOUT_FILENO));
 
     run r = {.concurrency = o.concurrency, .out = stdout};
     r.log = (vd_cli_log){.cmd = "verify", .verbose = o.verbose};

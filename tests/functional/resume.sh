@@ -167,7 +167,7 @@ cp "$OUT" "$tmp/good.mp"
 head -c 4096 /dev/zero >>"$OUT"
 "${V[@]}" --state-dir "$S" -i "$tmp/list" -o "$OUT" --resume >/dev/null 2>"$tmp/zero.err"
 rc=$?
-[ $rc -eq 0 ] && cmp -s "$OUT" "$tmp/good.mp" && grep -q "(4096 bytes at byte" "$tmp/zero.err" &&
+[ $rc -eq 0 ] && cmp -s "$OUT" "$tmp/good.mp" && grep -q "; 4096 zero bytes at byte $(size "$tmp/good.mp") (a power cut) cut off" "$tmp/zero.err" &&
     ok "zeros after the last record (a power loss): cut off, nothing redone" ||
     bad "zero tail: exit $rc: $(cat "$tmp/zero.err")"
 
@@ -315,5 +315,8 @@ grep -q $'\rvalidora verify: 4/4 (100.0%)' "$tmp/tty.out" && grep -q $'\033\[K' 
 script -qec "$(printf '%q ' "${P[@]}" --no-progress -i "$tmp/plist" -o "$tmp/p5.mp")" /dev/null >"$tmp/tty2.out" 2>&1
 ! grep -q "validora verify: [0-9]" "$tmp/tty2.out" && ok "--no-progress on a terminal: silent" ||
     bad "--no-progress: $(cat -A "$tmp/tty2.out" | head -3)"
+script -qec "$(printf '%q ' "${P[@]}" --format json x1@nosuch.test)" /dev/null >"$tmp/tty3.out" 2>&1
+grep -q '"email":"x1@nosuch.test"' "$tmp/tty3.out" && ! grep -q "validora verify: [0-9]" "$tmp/tty3.out" &&
+    ok "records onto the terminal: no progress line among them" || bad "records on a terminal: $(cat -A "$tmp/tty3.out" | head -3)"
 
 checks_done resume
