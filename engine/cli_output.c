@@ -253,6 +253,10 @@ static int rewrite(const char *path, int oldfd, const scan_result *res, char *er
     struct stat sb;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) return fail(err, errlen, "%s: %s", tmp, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) { /* before it has FILE's name */
+        close(fd);
+        return fail(err, errlen, "%s: cannot lock it: %s", tmp, strerror(errno));
+    }
     if (fstat(oldfd, &sb) == 0) (void)fchmod(fd, sb.st_mode & 07777);
     FILE *in = fopen(path, "rbe");
     FILE *out = fdopen(dup(fd), "wb");
@@ -381,7 +385,10 @@ vd_out *vd_out_open(struct event_base *base, const vd_out_opts *opts, char *err,
         }
     }
     if (opts->resume) {
-        int nfd = resume(o, opts->path, fd, err, errlen);
+        /* FILE as a symbolic link's target: the rewrite replaces the file, not the link */
+        char *real = realpath(opts->path, NULL);
+        int nfd = resume(o, real ? real : opts->path, fd, err, errlen);
+        free(real);
         if (nfd < 0) {
             close(fd);
             goto fail;
