@@ -259,7 +259,9 @@ static int rewrite(const char *path, int oldfd, const scan_result *res, char *er
     }
     if (fstat(oldfd, &sb) == 0) (void)fchmod(fd, sb.st_mode & 07777);
     FILE *in = fopen(path, "rbe");
-    FILE *out = fdopen(dup(fd), "wb");
+    int dfd = dup(fd);
+    FILE *out = dfd >= 0 ? fdopen(dfd, "wb") : NULL;
+    if (!out && dfd >= 0) close(dfd);
     vd_reader *r = in ? vd_reader_new(in) : NULL;
     int rc = in && out && r ? 0 : fail(err, errlen, "%s: %s", in ? tmp : path, strerror(errno));
     vd_record_view rec;
