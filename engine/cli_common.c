@@ -67,8 +67,11 @@ static void help_line(FILE *out, const vd_option *o)
         snprintf(left, sizeof left, "      --%s%s%s%s", sw, o->name, o->arg ? " " : "",
                  o->arg ? o->arg : "");
     vd_option_format_default(o, def, sizeof def);
-    if (o->type == VD_OPT_FLAG)
-        snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def ? "on" : "off");
+    if (o->type == VD_OPT_FLAG) /* def_str: a default that depends (on a terminal, say) */
+        snprintf(text, sizeof text, "%s (default: %s)", o->help,
+                 o->def_str ? o->def_str
+                 : o->def   ? "on"
+                            : "off");
     else if (def[0] && o->type != VD_OPT_COUNT)
         snprintf(text, sizeof text, "%s (default %s)", o->help, def);
     else
@@ -326,6 +329,25 @@ static vd_cli_table *with_config(const vd_cli_usage *u, const vd_cli_table *tabl
         all[(*ntables)++] = (vd_cli_table){CONFIG_OPTIONS, co};
     }
     return all;
+}
+
+int vd_cli_parse_given(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                       size_t ntables, bool *given)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const vd_option *o = tables[t].opts; o->name; o++)
+            n++;
+    const char **src = calloc(n + 2, sizeof *src);
+    if (!src) {
+        fprintf(stderr, "validora %s: out of memory\n", u->cmd);
+        return -1;
+    }
+    int rc = vd_cli_parse_sourced(u, argc, argv, tables, ntables, src);
+    for (size_t i = 0; i < n; i++)
+        given[i] = src[i] != NULL; /* the command line or the config file set it */
+    free(src);
+    return rc;
 }
 
 int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
