@@ -7,7 +7,10 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev l
             libssl-dev libmsgpack-dev libidn2-dev libpsl-dev libsqlite3-dev
             libspf2-dev)
 test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
-           python3 lua-check clang-14 libclang-rt-14-dev)
+           python3 lua-check clang-14 libclang-rt-14-dev
+           debhelper dpkg-dev fakeroot man-db systemd curl jq python3-msgpack)
+# debhelper, dpkg-dev, fakeroot: contrib/build-deb.sh; man-db (man --warnings), systemd
+# (systemd-analyze verify), curl, jq, python3-msgpack: tests/functional/package.sh and examples
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then
