@@ -33,7 +33,13 @@ local function setting(note, prefix, item, opts, out)
   local o = opts[item.key]
   out[#out + 1] = ""
   wrap(note, o and o.summary or ("(" .. item.note .. ")"), out)
-  out[#out + 1] = ("%s%s = %s,"):format(prefix, item.key, item.value)
+  if item.value == "{}" then
+    -- An empty list is shown as a list of one, to be filled in ({} would read as a section).
+    out[#out + 1] = ('%s%s = { "%s" }, -- a list; unset by default'):format(prefix, item.key,
+      o and o.metavar or "VALUE")
+  else
+    out[#out + 1] = ("%s%s = %s,"):format(prefix, item.key, item.value)
+  end
 end
 
 local version = help.version(binary)
