@@ -59,7 +59,8 @@ local function list(t) return q(table.concat(t, " ")) end
 local keys = {}
 for k in pairs(subs) do keys[#keys + 1] = k end
 table.sort(keys)
-for _, k in ipairs(keys) do out[#out + 1] = ("    [%s]=%s"):format(q(k), list(subs[k])) end
+-- bash has no empty key: the top level's commands are under "_".
+for _, k in ipairs(keys) do out[#out + 1] = ("    [%s]=%s"):format(q(k == "" and "_" or k), list(subs[k])) end
 out[#out + 1] = "  )"
 for _, tbl in ipairs({ { "opts", opts }, { "files", files }, { "dirs", dirs } }) do
   out[#out + 1] = ("  local -A %s=("):format(tbl[1])
@@ -79,7 +80,7 @@ for _, k in ipairs(pos) do out[#out + 1] = ("    [%s]=1"):format(q(k)) end
 out[#out + 1] = "  )"
 for _, l in ipairs({
   "  if [ \"$cword\" -eq 1 ]; then",
-  "    COMPREPLY=($(compgen -W \"${subs['']} --help --version\" -- \"$cur\"))",
+  "    COMPREPLY=($(compgen -W \"${subs[_]} --help --version\" -- \"$cur\"))",
   "    return",
   "  fi",
   "  local key=${words[1]}",

@@ -13,7 +13,7 @@
 # leaves the .deb for it in $VALIDORA_BUILD_DIR/package/. Needs no test world.
 set -uo pipefail
 . "$(dirname "$0")/lib/checks.sh"
-: "${VALIDORA:?VALIDORA must name the build tree's validora binary}"
+: "${VALIDORA:?VALIDORA must name the validora binary of the build tree}"
 src=${VALIDORA_SOURCE_DIR:?}
 keep=${VALIDORA_BUILD_DIR:?}/package
 export VALIDORA_CONFIG= # the machine's config must not change what is checked
@@ -64,7 +64,8 @@ if [ -d "$src/scripts" ]; then
 else
     echo "note: the tree has no scripts/ yet (validora run): none to ship"
 fi
-stray=$(grep -vE '^/(usr|etc|lib)(/|$)|^/$' "$tmp/files")
+allowed='^/$|^/(usr|etc|lib)/|^/(usr|etc|lib)$'
+stray=$(grep -vE "$allowed" "$tmp/files")
 [ -z "$stray" ] && ok "nothing outside /usr, /etc and /lib" || bad "stray paths in the .deb: $stray"
 dpkg-deb -e "$deb" "$tmp/control"
 [ "$(cat "$tmp/control/conffiles" 2>/dev/null)" = /etc/validora/validora.lua ] &&
@@ -105,8 +106,11 @@ grep -qa "/usr/share/validora/rules" "$B" && ok "its default rules are /usr/shar
 if grep -qa "validora-deb\." "$B"; then bad "a build path is in the binary"; else ok "no build path in the binary"; fi
 if [ "$real" = 1 ]; then
     out=$(validora rules check 2>&1) && ok "rules check: the default (installed) rules load" || bad "rules check (default): $out"
-    out=$(validora config check 2>&1)
+    out=$(env -u VALIDORA_CONFIG validora config check 2>&1)
     [[ $out == *"/etc/validora/validora.lua: ok (0 settings)"* ]] && ok "config check: the default file, as shipped" || bad "config check: $out"
+    MANWIDTH=80 man --warnings validora >/dev/null 2>"$tmp/man.err" && [ ! -s "$tmp/man.err" ] &&
+        MANWIDTH=80 man --warnings 5 validora.lua >/dev/null 2>>"$tmp/man.err" && [ ! -s "$tmp/man.err" ] &&
+        ok "man validora, man 5 validora.lua: found where installed" || bad "man by name: $(cat "$tmp/man.err")"
 fi
 
 # ---- the shipped config ----
@@ -159,7 +163,7 @@ done
     bad "validora(1) lacks:$missing (options seen: $nopts)"
 MANWIDTH=200 man -l "$root/usr/share/man/man5/validora.lua.5.gz" 2>/dev/null >"$tmp/v5.txt"
 missing=""
-for k in $(grep -oE '^  -- [a-z_]+ = ' "$conf" | awk '{print $2}'); do
+for k in $(grep -E '^  -- [a-z_]+ = ' "$conf" | grep -v '= {' | awk '{print $2}'); do
     grep -qE "^       $k = " "$tmp/v5.txt" || missing+=" $k"
 done
 [ -z "$missing" ] && grep -q "Section verify" "$tmp/v5.txt" && ok "validora.lua(5): every top-level setting of the example, with its default" ||
@@ -225,7 +229,7 @@ ex=$root/usr/share/doc/validora/examples
 [ -s "$tmp/r.mpk" ] && ok "a record stream to read" || bad "verify: $(cat "$tmp/verify.out")"
 # What the stream holds, as validora cat says: the examples must agree with it.
 want=$("$B" cat "$tmp/r.mpk" | grep -o '"status":"[a-z]*"' | cut -d'"' -f4 | sort | uniq -c |
-    sort -k1,1nr -k2 | awk '{print $2 "\t" $1} END {print "total\t" NR}')
+    sort -k1,1nr -k2 | awk '{print $2 "\t" $1; n += $1} END {print "total\t" n}')
 [ "$(printf '%s\n' "$want" | tail -1)" = "total	3" ] || bad "validora cat: $want"
 out=$(/usr/bin/python3 "$ex/read_msgpack.py" "$tmp/r.mpk" 2>&1); rc=$?
 [ $rc -eq 0 ] && [ "$out" = "$want" ] && [[ $out == *"unknown	2"* ]] && ok "read_msgpack.py: counts by status" ||
