@@ -59,7 +59,8 @@ local header = {
 }
 for _, l in ipairs(header) do out[#out + 1] = "-- " .. l end
 out[#out + 1] = "return {"
-out[#out + 1] = "  -- Engine options, read by every command (a section below may set them for its command alone)."
+out[#out + 1] = "  -- Engine options, read by every command (a section below may set them for its"
+out[#out + 1] = "  -- command alone)."
 local first = help.config_show(binary, sections[1])
 local engine_opts = help.section_options(binary, sections[1])
 for _, item in ipairs(first.top) do setting("  -- ", "  -- ", item, engine_opts, out) end
@@ -69,14 +70,16 @@ for _, s in ipairs(sections) do
   local opts = help.section_options(binary, s)
   out[#out + 1] = ""
   if #shown.section == 0 then
-    out[#out + 1] = ("  -- `validora %s` has no options of its own%s; its section may hold engine options."):format(
+    out[#out + 1] = ("  -- `validora %s` has no options of its own%s; its section may hold engine"):format(
       s, next(opts) and "" or " in this build")
+    out[#out + 1] = "  -- options."
     out[#out + 1] = ("  -- %s = {},"):format(s)
   else
     out[#out + 1] = ("  -- The options of `validora %s` (and engine options for it alone)."):format(s)
     if s == "rules" then
       out[#out + 1] = "  -- One key: the rules section is a table of names, the rules list above a sequence;"
-      out[#out + 1] = "  -- to use both, put the list in the section: rules = { rules = { ... }, format = ... }."
+      out[#out + 1] = "  -- to use both, put the list in the section:"
+      out[#out + 1] = "  -- rules = { rules = { ... }, format = ... }."
     end
     out[#out + 1] = ("  -- %s = {"):format(s)
     for _, item in ipairs(shown.section) do setting("  --   -- ", "  --   ", item, opts, out) end

@@ -133,7 +133,8 @@ settings_roff = function()
     out[#out + 1] = ('.SS "Section %s (validora %s)"'):format(s, s)
     if #shown.section == 0 then
       out[#out + 1] = ".PP"
-      out[#out + 1] = ("No options of its own in validora %s; it may hold engine options for \\fBvalidora %s\\fR alone."):format(esc(version), s)
+      out[#out + 1] = ("No options of its own in validora %s; it may hold engine options for " ..
+        "\\fBvalidora %s\\fR alone."):format(esc(version), s)
     else
       opts = help.section_options(binary, s)
       for _, item in ipairs(shown.section) do setting_roff(item, opts) end

@@ -115,12 +115,12 @@ fi
 
 # ---- the shipped config ----
 conf=$root/etc/validora/validora.lua
-out=$(VALIDORA_CONFIG= "$B" config check -c "$conf" 2>&1); rc=$?
+out=$("$B" config check -c "$conf" 2>&1); rc=$?
 [ $rc -eq 0 ] && [[ $out == *": ok (0 settings)"* ]] && ok "config check: the shipped config is valid and sets nothing" || bad "config check: rc=$rc $out"
 # Every setting the example shows, uncommented: its defaults must all be values the check takes.
 sed -E -e 's/^  -- ([a-z_]+ = .*,)( -- .*)?$/  \1/' -e 's/^  -- ([a-z_]+ = \{)$/  \1/' -e 's/^  -- (\},)$/  \1/' \
     -e 's/^  --   ([a-z_]+ = .*,)( -- .*)?$/    \1/' "$conf" >"$tmp/uncommented.lua"
-out=$(VALIDORA_CONFIG= "$B" config check -c "$tmp/uncommented.lua" 2>&1); rc=$?
+out=$("$B" config check -c "$tmp/uncommented.lua" 2>&1); rc=$?
 [ $rc -eq 0 ] && [[ $out =~ ok\ \(([0-9]+)\ settings\) ]] && [ "${BASH_REMATCH[1]}" -ge 20 ] &&
     ok "the example's settings, uncommented, pass config check (${BASH_REMATCH[1]} settings)" ||
     bad "uncommented example: rc=$rc $out"
