@@ -8,9 +8,11 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev l
             libspf2-dev)
 test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
            python3 lua-check clang-14 libclang-rt-14-dev
-           debhelper dpkg-dev fakeroot man-db systemd curl jq python3-msgpack)
-# debhelper, dpkg-dev, fakeroot: contrib/build-deb.sh; man-db (man --warnings), systemd
-# (systemd-analyze verify), curl, jq, python3-msgpack: tests/functional/package.sh and examples
+           debhelper dpkg-dev fakeroot lintian man-db systemd curl jq python3-msgpack
+           bash-completion)
+# debhelper, dpkg-dev, fakeroot: contrib/build-deb.sh; lintian, man-db (man --warnings),
+# systemd (systemd-analyze), bash-completion, curl, jq, python3-msgpack:
+# tests/functional/package*.sh and the examples
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then

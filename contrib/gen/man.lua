@@ -9,7 +9,7 @@
 --                       is documented from its --help rather than left out)
 --   @SETTINGS           the config file's settings, section by section, each with its default
 --                       (`validora config show`) and its --help line
---   @VERSION@           (anywhere) the binary's version
+--   @VERSION@, @DATE@   (anywhere) the binary's version; the date of SOURCE_DATE_EPOCH
 -- Owns: turning parsed help into roff, the directives. Does not own: parsing help (help.lua),
 -- the prose (contrib/man/*.in).
 local help = require("help")
@@ -105,6 +105,10 @@ local function help_roff(words, h, out)
 end
 
 local version = help.version(binary)
+-- The page's date: the package's (dpkg-buildpackage sets SOURCE_DATE_EPOCH from the
+-- changelog), so a rebuild makes the same page; none outside a package build.
+local epoch = tonumber(os.getenv("SOURCE_DATE_EPOCH") or "")
+local date = epoch and os.date("!%Y-%m-%d", epoch) or ""
 local covered = {}
 local out = {}
 local settings_roff
@@ -182,7 +186,7 @@ while i <= #lines do
     rest_at = #out + 1
     out[#out + 1] = false -- filled once every @HELP is known
   else
-    out[#out + 1] = (l:gsub("@VERSION@", esc(version)))
+    out[#out + 1] = (l:gsub("@VERSION@", esc(version)):gsub("@DATE@", date))
   end
   i = i + 1
 end

@@ -67,6 +67,15 @@ fi
 allowed='^/$|^/(usr|etc|lib)/|^/(usr|etc|lib)$'
 stray=$(grep -vE "$allowed" "$tmp/files")
 [ -z "$stray" ] && ok "nothing outside /usr, /etc and /lib" || bad "stray paths in the .deb: $stray"
+if command -v lintian >/dev/null; then
+    # Errors fail; warnings are shown.
+    lintian --tag-display-limit 0 "$deb" >"$tmp/lintian.out" 2>&1
+    grep '^W:' "$tmp/lintian.out" | sed 's/^/note: lintian: /'
+    errs=$(grep '^E:' "$tmp/lintian.out")
+    [ -z "$errs" ] && ok "lintian: no errors" || bad "lintian: $errs"
+else
+    bad "lintian missing (contrib/deps.sh --test installs it)"
+fi
 dpkg-deb -e "$deb" "$tmp/control"
 [ "$(cat "$tmp/control/conffiles" 2>/dev/null)" = /etc/validora/validora.lua ] &&
     ok "conffile: /etc/validora/validora.lua" || bad "conffiles: $(cat "$tmp/control/conffiles" 2>&1)"
