@@ -28,6 +28,17 @@ trap cleanup EXIT
 version=$(sed -n 's/^project(validora VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 
 # ---- build ----
+# The package builds from what contrib/deps.sh installs: every build package is a Build-Depends.
+build_pkgs=$(sed -n '/^build_pkgs=(/,/)/p' "$src/contrib/deps.sh" | tr -d '()' | sed 's/build_pkgs=//' | tr -s ' \n' '\n' | grep -v '^$')
+bdeps=$(sed -n '/^Build-Depends:/,/^[A-Z]/p' "$src/contrib/debian/control")
+missing=""
+for p in $build_pkgs; do
+    [ "$p" = build-essential ] && continue # implied by every Debian build
+    grep -qE "(^|[ ,])$p([ ,(]|$)" <<<"$bdeps" || missing+=" $p"
+done
+[ -n "$build_pkgs" ] && [ -z "$missing" ] && ok "Build-Depends has every build package of contrib/deps.sh" ||
+    bad "contrib/debian/control Build-Depends lacks:$missing"
+
 rm -rf "$keep" && mkdir -p "$keep"
 # nocheck: the unit tests run in this suite already (and two copies at once would share ports).
 if DEB_BUILD_OPTIONS="nocheck parallel=2" bash "$src/contrib/build-deb.sh" "$keep" >"$tmp/build.out" 2>&1; then
