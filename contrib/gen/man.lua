@@ -27,6 +27,12 @@ local function esc(s)
   s = (" " .. s):gsub("([%s%(%[%'\"/,])(%-%-?[%w%[][%w%-%[%]=]*)", function(pre, word)
     return pre .. word:gsub("%-", "\\-")
   end):sub(2)
+  -- A long word (a URL) may break after / ? & = , (\: is a break point that prints nothing);
+  -- without hyphenation it could not break at all.
+  s = s:gsub("%S+", function(word)
+    if #word <= 40 then return word end
+    return (word:gsub("([/?&=,])", "%1\\:"))
+  end)
   if s:match("^[%.']") then s = "\\&" .. s end
   return s
 end

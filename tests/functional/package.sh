@@ -67,14 +67,13 @@ for f in /usr/bin/validora /usr/share/validora/rules/default.lua /usr/share/vali
          /usr/share/doc/validora/examples/jq.sh; do
     grep -qxF "$f" "$tmp/files" && ok "ships $f" || bad "the .deb lacks $f"
 done
-if [ -d "$src/scripts" ]; then
-    for s in "$src"/scripts/*; do
-        grep -qxF "/usr/share/validora/scripts/$(basename "$s")" "$tmp/files" && ok "ships scripts/$(basename "$s")" ||
-            bad "the .deb lacks /usr/share/validora/scripts/$(basename "$s")"
-    done
-else
-    echo "note: the tree has no scripts/ yet (validora run): none to ship"
-fi
+nscripts=0; missing=""
+while IFS= read -r s; do
+    nscripts=$((nscripts + 1))
+    grep -qxF "/usr/share/validora/scripts/$s" "$tmp/files" || missing+=" $s"
+done < <(cd "$src/scripts" && find . -type f | sed 's|^\./||')
+[ "$nscripts" -gt 0 ] && [ -z "$missing" ] && ok "ships the $nscripts files of scripts/" ||
+    bad "the .deb lacks scripts:$missing (of $nscripts)"
 allowed='^/$|^/(usr|etc|lib)/|^/(usr|etc|lib)$'
 stray=$(grep -vE "$allowed" "$tmp/files")
 [ -z "$stray" ] && ok "nothing outside /usr, /etc and /lib" || bad "stray paths in the .deb: $stray"
@@ -264,6 +263,15 @@ out=$(/usr/bin/python3 "$ex/read_msgpack.py" "$tmp/cut.mpk" 2>"$tmp/cut.err"); r
 out=$(VALIDORA=$B sh "$ex/jq.sh" "$tmp/r.mpk" 2>&1); rc=$?
 jq_want=$(printf '%s\n' "$want" | grep -v '^total' | sort; printf '%s\n' "$want" | grep '^total')
 [ $rc -eq 0 ] && [ "$out" = "$jq_want" ] && ok "jq.sh: counts by status through validora cat" || bad "jq.sh: rc=$rc '$out' want '$jq_want'"
+
+# ---- the shipped scripts, run from where they are installed ----
+S=$root/usr/share/validora/scripts
+for s in "$S"/*.lua; do
+    out=$("$B" run "$s" --help 2>&1) && [[ $out == *usage:* ]] && ok "run ${s##*/} --help" || bad "run ${s##*/} --help: $out"
+done
+out=$("$B" run --rules "$R" --state-dir "$tmp/state" --dns 127.0.0.1:1 "$S/summary.lua" "$tmp/r.mpk" 2>&1); rc=$?
+[ $rc -eq 0 ] && [[ $out == *"3 records"* ]] && grep -qE '^ +unknown +2 ' <<<"$out" &&
+    ok "run summary.lua: the installed script reads the stream (its lib/ found beside it)" || bad "run summary.lua: rc=$rc $out"
 
 # ---- remove ----
 if [ "$installed_here" = 1 ]; then
