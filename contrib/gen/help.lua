@@ -47,7 +47,8 @@ local function indent(line)
   return #line:match("^ *")
 end
 
--- Parses help text. Blocks, in order: {kind="para", lines}, {kind="group", title},
+-- Parses help text. Blocks, in order: {kind="para", lines}, {kind="pre", lines} (indented
+-- text, kept as laid out), {kind="group", title},
 -- {kind="item", term, desc (lines), option (option_term) or command (name)}.
 function M.parse(text)
   local h = { blocks = {}, options = {}, commands = {} }
@@ -57,7 +58,8 @@ function M.parse(text)
     local title = line:match("^(%S[^:]*):$")
     local opt_term, opt_desc = line:match("^%s+(%-%S.-)%s%s+(%S.*)$")
     local opt_alone = not opt_term and line:match("^%s+(%-%-?%S+.-)%s*$")
-    local cmd, cmd_desc = line:match("^  ([%w][%w%-]*)%s%s+(%S.*)$")
+    -- A command is lower-case ("  check   ..."); "  POST  /v1/verify ..." is a table to show.
+    local cmd, cmd_desc = line:match("^  ([a-z][a-z0-9%-]*)%s%s+(%S.*)$")
     if cur and cur.kind == "item" and indent(line) > cur.indent + 4 then
       cur.desc[#cur.desc + 1] = line:match("^%s*(.-)%s*$")
     elseif usage and not h.usage then
@@ -76,6 +78,13 @@ function M.parse(text)
       cur = { kind = "item", term = cmd, command = cmd, desc = { cmd_desc }, indent = indent(line) }
       h.blocks[#h.blocks + 1] = cur
       h.commands[#h.commands + 1] = { name = cmd, summary = cmd_desc }
+    elseif line:match("^%s") then
+      -- Indented text that is no item: shown as it is laid out.
+      if not (cur and cur.kind == "pre") then
+        cur = { kind = "pre", lines = {} }
+        h.blocks[#h.blocks + 1] = cur
+      end
+      cur.lines[#cur.lines + 1] = line
     elseif cur and cur.kind == "para" then
       cur.lines[#cur.lines + 1] = line
     else

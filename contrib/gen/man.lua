@@ -73,6 +73,12 @@ local function help_roff(words, h, out)
       out[#out + 1] = ".PP"
       for _, l in ipairs(b.lines) do out[#out + 1] = esc(l) end
       i = i + 1
+    elseif b.kind == "pre" then
+      out[#out + 1] = ".PP"
+      out[#out + 1] = ".nf"
+      for _, l in ipairs(b.lines) do out[#out + 1] = esc(l:gsub("^  ", "")) end
+      out[#out + 1] = ".fi"
+      i = i + 1
     elseif b.kind == "group" then
       -- A group of options all documented, word for word, under one earlier command is
       -- named, not repeated (the engine options recur in most commands).

@@ -24,6 +24,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+cd "$tmp" # no rules/ here: the fallback "rules" of a binary without installed rules finds none
 
 version=$(sed -n 's/^project(validora VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 
@@ -267,7 +268,7 @@ jq_want=$(printf '%s\n' "$want" | grep -v '^total' | sort; printf '%s\n' "$want"
 # ---- the shipped scripts, run from where they are installed ----
 S=$root/usr/share/validora/scripts
 for s in "$S"/*.lua; do
-    out=$("$B" run "$s" --help 2>&1) && [[ $out == *usage:* ]] && ok "run ${s##*/} --help" || bad "run ${s##*/} --help: $out"
+    out=$("$B" run --rules "$R" "$s" --help 2>&1) && [[ $out == *usage:* ]] && ok "run ${s##*/} --help" || bad "run ${s##*/} --help: $out"
 done
 out=$("$B" run --rules "$R" --state-dir "$tmp/state" --dns 127.0.0.1:1 "$S/summary.lua" "$tmp/r.mpk" 2>&1); rc=$?
 [ $rc -eq 0 ] && [[ $out == *"3 records"* ]] && grep -qE '^ +unknown +2 ' <<<"$out" &&
