@@ -12,6 +12,8 @@ stds.sandbox = {
 std = "sandbox"
 max_line_length = 110
 files["tests/rules"] = { std = "lua54", max_line_length = 140 }
+-- The generators of installed files (man pages, completion, example config): plain Lua 5.4.
+files["contrib/gen"] = { std = "lua54" }
 -- Rule test files (validora rules test, docs/rules-test.md) are data loaded in an environment
 -- holding only string, table and math; real reply texts make long lines.
 stds.rulestest = { read_globals = { "string", "table", "math" } }
