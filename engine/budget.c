@@ -201,20 +201,6 @@ long vd_budget_figure(const vd_budget *b)
     return b ? b->figure : -1;
 }
 
-void vd_budget_state(vd_budget *b, long *left, unsigned long *parked)
-{
-    *left = -1;
-    *parked = 0;
-    if (!b) return;
-    for (vd_budget_wait *w = b->head; w; w = w->next)
-        (*parked)++;
-    roll_over(b);
-    long used = vd_ledger_used_today(b->l, b->ip, NULL);
-    if (used < 0) return;
-    long l = b->figure - used + b->avail;
-    *left = l < 0 ? 0 : l;
-}
-
 vd_budget_wait *vd_budget_take(vd_budget *b, vd_budget_cb cb, void *arg)
 {
     if (!b) {

@@ -53,10 +53,6 @@ void vd_budget_free(vd_budget *b);
 /* A new figure for today (a reload); parked requests it makes room for go at once. */
 void vd_budget_set(vd_budget *b, long figure);
 long vd_budget_figure(const vd_budget *b);
-/* What is left of today's budget (the figure less what the ledger says is used today, plus
- * what this process reserved and has not charged yet; 0 at least), and the requests parked
- * until the next UTC midnight. left is -1 when the ledger cannot be read. For the metrics. */
-void vd_budget_state(vd_budget *b, long *left, unsigned long *parked);
 
 /* Charges one verification. cb runs once: before this returns (NULL is returned) when
  * granted or denied at once, else later from the loop (a parked request). */

@@ -557,29 +557,6 @@ size_t vd_engine_inflight(const vd_engine *e)
     return e->inflight;
 }
 
-void vd_engine_get_stats(vd_engine *e, vd_engine_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    out->inflight = e->inflight;
-    snprintf(out->generation, sizeof out->generation, "%s", e->gen->hash);
-    out->generation_id = e->gen->id;
-    if (e->dns) vd_dns_stats(e->dns, &out->dns_queries, &out->dns_cache_hits);
-    vd_limiter_stats ls;
-    vd_limiter_stats_get(e->limiter, &ls);
-    out->throttle_waits = ls.waits;
-    out->throttle_parked = ls.parked;
-    out->throttle_deferred = ls.deferred;
-    out->slow_downs = ls.slow_downs;
-    out->blocks = ls.blocks;
-    out->breakers_open = ls.breakers_open;
-    out->source_ip = e->ip[0] ? e->ip : "any";
-    out->budget = out->budget_left = -1;
-    if (e->budget && e->cfg.warmup) {
-        out->budget = vd_budget_figure(e->budget);
-        vd_budget_state(e->budget, &out->budget_left, &out->budget_parked);
-    }
-}
-
 void vd_engine_free(vd_engine *e)
 {
     if (!e) return;

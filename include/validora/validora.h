@@ -98,27 +98,6 @@ int vd_engine_submit(vd_engine *e, const char *email, size_t len, vd_result_cb c
 /* Addresses submitted whose record has not been delivered yet. */
 size_t vd_engine_inflight(const vd_engine *e);
 
-/* A snapshot of a running engine's counters (since vd_engine_new) and gauges (now), for
- * metrics and progress lines. Cheap, but reads the ledger once for budget_left. */
-typedef struct vd_engine_stats {
-    size_t inflight;                 /* as vd_engine_inflight */
-    char generation[13];             /* the current generation's hash (12 hex digits) */
-    unsigned generation_id;          /* 1, 2, ... in the order generations were loaded */
-    size_t dns_queries;              /* DNS queries sent */
-    size_t dns_cache_hits;           /* lookups answered from the TTL cache */
-    unsigned long throttle_waits;    /* requests the traffic shaper made wait */
-    unsigned long throttle_parked;   /* requests waiting in the traffic shaper now */
-    unsigned long throttle_deferred; /* requests it gave back (a breaker open, on-block defer) */
-    unsigned long slow_downs;        /* "slow down" replies seen */
-    unsigned long blocks;            /* "blocked" replies seen */
-    unsigned long breakers_open;     /* circuit breakers open now */
-    const char *source_ip;           /* canonical, or "any"; valid as long as the engine */
-    long budget;                 /* today's warm-up budget; -1: none (--no-warmup or --no-smtp) */
-    long budget_left;            /* what is left of it; -1: none, or the ledger failed */
-    unsigned long budget_parked; /* addresses waiting for the next day's budget (on-budget wait) */
-} vd_engine_stats;
-void vd_engine_get_stats(vd_engine *e, vd_engine_stats *out);
-
 /* Loads the rules again as a new generation; running jobs finish on the old one.
  * Returns 0, or -1 with a message in err (the current generation stays). */
 int vd_engine_reload(vd_engine *e, char *err, size_t errlen);
