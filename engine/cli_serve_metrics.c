@@ -6,7 +6,7 @@
  * rendering with label values escaped. The label sets are bounded: reasons and providers come
  * from the rules, but past MAX_SERIES combinations the rest are counted as reason="other",
  * provider="other", so a rule with odd reasons cannot grow the exposition without end.
- * Does not own: the engine's numbers (vd_engine_get_stats), the jobs' (cli_serve_jobs.c). */
+ * Does not own: the engine's numbers (vd_engine_stats_get), the jobs' (cli_serve_jobs.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +162,7 @@ static void render_records(const sv_metrics *m, struct evbuffer *out)
 static void render_engine(vd_engine *e, struct evbuffer *out)
 {
     vd_engine_stats st;
-    vd_engine_get_stats(e, &st);
+    vd_engine_stats_get(e, &st);
     head(out, "validora_rules_info", "gauge",
          "The current rule generation: its hash and load number as labels, value 1.");
     evbuffer_add_printf(out, "validora_rules_info{generation=\"%s\",id=\"%u\"} 1\n", st.generation,
@@ -175,7 +175,7 @@ static void render_engine(vd_engine *e, struct evbuffer *out)
     one(out, "validora_throttle_waits_total", "counter",
         "SMTP sessions and RCPTs the traffic shaper made wait.", (double)st.throttle_waits);
     one(out, "validora_throttle_parked", "gauge",
-        "SMTP sessions and RCPTs waiting in the traffic shaper now.", (double)st.throttle_parked);
+        "SMTP sessions and RCPTs waiting in the traffic shaper now.", (double)st.parked_throttle);
     one(out, "validora_throttle_deferred_total", "counter",
         "Addresses the traffic shaper gave back unprobed (a circuit breaker open).",
         (double)st.throttle_deferred);
@@ -200,7 +200,7 @@ static void render_engine(vd_engine *e, struct evbuffer *out)
     }
     one(out, "validora_budget_parked", "gauge",
         "Addresses waiting for the next day's budget (--on-budget wait).",
-        (double)st.budget_parked);
+        (double)st.parked_budget);
 }
 
 int sv_metrics_render(sv_metrics *m, vd_engine *e, const sv_gauges *g, struct evbuffer *out)
