@@ -638,7 +638,8 @@ static void handle_metrics(server *s, struct evhttp_request *req)
 static bool method_is(server *s, struct evhttp_request *req, enum evhttp_cmd_type want,
                       const char *allow)
 {
-    if (evhttp_request_get_command(req) == want) return true;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m == want || (want == EVHTTP_REQ_GET && m == EVHTTP_REQ_HEAD)) return true;
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
     reply_error(s, req, 405, "method_not_allowed", "this path takes %s", allow);
     return false;

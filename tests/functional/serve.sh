@@ -188,4 +188,13 @@ h=$(grep '^validora_verification_duration_seconds_count ' "$tmp/metrics" | cut -
 kill -TERM $pid
 wait $pid
 pid=
+
+# with the warm-up budget on, /metrics tells what is left of it for the source IP
+start --warmup || bad "restart with --warmup: $(tail -5 "$tmp/err")"
+api "$U/metrics" >"$tmp/metrics"
+grep -q '^validora_budget_left{source_ip="any"} [0-9][0-9]*$' "$tmp/metrics" && grep -q '^validora_budget{source_ip="any"} [1-9]' "$tmp/metrics" &&
+    ok "budget left per source IP" || bad "budget: $(grep budget "$tmp/metrics")"
+kill -TERM $pid
+wait $pid
+pid=
 checks_done serve
