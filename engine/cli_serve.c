@@ -43,7 +43,7 @@ typedef struct serve_opts {
 const vd_option vd_cli_serve_options[] = {
     {"listen", 0, VD_OPT_STRING, SOFF(listen), 0, "127.0.0.1:8025", 0, 0, "ADDR:PORT", "Serve",
      "listen there ([ADDR]:PORT for IPv6); loopback by default: anything else is reachable "
-     "from other machines, so give it only with --token-file",
+     "from other machines: give it with --token-file (serve warns without one)",
      false},
     {"token-file", 0, VD_OPT_STRING, SOFF(token_file), 0, NULL, 0, 0, "FILE", "Serve",
      "every path but /healthz needs 'Authorization: Bearer TOKEN', TOKEN being FILE's first "
@@ -51,6 +51,12 @@ const vd_option vd_cli_serve_options[] = {
      false},
     {"concurrency", 'j', VD_OPT_INT, SOFF(concurrency), 256, NULL, 1, 1000000, "N", "Serve",
      "addresses of jobs in flight, all jobs together (POST /v1/verify goes at once)", false},
+    {"stop-timeout", 0, VD_OPT_SECONDS, SOFF(stop_timeout), 30, NULL, 0, 3600, "SECS", "Serve",
+     "after SIGTERM, wait this long for the addresses in flight (jobs' unfinished ones are "
+     "redone at the next start); below systemd's default 90 s stop timeout",
+     false},
+    {"verbose", 'v', VD_OPT_COUNT, SOFF(verbose), 0, NULL, 0, 0, NULL, "Serve",
+     "a line per request and rule messages on stderr (-vv: debug)", false},
     {"max-body", 0, VD_OPT_INT, SOFF(max_body), 4194304, NULL, 1024, 1073741824, "BYTES", "Bounds",
      "largest request body (a job's list: 4 MiB holds about 100,000 addresses; it is held in "
      "memory while parsed); beyond: 413",
@@ -70,12 +76,6 @@ const vd_option vd_cli_serve_options[] = {
      "a finished job and its results are removed this long after it finished", false},
     {"http-timeout", 0, VD_OPT_SECONDS, SOFF(http_timeout), 30, NULL, 1, 3600, "SECS", "Bounds",
      "an idle connection, or one that sends its request this slowly, is closed", false},
-    {"stop-timeout", 0, VD_OPT_SECONDS, SOFF(stop_timeout), 30, NULL, 0, 3600, "SECS", "Serve",
-     "after SIGTERM, wait this long for the addresses in flight (jobs' unfinished ones are "
-     "redone at the next start); below systemd's default 90 s stop timeout",
-     false},
-    {"verbose", 'v', VD_OPT_COUNT, SOFF(verbose), 0, NULL, 0, 0, NULL, "Serve",
-     "a line per request and rule messages on stderr (-vv: debug)", false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
 };
 
