@@ -12,10 +12,11 @@
 #    --max-jobs 429; DELETE removes a job;
 #  - /metrics passes `promtool check metrics` (or the prometheus_client parser) and holds the
 #    families docs/serve.md lists, with counts that match what was verified.
-# Env: VALIDORA, WORLD_DIR (a started world).
+#  - SIGHUP reloads the rules: /metrics shows the new generation.
+# Env: VALIDORA, WORLD_DIR (a started world), VALIDORA_SOURCE_DIR.
 set -uo pipefail
 . "$(dirname "$0")/lib/checks.sh"
-: "${VALIDORA:?}" "${WORLD_DIR:?}"
+: "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 tmp=$(mktemp -d)
 pid=
@@ -189,11 +190,24 @@ kill -TERM $pid
 wait $pid
 pid=
 
-# with the warm-up budget on, /metrics tells what is left of it for the source IP
-start --warmup || bad "restart with --warmup: $(tail -5 "$tmp/err")"
+# with the warm-up budget on, /metrics tells what is left of it for the source IP; SIGHUP
+# reloads the rules (a rule of our own, changed: generation 2)
+mkdir "$tmp/live"
+rule() { printf 'return {\n  name = "hup",\n  match = { domain = { "hup.test" } },\n  probe = function(job) return job:unknown("%s") end,\n}\n' "$1" >"$tmp/live/hup.lua"; }
+rule v1
+start --warmup --no-watch --rules "$VALIDORA_SOURCE_DIR/rules" --rules "$tmp/live" || bad "restart with --warmup: $(tail -5 "$tmp/err")"
 api "$U/metrics" >"$tmp/metrics"
 grep -q '^validora_budget_left{source_ip="any"} [0-9][0-9]*$' "$tmp/metrics" && grep -q '^validora_budget{source_ip="any"} [1-9]' "$tmp/metrics" &&
     ok "budget left per source IP" || bad "budget: $(grep budget "$tmp/metrics")"
+g1=$(grep '^validora_rules_info' "$tmp/metrics")
+rule v2
+kill -HUP $pid
+for _ in $(seq 50); do
+    g2=$(api "$U/metrics" | grep '^validora_rules_info')
+    [[ $g2 == *'id="2"'* ]] && break
+    sleep 0.1
+done
+[[ $g1 == *'id="1"'* && $g2 == *'id="2"'* && ${g1%%,*} != "${g2%%,*}" ]] && ok "SIGHUP: a new rule generation" || bad "reload: '$g1' -> '$g2'"
 kill -TERM $pid
 wait $pid
 pid=
