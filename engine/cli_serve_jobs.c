@@ -690,9 +690,30 @@ void sv_job_progress(const sv_job *j, struct evbuffer *out)
     json_decref(o);
 }
 
+/* The msgpack stream as it is on disk, sent from the file (no copy in memory): every write
+ * to it is a whole record, flushed, and a torn tail was cut at start-up. */
+static int send_file(const char *p, struct evbuffer *out, char *err, size_t errlen)
+{
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        if (errno == ENOENT) return 0;
+        snprintf(err, errlen, "results.mpk: %s", strerror(errno));
+        return -1;
+    }
+    if (st.st_size == 0 || evbuffer_add_file(out, fd, 0, st.st_size) != 0) close(fd);
+    return 0;
+}
+
 int sv_job_results(const sv_job *j, vd_format fmt, struct evbuffer *out, char *err, size_t errlen)
 {
     char *p = path_of(j, "results.mpk");
+    if (p && fmt == VD_FMT_MSGPACK && j->state != JOB_FAILED) { /* a failed write may be torn */
+        int rc = send_file(p, out, err, errlen);
+        free(p);
+        return rc;
+    }
     FILE *f = p ? fopen(p, "re") : NULL;
     free(p);
     if (!f) {
