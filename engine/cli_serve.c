@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include "cli_csv.h"
 #include "cli_serve.h"
 #include "validora/ledger.h"
 
@@ -57,7 +58,8 @@ const vd_option vd_cli_serve_options[] = {
      false},
     {"verbose", 'v', VD_OPT_COUNT, SOFF(verbose), 0, NULL, 0, 0, NULL, "Serve",
      "a line per request and rule messages on stderr (-vv: debug)", false},
-    {"max-body", 0, VD_OPT_INT, SOFF(max_body), 4194304, NULL, 1024, 1073741824, "BYTES", "Bounds",
+    {"max-request-body", 0, VD_OPT_INT, SOFF(max_body), 4194304, NULL, 1024, 1073741824, "BYTES",
+     "Bounds",
      "largest request body (a job's list: 4 MiB holds about 100,000 addresses; it is held in "
      "memory while parsed); beyond: 413",
      false},
@@ -74,7 +76,7 @@ const vd_option vd_cli_serve_options[] = {
      false},
     {"job-ttl", 0, VD_OPT_SECONDS, SOFF(job_ttl), 86400, NULL, 60, 31536000, "SECS", "Bounds",
      "a finished job and its results are removed this long after it finished", false},
-    {"http-timeout", 0, VD_OPT_SECONDS, SOFF(http_timeout), 30, NULL, 1, 3600, "SECS", "Bounds",
+    {"idle-timeout", 0, VD_OPT_SECONDS, SOFF(http_timeout), 30, NULL, 1, 3600, "SECS", "Bounds",
      "an idle connection, or one that sends its request this slowly, is closed", false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
 };
@@ -430,43 +432,9 @@ static int parse_text_list(server *s, struct evhttp_request *req, const char *b,
     return 0;
 }
 
-/* One CSV field (RFC 4180: quotes, "" inside them) from *p; its text goes into f. Returns
- * 1 after a field that ends its row, 0 after one followed by a comma, -1 at a bad quote. */
-static int csv_field(const char **p, const char *end, sv_list *f)
-{
-    f->len = 0;
-    const char *c = *p;
-    bool quoted = c < end && *c == '"';
-    if (quoted) c++;
-    for (; c < end; c++) {
-        if (quoted && *c == '"') {
-            if (c + 1 < end && c[1] == '"') {
-                c++;
-            } else {
-                quoted = false;
-                continue;
-            }
-        } else if (!quoted && (*c == ',' || *c == '\n')) {
-            break;
-        } else if (!quoted && *c == '"') {
-            return -1;
-        }
-        if (f->len == f->cap) {
-            char *nb = realloc(f->buf, f->cap = f->cap ? f->cap * 2 : 256);
-            if (!nb) return -1;
-            f->buf = nb;
-        }
-        f->buf[f->len++] = *c;
-    }
-    if (quoted) return -1;
-    int ends = c >= end || *c == '\n';
-    *p = c < end ? c + 1 : end;
-    if (ends && f->len && f->buf[f->len - 1] == '\r') f->len--;
-    return ends;
-}
-
-/* text/csv: a header row, then the column ?column=NAME (default "email", case ignored) or
- * ?column=N (from 1) of each row; empty cells skipped. */
+/* text/csv (RFC 4180, on libcsv through cli_csv.c): a header row, then the column
+ * ?column=NAME (default "email", case ignored) or ?column=N (from 1) of each row; empty
+ * cells skipped. */
 static int parse_csv_list(server *s, struct evhttp_request *req, const char *b, size_t n,
                           sv_list *l)
 {
@@ -480,33 +448,34 @@ static int parse_csv_list(server *s, struct evhttp_request *req, const char *b, 
     char *endp;
     long want = strtol(col_name, &endp, 10);
     if (*endp || want < 1) want = 0; /* a name, found in the header row */
-    const char *p = b, *end = b + n;
-    sv_list f = {0};
-    int rc = 0;
-    for (long row = 0, col = 0; p < end && rc == 0;) {
-        int r = csv_field(&p, end, &f);
-        if (r < 0) {
-            reply_error(s, req, 400, "bad_request", "CSV row %ld: a quote out of place", row + 1);
-            rc = -1;
-            break;
-        }
-        col++;
-        if (row == 0 && !want && f.len == strlen(col_name) && !strncasecmp(f.buf, col_name, f.len))
-            want = col;
-        else if (row > 0 && col == want && f.len)
-            rc = list_add(s, req, l, f.buf, f.len);
-        if (r == 1) {
-            if (row == 0 && !want) {
+    FILE *f = n ? fmemopen((void *)(uintptr_t)b, n, "r") : NULL;
+    vd_csv *c = f ? vd_csv_new(f, "the CSV body", true) : NULL;
+    if (f && !c) fclose(f);
+    const char *const *fields;
+    size_t nf;
+    int rc = 0, r = 0;
+    for (long row = 0; rc == 0 && c && (r = vd_csv_next(c, &fields, &nf)) == 1; row++) {
+        if (row == 0) {
+            for (size_t i = 0; !want && i < nf; i++)
+                if (!strcasecmp(fields[i], col_name)) want = (long)i + 1;
+            if (!want) {
                 reply_error(s, req, 400, "bad_request",
                             "CSV: no column named '%.100s' in the header row (?column=NAME or N)",
                             col_name);
                 rc = -1;
             }
-            row++;
-            col = 0;
+        } else if ((size_t)want <= nf && fields[want - 1][0]) {
+            rc = list_add(s, req, l, fields[want - 1], strlen(fields[want - 1]));
         }
     }
-    free(f.buf);
+    if (rc == 0 && r < 0) {
+        reply_error(s, req, 400, "bad_request", "%s", vd_csv_error(c));
+        rc = -1;
+    } else if (rc == 0 && n && !c) {
+        reply_error(s, req, 500, "internal", "out of memory");
+        rc = -1;
+    }
+    vd_csv_free(c);
     evhttp_clear_headers(&q);
     return rc;
 }

@@ -8,7 +8,7 @@
 #    a kill in the middle of a write leaves), a restart that resumes it, a kill -9 in the middle,
 #    another restart that finishes it: every address has exactly one record, and the results
 #    read the same as JSON Lines and as msgpack;
-#  - bounds: a body past --max-body is 413, a list past --max-job-addresses 413, a job past
+#  - bounds: a body past --max-request-body is 413, a list past --max-job-addresses 413, a job past
 #    --max-jobs 429; DELETE removes a job;
 #  - /metrics passes `promtool check metrics` (or the prometheus_client parser) and holds the
 #    families docs/serve.md lists, with counts that match what was verified.
@@ -31,7 +31,7 @@ AUTH="Authorization: Bearer $(head -n1 "$tmp/token")"
 start() { # start [EXTRA OPTIONS]: serve in the background, until /healthz answers
     "$VALIDORA" serve --listen "127.0.0.1:$port" --token-file "$tmp/token" \
         --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 3 --mail-from serve@validora.test \
-        --no-warmup -j 2 --max-body 65536 --max-job-addresses 500 --max-jobs 3 "$@" \
+        --no-warmup -j 2 --max-request-body 65536 --max-job-addresses 500 --max-jobs 3 "$@" \
         2>>"$tmp/err" &
     pid=$!
     for _ in $(seq 100); do
@@ -69,7 +69,7 @@ c=$(code -H "$AUTH" -d 'not json' "$U/v1/verify")
 # ---- bounds
 head -c 70000 /dev/zero | tr '\0' a >"$tmp/big"
 c=$(code -H "$AUTH" -H 'Content-Type: text/plain' --data-binary @"$tmp/big" "$U/v1/jobs")
-[ "$c" = 413 ] && ok "a body past --max-body: 413" || bad "big body: $c"
+[ "$c" = 413 ] && ok "a body past --max-request-body: 413" || bad "big body: $c"
 seq 1 501 | sed 's/^/x/; s/$/@catchall.test/' >"$tmp/toomany"
 c=$(code -H "$AUTH" -H 'Content-Type: text/plain' --data-binary @"$tmp/toomany" "$U/v1/jobs")
 [ "$c" = 413 ] && grep -q 'at most 500 addresses' "$tmp/body" && ok "a list past --max-job-addresses: 413" || bad "too many: $c $(cat "$tmp/body")"
