@@ -508,7 +508,7 @@ static int load_all(sv_jobs *s, char *err, size_t errlen)
         v[n++] = j;
     }
     closedir(d);
-    qsort(v, n, sizeof *v, by_created);
+    if (n) qsort(v, n, sizeof *v, by_created);
     long resumed = 0;
     for (size_t i = 0; i < n; i++) {
         append_job(s, v[i]);
