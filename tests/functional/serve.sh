@@ -12,7 +12,8 @@
 #    --max-jobs 429; DELETE removes a job;
 #  - /metrics passes `promtool check metrics` (or the prometheus_client parser) and holds the
 #    families docs/serve.md lists, with counts that match what was verified.
-#  - SIGHUP reloads the rules: /metrics shows the new generation.
+#  - SIGHUP reloads the rules: /metrics shows the new generation;
+#  - --max-connections and --idle-timeout.
 # Env: VALIDORA, WORLD_DIR (a started world), VALIDORA_SOURCE_DIR.
 set -uo pipefail
 . "$(dirname "$0")/lib/checks.sh"
@@ -208,6 +209,32 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 [[ $g1 == *'id="1"'* && $g2 == *'id="2"'* && ${g1%%,*} != "${g2%%,*}" ]] && ok "SIGHUP: a new rule generation" || bad "reload: '$g1' -> '$g2'"
+kill -TERM $pid
+wait $pid
+pid=
+
+# --max-connections: a request on one connection too many gets 503 and is closed; a closed
+# connection frees its place, and so does --idle-timeout
+start --max-connections 2 --idle-timeout 2 || bad "restart with --max-connections: $(tail -5 "$tmp/err")"
+out=$(python3 - "$port" "$AUTH" <<'PY'
+import http.client, sys, time
+port, auth = int(sys.argv[1]), sys.argv[2].split(": ", 1)[1]
+def get(c, path="/healthz"):
+    c.request("GET", path, headers={"Authorization": auth})
+    r = c.getresponse()
+    return r.status, r.read().decode()
+cs = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(3)]
+print("open", *[get(c)[0] for c in cs])
+cs[0].close(); cs[2].close(); time.sleep(0.3)
+print("after a close", get(http.client.HTTPConnection("127.0.0.1", port))[0])
+time.sleep(2.5)
+st, body = get(http.client.HTTPConnection("127.0.0.1", port), "/metrics")
+print("after the idle timeout", st, [l for l in body.splitlines() if l.startswith("validora_http_connections ")])
+PY
+)
+[[ $out == *"open 200 200 503"* ]] && ok "one connection too many: 503" || bad "max connections: $out"
+[[ $out == *"after a close 200"* ]] && ok "a closed connection frees its place" || bad "after close: $out"
+[[ $out == *"after the idle timeout 200 ['validora_http_connections 1']"* ]] && ok "idle connections closed by --idle-timeout" || bad "idle: $out"
 kill -TERM $pid
 wait $pid
 pid=
