@@ -65,7 +65,7 @@ const char *vd_cli_section_names(void);
  * section whose command has none of its own yet. */
 const vd_option *vd_cli_section_options(const char *section);
 extern const vd_option vd_cli_verify_options[], vd_cli_which_options[], vd_cli_doctor_options[],
-    vd_cli_ledger_options[];
+    vd_cli_ledger_options[], vd_cli_serve_options[];
 /* `validora run SCRIPT.lua [ARG]...` (cli_run.c): argv[0] is "run"; its own options. */
 int vd_cli_run(int argc, char **argv);
 extern const vd_option vd_cli_run_options[];
@@ -140,5 +140,7 @@ int vd_cli_rules_test(int argc, char **argv);
 int vd_cli_ledger(int argc, char **argv);
 /* `validora doctor` (cli_doctor.c): argv[0] is "doctor". */
 int vd_cli_doctor(int argc, char **argv);
+/* `validora serve` (cli_serve.c): argv[0] is "serve". */
+int vd_cli_serve(int argc, char **argv);
 
 #endif

@@ -11,6 +11,8 @@
 #include "cli.h"
 #include "validora/config.h"
 
+/* one section a line */
+/* clang-format off */
 static const struct {
     const char *name;
     const vd_option *opts; /* the command's own options; NULL: only engine options so far */
@@ -19,9 +21,10 @@ static const struct {
     {"rules", vd_cli_which_options},
     {"doctor", vd_cli_doctor_options},
     {"ledger", vd_cli_ledger_options},
-    {"serve", NULL},
+    {"serve", vd_cli_serve_options},
     {"run", NULL},
 };
+/* clang-format on */
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
 
 bool vd_cli_section_known(const char *section)

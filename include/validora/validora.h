@@ -115,6 +115,17 @@ typedef struct vd_engine_stats {
     size_t breakers_open;   /* circuit breakers open now */
     long budget_left;       /* SMTP verifications left in today's warm-up budget of the source
                              * IP; -1 when there is none (--no-warmup, --no-smtp, a playback) */
+    /* for metrics (validora serve's /metrics): counters since vd_engine_new, and more state */
+    long budget;                     /* today's warm-up budget; -1 when there is none */
+    const char *source_ip;           /* canonical, or "any"; valid as long as the engine */
+    char generation[13];             /* the current generation's hash (12 hex digits) */
+    unsigned generation_id;          /* 1, 2, ... in the order generations were loaded */
+    size_t dns_queries;              /* DNS queries sent */
+    size_t dns_cache_hits;           /* lookups answered from the TTL cache */
+    unsigned long throttle_waits;    /* sessions and RCPTs the traffic shaper made wait */
+    unsigned long throttle_deferred; /* given back unprobed (a breaker open, --on-block defer) */
+    unsigned long slow_downs;        /* "slow down" replies seen */
+    unsigned long blocks;            /* "blocked" replies seen */
 } vd_engine_stats;
 /* Fills out. Cheap enough for a few calls a second (budget_left reads the ledger). */
 void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out);
