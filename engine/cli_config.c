@@ -18,11 +18,10 @@ static const struct {
     const vd_option *opts; /* the command's own options; NULL: only engine options so far */
 } SECTIONS[] = {
     {"verify", vd_cli_verify_options},
-    {"rules", vd_cli_which_options},
     {"doctor", vd_cli_doctor_options},
     {"ledger", vd_cli_ledger_options},
     {"serve", vd_cli_serve_options},
-    {"run", NULL},
+    {"run", vd_cli_run_options},
 };
 /* clang-format on */
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
@@ -251,8 +250,8 @@ static const vd_cli_usage SHOW_USAGE_HEAD = {
             "Prints the settings 'validora SECTION' (default verify) would run with, as a "
             "config file,\neach with where it comes from: default, the config file, or the "
             "command line given here.\n",
-    .tail = "Sections: verify, doctor, ledger, serve, run ('rules check' and 'rules which' read "
-            "the top level only).\n",
+    .tail = "Sections: verify, doctor, ledger, serve, run.\n"
+            "'rules check' and 'rules which' read the top level only.\n",
 };
 
 static int config_show(int argc, char **argv)
