@@ -6,7 +6,7 @@ stds.sandbox = {
     "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable",
     "getmetatable", "_VERSION", "string", "table", "math", "utf8", "require",
     os = { fields = { "time", "clock", "date", "difftime" } },
-    "log", "config", "dns", "sleep", "now", "errors",
+    "log", "config", "dns", "sleep", "now", "errors", "http", "json",
   },
 }
 std = "sandbox"
