@@ -60,6 +60,18 @@ done
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 since() { tail -c +$(($2 + 1)) "$1" 2>/dev/null; }
 
+# Waits (up to 5 s) until file $1 has stopped growing for half a second.
+settle() {
+    local n m
+    n=$(size "$1")
+    for _ in $(seq 10); do
+        sleep 0.5
+        m=$(size "$1")
+        [ "$m" = "$n" ] && return 0
+        n=$m
+    done
+}
+
 # run NAME [extra verify options...]: verifies ADDRS into $T/NAME.mp with its own state dir,
 # then $T/NAME.json (validora cat) and the logs' new parts $T/NAME.{maillog,ms,yahoo}.
 run() {
@@ -90,7 +102,7 @@ run() {
     else
         bad "$name: validora cat failed: $(head -c 300 "$T/$name.caterr")"
     fi
-    sleep 1 # postlogd writes the maillog asynchronously
+    settle "$MAILLOG" # postlogd writes the maillog asynchronously
     since "$MAILLOG" "$m0" >"$T/$name.maillog"
     since "$MSLOG" "$ms0" >"$T/$name.ms"
     since "$YLOG" "$y0" >"$T/$name.yahoo"
@@ -250,6 +262,21 @@ if name == "alt":
         say(a.split("@")[0].lower() in ok_users, "Yahoo's username check was asked about %s (with cookie and acrumb)" % a)
     say(not any("aol" in u for u, _ in y_users), "Yahoo's check not asked about aol.com")
     say(y_pages >= 1, "Yahoo's sign-up page was fetched (%d times)" % y_pages)
+    # Throttle hard: each address asked once, at most one made-up address per domain (the
+    # rule's check that the domain does not say "exists" for everyone), one page per check.
+    for a in MS:
+        n = low.count(a.lower())
+        say(n == 1, "GetCredentialType asked about %s once (%d)" % (a, n))
+    others = [u for u in low if u not in [a.lower() for a in MS]]
+    per_domain = {}
+    for u in others:
+        per_domain[u.rpartition("@")[2]] = per_domain.get(u.rpartition("@")[2], 0) + 1
+    say(all(n == 1 for n in per_domain.values()) and set(per_domain) <= {"contoso.test", "fabrikam.test"},
+        "GetCredentialType's control questions: one made-up address per domain that said exists (%s)" % per_domain)
+    for a in YAHOO:
+        n = ok_users.count(a.split("@")[0].lower())
+        say(n == 1, "Yahoo's username check asked about %s once (%d)" % (a, n))
+    say(y_pages == len(y_users), "one sign-up page per Yahoo check (%d pages, %d checks)" % (y_pages, len(y_users)))
     bad_session = [u for u, o in y_users if o in ("no_session", "bad_crumb")]
     say(not bad_session, "every Yahoo check came with the session's cookie and acrumb (refused: %s)" % bad_session)
 else:
