@@ -35,6 +35,7 @@ ADDRS=(
     alice@outlook.com nobody@outlook.com nobody@hotmail.com
     alice@contoso.test nobody@contoso.test alice@fabrikam.test nobody@fabrikam.test
     x@federated.test x@othertenant.test throttle@contoso.test malformed@contoso.test
+    slow@contoso.test
     alice@yahoo.com bob@yahoo.com nobody@yahoo.com throttle@yahoo.com malformed@yahoo.com
     alice@aol.com
     alice@mimecast-corp.test nobody@mimecast-corp.test grey@mimecast-corp.test
@@ -83,7 +84,7 @@ run() {
     y0=$(size "$YLOG")
     start=$SECONDS
     timeout 300 "$VALIDORA" verify --state-dir "$T/state-$name" --rules "$SRC/rules" \
-        --dns "$DNS" --smtp-timeout 5 --greylist-delay 1 --greylist-tries 2 \
+        --dns "$DNS" --smtp-timeout 5 --greylist-delay 1 --greylist-tries 2 --http-timeout 3 \
         --mail-from providers@validora.test --tls-ca "$WORLD_DIR/tls/ca.pem" \
         --microsoft-credential-url https://login.microsoft.test/common/GetCredentialType \
         --yahoo-signup-url https://login.yahoo.test/account/create \
@@ -176,7 +177,8 @@ want["disabled@gmail.com"] = row(("undeliverable", "mailbox_disabled"), "google"
 want["grey@mimecast-corp.test"] = row(("unknown", "greylisted"), "mimecast", "smtp")
 want["alice@aol.com"] = row(("unknown", "unverifiable"), "yahoo", "skipped")
 MS = ["alice@contoso.test", "nobody@contoso.test", "alice@fabrikam.test", "nobody@fabrikam.test",
-      "x@federated.test", "x@othertenant.test", "throttle@contoso.test", "malformed@contoso.test"]
+      "x@federated.test", "x@othertenant.test", "throttle@contoso.test", "malformed@contoso.test",
+      "slow@contoso.test"]
 YAHOO = ["alice@yahoo.com", "bob@yahoo.com", "nobody@yahoo.com", "throttle@yahoo.com",
          "malformed@yahoo.com"]
 if name == "alt":
@@ -184,7 +186,8 @@ if name == "alt":
                   ("nobody@fabrikam.test", U), ("x@federated.test", ("unknown", "alt_ambiguous")),
                   ("x@othertenant.test", ("unknown", "alt_ambiguous")),
                   ("throttle@contoso.test", ("unknown", "alt_throttled")),
-                  ("malformed@contoso.test", ("unknown", "alt_error"))]:
+                  ("malformed@contoso.test", ("unknown", "alt_error")),
+                  ("slow@contoso.test", ("unknown", "alt_error"))]:
         want[a] = row(sr, "microsoft365", "http")
     for a, sr in [("alice@yahoo.com", D), ("bob@yahoo.com", D), ("nobody@yahoo.com", U),
                   ("throttle@yahoo.com", ("unknown", "alt_throttled")),
@@ -194,7 +197,8 @@ else:  # --alt-checks none
     CA = ("risky", "catch_all")
     for a, sr in [("alice@contoso.test", CA), ("nobody@contoso.test", CA), ("alice@fabrikam.test", D),
                   ("nobody@fabrikam.test", U), ("x@federated.test", CA), ("x@othertenant.test", CA),
-                  ("throttle@contoso.test", CA), ("malformed@contoso.test", CA)]:
+                  ("throttle@contoso.test", CA), ("malformed@contoso.test", CA),
+                  ("slow@contoso.test", CA)]:
         want[a] = row(sr, "microsoft365", "smtp")
     for a in YAHOO:
         want[a] = row(("unknown", "unverifiable"), "yahoo", "skipped")
@@ -230,22 +234,31 @@ connects = {}
 rcpts = {}
 for m in re.finditer(r"postfix-([a-z0-9]+)/smtpd\[\d+\]: connect from", maillog):
     connects[m.group(1)] = connects.get(m.group(1), 0) + 1
-# Refused RCPTs are logged ("NOQUEUE: reject: RCPT from"); accepted ones are not (no DATA).
-for m in re.finditer(r"postfix-([a-z0-9]+)/smtpd\[\d+\]: NOQUEUE: reject: RCPT from", maillog):
-    rcpts[m.group(1)] = rcpts.get(m.group(1), 0) + 1
+rejects = {}
+# RCPTs per session: "disconnect from … rcpt=N" (all accepted) or "rcpt=ACCEPTED/SENT".
+for m in re.finditer(r"postfix-([a-z0-9]+)/smtpd\[\d+\]: disconnect from .* rcpt=(\d+)(?:/(\d+))?", maillog):
+    rcpts[m.group(1)] = rcpts.get(m.group(1), 0) + int(m.group(3) or m.group(2))
+# Refused RCPTs: "NOQUEUE: reject: RCPT from" ("QUEUEID: reject: …" once one was accepted).
+for m in re.finditer(r"postfix-([a-z0-9]+)/smtpd\[\d+\]: (?:NOQUEUE|[0-9A-F]+): reject: RCPT from", maillog):
+    rejects[m.group(1)] = rejects.get(m.group(1), 0) + 1
 print("     connections this run: %s" % dict(sorted(connects.items())))
-say(connects.get("yahoo", 0) == 0, "no connection to the yahoo listener (127.0.0.33): %d" % connects.get("yahoo", 0))
+print("     RCPTs this run: %s" % dict(sorted(rcpts.items())))
+say(connects.get("yahoo", 0) == 0 and rcpts.get("yahoo", 0) == 0,
+    "no connection (no RCPT) to the yahoo listener (127.0.0.33): %d, %d" % (connects.get("yahoo", 0), rcpts.get("yahoo", 0)))
 if name == "alt":
-    say(connects.get("microsoft365", 0) == 0,
-        "no connection to the microsoft365 listener (127.0.0.32) while its check is on: %d" % connects.get("microsoft365", 0))
+    say(connects.get("microsoft365", 0) == 0 and rcpts.get("microsoft365", 0) == 0,
+        "no connection (no RCPT) to the microsoft365 listener (127.0.0.32) while its check is on: %d, %d"
+        % (connects.get("microsoft365", 0), rcpts.get("microsoft365", 0)))
 else:
-    say(connects.get("microsoft365", 0) >= 1,
-        "the microsoft365 listener was asked (SMTP fallback): %d connections" % connects.get("microsoft365", 0))
-    say(rcpts.get("microsoft365", 0) >= 1,
-        "... and refused at RCPT (fabrikam.test's DBEB): %d" % rcpts.get("microsoft365", 0))
+    say(connects.get("microsoft365", 0) >= 1 and rcpts.get("microsoft365", 0) >= len(MS),
+        "the microsoft365 listener was asked (SMTP fallback): %d connections, %d RCPTs for %d addresses"
+        % (connects.get("microsoft365", 0), rcpts.get("microsoft365", 0), len(MS)))
+    say(rejects.get("microsoft365", 0) >= 1,
+        "... and refused at RCPT (fabrikam.test's DBEB): %d" % rejects.get("microsoft365", 0))
 # The log check has teeth: the SMTP providers were contacted in the same window.
 for p in ("google", "outlook", "mimecast", "proofpoint", "icloud", "comcast", "zoho", "gmx", "yandex", "barracuda"):
-    say(connects.get(p, 0) >= 1, "the %s listener was contacted (%d connections)" % (p, connects.get(p, 0)))
+    say(connects.get(p, 0) >= 1 and rcpts.get(p, 0) >= 1,
+        "the %s listener was contacted (%d connections, %d RCPTs)" % (p, connects.get(p, 0), rcpts.get(p, 0)))
 
 # The HTTPS logs: what the alternative checks asked.
 ms_users = re.findall(r"method=POST path=/common/GetCredentialType\S* status=\d+ user=(\S+)", mslog)

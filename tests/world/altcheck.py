@@ -17,6 +17,8 @@ microsoft (login.microsoft.test, 127.0.0.50:443):
     anything @federated.test          -> 0 for everyone (a federated tenant), DomainType 4
     throttle@contoso.test             -> 0 with ThrottleStatus 1 (the answer means nothing)
     malformed@contoso.test            -> 200, a body that is not JSON
+    slow@contoso.test                 -> IfExistsResult 0, but only after SLOW seconds (a
+                                         stuck endpoint: the client's timeout must end it)
     anything @othertenant.test        -> 5 (another tenant)
     anything else                     -> 1 (does not exist)
   A body that is not JSON or has no Username -> 400 (as AAD answers a broken request).
@@ -32,7 +34,7 @@ yahoo (login.yahoo.test, 127.0.0.51:443):
          throttle -> 429;  malformed -> 200, not JSON;  anything else -> {"errors":[]}
 
 Both: GET /_world/stats -> JSON request counts (not logged, not counted). Every other
-request is logged, one line each (time, client, method, path, status, user, outcome), to
+request is logged, one line each (when answered; slow@ when its wait begins) (time, client, method, path, status, user, outcome), to
 --log. Request bodies are bounded (MAX_BODY; larger -> 413, chunked -> 411), headers by
 http.server's own limits, and a client that stalls is cut after TIMEOUT seconds.
 Stdlib only. Binds what --listen says (world.sh: loopback only).
@@ -53,6 +55,7 @@ import urllib.parse
 
 MAX_BODY = 64 * 1024  # bytes of request body; the real requests are well under 1 KiB
 TIMEOUT = 10  # seconds a client may take to send its request (and to read our answer)
+SLOW = 15  # seconds slow@contoso.test waits before its answer (> the test's --http-timeout)
 MAX_SESSIONS = 10000  # Yahoo sign-up sessions kept (oldest dropped): bounded memory
 
 MS_KNOWN = {"alice@contoso.test", "alice@fabrikam.test", "alice@outlook.com"}
@@ -111,7 +114,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.server.state
 
     def reply(self, status, body, ctype="application/json; charset=utf-8", headers=(),
-              user=None, outcome="ok"):
+              user=None, outcome="ok", logged=False):
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -122,7 +125,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self.st.record(self, status, user, outcome)
+        if not logged:
+            self.st.record(self, status, user, outcome)
 
     def read_body(self):
         """The request body, or None after answering 411/413/400 itself."""
@@ -200,8 +204,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if u == "malformed@contoso.test":
             return self.reply(200, "<html><body>Sorry, something went wrong.</body></html>",
                               ctype="text/html; charset=utf-8", user=user, outcome="malformed")
-        throttle, domain_type, fed = 0, 3, None
-        if u == "throttle@contoso.test":
+        throttle, domain_type, fed, logged = 0, 3, None, False
+        if u == "slow@contoso.test":
+            # Logged now: the client has usually gone when the answer is written.
+            self.st.record(self, 200, user, "slow")
+            logged = True
+            time.sleep(SLOW)
+            result, outcome = 0, "slow"
+        elif u == "throttle@contoso.test":
             result, throttle, outcome = 0, 1, "throttled"
         elif domain == "federated.test":
             result, domain_type, outcome = 0, 4, "federated"
@@ -222,7 +232,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                   "IsUnmanaged": False, "ThrottleStatus": throttle, "Credentials": creds,
                   "EstsProperties": {"UserTenantBranding": None, "DomainType": domain_type},
                   "IsSignupDisallowed": True, "apiCanary": secrets.token_urlsafe(24)}
-        return self.reply(200, json.dumps(answer), user=user, outcome=outcome)
+        return self.reply(200, json.dumps(answer), user=user, outcome=outcome, logged=logged)
 
     # ---- Yahoo sign-up
     def yahoo_page(self):
