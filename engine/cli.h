@@ -34,6 +34,9 @@ typedef struct vd_cli_usage {
     /* The config file's section for this command ("verify"; NULL: the command reads no
      * config file, e.g. `rules test`, which must not depend on the machine's settings). */
     const char *section;
+    /* Options end at the first operand (`validora run [OPTION]... SCRIPT [ARG]...`: the
+     * script's arguments are its own). */
+    bool stop_at_operand;
 } vd_cli_usage;
 
 /* Parses argv (argv[0] is the subcommand) against the tables; every table's defaults must be
@@ -59,6 +62,9 @@ const char *vd_cli_section_names(void);
 const vd_option *vd_cli_section_options(const char *section);
 extern const vd_option vd_cli_verify_options[], vd_cli_which_options[], vd_cli_doctor_options[],
     vd_cli_ledger_options[];
+/* `validora run SCRIPT.lua [ARG]...` (cli_run.c): argv[0] is "run"; its own options. */
+int vd_cli_run(int argc, char **argv);
+extern const vd_option vd_cli_run_options[];
 /* `validora config check|show` (cli_config.c): argv[0] is "config". */
 int vd_cli_config(int argc, char **argv);
 /* --help, generated from the tables: every option with its argument, help and default. */

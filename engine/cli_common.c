@@ -112,7 +112,7 @@ typedef struct parser {
 
 enum { VAL_HELP = 'h', VAL_VERSION = 255, VAL_BASE = 256 };
 
-static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables)
+static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables, bool stop_at_operand)
 {
     size_t n = 0;
     for (size_t t = 0; t < ntables; t++)
@@ -125,6 +125,7 @@ static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables)
     p->no_names = calloc(n ? n : 1, sizeof *p->no_names);
     if (!p->longopts || !p->opt || !p->target || !p->no_names) return -1;
     size_t i = 0, l = 0, s = 0;
+    if (stop_at_operand) p->shorts[s++] = '+'; /* getopt: no permuting past the first operand */
     p->shorts[s++] = 'h';
     for (size_t t = 0; t < ntables; t++)
         for (const vd_option *o = tables[t].opts; o->name; o++, i++) {
@@ -319,7 +320,7 @@ int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_
     config_opts co;
     size_t n = ntables;
     vd_cli_table *all = with_config(u, tables, &n, &co);
-    if (!all || parser_build(&p, all, n) != 0) {
+    if (!all || parser_build(&p, all, n, u->stop_at_operand) != 0) {
         fprintf(stderr, "validora %s: out of memory\n", u->cmd);
         goto out;
     }

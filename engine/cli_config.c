@@ -89,8 +89,20 @@ static int check_item(void *arg, const char *section, const char *name, const ch
     char *copy = strdup(text);
     int rc = copy ? vd_option_parse(o, target, copy, err, errlen) : -1;
     if (!copy) snprintf(err, errlen, "out of memory");
-    if (o->type != VD_OPT_LIST) free(copy); /* a list keeps pointers: freed with the process */
+    if (o->type != VD_OPT_LIST || rc != 0) free(copy); /* a list keeps it: free_lists */
     return rc;
+}
+
+/* The copies check_item left in list options. */
+static void free_lists(const vd_option *t, void *target)
+{
+    for (; t && t->name; t++)
+        if (t->type == VD_OPT_LIST) {
+            vd_strlist *l = vd_option_value(t, target);
+            for (int i = 0; i < l->n; i++)
+                free((void *)l->v[i]);
+            l->n = 0;
+        }
 }
 
 static const char *config_path(const char *given)
@@ -155,8 +167,11 @@ static int config_check(int argc, char **argv)
     printf("%s: ok (%zu setting%s)\n", path, c.items, c.items == 1 ? "" : "s");
     rc = VD_EXIT_OK;
 out:
-    for (size_t s = 0; s < NSECTIONS; s++)
+    free_lists(vd_engine_options, &c.cfg);
+    for (size_t s = 0; s < NSECTIONS; s++) {
+        if (c.own[s]) free_lists(SECTIONS[s].opts, c.own[s]);
         free(c.own[s]);
+    }
     return rc;
 }
 

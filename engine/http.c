@@ -61,6 +61,7 @@ typedef struct conn {
     bool dead;     /* evhttp reset it: never to be used again */
     bool reused;   /* the request on it now is not its first */
     size_t rx;     /* bytes received (decrypted), to tell headers too large from malformed */
+    bool sent;     /* request bytes went out (over TLS: the handshake was done) */
 } conn;
 
 struct vd_http {
@@ -428,6 +429,12 @@ static void on_input(struct evbuffer *b, const struct evbuffer_cb_info *info, vo
     ((conn *)arg)->rx += info->n_added;
 }
 
+static void on_output(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    if (info->n_deleted) ((conn *)arg)->sent = true;
+}
+
 static conn *conn_new(vd_http_req *r, const char *key)
 {
     vd_http *h = r->h;
@@ -470,6 +477,7 @@ static conn *conn_new(vd_http_req *r, const char *key)
     evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)h->o.max_body);
     evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
     evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
+    evbuffer_add_cb(bufferevent_get_output(c->bev), on_output, c);
     h->connections++;
     return c;
 }
@@ -610,7 +618,7 @@ static void hop_failed(vd_http_req *r, conn *c)
                    X509_verify_cert_error_string(vr));
             return;
         }
-        if (e) {
+        if (e && !c->sent) { /* once the request went out, the handshake was done: a close */
             char buf[256];
             ERR_error_string_n(e, buf, sizeof buf);
             finish(r, VD_HTTP_ERR_TLS, "TLS with %s: %s", r->host, buf);

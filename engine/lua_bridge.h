@@ -32,6 +32,7 @@ struct vd_run {
     struct vd_lua_session *sessions[VD_PROBE_MAX_SESSIONS];
     struct vd_cookie_jar *jar; /* the probe's cookies (http.c), made by its first request */
     vd_limit_set http_limits;  /* http.request's key `http:<rule>` (only the provider scope) */
+    int http_requests;         /* http.request calls so far */
 };
 
 /* The run a thread's task belongs to, or NULL (the main thread). */

@@ -18,6 +18,9 @@
 
 #define VD_LUA_HTTP_MAX_BODY (1u << 20) /* bytes of a request body a rule may send */
 #define VD_LUA_HTTP_MAX_WAIT 600.0      /* seconds a rule may give as a request's timeout */
+/* requests one probe may make: an alternative check takes one or two; a loop that asks on
+ * and on is a rule's bug, and would spend the endpoint's patience on one address */
+#define VD_LUA_HTTP_MAX_PER_PROBE 16
 
 typedef struct http_wait {
     vd_run *run;
@@ -246,6 +249,9 @@ static int l_request(lua_State *L)
 {
     vd_run *run = vd_run_check(L, "http.request");
     if (!run->gen->env.http) return luaL_error(L, "http.request: no HTTP client");
+    if (run->http_requests >= VD_LUA_HTTP_MAX_PER_PROBE)
+        return luaL_error(L, "http.request: more than %d requests for one address",
+                          VD_LUA_HTTP_MAX_PER_PROBE);
     if (lua_type(L, 1) != LUA_TTABLE)
         return luaL_argerror(L, 1, "a table {url =, method =, headers =, body =, timeout =}");
     http_wait tmp;
@@ -260,6 +266,7 @@ static int l_request(lua_State *L)
     hw->rq.headers = hw->hv; /* the copy's own array */
     hw->run = run;
     vd_probe_note_method(run->probe, VD_METHOD_HTTP);
+    run->http_requests++;
     if (!run->http_limits.key[VD_SCOPE_PROVIDER][0]) {
         vd_limit none = {0};
         vd_lua_http_limits(run, run->probe->provider[0] ? run->probe->provider : "default", &none);

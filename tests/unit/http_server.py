@@ -2,8 +2,10 @@
 """http_server.py — the HTTPS (and plain HTTP) server tests/unit/test_http.c talks to.
 
 Usage: http_server.py CERT KEY. Listens on 127.0.0.1 only, on ports the kernel picks, and
-prints one line "HTTPS HTTP SILENT": the TLS server, a plain HTTP server with the same
-handler, and a listener that accepts connections and never says anything (for timeouts).
+prints one line "HTTPS HTTP SILENT DNS": the TLS server, a plain HTTP server with the same
+handler, a listener that accepts connections and never says anything (for timeouts), and a
+UDP DNS responder answering every A query with 127.0.0.1, except names starting "nx"
+(NXDOMAIN); other types get no records.
 Runs until killed. Paths (every one counts connections server-side, so reuse can be told):
   /hello             200 "hello"
   /echo              200: "METHOD BODY"
@@ -16,6 +18,11 @@ Runs until killed. Paths (every one counts connections server-side, so reuse can
   /setcookie         200, Set-Cookie: a=1; Path=/ and b=2; Path=/other; Max-Age=3600
   /expire            200, Set-Cookie: a=; Max-Age=0
   /conns             200: connections accepted so far
+  /close             200 "bye" with Connection: close, and the server closes
+  /drop              closes the connection without a word
+  /http10            an HTTP/1.0 answer without Content-Length: the body ends at the close
+  /truncated         Content-Length: 100, 10 bytes, and the close
+  /sni               200: the server name the last TLS client sent (or "-")
   /hang              never answers
 """
 import http.server
@@ -28,6 +35,37 @@ import time
 CONNS = 0
 LOCK = threading.Lock()
 PORTS = {}
+SNI = {}
+
+
+def dns_answer(q):
+    """The reply to DNS query q (bytes), or None for garbage."""
+    if len(q) < 17:
+        return None
+    i, labels = 12, []
+    while q[i] != 0:
+        labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+        i += 1 + q[i]
+    qtype = int.from_bytes(q[i + 1:i + 3], "big")
+    question = q[12:i + 5]
+    name = ".".join(labels).lower()
+    nx = name.startswith("nx")
+    answer = b""
+    if not nx and qtype == 1:
+        answer = b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") + \
+            (60).to_bytes(4, "big") + (4).to_bytes(2, "big") + bytes([127, 0, 0, 1])
+    flags = 0x8180 | (3 if nx else 0)
+    head = q[:2] + flags.to_bytes(2, "big") + (1).to_bytes(2, "big") + \
+        (1 if answer else 0).to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    return head + question + answer
+
+
+def serve_dns(sock):
+    while True:
+        q, peer = sock.recvfrom(512)
+        r = dns_answer(q)
+        if r:
+            sock.sendto(r, peer)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,6 +118,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                    ("Set-Cookie", "b=2; Path=/other; Max-Age=3600")])
         elif path == "/expire":
             self.send(200, b"ok", [("Set-Cookie", "a=; Max-Age=0")])
+        elif path == "/sni":
+            self.send(200, (SNI.get("last") or "-").encode())
+        elif path == "/close":
+            self.close_connection = True
+            self.send(200, b"bye", [("Connection", "close")])
+        elif path == "/drop":
+            self.close_connection = True
+        elif path == "/truncated":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        elif path == "/http10":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold " + b"y" * 3000)
         elif path == "/conns":
             self.send(200, str(CONNS).encode())
         elif path == "/hang":
@@ -102,15 +153,24 @@ def main():
     tls = Server(("127.0.0.1", 0), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
+
+    def on_sni(sslobj, name, sslctx):
+        SNI["last"] = name
+
+    ctx.sni_callback = on_sni
     tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
     plain = Server(("127.0.0.1", 0), Handler)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dns.bind(("127.0.0.1", 0))
+    threading.Thread(target=serve_dns, args=(dns,), daemon=True).start()
     PORTS["http"] = plain.server_address[1]
     for s in (tls, plain):
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    print(tls.server_address[1], plain.server_address[1], silent.getsockname()[1], flush=True)
+    print(tls.server_address[1], plain.server_address[1], silent.getsockname()[1],
+          dns.getsockname()[1], flush=True)
     held = []
     while True:  # the silent one: accept, keep, never answer
         c, _ = silent.accept()

@@ -17,7 +17,7 @@
 #include "tls.h"
 
 static struct event_base *base;
-static int https_port, http_port, silent_port;
+static int https_port, http_port, silent_port, dns_port;
 static pid_t server_pid = -1;
 
 typedef struct got {
@@ -94,7 +94,8 @@ static int start_server(const char *dir)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:secure.test "
+             "-keyout %s/key.pem "
              "-out %s/cert.pem 2>/dev/null",
              dir, dir);
     if (system(cmd) != 0) return -1;
@@ -114,9 +115,35 @@ static int start_server(const char *dir)
     }
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
-    int n = f ? fscanf(f, "%d %d %d", &https_port, &http_port, &silent_port) : 0;
+    int n = f ? fscanf(f, "%d %d %d %d", &https_port, &http_port, &silent_port, &dns_port) : 0;
     if (f) fclose(f);
-    return n == 3 ? 0 : -1;
+    return n == 4 ? 0 : -1;
+}
+
+/* docs/errors.md's "## HTTP" table lists vd_http_err_names, in order. */
+static void test_doc_names(void)
+{
+    const char *src = getenv("VALIDORA_SOURCE_DIR");
+    char file[1024], line[1024];
+    snprintf(file, sizeof file, "%s/docs/errors.md", src ? src : ".");
+    FILE *f = fopen(file, "r");
+    CHECK_MSG(f != NULL, "cannot read %s", file);
+    if (!f) return;
+    int n = 0;
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## ", 3)) in = !strncmp(line, "## HTTP", 7);
+        if (!in || strncmp(line, "| `", 3) != 0) continue;
+        char *e = strchr(line + 3, '`');
+        if (!e) continue;
+        *e = '\0';
+        CHECK_MSG(n < VD_HTTP_ERR_COUNT && !strcmp(line + 3, vd_http_err_names[n]), "row %d: %s",
+                  n + 1, line + 3);
+        n++;
+    }
+    fclose(f);
+    CHECK_MSG(n == VD_HTTP_ERR_COUNT, "docs/errors.md lists %d HTTP error names", n);
+    CHECK(vd_http_err_names[VD_HTTP_ERR_COUNT] == NULL);
 }
 
 static void test_jar(void)
@@ -161,6 +188,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     test_jar();
+    test_doc_names();
     char dir[] = "/tmp/test_http.XXXXXX";
     if (!mkdtemp(dir) || start_server(dir) != 0) {
         fprintf(stderr, "cannot start tests/unit/http_server.py\n");
@@ -187,6 +215,10 @@ int main(void)
     CHECK_STR(g.body, "POST a=1&b=2");
     g = request(h, "GET", url_of(url, sizeof url, false, "/hello"), NULL, NULL, 0);
     CHECK(g.err == VD_HTTP_OK && g.status == 200);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/headers?Host"), NULL, NULL, 0);
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", https_port);
+    CHECK_STR(g.body, host); /* one Host header, with the port */
 
     /* a kept connection is reused: the server counts no new one */
     g = request(h, "GET", url_of(url, sizeof url, true, "/conns"), NULL, NULL, 0);
@@ -197,6 +229,58 @@ int main(void)
     size_t conns = 0, reused = 0;
     vd_http_stats(h, &conns, &reused);
     CHECK(reused >= 2);
+    /* the server closes after a response: the next request gets a new connection (never the
+     * spent SSL of the old one), and works */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/close"), NULL, NULL, 0);
+    CHECK_STR(g.body, "bye");
+    g = request(h, "GET", url_of(url, sizeof url, true, "/conns"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && atoi(g.body) == before + 1, "%d %s %s", g.err, g.errmsg,
+              g.body);
+    /* HTTP/1.0, the body delimited by the close (Python's http.server answers so) */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/http10"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && g.body_len == 3004 && !strncmp(g.body, "old ", 4), "%d %s %zu",
+              g.err, g.errmsg, g.body_len);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/truncated"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg); /* never a short body */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);
+    CHECK_STR(g.body, "hello");
+    /* TLS to a server that speaks plain HTTP: the handshake fails */
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hello", http_port);
+    g = request(h, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_TLS, "%d %s", g.err, g.errmsg);
+    /* closed without a response: http_error, and the client goes on */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/drop"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);
+    CHECK_STR(g.body, "hello");
+
+    /* names through the engine's DNS (the script's responder): SNI sent, the name verified */
+    char servers[64];
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", dns_port);
+    vd_dns_opts dopts = {.servers = servers, .timeout_ms = 1000};
+    vd_dns *dns = vd_dns_new(base, &dopts, err, sizeof err);
+    CHECK_MSG(dns != NULL, "%s", err);
+    vd_http_opts dn = o;
+    dn.dns = dns;
+    vd_http *hd = vd_http_new(base, &dn);
+    snprintf(url, sizeof url, "https://secure.test:%d/hello", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && !strcmp(g.body, "hello"), "%d %s", g.err, g.errmsg);
+    snprintf(url, sizeof url, "https://secure.test:%d/sni", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_STR(g.body, "secure.test");
+    snprintf(url, sizeof url, "https://wrong.test:%d/hello", https_port); /* not in the cert */
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_TLS && strstr(g.errmsg, "not verified"), "%d %s", g.err,
+              g.errmsg);
+    snprintf(url, sizeof url, "https://nx.test:%d/hello", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_CONNECT && strstr(g.errmsg, "nxdomain"), "%d %s", g.err,
+              g.errmsg);
+    g = request(h, "GET", url, NULL, NULL, 0); /* no resolver at all */
+    CHECK(g.err == VD_HTTP_ERR_CONNECT);
+    vd_http_free(hd);
+    vd_dns_free(dns);
 
     /* verification: the system store does not know our CA */
     vd_http_opts so = o;
