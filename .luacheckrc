@@ -16,3 +16,17 @@ files["tests/rules"] = { std = "lua54", max_line_length = 140 }
 -- holding only string, table and math; real reply texts make long lines.
 stds.rulestest = { read_globals = { "string", "table", "math" } }
 files["rules/tests"] = { std = "rulestest", max_line_length = 140 }
+-- Scripts (validora run, docs/scripts.md): Lua 5.4 minus os.execute/exit/remove/rename,
+-- io.popen, dofile/loadfile, debug; plus the validora table.
+stds.script = {
+  read_globals = {
+    "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring",
+    "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable",
+    "getmetatable", "_VERSION", "string", "table", "math", "utf8", "require", "print",
+    "coroutine", "collectgarbage", "load", "arg",
+    os = { fields = { "time", "clock", "date", "difftime", "getenv" } },
+    io = { fields = { "open", "lines", "read", "write", "stdout", "stderr", "stdin", "close", "type" } },
+    validora = { fields = { "verify", "verify_all", "lines", "csv", "records", "writer", "version" } },
+  },
+}
+files["scripts"] = { std = "script" }

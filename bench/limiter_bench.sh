@@ -23,6 +23,7 @@
 # usage: bench/limiter_bench.sh [BUILD_DIR] [ADDRESSES=20000] [PARKED=100000] [SESSIONS=8]
 #                               [ROUNDS=2] [LINGER=15]
 set -euo pipefail
+export VALIDORA_CONFIG="" # the machine's /etc/validora/validora.lua must not change what we measure or test
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 n=${2:-20000}

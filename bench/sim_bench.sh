@@ -11,10 +11,11 @@
 # any world.sh start) and stops it at the end. The simulator is reset before each run and
 # after the last (world.sh strict-reset).
 #
-#   naive:   --no-throttle --per-mx-sessions 16 -c 256
+#   naive:   --no-throttle --per-mx-sessions 16 -j 256
 #   default: the shipped defaults (the warm-up budget off and a state dir of its own, so a
 #            600-address run is not cut at a new IP's first-day budget)
 set -euo pipefail
+export VALIDORA_CONFIG="" # the machine's /etc/validora/validora.lua must not change what we measure or test
 
 BUILD=${1:?usage: $0 BUILD_DIR [ADDRESSES]}
 N=${2:-600}
@@ -53,7 +54,7 @@ random.Random(20240601).shuffle(addrs)
 print("\n".join(addrs))
 PY
 
-naive=(--no-throttle --per-mx-sessions 16 -c 256) default=()
+naive=(--no-throttle --per-mx-sessions 16 -j 256) default=()
 
 # run NAME OPTIONS...: one run from a reset simulator; appends its figures to $tmp/figs.
 run() {

@@ -11,6 +11,7 @@
 #
 # usage: bench/smtp_bench.sh [BUILD_DIR] [ADDRESSES] [SESSIONS] [INFLIGHT_FOR_RSS]
 set -euo pipefail
+export VALIDORA_CONFIG="" # the machine's /etc/validora/validora.lua must not change what we measure or test
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 n=${2:-20000}

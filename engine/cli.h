@@ -31,6 +31,12 @@ typedef struct vd_cli_usage {
     const char *cmd;  /* "verify" */
     const char *head; /* "Usage: ..." and what it does; ends with a newline */
     const char *tail; /* after the options (exit statuses, signals); may be NULL */
+    /* The config file's section for this command ("verify"; NULL: the command reads no
+     * config file, e.g. `rules test`, which must not depend on the machine's settings). */
+    const char *section;
+    /* Options end at the first operand (`validora run [OPTION]... SCRIPT [ARG]...`: the
+     * script's arguments are its own). */
+    bool stop_at_operand;
 } vd_cli_usage;
 
 /* Parses argv (argv[0] is the subcommand) against the tables; every table's defaults must be
@@ -39,6 +45,28 @@ typedef struct vd_cli_usage {
  * version (exit VD_EXIT_OK). */
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables);
+/* The same; with u->section set it first reads the config file (-c/--config FILE, default
+ * VD_CLI_CONFIG_PATH, docs/config.md): its top-level engine options and its section's options
+ * go into the tables, then the command line overrides them (a list option given on the
+ * command line replaces the file's list). src, when not NULL, gets for every option of the
+ * tables (in table order, then -c/--config itself when u->section is set) where its value came
+ * from: NULL (default), the file's path, or "command line". */
+int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                         size_t ntables, const char **src);
+#define VD_CLI_CONFIG_PATH "/etc/validora/validora.lua"
+/* The config file's sections (cli_config.c): is s one, and their names for messages. */
+bool vd_cli_section_known(const char *s);
+const char *vd_cli_section_names(void);
+/* Each section's own options (besides the engine's, which a section may set too); NULL for a
+ * section whose command has none of its own yet. */
+const vd_option *vd_cli_section_options(const char *section);
+extern const vd_option vd_cli_verify_options[], vd_cli_which_options[], vd_cli_doctor_options[],
+    vd_cli_ledger_options[];
+/* `validora run SCRIPT.lua [ARG]...` (cli_run.c): argv[0] is "run"; its own options. */
+int vd_cli_run(int argc, char **argv);
+extern const vd_option vd_cli_run_options[];
+/* `validora config check|show` (cli_config.c): argv[0] is "config". */
+int vd_cli_config(int argc, char **argv);
 /* --help, generated from the tables: every option with its argument, help and default. */
 void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, size_t ntables);
 /* "validora CMD: message" and "Try 'validora CMD --help'." on stderr; returns VD_EXIT_USAGE. */

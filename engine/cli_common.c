@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli.h"
+#include "validora/config.h"
 
 /* ---- options ---- */
 
@@ -111,7 +112,7 @@ typedef struct parser {
 
 enum { VAL_HELP = 'h', VAL_VERSION = 255, VAL_BASE = 256 };
 
-static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables)
+static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables, bool stop_at_operand)
 {
     size_t n = 0;
     for (size_t t = 0; t < ntables; t++)
@@ -124,6 +125,7 @@ static int parser_build(parser *p, const vd_cli_table *tables, size_t ntables)
     p->no_names = calloc(n ? n : 1, sizeof *p->no_names);
     if (!p->longopts || !p->opt || !p->target || !p->no_names) return -1;
     size_t i = 0, l = 0, s = 0;
+    if (stop_at_operand) p->shorts[s++] = '+'; /* getopt: no permuting past the first operand */
     p->shorts[s++] = 'h';
     for (size_t t = 0; t < ntables; t++)
         for (const vd_option *o = tables[t].opts; o->name; o++, i++) {
@@ -163,50 +165,202 @@ static size_t short_index(const parser *p, int c)
     return p->n;
 }
 
+/* ---- the config file ---- */
+
+typedef struct config_opts {
+    const char *config;
+} config_opts;
+
+static const vd_option CONFIG_OPTIONS[] = {
+    {"config", 'c', VD_OPT_STRING, offsetof(config_opts, config), 0, VD_CLI_CONFIG_PATH, 0, 0,
+     "FILE", "Config file",
+     "read settings from FILE (docs/config.md; '' = none; without -c: $VALIDORA_CONFIG if "
+     "set); the default file may be missing; the command line wins over it",
+     false},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
+};
+
+/* Values the file gave live as long as the process: option strings are not copied. */
+typedef struct kept {
+    struct kept *next;
+    char text[];
+} kept;
+static kept *kept_values;
+
+static const char *keep(const char *text)
+{
+    size_t n = strlen(text) + 1;
+    kept *k = malloc(sizeof *k + n);
+    if (!k) return NULL;
+    memcpy(k->text, text, n);
+    k->next = kept_values;
+    kept_values = k;
+    return k->text;
+}
+
+typedef struct applier {
+    const vd_cli_usage *u;
+    parser *p;
+    const char *path;
+    const char **src;
+} applier;
+
+/* The parser index of option name, or p->n. */
+static size_t find_index(const parser *p, const char *name)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (!strcmp(p->opt[i]->name, name)) return i;
+    return p->n;
+}
+
+static int apply_item(void *arg, const char *section, const char *name, const char *text, char *err,
+                      size_t errlen)
+{
+    applier *a = arg;
+    if (!strcmp(name, "config")) {
+        snprintf(err, errlen, "a config file cannot name another (use -c FILE)");
+        return -1;
+    }
+    if (section && !vd_cli_section_known(section)) {
+        snprintf(err, errlen, "no command has a section '%s' (sections: %s)", section,
+                 vd_cli_section_names());
+        return -1;
+    }
+    if (!section && !vd_option_find(vd_engine_options, name)) {
+        snprintf(err, errlen,
+                 "no engine option '%s' (a command's own option goes in its "
+                 "section, e.g. verify = { %s = ... })",
+                 name, name);
+        return -1;
+    }
+    size_t i = find_index(a->p, name);
+    if (section && strcmp(section, a->u->section) != 0) return 0; /* another command's */
+    if (i == a->p->n) {
+        if (!section) return 0; /* an engine option this command does not use */
+        snprintf(err, errlen, "'validora %s' has no option '%s'", a->u->cmd, name);
+        return -1;
+    }
+    const char *copy = keep(text);
+    if (!copy || vd_option_parse(a->p->opt[i], a->p->target[i], copy, err, errlen) != 0) {
+        if (!copy) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (a->src) a->src[i] = a->path;
+    return 0;
+}
+
+/* The config file argv names (-c FILE, -cFILE, --config FILE, --config=FILE), or NULL. Only a
+ * look ahead of getopt: options after "--" are operands. */
+static const char *config_arg(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *s = argv[i];
+        if ((!strcmp(s, "-c") || !strcmp(s, "--config")) && i + 1 < argc)
+            path = argv[++i];
+        else if (!strncmp(s, "--config=", 9))
+            path = s + 9;
+        else if (!strncmp(s, "-c", 2) && s[2])
+            path = s + 2;
+    }
+    return path;
+}
+
+static int read_config(const vd_cli_usage *u, parser *p, int argc, char **argv, const char **src)
+{
+    const char *given = config_arg(argc, argv);
+    if (!given) given = getenv("VALIDORA_CONFIG"); /* as -c; the test suite sets it to "" */
+    const char *path = given ? given : VD_CLI_CONFIG_PATH;
+    if (!*path) return 0;
+    applier a = {.u = u, .p = p, .path = path, .src = src};
+    char err[1024];
+    if (vd_config_read(path, apply_item, &a, err, sizeof err) == 0) return 0;
+    if (!given && errno == ENOENT) return 0; /* no default file: the defaults stand */
+    fprintf(stderr, "validora %s: %s\n", u->cmd, err);
+    return -1;
+}
+
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables)
 {
+    return vd_cli_parse_sourced(u, argc, argv, tables, ntables, NULL);
+}
+
+/* Reports a getopt failure for the argument just read. */
+static void bad_option(const vd_cli_usage *u, char **argv, int c)
+{
+    const char *bad = argv[optind - 1];
+    if (c == ':')
+        vd_cli_usage_error(u->cmd, "%s: needs an argument", bad);
+    else if (optopt && strncmp(bad, "--", 2) != 0)
+        vd_cli_usage_error(u->cmd, "invalid option -%c", optopt);
+    else
+        vd_cli_usage_error(u->cmd, "invalid option %s", bad);
+}
+
+/* The tables with the config option added when the command reads a config file. */
+static vd_cli_table *with_config(const vd_cli_usage *u, const vd_cli_table *tables, size_t *ntables,
+                                 config_opts *co)
+{
+    vd_cli_table *all = calloc(*ntables + 1, sizeof *all);
+    if (!all) return NULL;
+    memcpy(all, tables, *ntables * sizeof *all);
+    if (u->section) {
+        vd_options_defaults(CONFIG_OPTIONS, co);
+        all[(*ntables)++] = (vd_cli_table){CONFIG_OPTIONS, co};
+    }
+    return all;
+}
+
+int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                         size_t ntables, const char **src)
+{
     parser p = {0};
     int rc = -1;
-    if (parser_build(&p, tables, ntables) != 0) {
+    config_opts co;
+    size_t n = ntables;
+    vd_cli_table *all = with_config(u, tables, &n, &co);
+    if (!all || parser_build(&p, all, n, u->stop_at_operand) != 0) {
         fprintf(stderr, "validora %s: out of memory\n", u->cmd);
         goto out;
     }
+    const char **where = src ? src : calloc(p.n + 1, sizeof *where);
+    if (!where) goto out;
+    if (u->section && read_config(u, &p, argc, argv, where) != 0) goto out_where;
     opterr = 0; /* our own messages, named after the subcommand */
     optind = 0; /* full re-initialisation in glibc */
     int c;
     while ((c = getopt_long(argc, argv, p.shorts, p.longopts, NULL)) != -1) {
-        if (c == VAL_HELP) {
-            vd_cli_help(stdout, u, tables, ntables);
+        if (c == VAL_HELP || c == VAL_VERSION) {
+            if (c == VAL_HELP)
+                vd_cli_help(stdout, u, all, n);
+            else
+                printf("validora %s\n", vd_version());
             rc = -2;
-            goto out;
-        }
-        if (c == VAL_VERSION) {
-            printf("validora %s\n", vd_version());
-            rc = -2;
-            goto out;
+            goto out_where;
         }
         size_t i = c >= VAL_BASE ? (size_t)(c - VAL_BASE) / 2 : short_index(&p, c);
         if (c == '?' || c == ':' || i >= p.n) {
-            const char *bad = argv[optind - 1];
-            if (c == ':')
-                vd_cli_usage_error(u->cmd, "%s: needs an argument", bad);
-            else if (optopt && strncmp(bad, "--", 2) != 0)
-                vd_cli_usage_error(u->cmd, "invalid option -%c", optopt);
-            else
-                vd_cli_usage_error(u->cmd, "invalid option %s", bad);
-            goto out;
+            bad_option(u, argv, c);
+            goto out_where;
         }
         char err[256];
         const char *text = optarg;
         if (p.opt[i]->type == VD_OPT_FLAG) text = c >= VAL_BASE && (c - VAL_BASE) % 2 ? "0" : "1";
+        /* a list on the command line replaces the file's, not adds to it */
+        if (p.opt[i]->type == VD_OPT_LIST && where[i] && strcmp(where[i], "command line") != 0)
+            ((vd_strlist *)vd_option_value(p.opt[i], p.target[i]))->n = 0;
         if (vd_option_parse(p.opt[i], p.target[i], text, err, sizeof err) != 0) {
             vd_cli_usage_error(u->cmd, "%s", err);
-            goto out;
+            goto out_where;
         }
+        where[i] = "command line";
     }
     rc = optind;
+out_where:
+    if (where != src) free((void *)where);
 out:
+    free(all);
     parser_free(&p);
     return rc;
 }

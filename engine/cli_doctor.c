@@ -14,7 +14,7 @@ typedef struct doctor_cli {
     const char *format;
 } doctor_cli;
 
-static const vd_option DOCTOR_OPTIONS[] = {
+const vd_option vd_cli_doctor_options[] = {
     {"test-host", 0, VD_OPT_STRING, offsetof(doctor_cli, d.test_host), 0, NULL, 0, 0, "HOST[:PORT]",
      "Doctor",
      "an SMTP server to read a 220 banner from, to check outbound port 25 (port 25 by default; "
@@ -53,6 +53,7 @@ static void make_shared_options(void)
 
 static const vd_cli_usage DOCTOR_USAGE = {
     .cmd = "doctor",
+    .section = "doctor",
     .head = "Usage: validora doctor [OPTION]...\n"
             "Checks this sender's own setup the way a receiving mail server sees it, and says\n"
             "for each check what to fix: the HELO name (an FQDN that resolves to the source IP,\n"
@@ -115,9 +116,9 @@ int vd_cli_doctor(int argc, char **argv)
     vd_engine_config cfg;
     vd_engine_config_init(&cfg);
     doctor_cli o;
-    vd_options_defaults(DOCTOR_OPTIONS, &o);
+    vd_options_defaults(vd_cli_doctor_options, &o);
     make_shared_options();
-    vd_cli_table tables[] = {{DOCTOR_OPTIONS, &o}, {shared_options, &cfg}};
+    vd_cli_table tables[] = {{vd_cli_doctor_options, &o}, {shared_options, &cfg}};
     int first = vd_cli_parse(&DOCTOR_USAGE, argc, argv, tables, 2);
     if (first == -2) return VD_EXIT_OK;
     if (first < 0) return VD_EXIT_USAGE;

@@ -76,7 +76,7 @@ typedef struct show_opts {
     const char *format;
 } show_opts;
 
-static const vd_option SHOW_OPTIONS[] = {
+const vd_option vd_cli_ledger_options[] = {
     {"format", 'f', VD_OPT_STRING, offsetof(show_opts, format), 0, "text", 0, 0, "FMT", "Output",
      "text, or json (JSON Lines: one object per source IP)", false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
@@ -84,6 +84,7 @@ static const vd_option SHOW_OPTIONS[] = {
 
 static const vd_cli_usage SHOW_USAGE = {
     .cmd = "ledger show",
+    .section = "ledger",
     .head = "Usage: validora ledger show [OPTION]...\n"
             "Shows the ledger of every source IP Validora has verified from: its first use\n"
             "and age in days, today's verifications (days are UTC) and when the budget\n"
@@ -161,8 +162,8 @@ static int ledger_show(int argc, char **argv)
     vd_engine_config cfg;
     vd_engine_config_init(&cfg);
     show_opts o;
-    vd_options_defaults(SHOW_OPTIONS, &o);
-    vd_cli_table tables[] = {{SHOW_OPTIONS, &o}, {state_table, &cfg}};
+    vd_options_defaults(vd_cli_ledger_options, &o);
+    vd_cli_table tables[] = {{vd_cli_ledger_options, &o}, {state_table, &cfg}};
     int first = vd_cli_parse(&SHOW_USAGE, argc, argv, tables, 2);
     if (first == -2) return VD_EXIT_OK;
     if (first < 0) return VD_EXIT_USAGE;
@@ -207,6 +208,7 @@ static int ledger_show(int argc, char **argv)
 
 static const vd_cli_usage SET_AGE_USAGE = {
     .cmd = "ledger set-age",
+    .section = "ledger",
     .head = "Usage: validora ledger set-age [OPTION]... IP DAYS\n"
             "Sets the first use of source IP (an IPv4 or IPv6 address, or 'any' for runs\n"
             "without --source-ip) to DAYS days ago, for an IP that has sent mail since before\n"
@@ -259,6 +261,7 @@ static int ledger_set_age(int argc, char **argv)
 
 static const vd_cli_usage LOCK_USAGE = {
     .cmd = "ledger lock",
+    .section = "ledger",
     .head = "Usage: validora ledger lock [OPTION]... IP -- COMMAND [ARG]...\n"
             "Takes the instance lock of source IP (or 'any') in the state directory, as a\n"
             "verify from it would, runs COMMAND while holding it, and lets go when COMMAND\n"

@@ -47,6 +47,7 @@ static void print_rule(int pos, const char *name, const char *file, double prior
 
 static const vd_cli_usage CHECK_USAGE = {
     .cmd = "rules check",
+    .section = "rules",
     .head = "Usage: validora rules check [--rules DIR]...\n"
             "Loads the rules and lists exactly as a reload would and reports every problem as\n"
             "file:line: message (line 0 when it is not known). When there is none, prints the\n"
@@ -84,7 +85,7 @@ typedef struct which_opts {
     const char *format;
 } which_opts;
 
-static const vd_option WHICH_OPTIONS[] = {
+const vd_option vd_cli_which_options[] = {
     {"format", 'f', VD_OPT_STRING, offsetof(which_opts, format), 0, "text", 0, 0, "FMT", "Output",
      "text (a line per address) or json (JSON Lines)", false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
@@ -92,6 +93,7 @@ static const vd_option WHICH_OPTIONS[] = {
 
 static const vd_cli_usage WHICH_USAGE = {
     .cmd = "rules which",
+    .section = "rules",
     .head = "Usage: validora rules which [OPTION]... ADDRESS...\n"
             "Tells which rule would handle each address and why: the domain or MX-host pattern\n"
             "that matched, or that no rule matched and the default handles it. Looks up the MX\n"
@@ -167,8 +169,8 @@ static int rules_which(int argc, char **argv)
     vd_engine_config cfg;
     vd_engine_config_init(&cfg);
     which_opts o;
-    vd_options_defaults(WHICH_OPTIONS, &o);
-    vd_cli_table tables[] = {{WHICH_OPTIONS, &o}, {vd_engine_options, &cfg}};
+    vd_options_defaults(vd_cli_which_options, &o);
+    vd_cli_table tables[] = {{vd_cli_which_options, &o}, {vd_engine_options, &cfg}};
     int first = vd_cli_parse(&WHICH_USAGE, argc, argv, tables, 2);
     if (first == -2) return VD_EXIT_OK;
     if (first < 0) return VD_EXIT_USAGE;

@@ -21,7 +21,7 @@ typedef struct verify_opts {
 } verify_opts;
 
 #define VOFF(f) offsetof(verify_opts, f)
-static const vd_option VERIFY_OPTIONS[] = {
+const vd_option vd_cli_verify_options[] = {
     {"input", 'i', VD_OPT_STRING, VOFF(input), 0, NULL, 0, 0, "FILE", "Input and output",
      "read addresses from FILE, one per line ('-' = stdin); blank lines and lines starting "
      "with '#' are skipped",
@@ -32,7 +32,7 @@ static const vd_option VERIFY_OPTIONS[] = {
      "msgpack, json (JSON Lines) or csv (default: json on standard output, msgpack with "
      "--output)",
      false},
-    {"concurrency", 'c', VD_OPT_INT, VOFF(concurrency), 256, NULL, 1, 1000000, "N", "Run",
+    {"concurrency", 'j', VD_OPT_INT, VOFF(concurrency), 256, NULL, 1, 1000000, "N", "Run",
      "addresses in flight", false},
     {"verbose", 'v', VD_OPT_COUNT, VOFF(verbose), 0, NULL, 0, 0, NULL, "Run",
      "progress every 5 s, a summary and rule messages on stderr (-vv: debug)", false},
@@ -41,6 +41,7 @@ static const vd_option VERIFY_OPTIONS[] = {
 
 static const vd_cli_usage USAGE = {
     .cmd = "verify",
+    .section = "verify",
     .head = "Usage: validora verify [OPTION]... [ADDRESS]...\n"
             "Tells for each email address whether it can receive mail, without sending any.\n",
     .tail = "Exit status: 0 when every address got a record, 1 on a fatal error, 2 on a usage "
@@ -215,8 +216,8 @@ int vd_cli_verify(int argc, char **argv)
     vd_engine_config cfg;
     vd_engine_config_init(&cfg);
     verify_opts o;
-    vd_options_defaults(VERIFY_OPTIONS, &o);
-    vd_cli_table tables[] = {{VERIFY_OPTIONS, &o}, {vd_engine_options, &cfg}};
+    vd_options_defaults(vd_cli_verify_options, &o);
+    vd_cli_table tables[] = {{vd_cli_verify_options, &o}, {vd_engine_options, &cfg}};
     int first = vd_cli_parse(&USAGE, argc, argv, tables, 2);
     if (first == -2) return VD_EXIT_OK;
     if (first < 0) return VD_EXIT_USAGE;

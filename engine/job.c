@@ -146,7 +146,9 @@ static vd_record record_of(const vd_job *j)
     return (vd_record){
         .email = j->email,
         .email_len = j->email_len,
-        .address = j->addr_ok ? j->addr.address : NULL,
+        .address = !j->addr_ok  ? NULL
+                   : p->address ? p->address
+                                : j->addr.address,
         .domain = j->addr_ok ? j->addr.domain : NULL,
         .status = p->status,
         .reason = p->reason,
@@ -164,6 +166,7 @@ static vd_record record_of(const vd_job *j)
         .free = p->free_provider,
         .suggestion = j->suggestion,
         .provider = p->provider[0] ? p->provider : NULL,
+        .method = vd_probe_method_name(p->method),
         .generation = j->gen->hash,
         .attempts = p->attempts,
         .delayed_ms = (int64_t)(p->delayed * 1000),

@@ -160,6 +160,38 @@ static int job_set(lua_State *L)
     return 0;
 }
 
+/* job:set_address(a): the record's address becomes a, the rule's canonical form of the
+ * address (Gmail ignores dots and +tags); `email` stays as given, and so does `domain`, the
+ * name whose MX was asked. a must be a valid mailbox; job.address reads it from now on. */
+static int job_set_address(lua_State *L)
+{
+    vd_run *run = check_job(L, 1);
+    size_t len;
+    const char *in = luaL_checklstring(L, 2, &len);
+    vd_address a;
+    const char *why = NULL;
+    if (!vd_address_parse(in, len, &a, &why))
+        return luaL_error(L, "job:set_address: invalid address (%s)", why ? why : "syntax");
+    vd_probe_set_address(run->probe, a.address);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushstring(L, a.address);
+    lua_setfield(L, -2, "address");
+    return 0;
+}
+
+/* job:set_method("smtp" | "http" | "skipped"): how the verdict was reached, when the rule
+ * knows better than the calls it made (docs/records.md `method`). */
+static int job_set_method(lua_State *L)
+{
+    vd_run *run = check_job(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    vd_method m = vd_probe_method_parse(name);
+    if (m == VD_METHOD_NONE)
+        return luaL_error(L, "job:set_method: '%s' is not smtp, http or skipped", name);
+    vd_probe_force_method(run->probe, m);
+    return 0;
+}
+
 /* Reads one scope's limits from the table at idx (missing keys are 0: no cap). */
 static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
 {
@@ -192,6 +224,7 @@ static int job_rule(lua_State *L)
     vd_run *run = check_job(L, 1);
     vd_probe *p = run->probe;
     vd_probe_set_provider(p, luaL_checkstring(L, 2));
+    vd_probe_note_method(p, VD_METHOD_SKIPPED); /* a rule runs: until it asks anybody */
     const char *pkey = luaL_checkstring(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
     static const char *const scopes[VD_NSCOPES] = {"provider", "mx", "domain", "source_ip",
@@ -368,6 +401,7 @@ static int job_smtp(lua_State *L)
     if (!vd_probe_lease_room(run->probe))
         return luaL_error(L, "job:smtp: too many open sessions (release one)");
     run->probe->attempts++;
+    vd_probe_note_method(run->probe, VD_METHOD_SMTP);
     vd_waiter *w = vd_task_wait_begin(run->task);
     smtp_wait *sw = w ? malloc(sizeof *sw) : NULL;
     if (!sw) return luaL_error(L, "out of memory");
@@ -419,8 +453,14 @@ void vd_lua_job_set_method(lua_State *L, const char *name)
 void vd_lua_job_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"smtp", job_smtp},  {"set", job_set},    {"random_local", job_random_local},
-        {"_rule", job_rule}, {"_park", job_park}, {"_wake", job_wake},
+        {"smtp", job_smtp},
+        {"set", job_set},
+        {"random_local", job_random_local},
+        {"_rule", job_rule},
+        {"_park", job_park},
+        {"_wake", job_wake},
+        {"set_address", job_set_address},
+        {"set_method", job_set_method},
         {NULL, NULL},
     };
     static const char *const statuses[] = {"deliverable", "undeliverable", "risky", "unknown",

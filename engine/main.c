@@ -14,6 +14,8 @@ static const char USAGE[] =
     "  rules    check rules, tell which rule handles an address, run rule tests\n"
     "  ledger   show each source IP's ledger (age, today's budget, breakers), set an age\n"
     "  doctor   check this sender's own setup as receiving servers see it; what to fix\n"
+    "  run      run a Lua script with the engine at hand (scripts/clean.lua, ...)\n"
+    "  config   check the config file, show the settings in effect and where each comes from\n"
     "\n"
     "'validora COMMAND --help' tells more of each. --version shows the version.\n";
 
@@ -29,6 +31,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "rules")) return vd_cli_rules(argc - 1, argv + 1);
     if (!strcmp(cmd, "ledger")) return vd_cli_ledger(argc - 1, argv + 1);
     if (!strcmp(cmd, "doctor")) return vd_cli_doctor(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return vd_cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "config")) return vd_cli_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;

@@ -19,7 +19,8 @@ void vd_probe_clear(vd_probe *p)
     free(p->detail);
     free(p->mx_used);
     free(p->smtp_text);
-    p->detail = p->mx_used = p->smtp_text = NULL;
+    free(p->address);
+    p->detail = p->mx_used = p->smtp_text = p->address = NULL;
 }
 
 const char *vd_probe_status(const char *name)
@@ -75,6 +76,41 @@ void vd_probe_note_session(vd_probe *p, const vd_lease *l)
 void vd_probe_set_provider(vd_probe *p, const char *name)
 {
     snprintf(p->provider, sizeof p->provider, "%s", name ? name : "");
+}
+
+void vd_probe_note_method(vd_probe *p, vd_method m)
+{
+    if (!p->method_forced && m > p->method) p->method = m;
+}
+
+void vd_probe_force_method(vd_probe *p, vd_method m)
+{
+    p->method = m;
+    p->method_forced = true;
+}
+
+static const char *const METHOD_NAMES[] = {
+    [VD_METHOD_NONE] = NULL,
+    [VD_METHOD_SKIPPED] = "skipped",
+    [VD_METHOD_SMTP] = "smtp",
+    [VD_METHOD_HTTP] = "http",
+};
+
+const char *vd_probe_method_name(vd_method m)
+{
+    return (unsigned)m < sizeof METHOD_NAMES / sizeof METHOD_NAMES[0] ? METHOD_NAMES[m] : NULL;
+}
+
+vd_method vd_probe_method_parse(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]; i++)
+        if (METHOD_NAMES[i] && !strcmp(METHOD_NAMES[i], name)) return (vd_method)i;
+    return VD_METHOD_NONE;
+}
+
+void vd_probe_set_address(vd_probe *p, const char *a)
+{
+    set_str(&p->address, a);
 }
 
 bool vd_probe_lease_room(const vd_probe *p)

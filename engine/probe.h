@@ -19,6 +19,14 @@
 #define VD_PROBE_MAX_SESSIONS 4 /* sessions one address may hold at once (probe + catch-all) */
 #define VD_REASON_MAX         48
 
+/* How the rule reached its verdict (the record's `method`, docs/records.md). */
+typedef enum {
+    VD_METHOD_NONE,    /* no rule ran: a syntax or DNS verdict (the key is absent) */
+    VD_METHOD_SKIPPED, /* the rule decided without asking anybody */
+    VD_METHOD_SMTP,    /* it asked the MX (job:smtp) */
+    VD_METHOD_HTTP,    /* it asked an alternative-check endpoint (http.request) */
+} vd_method;
+
 typedef struct vd_probe {
     /* facts, set by the job before the rule runs; the rule only reads them */
     const char *email; /* the input, email_len bytes, NULs and all */
@@ -40,6 +48,9 @@ typedef struct vd_probe {
     vd_tristate tls, tls_verified, catch_all;
     char provider[64];
     int attempts;
+    vd_method method;   /* VD_METHOD_SKIPPED once a rule runs; see vd_probe_note_method */
+    bool method_forced; /* job:set_method: the rule said it, notes no longer change it */
+    char *address;      /* the rule's canonical form of the address (job:set_address), or NULL */
 
     vd_lease *leases[VD_PROBE_MAX_SESSIONS];
     bool retire[VD_PROBE_MAX_SESSIONS]; /* the session reached its RCPT cap: do not keep it */
@@ -71,6 +82,16 @@ void vd_probe_set_mx(vd_probe *p, const char *mx);
 /* Records which server the session reached and whether it used TLS. */
 void vd_probe_note_session(vd_probe *p, const vd_lease *l);
 void vd_probe_set_provider(vd_probe *p, const char *name);
+/* The rule used method m: SMTP over skipped, HTTP over both (an alternative check decided even
+ * when SMTP was tried too). Ignored once the rule forced one. */
+void vd_probe_note_method(vd_probe *p, vd_method m);
+void vd_probe_force_method(vd_probe *p, vd_method m);
+/* "skipped", "smtp", "http", or NULL for VD_METHOD_NONE; vd_probe_method_parse the reverse
+ * (VD_METHOD_NONE for anything else). */
+const char *vd_probe_method_name(vd_method m);
+vd_method vd_probe_method_parse(const char *name);
+/* The record's address becomes a (copied; the caller validated it). */
+void vd_probe_set_address(vd_probe *p, const char *a);
 
 /* Keeps a lease; returns its slot, or -1 when all VD_PROBE_MAX_SESSIONS are taken (the lease
  * is then released). */

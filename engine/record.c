@@ -358,6 +358,7 @@ static const struct {
     {"free", "free", NULL},
     {"suggestion", "suggestion", NULL},
     {"provider", "provider", NULL},
+    {"method", "method", NULL},
     {"generation", "generation", NULL},
     {"attempts", "attempts", NULL},
     {"elapsed_ms", "elapsed_ms", NULL},
@@ -546,8 +547,8 @@ static int pack_kv_int(msgpack_packer *pk, const char *key, int64_t val)
 static int pack_record(msgpack_packer *pk, const vd_record *r)
 {
     size_t n = 6; /* disposable, role, free, attempts, elapsed_ms, checked_at: always there */
-    const char *strs[] = {r->email,  r->address, r->domain,     r->status,   r->reason,
-                          r->detail, r->mx,      r->suggestion, r->provider, r->generation};
+    const char *strs[] = {r->email, r->address,    r->domain,   r->status, r->reason,    r->detail,
+                          r->mx,    r->suggestion, r->provider, r->method, r->generation};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         n += strs[i] != NULL;
     n += r->has_smtp;
@@ -572,8 +573,8 @@ static int pack_record(msgpack_packer *pk, const vd_record *r)
         pack_kv_tri(pk, "catch_all", r->catch_all) ||
         pack_kv_bool(pk, "disposable", r->disposable) || pack_kv_bool(pk, "role", r->role) ||
         pack_kv_bool(pk, "free", r->free) || pack_kv_str(pk, "suggestion", r->suggestion) ||
-        pack_kv_str(pk, "provider", r->provider) || pack_kv_str(pk, "generation", r->generation) ||
-        pack_kv_int(pk, "attempts", r->attempts) ||
+        pack_kv_str(pk, "provider", r->provider) || pack_kv_str(pk, "method", r->method) ||
+        pack_kv_str(pk, "generation", r->generation) || pack_kv_int(pk, "attempts", r->attempts) ||
         (r->delayed_ms > 0 && pack_kv_int(pk, "delayed_ms", r->delayed_ms)) ||
         pack_kv_int(pk, "elapsed_ms", r->elapsed_ms) ||
         pack_kv_int(pk, "checked_at", r->checked_at))

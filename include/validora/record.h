@@ -55,6 +55,7 @@ typedef struct vd_record {
     bool disposable, role, free;
     const char *suggestion; /* NULL = absent */
     const char *provider;   /* rule name, NULL = absent */
+    const char *method;     /* smtp | http | skipped; NULL = absent (no rule ran) */
     const char
         *generation; /* short hash of the rule and list files that decided it, NULL = absent */
     int attempts;

@@ -131,7 +131,7 @@ u=$(used "$S")
 
 # ---- kill -9 midway, then restart: the same day's budget goes on ----
 K="$tmp/s2"
-"${V30[@]}" --rules "$tmp/slow" --state-dir "$K" -c 1 -i "$tmp/list" >"$tmp/k1" 2>"$tmp/ke1" &
+"${V30[@]}" --rules "$tmp/slow" --state-dir "$K" -j 1 -i "$tmp/list" >"$tmp/k1" 2>"$tmp/ke1" &
 kpid=$!
 pids+=("$kpid")
 for _ in $(seq 1 200); do
@@ -151,7 +151,7 @@ done = {json.loads(l)["email"] for l in open(sys.argv[2]) if l.strip()}
 for a in open(sys.argv[1]):
     if a.strip() not in done: print(a.strip())
 PY
-timeout 120 "${V30[@]}" --rules "$tmp/slow" --state-dir "$K" -c 4 -i "$tmp/rest" >"$tmp/k2" 2>"$tmp/ke2"
+timeout 120 "${V30[@]}" --rules "$tmp/slow" --state-dir "$K" -j 4 -i "$tmp/rest" >"$tmp/k2" 2>"$tmp/ke2"
 rc=$?
 [ $rc -eq 0 ] && ok "restart: exit 0" || bad "restart: exit $rc: $(tail -3 "$tmp/ke2")"
 read -r s1 d1 o1 < <(counts "$tmp/k1")

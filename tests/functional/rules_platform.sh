@@ -117,7 +117,7 @@ return {
   end,
 }
 LUA
-H() { "$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$hostile" --dns "$DNS" --rules-memory 64 -c 1 "$@"; }
+H() { "$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$hostile" --dns "$DNS" --rules-memory 64 -j 1 "$@"; }
 H reach@valid.test base@valid.test memory@valid.test after@valid.test >"$tmp/h1" 2>"$tmp/h1e"
 detail() { python3 -c '
 import json, sys
@@ -133,7 +133,7 @@ case "$(detail memory)" in rule_error\|*"not enough memory"*) ok ;; *) bad "runa
 # --- no state across generations; reload with no signal (inotify), a broken save reported
 live="$tmp/live"; mkdir "$live"; cp "$hostile/b_probe.lua" "$live/"
 mkfifo "$tmp/in"
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$live" --dns "$DNS" --reload-delay 0.2 -v -c 1 -i "$tmp/in" \
+"$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$live" --dns "$DNS" --reload-delay 0.2 -v -j 1 -i "$tmp/in" \
   >"$tmp/l1" 2>"$tmp/l1e" &
 vpid=$!
 exec 3>"$tmp/in"

@@ -3,7 +3,7 @@
 # docs/world.md) against Validora: what a limiter is measured by.
 #
 #   part 1, naive: 600 addresses at strict.test (480 user*, 120 unknown, shuffled with a fixed
-#     seed) with --per-mx-sessions 16 -c 256 and no pacing (today's engine has no limiter;
+#     seed) with --per-mx-sessions 16 -j 256 and no pacing (today's engine has no limiter;
 #     later this run gets --no-throttle). It must get blocked: the simulator reports a block
 #     of 127.0.0.1, and some records come back unknown (blocked, greylisted...) instead of
 #     their true verdict.
@@ -165,7 +165,7 @@ fi
 
 # --- part 1: the naive run must get blocked
 if reset; then
-    run naive "${naive_opts[@]}" --per-mx-sessions 16 -c 256 --greylist-delay 1
+    run naive "${naive_opts[@]}" --per-mx-sessions 16 -j 256 --greylist-delay 1
     if [ "$(fig naive blocks)" -ge 1 ]; then ok "naive run: the simulator blocked 127.0.0.1 (since $(fig naive blocked_since))"
     else bad "naive run: the simulator reports no block"; fi
     if [ "$(fig naive wrong)" -ge 1 ]; then ok "naive run: $(fig naive wrong) of $(fig naive addresses) records lost their true verdict"

@@ -111,6 +111,7 @@ static vd_record full_record(void)
         .free = true,
         .suggestion = "example.org",
         .provider = "default",
+        .method = "smtp",
         .attempts = 2,
         .elapsed_ms = 1099511627776LL, /* 2^40: needs 64 bits */
         .checked_at = 1700000000,
@@ -123,12 +124,13 @@ static const char FULL_JSON[] =
     "com\","
     "\"smtp\":{\"code\":250,\"enhanced\":\"2.1.5\",\"text\":\"Recipient ok\"},\"tls\":true,"
     "\"tls_verified\":false,\"catch_all\":false,\"disposable\":true,\"role\":true,\"free\":true,"
-    "\"suggestion\":\"example.org\",\"provider\":\"default\",\"attempts\":2,"
+    "\"suggestion\":\"example.org\",\"provider\":\"default\",\"method\":\"smtp\","
+    "\"attempts\":2,"
     "\"elapsed_ms\":1099511627776,\"checked_at\":1700000000}\n";
 
 static const char CSV_HEADER[] =
     "email,address,domain,status,reason,mx,smtp_code,smtp_enhanced,smtp_text,tls,catch_all,"
-    "disposable,role,free,suggestion,provider,generation,attempts,elapsed_ms,checked_at,detail\n";
+    "disposable,role,free,suggestion,provider,method,generation,attempts,elapsed_ms,checked_at,detail\n";
 
 static vd_record minimal_record(void)
 {
@@ -171,8 +173,8 @@ static void test_round_trip(void)
     snprintf(expected, sizeof expected,
              "%sAlice@Example.COM,Alice@example.com,example.com,deliverable,accepted,"
              "mx1.example.com,250,2.1.5,Recipient ok,true,false,true,true,true,example.org,"
-             "default,,2,1099511627776,1700000000,ok\n"
-             "a..b@x.test,,,undeliverable,invalid_syntax,,,,,,,false,false,false,,,,0,-1,0,\n",
+             "default,smtp,,2,1099511627776,1700000000,ok\n"
+             "a..b@x.test,,,undeliverable,invalid_syntax,,,,,,,false,false,false,,,,,0,-1,0,\n",
              CSV_HEADER);
     bytes csv = write_records(recs, 2, VD_FMT_CSV);
     CHECK_STR(csv.p, expected);
@@ -207,7 +209,7 @@ static void test_csv_quoting(void)
     snprintf(
         expected, sizeof expected,
         "%s\"x,y@a.test\",,,undeliverable,invalid_syntax,,550,,"
-        "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,,0,-1,0,plain\n",
+        "\"5.1.1 <\"\"bob\"\"@a.test>, no\r\nsuch user\",,,false,false,false,,,,,0,-1,0,plain\n",
         CSV_HEADER);
     CHECK_STR(csv.p, expected);
     free(csv.p);
@@ -357,7 +359,7 @@ static void test_foreign_keys(void)
     r = cat(mp, sizeof mp, VD_FMT_CSV, false);
     CHECK(r.rc == 0);
     char expected[512];
-    snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    snprintf(expected, sizeof expected, "%sx,,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
     CHECK_STR(r.out.p, expected);
     cat_free(&r);
 
@@ -514,7 +516,7 @@ static void test_hostile_keys(void)
     r = cat("\x80", 1, VD_FMT_CSV, false);
     CHECK(r.rc == 0);
     char expected[512];
-    snprintf(expected, sizeof expected, "%s,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
+    snprintf(expected, sizeof expected, "%s,,,,,,,,,,,,,,,,,,,,,\n", CSV_HEADER);
     CHECK_STR(r.out.p, expected);
     cat_free(&r);
 }
@@ -608,12 +610,12 @@ static void test_reader_clean_end(void)
         CHECK(vd_record_bool(&rec, "nope", &b) == -1);
         CHECK(vd_record_type(&rec, "nope") == VD_FIELD_ABSENT);
         CHECK(vd_record_map(&rec, "email", &smtp) == -1);
-        /* Every key in order: 19 of them in a full record. */
-        CHECK(vd_record_count(&rec) == 19);
+        /* Every key in order: 20 of them in a full record. */
+        CHECK(vd_record_count(&rec) == 20);
         CHECK(vd_record_key(&rec, 0, &s, &n) == 0 && str_is(s, n, "email"));
         CHECK(vd_record_key(&rec, 7, &s, &n) == 0 && str_is(s, n, "smtp"));
-        CHECK(vd_record_key(&rec, 18, &s, &n) == 0 && str_is(s, n, "checked_at"));
-        CHECK(vd_record_key(&rec, 19, &s, &n) == -1);
+        CHECK(vd_record_key(&rec, 19, &s, &n) == 0 && str_is(s, n, "checked_at"));
+        CHECK(vd_record_key(&rec, 20, &s, &n) == -1);
 
         CHECK(vd_reader_next(r, &rec) == VD_READ_RECORD);
         CHECK(vd_reader_offset(r) == one.len && vd_reader_records(r) == 2);

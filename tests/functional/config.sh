@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# config.sh — the config file (docs/config.md): `validora config check|show`, a file's values
+# reaching a command, the command line winning, sections, and every kind of bad file refused
+# with a message naming the file and the key. Needs no test world: DNS goes to a closed port.
+set -uo pipefail
+. "$(dirname "$0")/lib/checks.sh"
+V=${VALIDORA:?VALIDORA must name the validora binary}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unset VALIDORA_CONFIG
+
+cat >"$tmp/good.lua" <<'LUA'
+-- a config file is Lua: comments, locals and string functions work
+local closed = "127.0.0.1:1"
+return {
+  dns = closed,
+  dns_timeout = 0.2,
+  smtp = false,
+  rules = { "RULES" },
+  verify = { format = "csv", concurrency = 7, dns_timeout = 0.3 },
+}
+LUA
+sed -i "s|RULES|$VALIDORA_SOURCE_DIR/rules|" "$tmp/good.lua"
+
+out=$("$V" config check -c "$tmp/good.lua" 2>&1); rc=$?
+[ $rc -eq 0 ] && [[ $out == *"ok (7 settings)"* ]] && ok "check: a good file" || bad "check good: rc=$rc $out"
+
+show=$("$V" config show -c "$tmp/good.lua" --smtp-timeout 5 2>&1); rc=$?
+[ $rc -eq 0 ] && ok "show: runs" || bad "show: rc=$rc $show"
+[[ $show == *"dns = \"127.0.0.1:1\", -- $tmp/good.lua"* ]] && ok "show: a file's value and its source" || bad "show dns: $show"
+[[ $show == *"smtp_timeout = 5, -- command line"* ]] && ok "show: the command line's value wins" || bad "show cli: $show"
+[[ $show == *"greylist_delay = 300, -- default"* ]] && ok "show: a default" || bad "show default: $show"
+[[ $show == *"dns_timeout = 0.3, -- $tmp/good.lua"* ]] && ok "show: the section's value wins over the top level" || bad "show section: $show"
+[[ $show == *"concurrency = 7, -- $tmp/good.lua"* ]] && ok "show: a command's own option from its section" || bad "show own: $show"
+# what show prints is itself a config file the check accepts
+"$V" config show -c "$tmp/good.lua" >"$tmp/shown.lua" 2>/dev/null
+out=$("$V" config check -c "$tmp/shown.lua" 2>&1) && ok "show's output is a valid config file" || bad "show output: $out"
+show=$("$V" config show doctor -c "$tmp/good.lua" 2>&1)
+[[ $show == *"dns_timeout = 0.2, -- $tmp/good.lua"* && $show != *"concurrency"* ]] && ok "show doctor: verify's section does not apply" || bad "show doctor: $show"
+
+# the file reaches verify: csv (its section), no SMTP, DNS to a closed port -> dns_error fast
+out=$("$V" verify -c "$tmp/good.lua" --state-dir "$tmp/st" a@valid.test 2>"$tmp/err"); rc=$?
+[ $rc -eq 0 ] && [[ $out == email,address,* && $out == *",unknown,dns_error,"* ]] && ok "verify reads the file" || bad "verify: rc=$rc $out $(cat "$tmp/err")"
+out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --format json --state-dir "$tmp/st" a@valid.test 2>/dev/null)
+[[ $out == '{"email":"a@valid.test"'*'"reason":"dns_error"'* ]] && ok "VALIDORA_CONFIG names the file; --format on the command line wins" || bad "env: $out"
+out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify -c '' --no-smtp --dns 127.0.0.1:1 --dns-timeout 0.1 --state-dir "$tmp/st" a@valid.test 2>/dev/null)
+[[ $out == '{"email"'* ]] && ok "-c '' reads no file" || bad "-c '': $out"
+
+# bad files: refused, exit 1 for check and 2 for a command, a message naming file and key
+bad_file() { # WHAT BODY EXPECTED-MESSAGE-PART
+    printf '%s\n' "$2" >"$tmp/bad.lua"
+    local out rc out2 rc2
+    out=$("$V" config check -c "$tmp/bad.lua" 2>&1); rc=$?
+    out2=$("$V" verify -c "$tmp/bad.lua" --state-dir "$tmp/st" a@valid.test 2>&1); rc2=$?
+    if [ $rc -eq 1 ] && [ $rc2 -eq 2 ] && [[ $out == *"$tmp/bad.lua"*"$3"* ]] && [[ $out2 == *"$3"* ]]; then
+        ok "refused: $1"
+    else
+        bad "$1: check rc=$rc '$out'; verify rc=$rc2 '$out2'"
+    fi
+}
+bad_file "unknown option" 'return { smtp_timeot = 3 }' "smtp_timeot: no engine option"
+bad_file "value out of bounds" 'return { smtp_timeout = -1 }' "not a number of seconds"
+bad_file "wrong type" 'return { smtp = "perhaps" }' "smtp"
+bad_file "unknown section" 'return { verfy = { concurrency = 3 } }' "no command has a section 'verfy'"
+bad_file "section option out of bounds" 'return { verify = { concurrency = 0 } }' "concurrency"
+bad_file "not a table" 'return 5' "must return a table"
+bad_file "syntax error" 'return {' ":2: unexpected symbol"
+bad_file "a runaway loop" 'while true do end' "instruction budget"
+bad_file "no os.execute" 'os.execute("touch /tmp/pwned") return {}' "execute"
+bad_file "a function value" 'return { helo = function() end }' "not an option value"
+bad_file "nested sections" 'return { verify = { x = { y = 1 } } }' "sections do not nest"
+bad_file "a config naming a config" 'return { config = "/x" }' "config"
+out=$("$V" verify -c "$tmp/none.lua" a@valid.test 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ $out == *"none.lua: No such file"* ]] && ok "a missing -c file is an error" || bad "missing: rc=$rc $out"
+if [ ! -e /etc/validora/validora.lua ]; then
+    out=$("$V" config check 2>&1); rc=$?
+    [ $rc -eq 0 ] && [[ $out == *"/etc/validora/validora.lua: no such file"* ]] && ok "no default file: the defaults apply" || bad "default: rc=$rc $out"
+fi
+checks_done config
