@@ -6,7 +6,7 @@ stds.sandbox = {
     "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset", "setmetatable",
     "getmetatable", "_VERSION", "string", "table", "math", "utf8", "require",
     os = { fields = { "time", "clock", "date", "difftime" } },
-    "log", "config", "dns", "sleep", "now", "errors", "http", "json",
+    "log", "config", "dns", "http", "json", "sleep", "now", "errors",
   },
 }
 std = "sandbox"
@@ -30,3 +30,4 @@ stds.script = {
   },
 }
 files["scripts"] = { std = "script" }
+files["tests/rules_http/tests"] = { std = "rulestest", max_line_length = 140 }

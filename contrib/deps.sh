@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev libc-ares-dev
             libssl-dev libmsgpack-dev libidn2-dev libpsl-dev libsqlite3-dev
-            libspf2-dev libcsv-dev)
+            libspf2-dev libcsv-dev libjansson-dev)
 test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
            python3 lua-check clang-14 libclang-rt-14-dev)
 

@@ -21,6 +21,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -1048,7 +1050,8 @@ static bool valid_key(const char *k, size_t n)
 
 static int load_expect(lua_State *L, vd_pb_check *c, const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"status", "reason", "fields", "absent", NULL};
+    static const char *const keys[] = {"status", "reason",        "fields",
+                                       "absent", "http_requests", NULL};
     char sub[300];
     if (lua_type(L, -1) != LUA_TTABLE) {
         snprintf(err, errlen, "%s: expected { status = ..., reason = ..., fields = {...} }", path);
@@ -1108,6 +1111,18 @@ static int load_expect(lua_State *L, vd_pb_check *c, const char *path, char *err
                 c->expect[j] = c->expect[j - 1];
                 c->expect[j - 1] = tmp;
             }
+    }
+    lua_pop(L, 1);
+    c->http_requests = -1;
+    lua_getfield(L, -1, "http_requests");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+            lua_tointeger(L, -1) > VD_PB_MAX_HTTP) {
+            snprintf(err, errlen, "%s.http_requests: expected a whole number 0 to %d", path,
+                     VD_PB_MAX_HTTP);
+            return lua_pop(L, 1), -1;
+        }
+        c->http_requests = (long)lua_tointeger(L, -1);
     }
     lua_pop(L, 1);
     lua_getfield(L, -1, "absent");
@@ -1172,26 +1187,36 @@ static int load_check(lua_State *L, vd_pb_check *c, const char *path, int addr_i
 static const char *const RUNNER_OPTIONS[] = {"dns",    "smtp-port", "source-ip", "starttls",
                                              "tls-ca", "rules",     NULL};
 
-static int load_options(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
+/* options = {...} (any engine option but the runner's) or, config, config = {...} (options
+ * rules see, as config.NAME; "$HTTP" in a value is the HTTP playback server's base URL). */
+static int load_options(lua_State *L, vd_pb_test *t, bool config, char *err, size_t errlen)
 {
+    const char *what = config ? "config" : "options";
+    vd_pb_option **list = config ? &t->config : &t->options;
+    size_t *nlist = config ? &t->nconfig : &t->noptions;
     if (lua_type(L, -1) != LUA_TTABLE) {
-        snprintf(err, errlen, "options: expected { reuse = false, greylist_tries = 2, ... }");
+        snprintf(err, errlen, "%s: expected { %s, ... }", what,
+                 config ? "microsoft_credential_url = \"$HTTP/...\"" : "reuse = false");
         return -1;
     }
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         if (lua_type(L, -2) != LUA_TSTRING || lua_rawlen(L, -2) > 64) {
-            snprintf(err, errlen, "options: keys are option names");
+            snprintf(err, errlen, "%s: keys are option names", what);
             return lua_pop(L, 2), -1;
         }
         char name[80];
         snprintf(name, sizeof name, "%s", lua_tostring(L, -2));
         for (char *p = name; *p; p++)
             if (*p == '_') *p = '-';
-        if (!vd_option_find(vd_engine_options, name)) {
-            snprintf(err, errlen,
-                     "options.%s: not an engine option (validora verify --help "
-                     "lists them)",
+        const vd_option *opt = vd_option_find(vd_engine_options, name);
+        if (!opt) {
+            snprintf(err, errlen, "%s.%s: not an engine option (validora verify --help lists them)",
+                     what, lua_tostring(L, -2));
+            return lua_pop(L, 2), -1;
+        }
+        if (config && !opt->rules) {
+            snprintf(err, errlen, "config.%s: rules do not see it (set it in options)",
                      lua_tostring(L, -2));
             return lua_pop(L, 2), -1;
         }
@@ -1201,7 +1226,7 @@ static int load_options(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
                          lua_tostring(L, -2));
                 return lua_pop(L, 2), -1;
             }
-        char value[128];
+        char value[2048];
         switch (lua_type(L, -1)) {
         case LUA_TBOOLEAN:
             snprintf(value, sizeof value, "%s", lua_toboolean(L, -1) ? "true" : "false");
@@ -1223,10 +1248,14 @@ static int load_options(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
             snprintf(err, errlen, "options.%s: expected a boolean, number or string", name);
             return lua_pop(L, 2), -1;
         }
-        vd_pb_option *o = grow(t->options, &t->noptions, sizeof *o);
+        if (!config && strlen(value) >= 128) {
+            snprintf(err, errlen, "options.%s: too long", name);
+            return lua_pop(L, 2), -1;
+        }
+        vd_pb_option *o = grow(*list, nlist, sizeof *o);
         if (!o) return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
-        t->options = o;
-        o = &t->options[t->noptions - 1];
+        *list = o;
+        o = &o[*nlist - 1];
         if (!(o->name = strdup(name)) || !(o->value = strdup(value)))
             return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
         lua_pop(L, 1);
@@ -1234,16 +1263,122 @@ static int load_options(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
     return 0;
 }
 
+/* { ["Name"] = "value", ... } at -1 (nil: none) into v. */
+static int load_headers(lua_State *L, vd_pb_header **v, size_t *n, const char *sub, char *err,
+                        size_t errlen)
+{
+    if (lua_isnil(L, -1)) return 0;
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        snprintf(err, errlen, "%s: expected { [\"Name\"] = \"value\", ... }", sub);
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
+            lua_rawlen(L, -2) > 256 || lua_rawlen(L, -1) > 8192 ||
+            strpbrk(lua_tostring(L, -1), "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n: ")) {
+            snprintf(err, errlen, "%s: names and values are strings, one line each", sub);
+            return lua_pop(L, 2), -1;
+        }
+        vd_pb_header *hv = grow(*v, n, sizeof *hv);
+        if (!hv) return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
+        *v = hv;
+        hv = &hv[*n - 1];
+        hv->name = strdup(lua_tostring(L, -2));
+        hv->value = strdup(lua_tostring(L, -1));
+        if (!hv->name || !hv->value)
+            return lua_pop(L, 2), snprintf(err, errlen, "out of memory"), -1;
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* One http = { ... } entry (the table at -1). */
+static int load_http_entry(lua_State *L, vd_pb_http *h, const char *path, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"method", "path",    "body_matches", "headers_match",
+                                       "status", "headers", "body",         NULL};
+    char sub[300];
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        snprintf(err, errlen, "%s: expected { method = ..., path = ..., status = ..., body = ... }",
+                 path);
+        return -1;
+    }
+    if (known_keys(L, -1, path, keys, err, errlen) != 0) return -1;
+    char **fields[] = {&h->method, &h->path, &h->body_matches};
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, -1, keys[i]);
+        pathf(sub, sizeof sub, "%s.%s", path, keys[i]);
+        if (!lua_isnil(L, -1) && !(*fields[i] = want_string(L, -1, sub, 4096, NULL, err, errlen)))
+            return lua_pop(L, 1), -1;
+        lua_pop(L, 1);
+    }
+    for (char *p = h->method; p && *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    if (h->path && h->path[0] != '/') {
+        snprintf(err, errlen, "%s.path: starts with /", path);
+        return -1;
+    }
+    lua_getfield(L, -1, "status");
+    h->status = 200;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 100 || lua_tointeger(L, -1) > 599) {
+            snprintf(err, errlen, "%s.status: expected 100 to 599", path);
+            return lua_pop(L, 1), -1;
+        }
+        h->status = (int)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "body");
+    pathf(sub, sizeof sub, "%s.body", path);
+    if (!lua_isnil(L, -1) &&
+        !(h->body = want_string(L, -1, sub, VD_PB_MAX_BODY, &h->body_len, err, errlen)))
+        return lua_pop(L, 1), -1;
+    lua_pop(L, 1);
+    pathf(sub, sizeof sub, "%s.headers", path);
+    lua_getfield(L, -1, "headers");
+    int rc = load_headers(L, &h->headers, &h->nheaders, sub, err, errlen);
+    lua_pop(L, 1);
+    if (rc != 0) return -1;
+    pathf(sub, sizeof sub, "%s.headers_match", path);
+    lua_getfield(L, -1, "headers_match");
+    rc = load_headers(L, &h->headers_match, &h->nheaders_match, sub, err, errlen);
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int load_http(lua_State *L, vd_pb_test *t, char *err, size_t errlen)
+{
+    size_t n;
+    if (want_list(L, -1, "http", &n, err, errlen) != 0) return -1;
+    if (n > VD_PB_MAX_HTTP) {
+        snprintf(err, errlen, "http: more than %d requests", VD_PB_MAX_HTTP);
+        return -1;
+    }
+    if (n && !(t->http = calloc(n, sizeof *t->http)))
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 1; i <= n; i++) {
+        char path[64];
+        pathf(path, sizeof path, "http[%zu]", i);
+        lua_rawgeti(L, -1, (lua_Integer)i);
+        t->nhttp = i;
+        int rc = load_http_entry(L, &t->http[i - 1], path, err, errlen);
+        lua_pop(L, 1);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
 /* The test table at -1 into ld->t. */
 static int load_test(lua_State *L, loader *ld, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name",     "address", "expect",  "verify", "dns",
-                                       "sessions", "options", "timeout", NULL};
+    static const char *const keys[] = {"name",    "address", "expect", "verify", "dns", "sessions",
+                                       "options", "timeout", "config", "http",   NULL};
     vd_pb_test *t = ld->t;
     int top = lua_gettop(L);
     if (known_keys(L, top, "the test", keys, err, errlen) != 0) return -1;
     for (int i = 0; keys[i]; i++)
-        lua_getfield(L, top, keys[i]); /* top+1 .. top+8 in the order of keys */
+        lua_getfield(L, top, keys[i]); /* top+1 .. top+10 in the order of keys */
     if (!lua_isnil(L, top + 1) &&
         !(t->name = want_string(L, top + 1, "name", 200, NULL, err, errlen)))
         return -1;
@@ -1270,7 +1405,19 @@ static int load_test(lua_State *L, loader *ld, char *err, size_t errlen)
     }
     if (!lua_isnil(L, top + 7)) {
         lua_pushvalue(L, top + 7);
-        int rc = load_options(L, t, err, errlen);
+        int rc = load_options(L, t, false, err, errlen);
+        lua_pop(L, 1);
+        if (rc != 0) return -1;
+    }
+    if (!lua_isnil(L, top + 9)) {
+        lua_pushvalue(L, top + 9);
+        int rc = load_options(L, t, true, err, errlen);
+        lua_pop(L, 1);
+        if (rc != 0) return -1;
+    }
+    if (!lua_isnil(L, top + 10)) {
+        lua_pushvalue(L, top + 10);
+        int rc = load_http(L, t, err, errlen);
         lua_pop(L, 1);
         if (rc != 0) return -1;
     }
@@ -1443,6 +1590,29 @@ void vd_pb_test_clear(vd_pb_test *t)
         free(t->options[i].value);
     }
     free(t->options);
+    for (size_t i = 0; i < t->nconfig; i++) {
+        free(t->config[i].name);
+        free(t->config[i].value);
+    }
+    free(t->config);
+    for (size_t i = 0; i < t->nhttp; i++) {
+        vd_pb_http *h = &t->http[i];
+        free(h->method);
+        free(h->path);
+        free(h->body_matches);
+        free(h->body);
+        for (size_t k = 0; k < h->nheaders; k++) {
+            free(h->headers[k].name);
+            free(h->headers[k].value);
+        }
+        free(h->headers);
+        for (size_t k = 0; k < h->nheaders_match; k++) {
+            free(h->headers_match[k].name);
+            free(h->headers_match[k].value);
+        }
+        free(h->headers_match);
+    }
+    free(t->http);
     free(t->path);
     free(t->name);
     *t = (vd_pb_test){0};
@@ -1470,6 +1640,10 @@ struct vd_pb_world {
     int smtp_port;
     pb_conn *conns;
     size_t nconns, accepted;
+    struct evhttp *http; /* the HTTP playback server */
+    int http_port;
+    size_t http_next;     /* the test's http entry the next request takes */
+    size_t http_requests; /* requests received */
 };
 
 /* ---- DNS responder ---- */
@@ -2013,6 +2187,150 @@ static int smtp_start(vd_pb_world *w, char *err, size_t errlen)
     return -1;
 }
 
+/* ---- HTTP playback ---- */
+
+/* Does body match the Lua pattern? A Lua state of its own with the string library only. */
+static bool body_matches(const char *body, size_t len, const char *pattern, char *why,
+                         size_t whylen)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) return snprintf(why, whylen, "out of memory"), false;
+    luaL_requiref(L, "string", luaopen_string, 0);
+    lua_getfield(L, -1, "find");
+    lua_pushlstring(L, body, len);
+    lua_pushstring(L, pattern);
+    bool ok = false;
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
+        snprintf(why, whylen, "body_matches: %s", lua_tostring(L, -1));
+    else if (!(ok = !lua_isnil(L, -1)))
+        snprintf(why, whylen, "does not match %s", pattern);
+    lua_close(L);
+    return ok;
+}
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+    static const struct {
+        enum evhttp_cmd_type c;
+        const char *n;
+    } m[] = {{EVHTTP_REQ_GET, "GET"},        {EVHTTP_REQ_POST, "POST"},
+             {EVHTTP_REQ_HEAD, "HEAD"},      {EVHTTP_REQ_PUT, "PUT"},
+             {EVHTTP_REQ_DELETE, "DELETE"},  {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+             {EVHTTP_REQ_PATCH, "PATCH"},    {EVHTTP_REQ_TRACE, "TRACE"},
+             {EVHTTP_REQ_CONNECT, "CONNECT"}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (m[i].c == c) return m[i].n;
+    return "?";
+}
+
+/* Why request er is not entry h ("" when it is). */
+static void http_mismatch(struct evhttp_request *er, const vd_pb_http *h, const char *method,
+                          char *why, size_t whylen)
+{
+    why[0] = '\0';
+    const char *uri = evhttp_request_get_uri(er);
+    const char *q = strchr(uri, '?');
+    size_t plen = q && !strchr(h->path ? h->path : "", '?') ? (size_t)(q - uri) : strlen(uri);
+    if (h->method && strcmp(h->method, method) != 0) {
+        snprintf(why, whylen, "method %s, expected %s", method, h->method);
+    } else if (h->path && (strlen(h->path) != plen || strncmp(h->path, uri, plen) != 0)) {
+        snprintf(why, whylen, "path %.*s, expected %s", (int)(plen > 200 ? 200 : plen), uri,
+                 h->path);
+    } else {
+        for (size_t k = 0; k < h->nheaders_match && !why[0]; k++) {
+            const vd_pb_header *m = &h->headers_match[k];
+            const char *v = evhttp_find_header(evhttp_request_get_input_headers(er), m->name);
+            char sub[400];
+            if (!v)
+                snprintf(why, whylen, "no %s header", m->name);
+            else if (!body_matches(v, strlen(v), m->value, sub, sizeof sub))
+                snprintf(why, whylen, "header %s: %s", m->name, sub);
+        }
+    }
+    if (!why[0] && h->body_matches) {
+        struct evbuffer *b = evhttp_request_get_input_buffer(er);
+        size_t len = evbuffer_get_length(b);
+        const char *body = (const char *)evbuffer_pullup(b, -1);
+        char sub[400];
+        if (!body_matches(body ? body : "", body ? len : 0, h->body_matches, sub, sizeof sub))
+            snprintf(why, whylen, "body %s", sub);
+    }
+}
+
+static void on_http(struct evhttp_request *er, void *arg)
+{
+    vd_pb_world *w = arg;
+    size_t n = ++w->http_requests;
+    const char *method = method_name(evhttp_request_get_command(er));
+    char q[240];
+    const char *uri = evhttp_request_get_uri(er);
+    vd_pb_quote(q, sizeof q, uri, strlen(uri), 200);
+    struct evbuffer *out = evbuffer_new();
+    if (!out) {
+        evhttp_send_error(er, 500, "playback: out of memory");
+        return;
+    }
+    if (w->http_next >= w->t->nhttp) {
+        vd_pb_msg(w->msgs,
+                  "http request %zu (%s %s): no http entry left for it (the test gives %zu)", n,
+                  method, q, w->t->nhttp);
+        evbuffer_add_printf(out, "playback: no http entry left\n");
+        evhttp_send_reply(er, 500, "Playback", out);
+        evbuffer_free(out);
+        return;
+    }
+    size_t i = w->http_next++;
+    const vd_pb_http *h = &w->t->http[i];
+    char why[512];
+    http_mismatch(er, h, method, why, sizeof why);
+    if (why[0]) {
+        vd_pb_msg(w->msgs, "http request %zu (%s %s): not http[%zu]: %s", n, method, q, i + 1, why);
+        evbuffer_add_printf(out, "playback: not the request of the test\n");
+        evhttp_send_reply(er, 500, "Playback", out);
+        evbuffer_free(out);
+        return;
+    }
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(er);
+    for (size_t k = 0; k < h->nheaders; k++)
+        evhttp_add_header(oh, h->headers[k].name, h->headers[k].value);
+    if (h->body_len) evbuffer_add(out, h->body, h->body_len);
+    evhttp_send_reply(er, h->status, "Playback", out);
+    evbuffer_free(out);
+}
+
+static int http_start(vd_pb_world *w, char *err, size_t errlen)
+{
+    if (!(w->http = evhttp_new(w->base))) return snprintf(err, errlen, "out of memory"), -1;
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(w->http, VD_PB_MAX_BODY);
+    evhttp_set_gencb(w->http, on_http, w);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(w->http, "127.0.0.1", 0);
+    if (!bs) {
+        snprintf(err, errlen, "HTTP playback on 127.0.0.1: %s", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl) != 0) {
+        snprintf(err, errlen, "HTTP playback: %s", strerror(errno));
+        return -1;
+    }
+    w->http_port = ntohs(sa.sin_port);
+    return 0;
+}
+
+int vd_pb_world_http_port(const vd_pb_world *w)
+{
+    return w->http_port;
+}
+
+size_t vd_pb_world_http_requests(const vd_pb_world *w)
+{
+    return w->http_requests;
+}
+
 vd_pb_world *vd_pb_world_new(struct event_base *base, vd_pb_test *t, vd_pb_msgs *msgs, char *err,
                              size_t errlen)
 {
@@ -2031,7 +2349,8 @@ vd_pb_world *vd_pb_world_new(struct event_base *base, vd_pb_test *t, vd_pb_msgs 
         for (size_t k = 0; k < t->sessions[i].nverbs; k++)
             t->sessions[i].verbs[k].used = 0;
     }
-    if (dns_start(w, err, errlen) != 0 || smtp_start(w, err, errlen) != 0) {
+    if (dns_start(w, err, errlen) != 0 || smtp_start(w, err, errlen) != 0 ||
+        http_start(w, err, errlen) != 0) {
         vd_pb_world_free(w);
         return NULL;
     }
@@ -2066,6 +2385,14 @@ void vd_pb_world_finish(vd_pb_world *w)
     while (w->conns)
         conn_free(w->conns);
     listeners_free(w);
+    if (w->http) evhttp_free(w->http);
+    w->http = NULL;
+    for (size_t i = w->http_next; i < w->t->nhttp; i++) {
+        const vd_pb_http *h = &w->t->http[i];
+        vd_pb_msg(w->msgs, "http[%zu] (%s %s) was never requested (%zu request%s made)", i + 1,
+                  h->method ? h->method : "any method", h->path ? h->path : "any path",
+                  w->http_requests, w->http_requests == 1 ? "" : "s");
+    }
     if (w->dns_ev) event_free(w->dns_ev);
     w->dns_ev = NULL;
     for (size_t i = 0; i < w->t->nsessions; i++) {
@@ -2098,6 +2425,7 @@ void vd_pb_world_free(vd_pb_world *w)
     while (w->conns)
         conn_free(w->conns);
     listeners_free(w);
+    if (w->http) evhttp_free(w->http);
     if (w->dns_ev) event_free(w->dns_ev);
     if (w->dns_fd >= 0) evutil_closesocket(w->dns_fd);
     free(w);

@@ -3,8 +3,9 @@
  *
  * Owns: loading a test file (Lua text in an empty environment, data only, every key checked),
  * parsing a transcript (`validora verify --transcript`, docs/transcripts.md) into a script,
- * the DNS responder (UDP on 127.0.0.1) and the SMTP playback server (TCP on 127.0.0.x, one
- * address per mail host of the test), and the problems playback saw (a command the script did
+ * the DNS responder (UDP on 127.0.0.1), the SMTP playback server (TCP on 127.0.0.x, one
+ * address per mail host of the test), the HTTP playback server (evhttp on 127.0.0.1, the
+ * test's `http` answers in order), and the problems playback saw (a command the script did
  * not expect, a script not played to its end). docs/rules-test.md is the user's description.
  * Does not own: the engine (the runner makes one through the public API), comparing records
  * (cli_rules_test.c). CLI layer: public headers and cli.h only; libevent and Lua directly.
@@ -28,6 +29,8 @@ struct event_base;
 #define VD_PB_MAX_HOSTS   200        /* names with an A answer: 127.0.0.2 .. 127.0.0.201 */
 #define VD_PB_MAX_SESSION 1000       /* sessions in one test */
 #define VD_PB_MAX_CHECKS  1000       /* addresses in one test */
+#define VD_PB_MAX_HTTP    1000       /* HTTP requests in one test */
+#define VD_PB_MAX_BODY    (1u << 20) /* bytes of one HTTP body, either way */
 
 /* ---- messages ---- */
 
@@ -155,7 +158,26 @@ typedef struct vd_pb_check {
     char *address;
     vd_pb_expect *expect;
     size_t nexpect;
+    long http_requests; /* expect.http_requests: requests made while it ran; -1 = not asked */
 } vd_pb_check;
+
+typedef struct vd_pb_header {
+    char *name, *value;
+} vd_pb_header;
+
+/* One HTTP request the test expects (http = { ... }, served in order) and its answer. */
+typedef struct vd_pb_http {
+    char *method;       /* upper case; NULL = any */
+    char *path;         /* the request's path (and ?query, when it has one); NULL = any */
+    char *body_matches; /* a Lua pattern the request body must match; NULL = any */
+    vd_pb_header *headers_match; /* request headers (by name, any case) and Lua patterns */
+    size_t nheaders_match;
+    int status;
+    vd_pb_header *headers;
+    size_t nheaders;
+    char *body;
+    size_t body_len;
+} vd_pb_http;
 
 typedef struct vd_pb_option {
     char *name; /* an engine option, '_' written '-' */
@@ -174,6 +196,10 @@ typedef struct vd_pb_test {
     size_t nchecks;
     vd_pb_option *options;
     size_t noptions;
+    vd_pb_option *config; /* options rules see; "$HTTP" stands for the HTTP playback server */
+    size_t nconfig;
+    vd_pb_http *http;
+    size_t nhttp;
 } vd_pb_test;
 
 /* Loads the test file at path (transcripts relative to its directory). Returns 0, or -1 with
@@ -191,6 +217,9 @@ vd_pb_world *vd_pb_world_new(struct event_base *base, vd_pb_test *t, vd_pb_msgs 
                              size_t errlen);
 int vd_pb_world_dns_port(const vd_pb_world *w);
 int vd_pb_world_smtp_port(const vd_pb_world *w);
+/* The HTTP playback server (plain HTTP on 127.0.0.1), and the requests it got so far. */
+int vd_pb_world_http_port(const vd_pb_world *w);
+size_t vd_pb_world_http_requests(const vd_pb_world *w);
 /* Connections still open. */
 size_t vd_pb_world_connections(const vd_pb_world *w);
 /* Closes every connection and stops serving (DNS and SMTP); notes sessions never opened and

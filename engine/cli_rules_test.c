@@ -256,12 +256,19 @@ typedef struct trun {
     size_t done; /* records compared */
     bool failed; /* the engine could not take an address */
     struct event *submit_ev;
+    vd_pb_world *w;
+    size_t http_before; /* the playback's HTTP requests when the address was submitted */
 } trun;
 
 static void on_record(const struct vd_record *rec, void *arg)
 {
     trun *r = arg;
     const vd_pb_check *c = &r->t->checks[r->done++];
+    size_t made = vd_pb_world_http_requests(r->w) - r->http_before;
+    if (c->http_requests >= 0 && made != (size_t)c->http_requests)
+        vd_pb_msg(r->msgs, "%s%shttp_requests: expected %ld, got %zu",
+                  r->t->nchecks > 1 ? c->address : "", r->t->nchecks > 1 ? ": " : "",
+                  c->http_requests, made);
     /* Through the public writer and reader, so that any key can be compared. */
     char *buf = NULL;
     size_t size = 0;
@@ -299,6 +306,7 @@ static void on_submit(evutil_socket_t fd, short what, void *arg)
     trun *r = arg;
     if (r->next >= r->t->nchecks || r->next > r->done) return;
     const char *a = r->t->checks[r->next++].address;
+    r->http_before = vd_pb_world_http_requests(r->w);
     if (vd_engine_submit(r->engine, a, strlen(a), on_record, r) != 0) {
         vd_pb_msg(r->msgs, "%s: out of memory", a);
         r->failed = true;
@@ -313,9 +321,31 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     *(bool *)arg = true;
 }
 
-/* The runner's settings: the playback servers, no STARTTLS, short waits. Then the test's. */
+/* value with every "$HTTP" written base (malloc'd). */
+static char *subst_http(const char *value, const char *base)
+{
+    size_t n = 0;
+    for (const char *p = strstr(value, "$HTTP"); p; p = strstr(p + 5, "$HTTP"))
+        n++;
+    char *out = malloc(strlen(value) + n * strlen(base) + 1);
+    if (!out) return NULL;
+    char *o = out;
+    for (const char *p = value; *p;) {
+        if (!strncmp(p, "$HTTP", 5)) {
+            o = stpcpy(o, base);
+            p += 5;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The runner's settings: the playback servers, no STARTTLS, short waits. Then the test's
+ * options, then its config (values kept in owned, freed by the caller). */
 static int configure(vd_engine_config *cfg, const vd_pb_test *t, char *dns, size_t dnslen,
-                     int dns_port, int smtp_port, vd_pb_msgs *msgs)
+                     int dns_port, int smtp_port, int http_port, char **owned, vd_pb_msgs *msgs)
 {
     snprintf(dns, dnslen, "127.0.0.1:%d", dns_port);
     cfg->dns_servers = dns;
@@ -337,6 +367,20 @@ static int configure(vd_engine_config *cfg, const vd_pb_test *t, char *dns, size
             return -1;
         }
     }
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", http_port);
+    for (size_t i = 0; i < t->nconfig; i++) {
+        const vd_option *o = vd_option_find(vd_engine_options, t->config[i].name);
+        char err[256];
+        if (!(owned[i] = subst_http(t->config[i].value, base))) {
+            vd_pb_msg(msgs, "out of memory");
+            return -1;
+        }
+        if (!o || vd_option_parse(o, cfg, owned[i], err, sizeof err) != 0) {
+            vd_pb_msg(msgs, "config: %s", o ? err : "unknown option");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -345,6 +389,7 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
                      vd_pb_msgs *msgs)
 {
     char err[1024], dns[64];
+    char **owned = NULL; /* config values with $HTTP written out */
     struct event_base *base = event_base_new();
     if (!base) {
         vd_pb_msg(msgs, "cannot create the event loop");
@@ -368,8 +413,10 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
         vd_pb_msg(msgs, "out of memory");
         goto out;
     }
-    if (configure(&cfg, t, dns, sizeof dns, vd_pb_world_dns_port(w), vd_pb_world_smtp_port(w),
-                  msgs) != 0)
+    r.w = w;
+    owned = calloc(t->nconfig + 1, sizeof *owned);
+    if (!owned || configure(&cfg, t, dns, sizeof dns, vd_pb_world_dns_port(w),
+                            vd_pb_world_smtp_port(w), vd_pb_world_http_port(w), owned, msgs) != 0)
         goto out;
     if (!(r.engine = vd_engine_new(base, &cfg, err, sizeof err))) {
         vd_pb_msg(msgs, "engine: %s", err);
@@ -400,6 +447,9 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
         event_base_loop(base, EVLOOP_ONCE);
 out:
     if (r.engine) vd_engine_free(r.engine);
+    for (size_t i = 0; owned && i < t->nconfig; i++)
+        free(owned[i]);
+    free(owned);
     vd_pb_world_free(w);
     if (deadline) event_free(deadline);
     if (r.submit_ev) event_free(r.submit_ev);

@@ -18,6 +18,7 @@
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
+#include "http.h"
 #include "budget.h"
 #include "limiter.h"
 #include "sender.h"
@@ -49,6 +50,11 @@ static int own_strings(vd_engine *e, const vd_engine_config *c)
         {c->source_ip, &e->source_ip, &e->cfg.source_ip},
         {c->tls_ca, &e->tls_ca, &e->cfg.tls_ca},
         {c->transcript_dir, &e->transcript_dir, &e->cfg.transcript_dir},
+        {c->alt_checks, &e->alt_checks, &e->cfg.alt_checks},
+        {c->microsoft_credential_url, &e->microsoft_credential_url,
+         &e->cfg.microsoft_credential_url},
+        {c->yahoo_signup_url, &e->yahoo_signup_url, &e->cfg.yahoo_signup_url},
+        {c->yahoo_validate_url, &e->yahoo_validate_url, &e->cfg.yahoo_validate_url},
     };
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         *s[i].field = NULL;
@@ -193,6 +199,25 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
             snprintf(err, errlen, "TLS: %s", sub);
             return -1;
         }
+    }
+    /* HTTPS for rules' alternative checks: always verified, against --tls-ca when given */
+    vd_tls_opts hopts = {.ca_file = e->tls_ca, .require_verified = true};
+    if (!(e->https_tls = vd_tls_client_ctx_new(&hopts, sub, sizeof sub))) {
+        snprintf(err, errlen, "TLS (HTTPS): %s", sub);
+        return -1;
+    }
+    vd_http_opts httpopts = {
+        .tls_ctx = e->https_tls,
+        .dns = e->dns,
+        .timeout = e->cfg.http_timeout,
+        .max_body = (size_t)e->cfg.http_max_body,
+        .max_headers = (size_t)e->cfg.http_max_headers,
+        .max_redirects = e->cfg.http_max_redirects,
+        .user_agent = "Validora/" VALIDORA_VERSION,
+    };
+    if (!(e->http = vd_http_new(e->base, &httpopts))) {
+        snprintf(err, errlen, "HTTP client: out of memory");
+        return -1;
     }
     int timeout_ms = (int)(e->cfg.smtp_timeout * 1000);
     vd_pool_opts popts = {
@@ -387,6 +412,7 @@ static vd_rules_env rules_env(const vd_engine *e)
         .dns = e->dns,
         .pool = e->pool,
         .limiter = e->limiter,
+        .http = e->http,
         .budget = e->budget,
         .cfg = &e->cfg,
         .log = e->cfg.log,
@@ -565,8 +591,10 @@ void vd_engine_free(vd_engine *e)
     vd_gen_unref(e->gen);
     vd_limiter_free(e->limiter);
     if (e->pool) vd_pool_free(e->pool);
+    vd_http_free(e->http); /* after the jobs: their requests are cancelled */
     if (e->dns) vd_dns_free(e->dns);
     if (e->tls) vd_tls_ctx_free(e->tls);
+    if (e->https_tls) vd_tls_ctx_free(e->https_tls);
     vd_transcript_sink_free(e->transcripts); /* after the pool: closing sessions keep theirs */
     vd_budget_free(e->budget); /* after the jobs: gives back what was reserved and not used */
     vd_ledger_close(e->ledger);
@@ -577,5 +605,9 @@ void vd_engine_free(vd_engine *e)
     free(e->source_ip);
     free(e->tls_ca);
     free(e->transcript_dir);
+    free(e->alt_checks);
+    free(e->microsoft_credential_url);
+    free(e->yahoo_signup_url);
+    free(e->yahoo_validate_url);
     free(e);
 }

@@ -18,6 +18,7 @@ struct vd_engine {
     struct event_base *base;
     vd_engine_config cfg; /* effective settings; strings point at the copies below */
     char *dns_servers, *source_ip, *tls_ca, *transcript_dir;
+    char *alt_checks, *microsoft_credential_url, *yahoo_signup_url, *yahoo_validate_url;
     char *dirs[VD_STRLIST_MAX]; /* the rules directories */
     size_t ndirs;
     char helo[256];
@@ -26,7 +27,9 @@ struct vd_engine {
     socklen_t source_len;
     vd_dns *dns;
     vd_pool *pool;
-    SSL_CTX *tls;
+    SSL_CTX *tls;       /* SMTP STARTTLS: opportunistic */
+    SSL_CTX *https_tls; /* http.request: verifying */
+    struct vd_http *http;
     vd_transcript_sink *transcripts;
     vd_gen *gen; /* the current generation */
     struct vd_watch *watch;

@@ -97,6 +97,13 @@ struct vd_limiter {
     vd_limiter_stats st;
 };
 
+/* A key as the log shows it: without the one-letter scope prefix ("p:google" is "google");
+ * keys of other shapes (http.request's "http:<rule>") whole. */
+static const char *shown(const char *key)
+{
+    return key[0] && key[1] == ':' ? key + 2 : key;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -143,7 +150,8 @@ static void load_breaker(vd_limiter *l, kstate *k, double t)
     k->mult = START_MULT / 2;
     k->slow_start = false;
     vd_log_to(l->o.log, l->o.log_arg, VD_LOG_WARNING,
-              "%s: circuit breaker still open from an earlier run: %.0f s left", k->key + 2, left);
+              "%s: circuit breaker still open from an earlier run: %.0f s left", shown(k->key),
+              left);
 }
 
 static kstate *get(vd_limiter *l, int scope, const char *key, const vd_limit *lim)
@@ -445,7 +453,10 @@ void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s)
 
 void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why)
 {
-    if (l && l->o.on_signal && (sig == VD_SIG_SLOW_DOWN || sig == VD_SIG_BLOCK))
+    /* only traffic charged to the source IP (SMTP) counts for its ledger: an HTTP endpoint's
+     * throttle (http.request's key alone) says nothing of the IP's mail reputation */
+    if (l && l->o.on_signal && (sig == VD_SIG_SLOW_DOWN || sig == VD_SIG_BLOCK) &&
+        s->key[VD_SCOPE_SOURCE_IP][0])
         l->o.on_signal(sig, why, l->o.signal_arg);
     if (!l || !l->o.enabled || sig == VD_SIG_NONE) return;
     double t = now_s();
@@ -482,7 +493,7 @@ void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, co
             if (i == VD_SCOPE_PROVIDER)
                 vd_log_to(l->o.log, l->o.log_arg, VD_LOG_INFO,
                           "%s asked us to slow down: RCPT rate now %.0f/min (ceiling %.0f/min): %s",
-                          k->key + 2, rcpt_rate(k) * 60, k->ceil * k->lim.rcpt_per_minute,
+                          shown(k->key), rcpt_rate(k) * 60, k->ceil * k->lim.rcpt_per_minute,
                           why ? why : "");
             k->hold = k->sessions > 1 ? k->sessions - 1 : 0;
             k->slow_start = false;
@@ -499,8 +510,8 @@ void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, co
             l->st.blocks++;
             vd_log_to(l->o.log, l->o.log_arg, VD_LOG_WARNING,
                       "%s blocked us (%d time%s in a row): circuit breaker open for %.0f s: %s",
-                      k->key + 2, k->breaker_n, k->breaker_n == 1 ? "" : "s", k->breaker_until - t,
-                      why ? why : "");
+                      shown(k->key), k->breaker_n, k->breaker_n == 1 ? "" : "s",
+                      k->breaker_until - t, why ? why : "");
             if (l->o.store.breaker_put)
                 l->o.store.breaker_put(l->o.store.arg, k->key, wall_s() + (k->breaker_until - t),
                                        k->breaker_n, why ? why : "");

@@ -77,8 +77,9 @@ typedef struct vd_limiter_opts {
     vd_log_cb log;     /* rate cuts (info) and breakers (warning); may be NULL */
     vd_limiter_store store;
     void *log_arg;
-    /* Told of every slow_down and block a reply signals, also when shaping is off (the engine
-     * counts them in the ledger); why is the reply's text. NULL: nobody is told. */
+    /* Told of every slow_down and block a reply signals for a set with a source-IP key (SMTP;
+     * not http.request's), also when shaping is off (the engine counts them in the ledger);
+     * why is the reply's text. NULL: nobody is told. */
     void (*on_signal)(vd_signal sig, const char *why, void *arg);
     void *signal_arg;
 } vd_limiter_opts;

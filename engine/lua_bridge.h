@@ -1,5 +1,6 @@
 /* lua_bridge.h — what the files of the Lua bridge share: rules.c (generations, runs),
- * lua_job.c (the job object), lua_smtp.c (sessions and replies), lua_dns.c (the dns table).
+ * lua_job.c (the job object), lua_smtp.c (sessions and replies), lua_dns.c (the dns table),
+ * lua_http.c (the http table), lua_json.c (the json table).
  * Nothing outside the bridge includes this; the engine sees rules.h. */
 #ifndef VALIDORA_LUA_BRIDGE_H
 #define VALIDORA_LUA_BRIDGE_H
@@ -29,6 +30,9 @@ struct vd_run {
     int self_ref; /* the job userdata, LUA_NOREF until made */
     int op_slot;  /* the session whose command is in flight */
     struct vd_lua_session *sessions[VD_PROBE_MAX_SESSIONS];
+    struct vd_cookie_jar *jar; /* the probe's cookies (http.c), made by its first request */
+    vd_limit_set http_limits;  /* http.request's key `http:<rule>` (only the provider scope) */
+    int http_requests;         /* http.request calls so far */
 };
 
 /* The run a thread's task belongs to, or NULL (the main thread). */
@@ -54,5 +58,14 @@ void vd_lua_sessions_detach(vd_run *run);
 /* lua_dns.c */
 void vd_lua_dns_open(lua_State *L); /* pushes the dns table */
 void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r);
+
+/* lua_http.c */
+void vd_lua_http_open(lua_State *L); /* pushes the http table */
+/* Sets the run's HTTP key to http:<rule> with lim (job:_rule, from the rule's limits.http). */
+void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim);
+
+/* lua_json.c */
+void vd_lua_json_open(lua_State *L); /* pushes the json table */
+extern const char VD_JSON_ERR[];     /* "bad_json" */
 
 #endif

@@ -217,6 +217,32 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
     lua_pop(L, 1);
 }
 
+/* limits.http = {concurrency, per_minute, burst} (table at index 4): http.request's key. A
+ * request holds one of `concurrency` while it runs and takes one token of a bucket of
+ * `burst` refilled at up to `per_minute` (the adaptive rate, as RCPTs). */
+static void read_http_limit(lua_State *L, vd_run *run, const char *rule)
+{
+    vd_limit lim = {0};
+    if (lua_getfield(L, 4, "http") == LUA_TTABLE) {
+        static const struct {
+            const char *key;
+            size_t off;
+        } f[] = {
+            {"concurrency", offsetof(vd_limit, connections)},
+            {"per_minute", offsetof(vd_limit, rcpt_per_minute)},
+            {"burst", offsetof(vd_limit, rcpt_burst)},
+        };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            lua_getfield(L, -1, f[i].key);
+            double v = (double)lua_tonumber(L, -1);
+            *(double *)((char *)&lim + f[i].off) = v > 0 ? v : 0;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    vd_lua_http_limits(run, rule, &lim);
+}
+
 /* job:_rule(name, provider_key, limits): the rule chosen for the address (select.lua), the
  * key its provider scope is charged to, and the limits of every scope. */
 static int job_rule(lua_State *L)
@@ -231,6 +257,7 @@ static int job_rule(lua_State *L)
                                                    "global"};
     for (int i = 0; i < VD_NSCOPES; i++)
         read_limit(L, 4, scopes[i], &p->limits.limit[i]);
+    read_http_limit(L, run, luaL_checkstring(L, 2));
     const char *ip = run->gen->env.cfg->source_ip;
     vd_limit_set *ls = &p->limits;
     snprintf(ls->key[VD_SCOPE_PROVIDER], sizeof ls->key[0], "p:%s", pkey);

@@ -47,7 +47,9 @@ const vd_option vd_engine_options[] = {
     {"starttls", 0, VD_OPT_FLAG, OFF(starttls), 1, NULL, 0, 0, NULL, "SMTP",
      "use STARTTLS when offered (--no-starttls: never)", true},
     {"tls-ca", 0, VD_OPT_STRING, OFF(tls_ca), 0, NULL, 0, 0, "FILE", "SMTP",
-     "PEM file of CAs to verify servers with (default: the system store)", false},
+     "PEM file of CAs to verify servers with, SMTP's STARTTLS and HTTPS alike (default: the "
+     "system store)",
+     false},
     {"greylist-delay", 0, VD_OPT_SECONDS, OFF(greylist_delay), 300, NULL, 0, 86400, "SECS", "SMTP",
      "wait before retrying a greylisted address (postgrey's default delay is 300 s)", true},
     {"greylist-tries", 0, VD_OPT_INT, OFF(greylist_tries), 3, NULL, 1, 100, "N", "SMTP",
@@ -68,6 +70,39 @@ const vd_option vd_engine_options[] = {
      "write each SMTP session to a file in DIR, an existing directory: commands, replies, "
      "timings (docs/transcripts.md)",
      false},
+
+    {"http-timeout", 0, VD_OPT_SECONDS, OFF(http_timeout), 10, NULL, 0.05, 600, "SECS", "HTTP",
+     "seconds an alternative check's HTTP request may take in all, redirects included (the "
+     "endpoints answer in well under a second; 10 s keeps a stuck one from holding a probe)",
+     true},
+    {"http-max-body", 0, VD_OPT_INT, OFF(http_max_body), 1 << 20, NULL, 1024, 64 << 20, "BYTES",
+     "HTTP",
+     "largest response body read (the JSON answers are a few KiB, Yahoo's sign-up page some "
+     "hundred; 1 MiB bounds a hostile server)",
+     false},
+    {"http-max-headers", 0, VD_OPT_INT, OFF(http_max_headers), 16 << 10, NULL, 1024, 1 << 20,
+     "BYTES", "HTTP",
+     "largest response status line and headers (16 KiB: nginx's and Apache's own limit is "
+     "8 KiB a line)",
+     false},
+    {"http-max-redirects", 0, VD_OPT_INT, OFF(http_max_redirects), 3, NULL, 0, 20, "N", "HTTP",
+     "redirects followed for one request (the endpoints redirect at most once; https -> http is "
+     "always refused)",
+     false},
+    {"alt-checks", 0, VD_OPT_STRING, OFF(alt_checks), 0, "microsoft365,yahoo", 0, 0, "LIST",
+     "Alternative checks",
+     "comma list of the rules whose alternative check (an HTTPS endpoint instead of RCPT, "
+     "docs/providers.md) is on; 'none' = all off",
+     true},
+    {"microsoft-credential-url", 0, VD_OPT_STRING, OFF(microsoft_credential_url), 0,
+     "https://login.microsoftonline.com/common/GetCredentialType?mkt=en-US", 0, 0, "URL",
+     "Alternative checks", "Microsoft's GetCredentialType endpoint (rule microsoft365)", true},
+    {"yahoo-signup-url", 0, VD_OPT_STRING, OFF(yahoo_signup_url), 0,
+     "https://login.yahoo.com/account/create", 0, 0, "URL", "Alternative checks",
+     "Yahoo's sign-up page, for its cookies, acrumb and sessionIndex (rule yahoo)", true},
+    {"yahoo-validate-url", 0, VD_OPT_STRING, OFF(yahoo_validate_url), 0,
+     "https://login.yahoo.com/account/module/create?validateField=userId", 0, 0, "URL",
+     "Alternative checks", "Yahoo's sign-up user-name validation (rule yahoo)", true},
 
     {"throttle", 0, VD_OPT_FLAG, OFF(throttle), 1, NULL, 0, 0, NULL, "Reputation",
      "shape traffic per provider, MX host, domain and source IP, adapt to 'slow down' replies "

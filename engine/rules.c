@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include "http.h"
 #include "log.h"
 #include "lua_bridge.h"
 #include "sandbox.h"
@@ -122,6 +123,14 @@ static void push_errors(lua_State *L)
     lua_pushliteral(L, VD_LIMITER_DEFERRED); /* the limiter: a breaker is open, the policy defers */
     lua_pushvalue(L, -1);
     lua_rawset(L, -3);
+    for (const char *const *n = vd_http_err_names; *n; n++) {
+        lua_pushstring(L, *n);
+        lua_pushvalue(L, -1);
+        lua_rawset(L, -3);
+    }
+    lua_pushstring(L, VD_JSON_ERR);
+    lua_pushvalue(L, -1);
+    lua_rawset(L, -3);
     for (int s = VD_DNS_NXDOMAIN; s <= VD_DNS_ERROR; s++) {
         lua_pushstring(L, vd_dns_status_name((vd_dns_status)s));
         lua_pushvalue(L, -1);
@@ -148,6 +157,10 @@ static void open_bindings(lua_State *L, vd_rules *r)
     vd_sandbox_setglobal(L, "log");
     vd_lua_dns_open(L);
     vd_sandbox_setglobal(L, "dns");
+    vd_lua_http_open(L);
+    vd_sandbox_setglobal(L, "http");
+    vd_lua_json_open(L);
+    vd_sandbox_setglobal(L, "json");
     lua_newtable(L);
     vd_lua_task_open(L);
     static const char *const task_fns[] = {"sleep", "now", NULL};
@@ -607,7 +620,8 @@ static void run_free(vd_run *run)
     vd_lua_sessions_detach(run);
     vd_probe_release_all(run->probe);
     vd_lua_job_detach(run);
-    vd_task_free(run->task);
+    vd_task_free(run->task); /* cancels an http.request in flight */
+    vd_cookie_jar_free(run->jar);
     if (run->self_ref != LUA_NOREF) luaL_unref(run->gen->L, LUA_REGISTRYINDEX, run->self_ref);
     vd_rules_unref(run->gen);
     free(run);

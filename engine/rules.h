@@ -25,6 +25,7 @@ typedef struct vd_rules_env {
     vd_dns *dns;
     vd_pool *pool;
     vd_limiter *limiter;
+    struct vd_http *http;        /* http.request's client; NULL: none */
     struct vd_budget *budget;    /* the day's warm-up budget; NULL: none (no ledger) */
     const vd_engine_config *cfg; /* effective settings: rules see options marked `rules` */
     vd_log_cb log;

@@ -59,6 +59,14 @@ typedef struct vd_engine_config {
     int rules_memory_mb;     /* --rules-memory: MiB a rule generation may allocate */
     int rule_instructions;   /* --rule-instructions: Lua VM instructions per address */
     int load_instructions;   /* --rules-load-instructions: to load a rule generation */
+    double http_timeout;     /* --http-timeout: seconds an HTTP request may take in all */
+    int http_max_body;       /* --http-max-body: bytes of a response body */
+    int http_max_headers;    /* --http-max-headers: bytes of a response's headers */
+    int http_max_redirects;  /* --http-max-redirects: redirects followed per request */
+    const char *alt_checks;  /* --alt-checks: rules whose alternative check is on; "none" */
+    const char *microsoft_credential_url; /* --microsoft-credential-url */
+    const char *yahoo_signup_url;         /* --yahoo-signup-url */
+    const char *yahoo_validate_url;       /* --yahoo-validate-url */
 
     /* --transcript: write each SMTP session to a file in this directory, which must exist
      * and be writable (docs/transcripts.md); NULL = none */

@@ -16,7 +16,14 @@ local FIELDS = {
 }
 
 -- limits = { SCOPE = { KEY = number, ... }, ... }: the scopes and keys the limiter knows.
-M.LIMIT_SCOPES = { provider = true, mx = true, domain = true, source_ip = true, global = true }
+M.LIMIT_SCOPES = { provider = true, mx = true, domain = true, source_ip = true, global = true,
+                   http = true }
+-- limits.http: http.request's own key, http:<rule> (engine/lua_http.c).
+M.HTTP_LIMIT_KEYS = {
+  concurrency = true, -- requests in flight at once
+  per_minute = true,  -- token bucket: refill rate (the adaptive rate's top)
+  burst = true,       -- token bucket: size
+}
 M.LIMIT_KEYS = {
   connections = true,         -- concurrent sessions
   rcpt_per_session = true,    -- RCPTs on one session before it is closed
@@ -65,13 +72,15 @@ local function check_limits(l, add)
   for _, scope in ipairs(sorted_keys(l)) do
     local t = l[scope]
     if not M.LIMIT_SCOPES[scope] then
-      add("limits", "unknown scope '" .. scope .. "' (provider, mx, domain, source_ip or global)")
+      add("limits", "unknown scope '" .. scope
+        .. "' (provider, mx, domain, source_ip, global or http)")
     elseif type(t) ~= "table" then
       add("limits", "limits." .. scope .. " must be a table")
     else
+      local known = scope == "http" and M.HTTP_LIMIT_KEYS or M.LIMIT_KEYS
       for _, k in ipairs(sorted_keys(t)) do
         local v = t[k]
-        if not M.LIMIT_KEYS[k] then
+        if not known[k] then
           add("limits", "limits." .. scope .. ": unknown limit '" .. k .. "'")
         elseif type(v) ~= "number" or v < 0 or v ~= v or v == math.huge then
           add("limits", "limits." .. scope .. "." .. k .. " must be a number >= 0")

@@ -28,6 +28,13 @@ M.DEFAULT_LIMITS = {
   domain = { connections = 8, rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
   source_ip = { connections = 64, rcpt_per_minute = 6000, rcpt_burst = 100 },
   global = { connections = 256, rcpt_per_minute = 12000, rcpt_burst = 200 },
+  -- http.request's key http:<rule> (an alternative check's endpoint). Hard on purpose:
+  -- Microsoft is reported to answer GetCredentialType with false results (everyone exists)
+  -- once a client has asked many times, and Yahoo's sign-up form is watched for bots. Two at
+  -- once, a burst of two, at most 20 a minute (the adaptive rate starts at half and climbs
+  -- while the endpoint stays quiet); http.signal("slow_down") halves it, "block" opens the
+  -- breaker. A rule may ask for less, and should not ask for more.
+  http = { concurrency = 2, per_minute = 20, burst = 2 },
 }
 
 -- The rule's limits over the defaults, scope by scope.
