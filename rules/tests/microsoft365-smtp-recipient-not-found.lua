@@ -1,6 +1,6 @@
--- Exchange Online's directory-based edge blocking (550 5.1.10).
+-- Exchange Online with the alternative check off: RecipientNotFound (550 5.1.10) at RCPT.
 return {
-  name = "default: Microsoft 550 5.1.10 RecipientNotFound",
+  name = "microsoft365: SMTP (check off), 550 5.1.10 RecipientNotFound",
   address = "nobody@contoso.test",
   dns = {
     ["contoso.test"] = { mx = { { 0, "contoso-test.mail.protection.outlook.com" } } },
@@ -21,5 +21,5 @@ return {
       } },
   },
   expect = { status = "undeliverable", reason = "mailbox_not_found",
-             fields = { smtp_code = 550, smtp_enhanced = "5.1.10" } },
+             fields = { smtp_code = 550, smtp_enhanced = "5.1.10", provider = "microsoft365" } },
 }
