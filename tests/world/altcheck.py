@@ -36,7 +36,8 @@ yahoo (login.yahoo.test, 127.0.0.51:443):
 Both: GET /_world/stats -> JSON request counts (not logged, not counted). Every other
 request is logged, one line each (when answered; slow@ when its wait begins) (time, client, method, path, status, user, outcome), to
 --log. Request bodies are bounded (MAX_BODY; larger -> 413, chunked -> 411), headers by
-http.server's own limits, and a client that stalls is cut after TIMEOUT seconds.
+http.server's own limits, a client that stalls is cut after TIMEOUT seconds, and at most
+MAX_CLIENTS connections are served at once (more are closed unanswered).
 Stdlib only. Binds what --listen says (world.sh: loopback only).
 """
 
@@ -56,6 +57,7 @@ import urllib.parse
 MAX_BODY = 64 * 1024  # bytes of request body; the real requests are well under 1 KiB
 TIMEOUT = 10  # seconds a client may take to send its request (and to read our answer)
 SLOW = 15  # seconds slow@contoso.test waits before its answer (> the test's --http-timeout)
+MAX_CLIENTS = 64  # connections served at once (a thread each); more are closed at once
 MAX_SESSIONS = 10000  # Yahoo sign-up sessions kept (oldest dropped): bounded memory
 
 MS_KNOWN = {"alice@contoso.test", "alice@fabrikam.test", "alice@outlook.com"}
@@ -289,6 +291,13 @@ class Server(http.server.ThreadingHTTPServer):
         super().__init__(addr, Handler)
         self.state = state
         self.ctx = ctx
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -300,6 +309,12 @@ class Server(http.server.ThreadingHTTPServer):
     def finish_request(self, request, client_address):
         request.do_handshake()
         super().finish_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address):  # handshake failures etc.: not fatal
         pass
