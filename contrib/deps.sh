@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev l
             libssl-dev libmsgpack-dev libidn2-dev libpsl-dev libsqlite3-dev
             libspf2-dev libcsv-dev libjansson-dev)
 test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
-           python3 curl lua-check clang-14 libclang-rt-14-dev)
+           python3 curl lua-check clang-14 libclang-rt-14-dev strace)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then

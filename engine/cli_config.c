@@ -33,7 +33,12 @@ bool vd_cli_section_known(const char *section)
 
 const char *vd_cli_section_names(void)
 {
-    return "verify, rules, doctor, ledger, serve, run";
+    static char names[256];
+    if (!names[0])
+        for (size_t i = 0, at = 0; i < NSECTIONS && at < sizeof names; i++)
+            at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
+                                   SECTIONS[i].name);
+    return names;
 }
 
 const vd_option *vd_cli_section_options(const char *section)
@@ -68,6 +73,7 @@ static int check_item(void *arg, const char *section, const char *name, const ch
     checker *c = arg;
     const vd_option *o = NULL;
     void *target = &c->cfg;
+    if (!text && !section && vd_cli_section_known(name)) return 0; /* an empty section */
     if (section) {
         size_t s = 0;
         while (s < NSECTIONS && strcmp(SECTIONS[s].name, section) != 0)
@@ -85,6 +91,7 @@ static int check_item(void *arg, const char *section, const char *name, const ch
         return -1;
     }
     c->items++;
+    if (!text) return vd_cli_config_clear(o, target, err, errlen);
     /* the text lives in the reader's Lua state only while we look at it: parse a copy */
     char *copy = strdup(text);
     int rc = copy ? vd_option_parse(o, target, copy, err, errlen) : -1;
@@ -241,7 +248,8 @@ static const vd_cli_usage SHOW_USAGE_HEAD = {
             "Prints the settings 'validora SECTION' (default verify) would run with, as a "
             "config file,\neach with where it comes from: default, the config file, or the "
             "command line given here.\n",
-    .tail = "Sections: verify, rules, doctor, ledger, serve, run.\n",
+    .tail = "Sections: verify, doctor, ledger, serve, run ('rules check' and 'rules which' read "
+            "the top level only).\n",
 };
 
 static int config_show(int argc, char **argv)

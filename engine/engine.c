@@ -583,6 +583,17 @@ size_t vd_engine_inflight(const vd_engine *e)
     return e->inflight;
 }
 
+void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
+{
+    vd_limiter_stats ls;
+    vd_limiter_stats_get(e->limiter, &ls);
+    *out = (vd_engine_stats){.inflight = e->inflight,
+                             .parked_throttle = ls.parked,
+                             .parked_budget = vd_budget_parked(e->budget),
+                             .breakers_open = ls.breakers_open,
+                             .budget_left = e->cfg.warmup ? vd_budget_left(e->budget) : -1};
+}
+
 void vd_engine_free(vd_engine *e)
 {
     if (!e) return;
