@@ -8,22 +8,11 @@
 --     for Workspace domains (their admins can route every address to a mailbox);
 --   * Google's 5.7.x at RCPT is about the sender (policy, reputation, authentication), never
 --     the mailbox.
--- docs/providers.md says why and how sure. Owns Google's data; the loop is validora/provider.lua.
+-- docs/providers.md says why and how sure. Owns Google's data; the loop is validora/provider.lua,
+-- the canonical form validora/canonical.lua.
 
 local provider = require "validora.provider"
-
-local lower, gsub, find = string.lower, string.gsub, string.find
-
-local GMAIL = { ["gmail.com"] = true, ["googlemail.com"] = true }
-
--- The canonical Gmail address of job (nil when the domain is not Gmail's, or the local part
--- is not a Gmail name: then it is asked about as given).
-local function canonical(job)
-  if not GMAIL[lower(job.domain)] then return nil end
-  local l = gsub(gsub(lower(job.local_part), "%+.*$", ""), "%.", "")
-  if l == "" or find(l, "[^a-z0-9]") then return nil end
-  return l .. "@gmail.com"
-end
+local canonical = require "validora.canonical"
 
 return provider.rule {
   name = "google",
@@ -43,9 +32,8 @@ return provider.rule {
     { enhanced = "5.7", status = "unknown", reason = "blocked" },
   },
   address = function(job)
-    local a = canonical(job)
-    if not a then return job.address end
-    if a ~= job.address and job.set_address then job:set_address(a) end
+    local a = canonical.address(job.address)
+    if a ~= job.address then job:set_address(a) end
     return a
   end,
 }

@@ -3,6 +3,7 @@
 return {
   name = "microsoft365: SMTP (check off), a tenant that accepts all is catch_all",
   address = "alice@contoso.test",
+  config = { alt_checks = "none" },
   dns = {
     ["contoso.test"] = { mx = { { 0, "contoso-test.mail.protection.outlook.com" } } },
     ["contoso-test.mail.protection.outlook.com"] = { a = { "52.101.68.1" } },

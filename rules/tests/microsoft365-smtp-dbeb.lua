@@ -13,6 +13,7 @@ return {
     { address = "alice@fabrikam.test",
       expect = { status = "deliverable", reason = "accepted", fields = { provider = "microsoft365", catch_all = false } } },
   },
+  config = { alt_checks = "none" },
   dns = {
     ["fabrikam.test"] = { mx = { { 0, "fabrikam-test.mail.protection.outlook.com" } } },
     ["fabrikam-test.mail.protection.outlook.com"] = { a = { "52.101.68.2" } },

@@ -6,6 +6,7 @@ return {
     { address = "alice@fabrikam.test", expect = { status = "unknown", reason = "blocked" } },
     { address = "alice@contoso.test", expect = { status = "risky", reason = "catch_all" } },
   },
+  config = { alt_checks = "none" },
   dns = {
     ["fabrikam.test"] = { mx = { { 0, "fabrikam-test.mail.protection.outlook.com" } } },
     ["contoso.test"] = { mx = { { 0, "contoso-test.mail.protection.outlook.com" } } },

@@ -2,6 +2,7 @@
 return {
   name = "microsoft365: SMTP (check off), 550 5.1.10 RecipientNotFound",
   address = "nobody@contoso.test",
+  config = { alt_checks = "none" },
   dns = {
     ["contoso.test"] = { mx = { { 0, "contoso-test.mail.protection.outlook.com" } } },
     ["contoso-test.mail.protection.outlook.com"] = { a = { "52.101.68.1" } },

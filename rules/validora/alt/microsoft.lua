@@ -71,7 +71,8 @@ function M.ask(address)
     body = M.body(address),
   })
   if not resp then return kind, detail end
-  return M.read(resp.body)
+  kind, detail = M.read(resp.body)
+  return kind, WHAT .. ": " .. detail
 end
 
 -- Why the last control question of a domain got no answer, for the jobs that waited for it.
@@ -86,11 +87,12 @@ local function control(job)
     local kind, detail = M.ask(job:random_local() .. "@" .. domain)
     if kind == "not_found" then return "managed" end
     if kind == "exists" or kind == "ambiguous" then return "everyone" end
-    control_failure[domain] = { kind, "a made-up address of the domain: " .. detail }
+    control_failure[domain] = { kind, detail .. " (asked about a made-up address of the domain)" }
     return nil
   end)
   if v then return v end
-  local f = control_failure[domain] or { "error", "the question about a made-up address failed" }
+  local f = control_failure[domain]
+    or { "error", WHAT .. ": the question about a made-up address of the domain failed" }
   return nil, f[1], f[2]
 end
 
@@ -100,13 +102,13 @@ function M.check(job)
   if kind == "exists" then
     local c, ckind, cdetail = control(job)
     if c == "everyone" then
-      kind, detail = "ambiguous", "IfExistsResult 0, but the domain answers 0 for a made-up "
-        .. "address too (a federated tenant): it cannot tell"
+      kind, detail = "ambiguous", WHAT .. ": IfExistsResult 0, but the domain answers 0 for a "
+        .. "made-up address too (a federated tenant): it cannot tell"
     elseif not c then
       kind, detail = ckind, cdetail
     end
   end
-  return alt.verdict(job, kind, WHAT .. ": " .. detail)
+  return alt.verdict(job, kind, detail)
 end
 
 return M
