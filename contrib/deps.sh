@@ -12,7 +12,7 @@ test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps
            bash-completion prometheus)
 # debhelper, dpkg-dev, fakeroot: contrib/build-deb.sh; lintian, man-db (man --warnings),
 # strace: resume.sh; systemd (systemd-analyze), bash-completion, curl, jq, python3-msgpack:
-# tests/functional/package*.sh and the examples; prometheus (promtool): serve.sh's /metrics
+# tests/functional/package*.sh (curl also world_sanity.sh) and the examples; prometheus (promtool): serve.sh's /metrics
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then

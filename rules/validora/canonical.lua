@@ -18,8 +18,9 @@ function M.address(addr)
   dom = string.lower(dom)
   local g = M.GMAIL[dom]
   if g and not string.find(lp, '^"') then
-    lp = string.lower((string.gsub(string.gsub(lp, "%+.*$", ""), "%.", "")))
-    if lp ~= "" then return lp .. "@" .. g end
+    -- "+tag@gmail.com" or ".@gmail.com" leave nothing: kept as given (no mailbox is "")
+    local c = string.lower((string.gsub(string.gsub(lp, "%+.*$", ""), "%.", "")))
+    if c ~= "" then return c .. "@" .. g end
   end
   return lp .. "@" .. dom
 end

@@ -6,17 +6,11 @@
 -- exist".
 
 local reputation = require "validora.reputation"
+local has_any = require("validora.text").has_any
 
 local M = {}
 
-local find, lower = string.find, string.lower
-
-local function has_any(text, words)
-  for _, w in ipairs(words) do
-    if find(text, w, 1, true) then return true end
-  end
-  return false
-end
+local lower = string.lower
 
 -- Replies that are about the sender (our IP, our name, our reputation), not the mailbox.
 local BLOCKED_WORDS = {

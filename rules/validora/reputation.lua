@@ -8,6 +8,8 @@
 -- A rule may bring its own `limits` (merged over these) and its own `signal` (tried first).
 -- docs/reputation.md says why each default is what it is.
 
+local has_any = require("validora.text").has_any
+
 local M = {}
 
 local find, lower = string.find, string.lower
@@ -47,13 +49,6 @@ function M.limits(rule)
     out[scope] = t
   end
   return out
-end
-
-local function has_any(text, words)
-  for _, w in ipairs(words) do
-    if find(text, w, 1, true) then return true end
-  end
-  return false
 end
 
 -- "Slow down": rate deferrals. Postfix anvil, Gmail, Microsoft, generic 4.7.x wordings.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rules_test_teeth.sh — the shipped rule tests (rules/tests) have teeth: on a copy of rules/,
-# each change below to the classifier or to default.lua must make `validora rules test` fail
-# (exit 1) and name the tests it breaks, while the untouched copy passes. Then the runner's
+# each change below to the classifier or to the shared SMTP strategy (validora/provider.lua)
+# must make `validora rules test` fail (exit 1) and name the tests it breaks, while the
+# untouched copy passes. Then the runner's
 # own refusals: a script the client does not follow, a script that runs out, a file that is
 # not data, a usage error. No test world: playback runs on loopback inside validora.
 # Env: VALIDORA (the binary), VALIDORA_SOURCE_DIR.
@@ -72,7 +73,7 @@ sed -i '/^function M.classify(r)$/a\  if r.enhanced == "5.1.1" then return "deli
   "$tmp/c511/validora/classify.lua"
 mutant c511 validora/classify.lua "5.1.1 read as deliverable" \
   "default: Postfix 550 5.1.1 user unknown" \
-  "gmail: unknown user (captured, STARTTLS stripped)"
+  "google: Gmail NoSuchUser (captured, STARTTLS stripped), no catch-all probe"
 
 # ---- two verdicts swapped: disabled <-> not found
 copy swap
@@ -81,10 +82,10 @@ sed -i -e 's/return "undeliverable", "mailbox_disabled", false/@@DISABLED@@/' \
   -e 's/@@DISABLED@@/return "undeliverable", "mailbox_not_found", false/' \
   "$tmp/swap/validora/classify.lua"
 mutant swap validora/classify.lua "mailbox_disabled and mailbox_not_found swapped" \
-  "default: Gmail 550 5.2.1 disabled account" \
+  "google: Gmail 550 5.2.1 disabled account" \
   "default: Postfix 550 5.1.1 user unknown" \
-  "gmail: unknown user (captured, STARTTLS stripped)" \
-  "default: Microsoft 550 5.1.10 RecipientNotFound"
+  "google: Gmail NoSuchUser (captured, STARTTLS stripped), no catch-all probe" \
+  "microsoft365: SMTP (check off), 550 5.1.10 RecipientNotFound"
 
 # ---- blocked replies read as the mailbox's: the conservative rule gone
 copy blocked
@@ -95,27 +96,52 @@ mutant blocked validora/classify.lua "blocked read as rejected" \
 
 # ---- no greylisting retry: the first 4xx is final
 copy grey
-sed -i 's/if tries >= config.greylist_tries then/if tries >= 1 then/' "$tmp/grey/default.lua"
-mutant grey default.lua "no greylisting retry" \
+sed -i 's/if tries >= config.greylist_tries then/if tries >= 1 then/' "$tmp/grey/validora/provider.lua"
+mutant grey validora/provider.lua "no greylisting retry" \
   "default: greylisted, accepted on the retry (two sessions)" \
   "default: greylisted, accepted on the retry (kept session)" \
-  "default: greylisted until the tries run out"
+  "default: greylisted until the tries run out" \
+  "mimecast: greylisted, accepted on the retry, catch-all probe refused" \
+  "mimecast: 451 internal resource greylisting, gives up after the tries"
 
 # ---- a refused catch-all probe read as catch-all
 copy probe
 sed -i 's/if r.code >= 500 then return false end/if r.code >= 500 then return true end/' \
-  "$tmp/probe/default.lua"
-mutant probe default.lua "a 5xx probe read as catch-all" \
+  "$tmp/probe/validora/provider.lua"
+mutant probe validora/provider.lua "a 5xx probe read as catch-all" \
   "default: accepted, catch-all probe refused" \
   "default: a dropped kept session is retried" \
   "default: greylisted, accepted on the retry (two sessions)" \
-  "default: greylisted, accepted on the retry (kept session)"
+  "default: greylisted, accepted on the retry (kept session)" \
+  "google: Workspace domain, accepted, catch-all probe refused" \
+  "microsoft365: SMTP (check off), DBEB 550 5.4.1 access denied is mailbox_not_found" \
+  "mimecast: greylisted, accepted on the retry, catch-all probe refused" \
+  "zoho: 550 5.1.1 User does not exist (captured); custom domain probed"
 
 # ---- a dropped kept session is not asked again
 copy drop
-sed -i 's/if lost and dropped == 0 then/if false then/' "$tmp/drop/default.lua"
-mutant drop default.lua "no retry after a dropped session" \
+sed -i 's/if lost and dropped == 0 then/if false then/' "$tmp/drop/validora/provider.lua"
+mutant drop validora/provider.lua "no retry after a dropped session" \
   "default: a dropped kept session is retried"
+
+# ---- a provider's own wordings ignored (validora/provider.lua): the generic reading is wrong there
+copy own
+sed -i 's/    if e then return e.status, e.reason, e.retry == true end/    if e and false then return e.status, e.reason, e.retry == true end/' \
+  "$tmp/own/validora/provider.lua"
+mutant own validora/provider.lua "provider wordings ignored" \
+  "barracuda: 550 No such user (captured), at barracudanetworks.com and antispamcloud.com" \
+  "gmx: reject due to policy restrictions is blocked" \
+  "google: 550 5.7.26 unauthenticated sender is blocked, not undeliverable" \
+  "microsoft365: SMTP (check off), DBEB 550 5.4.1 access denied is mailbox_not_found" \
+  "mimecast: envelope blocked opens no breaker"
+
+# ---- the catch-all probe run on consumer domains (gmail.com, comcast.net, me.com, ...)
+copy consumer
+sed -i 's/    if d == c then return false end/    if d == c then return true end/' "$tmp/consumer/validora/provider.lua"
+mutant consumer validora/provider.lua "catch-all probe on consumer domains" \
+  "comcast: RL rate limit, accepted on the retry" \
+  "google: Gmail accepted, no catch-all probe" \
+  "icloud: 550 5.1.1 user does not exist (captured); me.com accepted, no probe"
 
 # ---- the runner refuses what it cannot play
 t="$tmp/own"

@@ -1,6 +1,6 @@
 -- Gmail's NoSuchUser, captured over STARTTLS (playback strips the STARTTLS exchange).
 return {
-  name = "gmail: unknown user (captured, STARTTLS stripped)",
+  name = "google: Gmail NoSuchUser (captured, STARTTLS stripped), no catch-all probe",
   address = "nobody@gmail.com",
   dns = {
     ["gmail.com"] = { mx = {
@@ -13,7 +13,8 @@ return {
   sessions = { { transcript = "transcripts/gmail-nosuchuser.txt" } },
   expect = {
     status = "undeliverable", reason = "mailbox_not_found",
-    fields = { smtp_code = 550, smtp_enhanced = "5.1.1", provider = "default",
+    fields = { smtp_code = 550, smtp_enhanced = "5.1.1", provider = "google",
                mx = "gmail-smtp-in.l.google.com", tls = false, free = true },
+    absent = { "catch_all" },
   },
 }

@@ -1,6 +1,6 @@
 -- Gmail's over-quota reply (452 4.2.2): the mailbox exists but takes nothing now.
 return {
-  name = "default: Gmail 452 4.2.2 out of storage",
+  name = "google: Gmail 452 4.2.2 out of storage",
   address = "full@gmail.com",
   dns = {
     ["gmail.com"] = { mx = { { 5, "gmail-smtp-in.l.google.com" } } },
@@ -18,5 +18,5 @@ return {
       } },
   },
   expect = { status = "risky", reason = "mailbox_full",
-             fields = { smtp_code = 452, smtp_enhanced = "4.2.2", attempts = 1 } },
+             fields = { smtp_code = 452, smtp_enhanced = "4.2.2", attempts = 1, provider = "google" } },
 }

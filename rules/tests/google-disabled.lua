@@ -1,6 +1,6 @@
 -- Gmail's wording for a disabled account (550 5.2.1).
 return {
-  name = "default: Gmail 550 5.2.1 disabled account",
+  name = "google: Gmail 550 5.2.1 disabled account",
   address = "gone@gmail.com",
   dns = {
     ["gmail.com"] = { mx = { { 5, "gmail-smtp-in.l.google.com" } } },
@@ -20,5 +20,5 @@ return {
       } },
   },
   expect = { status = "undeliverable", reason = "mailbox_disabled",
-             fields = { smtp_code = 550, smtp_enhanced = "5.2.1" } },
+             fields = { smtp_code = 550, smtp_enhanced = "5.2.1", provider = "google" } },
 }

@@ -1,7 +1,8 @@
--- Exchange Online's directory-based edge blocking (550 5.1.10).
+-- Exchange Online with the alternative check off: RecipientNotFound (550 5.1.10) at RCPT.
 return {
-  name = "default: Microsoft 550 5.1.10 RecipientNotFound",
+  name = "microsoft365: SMTP (check off), 550 5.1.10 RecipientNotFound",
   address = "nobody@contoso.test",
+  config = { alt_checks = "none" },
   dns = {
     ["contoso.test"] = { mx = { { 0, "contoso-test.mail.protection.outlook.com" } } },
     ["contoso-test.mail.protection.outlook.com"] = { a = { "52.101.68.1" } },
@@ -21,5 +22,5 @@ return {
       } },
   },
   expect = { status = "undeliverable", reason = "mailbox_not_found",
-             fields = { smtp_code = 550, smtp_enhanced = "5.1.10" } },
+             fields = { smtp_code = 550, smtp_enhanced = "5.1.10", provider = "microsoft365" } },
 }

@@ -1,0 +1,28 @@
+-- Hostile: the validation POST answers 429: unknown/alt_throttled, never a verdict; the
+-- http:yahoo rate slows down.
+local page = '<form id="regform"><input type="hidden" value="Zm9vYmFy" name="acrumb">\n'
+  .. '<input type="hidden" name="sessionIndex" value="QQ--"><input name="userId" value=""></form>'
+
+return {
+  name = "yahoo: sign-up check throttled (429) is unknown",
+  address = "alice@yahoo.com",
+  dns = {
+    ["yahoo.com"] = { mx = { { 1, "mta5.am0.yahoodns.net" } } },
+    ["aol.com"] = { mx = { { 1, "mx-aol.mail.gm0.yahoodns.net" } } },
+    ["mta5.am0.yahoodns.net"] = { a = { "67.195.228.1" } },
+    ["mx-aol.mail.gm0.yahoodns.net"] = { a = { "67.195.204.1" } },
+  },
+  config = { yahoo_signup_url = "$HTTP/account/create",
+             yahoo_validate_url = "$HTTP/account/module/create?validateField=userId" },
+  sessions = {},
+  http = {
+    { method = "GET", path = "/account/create",
+      headers = { ["Set-Cookie"] = "AS=v=1&s=Ab3dE; Path=/; HttpOnly" }, body = page },
+    { method = "POST", path = "/account/module/create?validateField=userId",
+      headers_match = { Cookie = "AS=v=1&s=Ab3dE" },
+      body_matches = "acrumb=Zm9vYmFy&sessionIndex=QQ%-%-&userId=alice$",
+      status = 429, headers = { ["Content-Type"] = "application/json" },
+      body = '{"error":"too many requests"}' },
+  },
+  expect = { status = "unknown", reason = "alt_throttled", http_requests = 2, fields = { method = "http" } },
+}
