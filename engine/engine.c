@@ -241,6 +241,7 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         return -1;
     }
     vd_limiter_opts lopts = {.enabled = e->cfg.throttle,
+                             .unpaced = e->cfg.unpaced,
                              .log = e->cfg.log,
                              .log_arg = e->cfg.log_arg,
                              .wait_breaker = !strcmp(e->cfg.on_block, "wait"),

@@ -220,9 +220,9 @@ static void refill(kstate *k, double t)
 }
 
 /* Seconds until this key lets one more RCPT (0: now). */
-static double rcpt_delay(const kstate *k)
+static double rcpt_delay(const vd_limiter *l, const kstate *k)
 {
-    if (k->lim.rcpt_per_minute <= 0 || k->tokens >= 1) return 0;
+    if (l->o.unpaced || k->lim.rcpt_per_minute <= 0 || k->tokens >= 1) return 0;
     return (1 - k->tokens) / rcpt_rate(k);
 }
 
@@ -233,7 +233,7 @@ static double session_delay(const vd_limiter *l, const kstate *k, double t, bool
     if (k->breaker_until > t) return l->o.wait_breaker ? k->breaker_until - t : -1;
     if (k->probing) return 1.0; /* half-open: one session tries first */
     if (k->lim.connections > 0 && k->sessions >= (int)k->lim.connections) return 0.25;
-    if (!reuse && k->lim.sessions_per_minute > 0 && k->stokens < 1)
+    if (!reuse && !l->o.unpaced && k->lim.sessions_per_minute > 0 && k->stokens < 1)
         return (1 - k->stokens) / (k->lim.sessions_per_minute / 60);
     return 0;
 }
@@ -250,7 +250,7 @@ static double try_grant(vd_limiter *l, vd_limiter_wait *w, kstate **by)
         kstate *k = keys[s] = get(l, s, w->set->key[s], &w->set->limit[s]);
         if (!k) continue;
         refill(k, t);
-        double d = w->session ? session_delay(l, k, t, reuse) : rcpt_delay(k);
+        double d = w->session ? session_delay(l, k, t, reuse) : rcpt_delay(l, k);
         if (d < 0) return -1;
         if (d > worst) worst = d, *by = k;
     }

@@ -73,6 +73,7 @@ typedef struct vd_limiter_store {
 
 typedef struct vd_limiter_opts {
     bool enabled;      /* false (--no-throttle): every request goes at once */
+    bool unpaced;      /* rates and windows never bind, caps and breakers do (playback) */
     bool wait_breaker; /* --on-block wait: park until the breaker closes (else defer) */
     vd_log_cb log;     /* rate cuts (info) and breakers (warning); may be NULL */
     vd_limiter_store store;

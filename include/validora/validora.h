@@ -82,6 +82,10 @@ typedef struct vd_engine_config {
      * playback, rules which): no ledger, no instance lock, no budget. --no-smtp has the same
      * effect, since nothing is sent then. */
     bool no_ledger;
+    /* Not an option: the shaper's rates never bind, its caps and circuit breakers do (validora
+     * rules test: its playback servers are its own, and a rule's hard HTTP pace would only make
+     * the tests slow). */
+    bool unpaced;
 
     vd_log_cb log; /* NULL = messages are dropped */
     void *log_arg;

@@ -294,7 +294,7 @@ wait "$lpid"
 
 # ---- progress ----
 "$VALIDORA" ledger set-age any 30 --state-dir "$tmp/pstate" >/dev/null # no new-IP warning
-P=("$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/pstate" --smtp-timeout 2
+P=("$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/pstate" --smtp-timeout 5
     --mail-from resume@validora.test -j 2)
 printf 'x@tarpit.test\nalice@valid.test\nx1@nosuch.test\nx2@nosuch.test\n' >"$tmp/plist"
 "${P[@]}" --progress -i "$tmp/plist" -o "$tmp/p.mp" 2>"$tmp/p.err"
