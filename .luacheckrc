@@ -12,10 +12,13 @@ stds.sandbox = {
 std = "sandbox"
 max_line_length = 110
 files["tests/rules"] = { std = "lua54", max_line_length = 140 }
+-- The generators of installed files (man pages, completion, example config): plain Lua 5.4.
+files["contrib/gen"] = { std = "lua54" }
 -- Rule test files (validora rules test, docs/rules-test.md) are data loaded in an environment
 -- holding only string, table and math; real reply texts make long lines.
 stds.rulestest = { read_globals = { "string", "table", "math" } }
 files["rules/tests"] = { std = "rulestest", max_line_length = 140 }
+files["tests/rules_http/tests"] = { std = "rulestest", max_line_length = 140 }
 -- Scripts (validora run, docs/scripts.md): Lua 5.4 minus os.execute/exit/remove/rename,
 -- io.popen, dofile/loadfile, debug; plus the validora table.
 stds.script = {
@@ -30,4 +33,3 @@ stds.script = {
   },
 }
 files["scripts"] = { std = "script" }
-files["tests/rules_http/tests"] = { std = "rulestest", max_line_length = 140 }

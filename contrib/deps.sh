@@ -7,7 +7,12 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libevent-dev l
             libssl-dev libmsgpack-dev libidn2-dev libpsl-dev libsqlite3-dev
             libspf2-dev libcsv-dev libjansson-dev)
 test_pkgs=(unbound postfix postgrey dnsperf swaks openssl ca-certificates procps iproute2
-           python3 lua-check clang-14 libclang-rt-14-dev)
+           python3 lua-check clang-14 libclang-rt-14-dev strace
+           debhelper dpkg-dev fakeroot lintian man-db systemd curl jq python3-msgpack
+           bash-completion prometheus)
+# debhelper, dpkg-dev, fakeroot: contrib/build-deb.sh; lintian, man-db (man --warnings),
+# strace: resume.sh; systemd (systemd-analyze), bash-completion, curl, jq, python3-msgpack:
+# tests/functional/package*.sh (curl also world_sanity.sh) and the examples; prometheus (promtool): serve.sh's /metrics
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ] || [ "${1:-}" = "--all" ]; then

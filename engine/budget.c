@@ -201,6 +201,24 @@ long vd_budget_figure(const vd_budget *b)
     return b ? b->figure : -1;
 }
 
+size_t vd_budget_parked(const vd_budget *b)
+{
+    size_t n = 0;
+    for (const vd_budget_wait *w = b ? b->head : NULL; w; w = w->next)
+        n++;
+    return n;
+}
+
+long vd_budget_left(vd_budget *b)
+{
+    if (!b || !b->o.enabled) return -1;
+    roll_over(b);
+    long used = vd_ledger_used_today(b->l, b->ip, NULL);
+    if (used < 0) return -1;
+    long left = b->figure - used + b->avail;
+    return left < 0 ? 0 : left;
+}
+
 vd_budget_wait *vd_budget_take(vd_budget *b, vd_budget_cb cb, void *arg)
 {
     if (!b) {

@@ -54,6 +54,13 @@ void vd_budget_free(vd_budget *b);
 void vd_budget_set(vd_budget *b, long figure);
 long vd_budget_figure(const vd_budget *b);
 
+/* Requests parked until the next UTC midnight. */
+size_t vd_budget_parked(const vd_budget *b);
+/* Today's figure minus what the ledger says is used (reservations of running processes
+ * count as used), plus what this process reserved and has not charged; -1 without a budget
+ * or when the ledger cannot say. */
+long vd_budget_left(vd_budget *b);
+
 /* Charges one verification. cb runs once: before this returns (NULL is returned) when
  * granted or denied at once, else later from the loop (a parked request). */
 vd_budget_wait *vd_budget_take(vd_budget *b, vd_budget_cb cb, void *arg);

@@ -54,19 +54,30 @@ int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_tabl
 int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                          size_t ntables, const char **src);
 #define VD_CLI_CONFIG_PATH "/etc/validora/validora.lua"
-/* The config file's sections (cli_config.c): is s one, and their names for messages. */
+/* `NAME = {}` in the config file for option o: an empty list (o's list in target emptied), or
+ * an error for an option that is not a list. */
+int vd_cli_config_clear(const vd_option *o, void *target, char *err, size_t errlen);
+/* The config file's sections (cli_config.c): is s one, and their names for messages. A
+ * command whose usage has section "" reads the top level only. */
 bool vd_cli_section_known(const char *s);
 const char *vd_cli_section_names(void);
 /* Each section's own options (besides the engine's, which a section may set too); NULL for a
  * section whose command has none of its own yet. */
 const vd_option *vd_cli_section_options(const char *section);
 extern const vd_option vd_cli_verify_options[], vd_cli_which_options[], vd_cli_doctor_options[],
-    vd_cli_ledger_options[];
+    vd_cli_ledger_options[], vd_cli_serve_options[];
 /* `validora run SCRIPT.lua [ARG]...` (cli_run.c): argv[0] is "run"; its own options. */
 int vd_cli_run(int argc, char **argv);
 extern const vd_option vd_cli_run_options[];
 /* `validora config check|show` (cli_config.c): argv[0] is "config". */
 int vd_cli_config(int argc, char **argv);
+/* Like vd_cli_parse; given (one bool per option of all the tables, in order, all false) is set for
+ * each option the command line or the config file gave, so an option whose default depends on
+ * something (a terminal) can tell "not given" from its default. A FLAG entry's def_str, when set,
+ * is the default
+ * --help shows ("when stderr is a terminal"). */
+int vd_cli_parse_given(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                       size_t ntables, bool *given);
 /* --help, generated from the tables: every option with its argument, help and default. */
 void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, size_t ntables);
 /* "validora CMD: message" and "Try 'validora CMD --help'." on stderr; returns VD_EXIT_USAGE. */
@@ -129,5 +140,7 @@ int vd_cli_rules_test(int argc, char **argv);
 int vd_cli_ledger(int argc, char **argv);
 /* `validora doctor` (cli_doctor.c): argv[0] is "doctor". */
 int vd_cli_doctor(int argc, char **argv);
+/* `validora serve` (cli_serve.c): argv[0] is "serve". */
+int vd_cli_serve(int argc, char **argv);
 
 #endif

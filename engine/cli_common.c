@@ -67,8 +67,11 @@ static void help_line(FILE *out, const vd_option *o)
         snprintf(left, sizeof left, "      --%s%s%s%s", sw, o->name, o->arg ? " " : "",
                  o->arg ? o->arg : "");
     vd_option_format_default(o, def, sizeof def);
-    if (o->type == VD_OPT_FLAG)
-        snprintf(text, sizeof text, "%s (default: %s)", o->help, o->def ? "on" : "off");
+    if (o->type == VD_OPT_FLAG) /* def_str: a default that depends (on a terminal, say) */
+        snprintf(text, sizeof text, "%s (default: %s)", o->help,
+                 o->def_str ? o->def_str
+                 : o->def   ? "on"
+                            : "off");
     else if (def[0] && o->type != VD_OPT_COUNT)
         snprintf(text, sizeof text, "%s (default %s)", o->help, def);
     else
@@ -213,6 +216,16 @@ static size_t find_index(const parser *p, const char *name)
     return p->n;
 }
 
+int vd_cli_config_clear(const vd_option *o, void *target, char *err, size_t errlen)
+{
+    if (o->type != VD_OPT_LIST) {
+        snprintf(err, errlen, "{} is an empty list, and --%s takes no list", o->name);
+        return -1;
+    }
+    ((vd_strlist *)vd_option_value(o, target))->n = 0;
+    return 0;
+}
+
 static int apply_item(void *arg, const char *section, const char *name, const char *text, char *err,
                       size_t errlen)
 {
@@ -221,6 +234,7 @@ static int apply_item(void *arg, const char *section, const char *name, const ch
         snprintf(err, errlen, "a config file cannot name another (use -c FILE)");
         return -1;
     }
+    if (!text && !section && vd_cli_section_known(name)) return 0; /* an empty section */
     if (section && !vd_cli_section_known(section)) {
         snprintf(err, errlen, "no command has a section '%s' (sections: %s)", section,
                  vd_cli_section_names());
@@ -239,6 +253,11 @@ static int apply_item(void *arg, const char *section, const char *name, const ch
         if (!section) return 0; /* an engine option this command does not use */
         snprintf(err, errlen, "'validora %s' has no option '%s'", a->u->cmd, name);
         return -1;
+    }
+    if (!text) {
+        if (vd_cli_config_clear(a->p->opt[i], a->p->target[i], err, errlen) != 0) return -1;
+        if (a->src) a->src[i] = a->path;
+        return 0;
     }
     const char *copy = keep(text);
     if (!copy || vd_option_parse(a->p->opt[i], a->p->target[i], copy, err, errlen) != 0) {
@@ -310,6 +329,25 @@ static vd_cli_table *with_config(const vd_cli_usage *u, const vd_cli_table *tabl
         all[(*ntables)++] = (vd_cli_table){CONFIG_OPTIONS, co};
     }
     return all;
+}
+
+int vd_cli_parse_given(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
+                       size_t ntables, bool *given)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const vd_option *o = tables[t].opts; o->name; o++)
+            n++;
+    const char **src = calloc(n + 2, sizeof *src);
+    if (!src) {
+        fprintf(stderr, "validora %s: out of memory\n", u->cmd);
+        return -1;
+    }
+    int rc = vd_cli_parse_sourced(u, argc, argv, tables, ntables, src);
+    for (size_t i = 0; i < n; i++)
+        given[i] = src[i] != NULL; /* the command line or the config file set it */
+    free(src);
+    return rc;
 }
 
 int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,

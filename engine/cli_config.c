@@ -11,17 +11,19 @@
 #include "cli.h"
 #include "validora/config.h"
 
+/* one section a line */
+/* clang-format off */
 static const struct {
     const char *name;
     const vd_option *opts; /* the command's own options; NULL: only engine options so far */
 } SECTIONS[] = {
     {"verify", vd_cli_verify_options},
-    {"rules", vd_cli_which_options},
     {"doctor", vd_cli_doctor_options},
     {"ledger", vd_cli_ledger_options},
-    {"serve", NULL},
-    {"run", NULL},
+    {"serve", vd_cli_serve_options},
+    {"run", vd_cli_run_options},
 };
+/* clang-format on */
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
 
 bool vd_cli_section_known(const char *section)
@@ -33,7 +35,12 @@ bool vd_cli_section_known(const char *section)
 
 const char *vd_cli_section_names(void)
 {
-    return "verify, rules, doctor, ledger, serve, run";
+    static char names[256];
+    if (!names[0])
+        for (size_t i = 0, at = 0; i < NSECTIONS && at < sizeof names; i++)
+            at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
+                                   SECTIONS[i].name);
+    return names;
 }
 
 const vd_option *vd_cli_section_options(const char *section)
@@ -68,6 +75,7 @@ static int check_item(void *arg, const char *section, const char *name, const ch
     checker *c = arg;
     const vd_option *o = NULL;
     void *target = &c->cfg;
+    if (!text && !section && vd_cli_section_known(name)) return 0; /* an empty section */
     if (section) {
         size_t s = 0;
         while (s < NSECTIONS && strcmp(SECTIONS[s].name, section) != 0)
@@ -85,12 +93,25 @@ static int check_item(void *arg, const char *section, const char *name, const ch
         return -1;
     }
     c->items++;
+    if (!text) return vd_cli_config_clear(o, target, err, errlen);
     /* the text lives in the reader's Lua state only while we look at it: parse a copy */
     char *copy = strdup(text);
     int rc = copy ? vd_option_parse(o, target, copy, err, errlen) : -1;
     if (!copy) snprintf(err, errlen, "out of memory");
-    if (o->type != VD_OPT_LIST) free(copy); /* a list keeps pointers: freed with the process */
+    if (o->type != VD_OPT_LIST || rc != 0) free(copy); /* a list keeps it: free_lists */
     return rc;
+}
+
+/* The copies check_item left in list options. */
+static void free_lists(const vd_option *t, void *target)
+{
+    for (; t && t->name; t++)
+        if (t->type == VD_OPT_LIST) {
+            vd_strlist *l = vd_option_value(t, target);
+            for (int i = 0; i < l->n; i++)
+                free((void *)l->v[i]);
+            l->n = 0;
+        }
 }
 
 static const char *config_path(const char *given)
@@ -155,8 +176,11 @@ static int config_check(int argc, char **argv)
     printf("%s: ok (%zu setting%s)\n", path, c.items, c.items == 1 ? "" : "s");
     rc = VD_EXIT_OK;
 out:
-    for (size_t s = 0; s < NSECTIONS; s++)
+    free_lists(vd_engine_options, &c.cfg);
+    for (size_t s = 0; s < NSECTIONS; s++) {
+        if (c.own[s]) free_lists(SECTIONS[s].opts, c.own[s]);
         free(c.own[s]);
+    }
     return rc;
 }
 
@@ -226,7 +250,8 @@ static const vd_cli_usage SHOW_USAGE_HEAD = {
             "Prints the settings 'validora SECTION' (default verify) would run with, as a "
             "config file,\neach with where it comes from: default, the config file, or the "
             "command line given here.\n",
-    .tail = "Sections: verify, rules, doctor, ledger, serve, run.\n",
+    .tail = "Sections: verify, doctor, ledger, serve, run.\n"
+            "'rules check' and 'rules which' read the top level only.\n",
 };
 
 static int config_show(int argc, char **argv)

@@ -167,9 +167,9 @@ typedef struct vd_pb_header {
 
 /* One HTTP request the test expects (http = { ... }, served in order) and its answer. */
 typedef struct vd_pb_http {
-    char *method;       /* upper case; NULL = any */
-    char *path;         /* the request's path (and ?query, when it has one); NULL = any */
-    char *body_matches; /* a Lua pattern the request body must match; NULL = any */
+    char *method;                /* upper case; NULL = any */
+    char *path;                  /* the request's path (and ?query, when it has one); NULL = any */
+    char *body_matches;          /* a Lua pattern the request body must match; NULL = any */
     vd_pb_header *headers_match; /* request headers (by name, any case) and Lua patterns */
     size_t nheaders_match;
     int status;

@@ -47,7 +47,7 @@ static void print_rule(int pos, const char *name, const char *file, double prior
 
 static const vd_cli_usage CHECK_USAGE = {
     .cmd = "rules check",
-    .section = "rules",
+    .section = "", /* the top level only: `rules` there is the --rules list */
     .head = "Usage: validora rules check [--rules DIR]...\n"
             "Loads the rules and lists exactly as a reload would and reports every problem as\n"
             "file:line: message (line 0 when it is not known). When there is none, prints the\n"
@@ -93,7 +93,7 @@ const vd_option vd_cli_which_options[] = {
 
 static const vd_cli_usage WHICH_USAGE = {
     .cmd = "rules which",
-    .section = "rules",
+    .section = "", /* the top level only: `rules` there is the --rules list */
     .head = "Usage: validora rules which [OPTION]... ADDRESS...\n"
             "Tells which rule would handle each address and why: the domain or MX-host pattern\n"
             "that matched, or that no rule matched and the default handles it. Looks up the MX\n"

@@ -42,6 +42,8 @@ typedef struct script {
     bool stopping, failed, finished;
     int concurrency; /* verify_all's default */
     int exit_code;
+    const vd_engine_config *cfg; /* the engine is made at the first verify: a script that only
+                                    reads records needs no rules, ledger or instance lock */
 } script;
 
 static script *script_of(lua_State *L)
@@ -237,9 +239,20 @@ static bool next_input(lua_State *L, batch *b)
     return true;
 }
 
+/* The engine, made on first use; a failure to start is the script's error. */
+static vd_engine *engine_of(lua_State *L, script *s)
+{
+    if (s->engine) return s->engine;
+    char err[1024];
+    if (!(s->engine = vd_engine_new(s->base, s->cfg, err, sizeof err)))
+        luaL_error(L, "the engine did not start: %s", err);
+    return s->engine;
+}
+
 static void fill(lua_State *L, batch *b)
 {
     script *s = b->s;
+    vd_engine *e = engine_of(L, s);
     while (!b->input_done && !s->stopping && b->inflight < b->limit) {
         if (!next_input(L, b)) {
             b->input_done = true;
@@ -251,7 +264,7 @@ static void fill(lua_State *L, batch *b)
         if (!p) luaL_error(L, "out of memory");
         p->b = b;
         b->inflight++;
-        if (vd_engine_submit(s->engine, addr, len, on_batch_record, p) != 0) {
+        if (vd_engine_submit(e, addr, len, on_batch_record, p) != 0) {
             b->inflight--;
             free(p);
             luaL_error(L, "out of memory");
@@ -768,7 +781,8 @@ static void on_stop(void *arg, bool now)
 
 static void on_reload(void *arg)
 {
-    vd_cli_reload("run", ((script *)arg)->engine);
+    script *s = arg;
+    if (s->engine) vd_cli_reload("run", s->engine); /* no engine yet: nothing loaded to reload */
 }
 
 typedef struct run_opts {
@@ -891,15 +905,10 @@ int vd_cli_run(int argc, char **argv)
     vd_cli_log log = {.cmd = "run", .verbose = 0};
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
-    script s = {.concurrency = o.concurrency};
-    char err[1024];
+    script s = {.concurrency = o.concurrency, .cfg = &cfg};
     int rc = VD_EXIT_FATAL;
     if (!(s.base = event_base_new()) || !(s.L = luaL_newstate())) {
         fprintf(stderr, "validora run: out of memory\n");
-        goto out;
-    }
-    if (!(s.engine = vd_engine_new(s.base, &cfg, err, sizeof err))) {
-        fprintf(stderr, "validora run: %s\n", err);
         goto out;
     }
     rc = run_script(&s, argv[first], argc - first - 1, argv + first + 1, &cfg);

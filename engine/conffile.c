@@ -69,6 +69,16 @@ static bool scalar_text(lua_State *L, int idx, char *buf, size_t len)
     }
 }
 
+/* An empty table: an empty list, or an empty section; the caller tells which (text NULL). */
+static int emit_empty(reader *r, const char *section, const char *key)
+{
+    char name[128], cberr[512] = "";
+    option_name(key, name, sizeof name);
+    if (r->cb(r->arg, section, name, NULL, cberr, sizeof cberr) != 0)
+        return fail(r, section, key, cberr);
+    return 0;
+}
+
 static int emit(reader *r, const char *section, const char *key, int idx)
 {
     char name[128], text[CONFIG_ITEM_MAX];
@@ -128,6 +138,9 @@ static int read_entry(reader *r, const char *section, const char *key, int v)
 {
     lua_State *L = r->L;
     if (lua_type(L, v) != LUA_TTABLE) return emit(r, section, key, v);
+    lua_pushnil(L);
+    if (!lua_next(L, v)) return emit_empty(r, section, key);
+    lua_pop(L, 2);
     if (is_sequence(L, v)) {
         for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, v); i <= n; i++) {
             lua_rawgeti(L, v, i);
@@ -144,7 +157,11 @@ static int read_entry(reader *r, const char *section, const char *key, int v)
 /* Is the value at idx a section (a table of named keys)? */
 static bool is_section(lua_State *L, int idx)
 {
-    return lua_type(L, idx) == LUA_TTABLE && !is_sequence(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) return false;
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) return false; /* {}: emitted with the options, as an empty list */
+    lua_pop(L, 2);
+    return !is_sequence(L, idx);
 }
 
 /* Top-level settings first, then the sections, so a section's value wins over the same

@@ -583,6 +583,27 @@ size_t vd_engine_inflight(const vd_engine *e)
     return e->inflight;
 }
 
+void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
+{
+    vd_limiter_stats ls;
+    vd_limiter_stats_get(e->limiter, &ls);
+    *out = (vd_engine_stats){.inflight = e->inflight,
+                             .parked_throttle = ls.parked,
+                             .parked_budget = vd_budget_parked(e->budget),
+                             .breakers_open = ls.breakers_open,
+                             .budget_left = e->cfg.warmup ? vd_budget_left(e->budget) : -1};
+    /* for metrics */
+    out->budget = e->cfg.warmup && e->budget ? vd_budget_figure(e->budget) : -1;
+    out->source_ip = e->ip[0] ? e->ip : "any";
+    snprintf(out->generation, sizeof out->generation, "%s", e->gen->hash);
+    out->generation_id = e->gen->id;
+    if (e->dns) vd_dns_stats(e->dns, &out->dns_queries, &out->dns_cache_hits);
+    out->throttle_waits = ls.waits;
+    out->throttle_deferred = ls.deferred;
+    out->slow_downs = ls.slow_downs;
+    out->blocks = ls.blocks;
+}
+
 void vd_engine_free(vd_engine *e)
 {
     if (!e) return;

@@ -81,6 +81,23 @@ static bool push_value(lua_State *L, json_t *v, int depth, char *err, size_t err
     return false;
 }
 
+/* convert(json, err): the Lua value of json; a Lua error with err set when it cannot be. */
+static int convert(lua_State *L)
+{
+    json_t *v = lua_touserdata(L, 1);
+    char *err = lua_touserdata(L, 2);
+    lua_settop(L, 0);
+    if (!push_value(L, v, 1, err, 256)) return luaL_error(L, "%s", err);
+    return 1;
+}
+
+/* push_string(s): s as a Lua string (in protected mode, so that s can be freed after). */
+static int push_string(lua_State *L)
+{
+    lua_pushstring(L, lua_touserdata(L, 1));
+    return 1;
+}
+
 static int fail(lua_State *L, const char *detail)
 {
     lua_pushnil(L);
@@ -105,11 +122,16 @@ static int l_decode(lua_State *L)
         snprintf(err, sizeof err, "line %d column %d: %s", e.line, e.column, e.text);
         return fail(L, err);
     }
-    int top = lua_gettop(L);
-    bool ok = push_value(L, v, 1, err, sizeof err);
+    /* converted in protected mode: the sandbox's memory cap may raise mid-way, and the
+     * jansson value must be freed either way */
+    lua_pushcfunction(L, convert);
+    lua_pushlightuserdata(L, v);
+    lua_pushlightuserdata(L, err);
+    int st = lua_pcall(L, 2, 1, 0);
     json_decref(v);
-    if (!ok) {
-        lua_settop(L, top);
+    if (st != LUA_OK) {
+        if (st == LUA_ERRMEM) return lua_error(L); /* out of memory stays out of memory */
+        lua_pop(L, 1);
         return fail(L, err);
     }
     return 1;
@@ -228,8 +250,11 @@ static int l_encode(lua_State *L)
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(v);
     if (!s) return fail(L, "out of memory");
-    lua_pushstring(L, s);
+    lua_pushcfunction(L, push_string);
+    lua_pushlightuserdata(L, s);
+    int st = lua_pcall(L, 1, 1, 0);
     free(s);
+    if (st != LUA_OK) return lua_error(L);
     return 1;
 }
 

@@ -16,6 +16,7 @@ static const char USAGE[] =
     "  doctor   check this sender's own setup as receiving servers see it; what to fix\n"
     "  run      run a Lua script with the engine at hand (scripts/clean.lua, ...)\n"
     "  config   check the config file, show the settings in effect and where each comes from\n"
+    "  serve    a daemon: verification over HTTP (single addresses and jobs), metrics\n"
     "\n"
     "'validora COMMAND --help' tells more of each. --version shows the version.\n";
 
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "doctor")) return vd_cli_doctor(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return vd_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "config")) return vd_cli_config(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return vd_cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(USAGE, stdout);
         return 0;

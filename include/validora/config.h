@@ -16,7 +16,9 @@ extern "C" {
 
 /* One item: section is NULL at the top level; name is the option's name ('_' in the file
  * written '-'); text is the value as the command line would give it (booleans "1"/"0",
- * numbers in decimal); a list gives one item per element, in order. Returns 0 to go on, or -1
+ * numbers in decimal); a list gives one item per element, in order; an empty table `{}` gives
+ * one item with text NULL (an empty list, or an empty section: the caller knows which; it comes
+ * with the top-level options, before the sections). Returns 0 to go on, or -1
  * with a message in err (reading stops and vd_config_read fails with it). */
 typedef int (*vd_config_item_cb)(void *arg, const char *section, const char *name,
                                  const char *text, char *err, size_t errlen);

@@ -106,6 +106,30 @@ int vd_engine_submit(vd_engine *e, const char *email, size_t len, vd_result_cb c
 /* Addresses submitted whose record has not been delivered yet. */
 size_t vd_engine_inflight(const vd_engine *e);
 
+/* What the engine is doing now: for a progress line (verify) or metrics. */
+typedef struct vd_engine_stats {
+    size_t inflight;        /* submitted, no record yet (vd_engine_inflight) */
+    size_t parked_throttle; /* waiting for the traffic shaper: a rate, a session slot, or an
+                             * open circuit breaker with --on-block wait */
+    size_t parked_budget;   /* waiting for the next UTC day's warm-up budget (--on-budget wait) */
+    size_t breakers_open;   /* circuit breakers open now */
+    long budget_left;       /* SMTP verifications left in today's warm-up budget of the source
+                             * IP; -1 when there is none (--no-warmup, --no-smtp, a playback) */
+    /* for metrics (validora serve's /metrics): counters since vd_engine_new, and more state */
+    long budget;                     /* today's warm-up budget; -1 when there is none */
+    const char *source_ip;           /* canonical, or "any"; valid as long as the engine */
+    char generation[13];             /* the current generation's hash (12 hex digits) */
+    unsigned generation_id;          /* 1, 2, ... in the order generations were loaded */
+    size_t dns_queries;              /* DNS queries sent */
+    size_t dns_cache_hits;           /* lookups answered from the TTL cache */
+    unsigned long throttle_waits;    /* sessions and RCPTs the traffic shaper made wait */
+    unsigned long throttle_deferred; /* given back unprobed (a breaker open, --on-block defer) */
+    unsigned long slow_downs;        /* "slow down" replies seen */
+    unsigned long blocks;            /* "blocked" replies seen */
+} vd_engine_stats;
+/* Fills out. Cheap enough for a few calls a second (budget_left reads the ledger). */
+void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out);
+
 /* Loads the rules again as a new generation; running jobs finish on the old one.
  * Returns 0, or -1 with a message in err (the current generation stays). */
 int vd_engine_reload(vd_engine *e, char *err, size_t errlen);

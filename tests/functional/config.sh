@@ -38,6 +38,14 @@ out=$("$V" config check -c "$tmp/shown.lua" 2>&1) && ok "show's output is a vali
 show=$("$V" config show doctor -c "$tmp/good.lua" 2>&1)
 [[ $show == *"dns_timeout = 0.2, -- $tmp/good.lua"* && $show != *"concurrency"* ]] && ok "show doctor: verify's section does not apply" || bad "show doctor: $show"
 
+# {} is an empty list (or an empty section); `rules` at the top level is the --rules list
+printf 'return { rules = {}, doctor = {}, verify = { concurrency = 3 } }\n' >"$tmp/empty.lua"
+out=$("$V" config check -c "$tmp/empty.lua" 2>&1) && ok "{}: an empty list and an empty section" || bad "empty: $out"
+show=$("$V" config show -c "$tmp/empty.lua" --rules /a 2>&1)
+[[ $show == *'rules = { "/a" }, -- command line'* ]] && ok "show: the command line's list replaces the file's" || bad "show list: $show"
+out=$("$V" rules check -c "$tmp/good.lua" 2>&1); rc=$?
+[ $rc -eq 0 ] && ok "rules check reads the top level (rules = { DIR })" || bad "rules check: rc=$rc $out"
+
 # the file reaches verify: csv (its section), no SMTP, DNS to a closed port -> dns_error fast
 out=$("$V" verify -c "$tmp/good.lua" --state-dir "$tmp/st" a@valid.test 2>"$tmp/err"); rc=$?
 [ $rc -eq 0 ] && [[ $out == email,address,* && $out == *",unknown,dns_error,"* ]] && ok "verify reads the file" || bad "verify: rc=$rc $out $(cat "$tmp/err")"
@@ -70,6 +78,7 @@ bad_file "no os.execute" 'os.execute("touch /tmp/pwned") return {}' "execute"
 bad_file "a function value" 'return { helo = function() end }' "not an option value"
 bad_file "nested sections" 'return { verify = { x = { y = 1 } } }' "sections do not nest"
 bad_file "a config naming a config" 'return { config = "/x" }' "config"
+bad_file "{} for an option that is no list" 'return { helo = {} }' "takes no list"
 out=$("$V" verify -c "$tmp/none.lua" a@valid.test 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ $out == *"none.lua: No such file"* ]] && ok "a missing -c file is an error" || bad "missing: rc=$rc $out"
 if [ ! -e /etc/validora/validora.lua ]; then

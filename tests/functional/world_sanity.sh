@@ -174,9 +174,106 @@ expect "DNS nosuch.test MX (NXDOMAIN)" '^rcode=3 ' "$(dns_probe nosuch.test MX)"
 expect "DNS servfail.test MX (SERVFAIL)" '^rcode=2 ' "$(dns_probe servfail.test MX)"
 expect "DNS example.com A is refused (nothing leaves)" '^rcode=5 ' "$(dns_probe example.com A)"
 
+# --- the providers (127.0.0.30..41, one Postfix listener per rule; docs/world.md "Providers"):
+# the DNS names the rules recognise, each banner, a known user and the provider's own wording.
+while read -r name addr; do
+    expect "DNS $name A" "^rcode=0 answers=1" "$(dns_probe "$name" A)"
+done <<'LIST'
+gmail-smtp-in.l.google.com 127.0.0.30
+outlook-com.olc.protection.outlook.com 127.0.0.31
+contoso-test.mail.protection.outlook.com 127.0.0.32
+mx-aol.mail.gm0.yahoodns.net 127.0.0.33
+mx-ha03.web.de 127.0.0.39
+login.microsoft.test 127.0.0.50
+login.yahoo.test 127.0.0.51
+LIST
+expect "DNS gmail.com MX" '^rcode=0 answers=1' "$(dns_probe gmail.com MX)"
+expect "DNS nosuch.gmail.com A (NXDOMAIN)" '^rcode=3 ' "$(dns_probe nosuch.gmail.com A)"
+expect "DNS www.google.de A is refused (only our zones)" '^rcode=5 ' "$(dns_probe www.google.de A)"
+for b in "127.0.0.30 mx\.google\.com ESMTP .* gsmtp" "127.0.0.31 .*\.mail\.protection\.outlook\.com Microsoft ESMTP" \
+    "127.0.0.32 .*\.mail\.protection\.outlook\.com Microsoft ESMTP" "127.0.0.33 .*yahoo\.com ESMTP" \
+    "127.0.0.34 .*mimecast\.com ESMTP" "127.0.0.35 .*pphosted\.com ESMTP" "127.0.0.36 mx01\.mail\.icloud\.com" \
+    "127.0.0.37 .*comcast\.net" "127.0.0.38 mx\.zohomail\.com" "127.0.0.39 mx\.gmx\.net" \
+    "127.0.0.40 .*yandex\.net" "127.0.0.41 .*barracudanetworks\.com ESMTP"; do
+    a=${b%% *}
+    line=$(timeout 3 bash -c 'exec 3<>/dev/tcp/$0/25 && IFS= read -r l <&3 && printf "%s" "$l"' "$a" 2>/dev/null | tr -d '\r')
+    expect "banner $a" "^220 ${b#* }" "$line"
+done
+R='Recipient address rejected: '
+while IFS='|' read -r addr rcpt want; do
+    expect "$rcpt at $addr" "$want" "$(smtp_reply "$addr" "$rcpt")"
+done <<LIST
+127.0.0.30|j.ohn.smith+x@googlemail.com|^250 2\.1\.5
+127.0.0.30|nobody@gmail.com|^550 5\.1\.1 .*${R}The email account that you tried to reach does not exist\..*NoSuchUser
+127.0.0.30|disabled@gmail.com|^550 5\.2\.1 .*${R}The email account that you tried to reach is disabled\.
+127.0.0.30|alice@gws.test|^250 2\.1\.5
+127.0.0.31|alice@outlook.com|^250 2\.1\.5
+127.0.0.31|nobody@hotmail.com|^550 5\.5\.0 .*${R}Requested action not taken: mailbox unavailable
+127.0.0.32|nobody$RANDOM@contoso.test|^250 2\.1\.5
+127.0.0.32|alice@fabrikam.test|^250 2\.1\.5
+127.0.0.32|nobody@fabrikam.test|^550 5\.4\.1 .*Recipient address rejected: Access denied
+127.0.0.33|nobody$RANDOM@yahoo.com|^250 2\.1\.5
+127.0.0.33|nobody$RANDOM@aol.com|^250 2\.1\.5
+127.0.0.34|alice@mimecast-corp.test|^250 2\.1\.5
+127.0.0.34|grey@mimecast-corp.test|^451 .*${R}Internal resource temporarily unavailable - https://community\.mimecast\.com/docs/DOC-1369#451
+127.0.0.34|nobody@mimecast-corp.test|^550 .*${R}Invalid Recipient - https://community\.mimecast\.com/docs/DOC-1369#550
+127.0.0.35|nobody@pp-corp.test|^550 5\.1\.1 .*${R}User Unknown
+127.0.0.36|alice@icloud.com|^250 2\.1\.5
+127.0.0.36|nobody@me.com|^550 5\.1\.1 .*${R}<nobody@me\.com>: user does not exist
+127.0.0.37|nobody@comcast.net|^550 5\.1\.1 .*${R}Not our Customer
+127.0.0.38|nobody@zoho.com|^550 5\.1\.1 .*${R}User does not exist - <nobody@zoho\.com>
+127.0.0.39|alice@web.de|^250 2\.1\.5
+127.0.0.39|nobody@gmx.net|^550 .*${R}Requested action not taken: mailbox unavailable
+127.0.0.40|nobody@yandex.ru|^550 5\.7\.1 .*${R}No such user!
+127.0.0.41|alice@spamexp.test|^250 2\.1\.5
+127.0.0.41|nobody@cuda-corp.test|^550 .*${R}No such user \(nobody@cuda-corp\.test\)
+127.0.0.41|alice@valid.test|^250 2\.1\.5
+127.0.0.41|alice@gmail.com|^554 5\.7\.1 .*Relay access denied
+127.0.0.10|johnsmith@gmail.com|^554 5\.7\.1 .*Relay access denied
+LIST
+n=$(grep -c 'postfix-yahoo/smtpd\[[0-9]*\]: connect from' "$WORLD_DIR/postfix/maillog" 2>/dev/null)
+expect "maillog names the listener (postfix-yahoo)" '^[1-9]' "$n"
+
+# --- the alternative-check endpoints (tests/world/altcheck.py, HTTPS behind DIR/tls/ca.pem)
+https() { # HOST ADDR PATH [curl args...] -> "CODE BODY"
+    local host=$1 addr=$2 path=$3
+    shift 3
+    timeout 10 curl -sS --cacert "$WORLD_DIR/tls/ca.pem" --resolve "$host:443:$addr" \
+        -w ' [%{http_code}]' "$@" "https://$host$path" 2>&1 | tr -d '\n'
+}
+ms() { https login.microsoft.test 127.0.0.50 /common/GetCredentialType -H 'Content-Type: application/json' \
+    -d "{\"Username\":\"$1\",\"isOtherIdpSupported\":true}"; }
+expect "GetCredentialType alice@contoso.test" '"IfExistsResult": 0, .*"ThrottleStatus": 0' "$(ms alice@contoso.test)"
+expect "GetCredentialType nobody@contoso.test" '"IfExistsResult": 1,' "$(ms nobody@contoso.test)"
+expect "GetCredentialType x@federated.test" '"IfExistsResult": 0, .*FederationRedirectUrl' "$(ms x@federated.test)"
+expect "GetCredentialType throttle@contoso.test" '"ThrottleStatus": 1' "$(ms throttle@contoso.test)"
+expect "GetCredentialType malformed@contoso.test" '^<html>.* \[200\]$' "$(ms malformed@contoso.test)"
+expect "GetCredentialType x@othertenant.test" '"IfExistsResult": 5,' "$(ms x@othertenant.test)"
+expect "GetCredentialType not JSON" '\[400\]$' "$(https login.microsoft.test 127.0.0.50 /common/GetCredentialType -d x)"
+expect "GetCredentialType 100 KB body" '\[413\]$' "$(head -c 100000 /dev/zero | tr '\0' a |
+    https login.microsoft.test 127.0.0.50 /common/GetCredentialType --data-binary @-)"
+expect "HTTPS certificate is checked (wrong name)" 'SSL|certificate' "$(https wrong.test 127.0.0.50 /)"
+jar=$(mktemp)
+page=$(https login.yahoo.test 127.0.0.51 /account/create -c "$jar")
+acrumb=$(printf '%s' "$page" | sed -n 's/.*<input type="hidden" value="\([^"]*\)" name="acrumb">.*/\1/p')
+sidx=$(printf '%s' "$page" | sed -n 's/.*name="sessionIndex" value="\([^"]*\)".*/\1/p')
+expect "Yahoo sign-up page: acrumb, sessionIndex, AS cookie" '^.+ .+ AS$' "$acrumb $sidx $(awk '$6 == "AS" { print $6 }' "$jar")"
+yv() { https login.yahoo.test 127.0.0.51 '/account/module/create?validateField=userId' "$@"; }
+yf() { yv -b "$jar" --data-urlencode "acrumb=$acrumb" --data-urlencode "sessionIndex=$sidx" --data-urlencode "userId=$1"; }
+expect "Yahoo alice taken" '"IDENTIFIER_EXISTS".* \[200\]$' "$(yf alice)"
+expect "Yahoo bob taken" '"IDENTIFIER_NOT_AVAILABLE".* \[200\]$' "$(yf bob)"
+expect "Yahoo nobody free" '^\{"errors":\[\]\} \[200\]$' "$(yf nobody)"
+expect "Yahoo throttle" '\[429\]$' "$(yf throttle)"
+expect "Yahoo malformed" '^<html>.* \[200\]$' "$(yf malformed)"
+expect "Yahoo without the cookie" '\[400\]$' "$(yv --data-urlencode "acrumb=$acrumb" --data-urlencode "sessionIndex=$sidx" -d userId=alice)"
+expect "Yahoo with a wrong acrumb" '\[400\]$' "$(yv -b "$jar" -d acrumb=x --data-urlencode "sessionIndex=$sidx" -d userId=alice)"
+rm -f "$jar"
+expect "microsoft.log has the Usernames" 'user=nobody@contoso\.test outcome=absent' "$(cat "$WORLD_DIR/https/microsoft.log" 2>&1)"
+expect "yahoo.log has the userIds" 'user=bob outcome=taken' "$(cat "$WORLD_DIR/https/yahoo.log" 2>&1)"
+
 # --- nothing of the world listens beyond loopback
 outside=$(ss -ltnH 2>/dev/null | awk '{print $4}' |
-    grep -E ':(25|10023|'"${VALIDORA_STRICT_PORT:-10024}"'|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
+    grep -E ':(25|443|10023|'"${VALIDORA_STRICT_PORT:-10024}"'|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
 if [ -z "$outside" ]; then ok "world listens on 127.0.0.0/8 only"; else bad "listening beyond loopback: $outside"; fi
 
 echo "$pass passed, $fail failed"

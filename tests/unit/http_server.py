@@ -20,6 +20,8 @@ Runs until killed. Paths (every one counts connections server-side, so reuse can
   /conns             200: connections accepted so far
   /close             200 "bye" with Connection: close, and the server closes
   /drop              closes the connection without a word
+  /http10            an HTTP/1.0 answer without Content-Length: the body ends at the close
+  /truncated         Content-Length: 100, 10 bytes, and the close
   /sni               200: the server name the last TLS client sent (or "-")
   /hang              never answers
 """
@@ -123,6 +125,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send(200, b"bye", [("Connection", "close")])
         elif path == "/drop":
             self.close_connection = True
+        elif path == "/truncated":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        elif path == "/http10":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold " + b"y" * 3000)
         elif path == "/conns":
             self.send(200, str(CONNS).encode())
         elif path == "/hang":

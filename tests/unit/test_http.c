@@ -236,6 +236,14 @@ int main(void)
     g = request(h, "GET", url_of(url, sizeof url, true, "/conns"), NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_OK && atoi(g.body) == before + 1, "%d %s %s", g.err, g.errmsg,
               g.body);
+    /* HTTP/1.0, the body delimited by the close (Python's http.server answers so) */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/http10"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_OK && g.body_len == 3004 && !strncmp(g.body, "old ", 4), "%d %s %zu",
+              g.err, g.errmsg, g.body_len);
+    g = request(h, "GET", url_of(url, sizeof url, true, "/truncated"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg); /* never a short body */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);
+    CHECK_STR(g.body, "hello");
     /* TLS to a server that speaks plain HTTP: the handshake fails */
     snprintf(url, sizeof url, "https://127.0.0.1:%d/hello", http_port);
     g = request(h, "GET", url, NULL, NULL, 0);

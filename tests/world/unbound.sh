@@ -10,7 +10,8 @@
 #
 # Nothing ever leaves the machine: every zone is an auth-zone answered straight to the
 # client (for-downstream, no recursion, no CNAME chasing across zones — the client follows),
-# test. itself is a zone so unknown names under it are NXDOMAIN, every other name is
+# test. itself is a zone so unknown names under it are NXDOMAIN, the providers' real domains
+# (gmail.com, outlook.com, …) are zones too, opened one by one, every other name is
 # REFUSED by a local-zone on ".", and the iterator (never reached) could only send from
 # 127.0.0.1 anyway. servfail.test is an auth-zone with no data: unbound answers SERVFAIL
 # for it at once (measured: ~1 ms), which is the honest "server failure" the tests need.
@@ -58,6 +59,20 @@ stop_unbound() {
         fi
     fi
     rm -f "$PIDFILE"
+}
+
+# The local-zone lines that let queries for zones outside test. past the "." refuse below
+# (the providers' real domains, docs/world.md "Providers"): one transparent local-zone per
+# such zone file, so exactly those names reach their auth-zone and everything else under
+# com., net., … stays REFUSED. (test. and the PTR zone are opened by name in write_conf.)
+open_zones() {
+    local f n
+    for f in "$@"; do
+        [ -e "$f" ] || continue
+        n=$(basename "$f" .zone)
+        case $n in *.test | test | *.in-addr.arpa) continue ;; esac
+        printf '  local-zone: "%s." transparent\n' "$n"
+    done
 }
 
 # One auth-zone block per zone file; the zone name is the file name without .zone.
@@ -110,6 +125,8 @@ server:
   # query past unbound's built-in 127.in-addr.arpa zone to it. The rest of 127.in-addr.arpa
   # stays built-in (no PTR: NXDOMAIN).
   local-zone: "1.0.0.127.in-addr.arpa." transparent
+  # The providers' real domains (google.com, outlook.com, …): only the zones we serve.
+$(open_zones "$ZONES"/*.zone "${extra[@]}")
   # Answers in zone-file order: 127.0.0.1 has two PTRs (localhost first), and a shuffled
   # order would make "the first PTR" a coin toss. (The engine shuffles equal MX itself.)
   rrset-roundrobin: no

@@ -7,8 +7,10 @@
 #
 # Owns: the Postfix instance (config from tests/world/postfix/*, queue, logs under
 # DIR/postfix), postgrey (DIR/postgrey), the strict provider's policy service
-# (tests/world/strictpolicy.py, DIR/strictpolicy.*), the self-signed certificate (DIR/tls),
-# the tarpit listeners (tests/world/tarpit.py) and the machine-wide world lock. DNS is unbound.sh's.
+# (tests/world/strictpolicy.py, DIR/strictpolicy.*), the self-signed certificate and the test
+# CA with the HTTPS servers' certificates (DIR/tls), the alternative-check HTTPS endpoints
+# (tests/world/altcheck.py, DIR/https/), the tarpit listeners (tests/world/tarpit.py) and the
+# machine-wide world lock. DNS is unbound.sh's.
 # Every server binds 127.0.0.0/8 only; all state lives under DIR. Needs root (Postfix
 # binds port 25 and drops to the postfix user).
 #
@@ -33,9 +35,12 @@ STRICT_CONN_COUNT=${VALIDORA_STRICT_CONN_COUNT:-8}
 STRICT_CONN_RATE=${VALIDORA_STRICT_CONN_RATE:-60}
 STRICT_RCPT_RATE=${VALIDORA_STRICT_RCPT_RATE:-900}
 
-# Postfix listeners (address, banner expected) and tarpits (mode, address).
-PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14 127.0.0.15"
+# Postfix listeners (address, banner expected): the world's own and the providers'
+# (127.0.0.30..41, one per rule: master.cf.in), tarpits (mode, address) and the
+# alternative-check HTTPS endpoints (service, address:port, certificate name).
+PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14 127.0.0.15 $(seq -f '127.0.0.%g' -s ' ' 30 41)"
 TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22 dropper:127.0.0.23"
+ALTCHECKS="microsoft:127.0.0.50:443:login.microsoft.test yahoo:127.0.0.51:443:login.yahoo.test"
 
 say() { printf 'world: %s\n' "$*" >&2; }
 die() {
@@ -117,7 +122,7 @@ stop_world() {
     stop_postfix
     kill_pidfile "$DIR/postgrey.pid"
     kill_pidfile "$DIR/strictpolicy.pid"
-    for f in "$DIR"/tarpit-*.pid; do
+    for f in "$DIR"/tarpit-*.pid "$DIR"/altcheck-*.pid; do
         [ -e "$f" ] && kill_pidfile "$f"
     done
     if [ -x "$HERE/unbound.sh" ] || [ -f "$HERE/unbound.sh" ]; then
@@ -151,6 +156,54 @@ make_cert() {
     chmod 600 "$DIR/tls/key.pem"
 }
 
+# The test CA ($DIR/tls/ca.pem, what tests pass as --tls-ca) and, signed by it, one server
+# certificate per alternative-check endpoint ($DIR/tls/NAME.pem / NAME.key, SAN DNS:NAME).
+# EC P-256 keys (fast to make); the CA key stays in $DIR/tls (mode 600) and lives two days.
+make_ca() {
+    local t=$DIR/tls log=$DIR/tls/openssl.log e name
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/O=Validora test world/CN=Validora test world CA" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$t/ca.key" -out "$t/ca.pem" >>"$log" 2>&1 ||
+        { cat "$log" >&2; die "openssl could not make the test CA"; }
+    for e in $ALTCHECKS; do
+        name=${e##*:}
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' \
+            "$name" >"$t/$name.ext"
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$name" \
+            -keyout "$t/$name.key" -out "$t/$name.csr" >>"$log" 2>&1 &&
+            openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+                -days 2 -extfile "$t/$name.ext" -out "$t/$name.pem" >>"$log" 2>&1 ||
+            { cat "$log" >&2; die "openssl could not make the certificate of $name"; }
+    done
+    chmod 644 "$t"/*.pem
+    chmod 600 "$t"/*.key
+}
+
+# The alternative-check endpoints (tests/world/altcheck.py; docs/world.md): one HTTPS server
+# per service, its request log in $DIR/https/SERVICE.log. Runs as root like the tarpits (port
+# 443); binds its loopback address only.
+start_altchecks() {
+    local e svc rest listen name
+    rm -rf "$DIR/https"
+    mkdir -p "$DIR/https"
+    for e in $ALTCHECKS; do
+        svc=${e%%:*}
+        rest=${e#*:}
+        listen=${rest%:*}
+        name=${e##*:}
+        : >"$DIR/https/$svc.log"
+        setsid python3 "$HERE/altcheck.py" serve --service "$svc" --listen "$listen" \
+            --cert "$DIR/tls/$name.pem" --key "$DIR/tls/$name.key" --log "$DIR/https/$svc.log" \
+            --pidfile "$DIR/altcheck-$svc.pid" </dev/null >"$DIR/https/$svc.out" 2>&1 &
+    done
+}
+
+# Succeeds when something accepts TCP connections on $1 (ADDR:PORT).
+connects_to() {
+    timeout 2 bash -c 'exec 3<>/dev/tcp/$0/$1' "${1%:*}" "${1##*:}" 2>/dev/null
+}
+
 start_postfix() {
     local f
     # The config directory must be root-owned throughout (postfix check), so the queue and
@@ -169,7 +222,10 @@ start_postfix() {
     for f in virtual_mailboxes virtual_aliases recipient_access blocked_clients.cidr; do
         cp "$HERE/postfix/$f" "$PF/$f"
     done
-    for f in virtual_mailboxes virtual_aliases recipient_access strict_mailboxes; do
+    # The providers' access maps (regexp: read as they are, no postmap).
+    cp "$HERE"/postfix/rcpt-*.regexp "$PF/"
+    cp "$HERE/postfix/provider_transport" "$PF/provider_transport"
+    for f in virtual_mailboxes virtual_aliases recipient_access strict_mailboxes provider_transport; do
         postmap -c "$PF" "hash:$PF/$f" || die "postmap $f failed"
     done
     chown postfix:postfix "$DIR/postfix-data"
@@ -276,13 +332,18 @@ wait_ready() {
                 connects "${t#*:}" || missing="$missing tarpit-${t%%:*}@${t#*:}"
             done
         fi
+        for t in $ALTCHECKS; do
+            t=${t%:*}
+            pid_alive "$DIR/altcheck-${t%%:*}.pid" >/dev/null && connects_to "${t#*:}" ||
+                missing="$missing altcheck-${t%%:*}@${t#*:}"
+        done
         [ -z "$missing" ] && return 0
         [ $SECONDS -ge $deadline ] && break
         sleep 0.2
     done
     say "not answering:$missing"
     for f in "$DIR/postfix-start.log" "$PF/maillog" "$DIR/postgrey.log" "$DIR/strictpolicy.out" \
-        "$DIR"/tarpit-*.log; do
+        "$DIR"/tarpit-*.log "$DIR"/https/*.out; do
         [ -s "$f" ] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
     done
     die "world did not come up (logs above)"
@@ -320,6 +381,15 @@ status_world() {
             rc=1
         fi
     done
+    for t in $ALTCHECKS; do
+        t=${t%:*}
+        if pid=$(pid_alive "$DIR/altcheck-${t%%:*}.pid"); then
+            echo "altcheck  ${t%%:*} running (pid $pid) on https://${t#*:}"
+        else
+            echo "altcheck  ${t%%:*} stopped"
+            rc=1
+        fi
+    done
     if [ -f "$HERE/unbound.sh" ]; then
         bash "$HERE/unbound.sh" status "$DIR" || rc=1
     else
@@ -338,11 +408,13 @@ start)
     # Anything failing from here on leaves nothing half-started behind.
     trap 'rc=$?; [ $rc -eq 0 ] || { say "start failed; stopping what was started"; stop_world; }' EXIT
     make_cert
+    make_ca
     start_dns
     start_postgrey
     start_postfix
     start_strictpolicy
     start_tarpits
+    start_altchecks
     wait_ready
     say "started in $DIR (${SECONDS}s)"
     ;;

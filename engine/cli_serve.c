@@ -1,0 +1,848 @@
+/* cli_serve.c — `validora serve`: a daemon answering verifications over HTTP (libevent's
+ * evhttp) on one engine, with the same engine options as `verify` (docs/serve.md).
+ *
+ * Owns: serve's own options (listen address, token file, bounds, stop timeout), the token
+ * check, the routes and their replies (JSON errors), body parsing (a JSON object for
+ * /v1/verify; a JSON array, text or CSV list for /v1/jobs), the connection count, and the
+ * daemon's life: start-up, SIGHUP reload, SIGTERM drain and exit.
+ * Does not own: jobs and their files (cli_serve_jobs.c), metric names (cli_serve_metrics.c),
+ * engine options (validora/options.h), signals' plumbing (cli_common.c). */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include "cli_csv.h"
+#include "cli_serve.h"
+#include "validora/ledger.h"
+
+#define VERIFY_BODY_MAX 16384 /* POST /v1/verify: {"email": ...} with room for any address */
+#define HEADERS_MAX     16384 /* request line and headers: a token and an Accept fit easily */
+#define TOKEN_MAX       4096  /* bytes of the token file's line */
+#define DRAIN_POLL_MS   100   /* after SIGTERM: how often to look whether work is done */
+
+typedef struct serve_opts {
+    const char *listen, *token_file;
+    int concurrency;
+    int max_body, max_jobs, max_job_addresses, max_connections;
+    double job_ttl, http_timeout, stop_timeout;
+    int verbose;
+} serve_opts;
+
+#define SOFF(f) offsetof(serve_opts, f)
+const vd_option vd_cli_serve_options[] = {
+    {"listen", 0, VD_OPT_STRING, SOFF(listen), 0, "127.0.0.1:8025", 0, 0, "ADDR:PORT", "Serve",
+     "listen there ([ADDR]:PORT for IPv6); loopback by default: anything else is reachable "
+     "from other machines: give it with --token-file (serve warns without one)",
+     false},
+    {"token-file", 0, VD_OPT_STRING, SOFF(token_file), 0, NULL, 0, 0, "FILE", "Serve",
+     "every path but /healthz needs 'Authorization: Bearer TOKEN', TOKEN being FILE's first "
+     "line (read once at start, never logged)",
+     false},
+    {"concurrency", 'j', VD_OPT_INT, SOFF(concurrency), 256, NULL, 1, 1000000, "N", "Serve",
+     "addresses of jobs in flight, all jobs together (POST /v1/verify goes at once)", false},
+    {"stop-timeout", 0, VD_OPT_SECONDS, SOFF(stop_timeout), 30, NULL, 0, 3600, "SECS", "Serve",
+     "after SIGTERM, wait this long for the addresses in flight (jobs' unfinished ones are "
+     "redone at the next start); below systemd's default 90 s stop timeout",
+     false},
+    {"verbose", 'v', VD_OPT_COUNT, SOFF(verbose), 0, NULL, 0, 0, NULL, "Serve",
+     "a line per request and rule messages on stderr (-vv: debug)", false},
+    {"max-request-body", 0, VD_OPT_INT, SOFF(max_body), 4194304, NULL, 1024, 1073741824, "BYTES",
+     "Bounds",
+     "largest request body (a job's list: 4 MiB holds about 100,000 addresses; it is held in "
+     "memory while parsed); beyond: 413",
+     false},
+    {"max-jobs", 0, VD_OPT_INT, SOFF(max_jobs), 64, NULL, 1, 100000, "N", "Bounds",
+     "jobs kept, finished or not (each is a directory of files); beyond: 429 until one is "
+     "deleted or expires",
+     false},
+    {"max-job-addresses", 0, VD_OPT_INT, SOFF(max_job_addresses), 100000, NULL, 1, 100000000, "N",
+     "Bounds", "addresses in one job (its results are read whole for GET .../results); beyond: 413",
+     false},
+    {"max-connections", 0, VD_OPT_INT, SOFF(max_connections), 256, NULL, 1, 100000, "N", "Bounds",
+     "HTTP connections served at once (each may hold a POST /v1/verify waiting for its "
+     "record); a request on one more gets 503 and the connection is closed",
+     false},
+    {"job-ttl", 0, VD_OPT_SECONDS, SOFF(job_ttl), 86400, NULL, 60, 31536000, "SECS", "Bounds",
+     "a finished job and its results are removed this long after it finished", false},
+    {"idle-timeout", 0, VD_OPT_SECONDS, SOFF(http_timeout), 30, NULL, 1, 3600, "SECS", "Bounds",
+     "an idle connection, or one that sends its request this slowly, is closed", false},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
+};
+
+static const vd_cli_usage USAGE = {
+    .cmd = "serve",
+    .section = "serve",
+    .head =
+        "Usage: validora serve [OPTION]...\n"
+        "Answers verifications over HTTP until stopped (docs/serve.md).\n"
+        "\n"
+        "  POST   /v1/verify            {\"email\": \"...\"}: the record, as JSON\n"
+        "  POST   /v1/jobs              a list (application/json array of strings, text/plain\n"
+        "                               one a line, text/csv with ?column=NAME, default email):\n"
+        "                               202 {\"id\": \"...\"}\n"
+        "  GET    /v1/jobs/ID           progress: state, total, done, counts by status\n"
+        "  GET    /v1/jobs/ID/results   records so far: JSON Lines, or msgpack with\n"
+        "                               Accept: application/msgpack (or application/x-msgpack)\n"
+        "  DELETE /v1/jobs/ID           removes the job and its results\n"
+        "  GET    /metrics              Prometheus text format\n"
+        "  GET    /healthz              'ok' (503 'stopping' after SIGTERM); needs no token\n"
+        "Jobs are kept under STATE_DIR/serve/jobs; a restart resumes unfinished ones.\n",
+    .tail = "Exit status: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 on a usage error.\n"
+            "Signals: SIGHUP reloads the rules (so does editing them, with --watch);\n"
+            "SIGTERM/SIGINT: new POSTs get 503, work in flight finishes (up to --stop-timeout),\n"
+            "then exit 0 (again: exit now; jobs' unfinished addresses are redone at the next "
+            "start).\n",
+};
+
+typedef struct server server;
+
+/* A POST /v1/verify waiting for its record. */
+typedef struct pending {
+    server *srv;
+    struct evhttp_request *req;
+    struct pending *prev, *next;
+} pending;
+
+struct server {
+    struct event_base *base;
+    vd_engine *engine;
+    struct evhttp *http;
+    serve_opts o;
+    bool has_token;
+    unsigned char token_hash[SHA256_DIGEST_LENGTH];
+    sv_metrics *metrics;
+    sv_jobs *jobs;
+    struct evhttp_connection **conns; /* the connections counted */
+    size_t nconns;
+    pending *waiting;
+    long nwaiting;
+    bool stopping;
+    struct event *drain_ev;
+    struct timeval stop_at;
+};
+
+/* ---- replies ---- */
+
+static void reply(server *s, struct evhttp_request *req, int code, const char *type,
+                  struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (type) evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    sv_metrics_http(s->metrics, code);
+    if (s->o.verbose) {
+        const char *uri = evhttp_request_get_uri(req);
+        fprintf(stderr, "validora serve: %d %s\n", code, uri ? uri : "?");
+    }
+    static const struct {
+        int code;
+        const char *why;
+    } reasons[] = {{200, "OK"},
+                   {202, "Accepted"},
+                   {204, "No Content"},
+                   {400, "Bad Request"},
+                   {401, "Unauthorized"},
+                   {404, "Not Found"},
+                   {405, "Method Not Allowed"},
+                   {413, "Payload Too Large"},
+                   {415, "Unsupported Media Type"},
+                   {429, "Too Many Requests"},
+                   {500, "Internal Server Error"},
+                   {503, "Service Unavailable"}};
+    const char *why = "Error";
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].code == code) why = reasons[i].why;
+    evhttp_send_reply(req, code, why, body);
+}
+
+/* {"error": NAME, "message": "..."} with the code. */
+__attribute__((format(printf, 5, 6))) static void
+reply_error(server *s, struct evhttp_request *req, int code, const char *name, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s, s:s}", "error", name, "message", msg);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    struct evbuffer *b = evbuffer_new();
+    if (b && text) evbuffer_add_printf(b, "%s\n", text);
+    if (code == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"validora\"");
+    reply(s, req, code, "application/json", b);
+    if (b) evbuffer_free(b);
+    free(text);
+    json_decref(o);
+}
+
+static void reply_text(server *s, struct evhttp_request *req, int code, const char *type,
+                       const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b) evbuffer_add(b, text, strlen(text));
+    reply(s, req, code, type, b);
+    if (b) evbuffer_free(b);
+}
+
+/* ---- token ---- */
+
+static int read_token(server *s, char *err, size_t errlen)
+{
+    const char *path = s->o.token_file;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "--token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        fprintf(stderr,
+                "validora serve: warning: --token-file %s can be read by others "
+                "(chmod 600 it)\n",
+                path);
+    char line[TOKEN_MAX + 2];
+    size_t n = 0;
+    if (fgets(line, sizeof line, f)) n = strcspn(line, "\r\n");
+    fclose(f);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+        n--;
+    if (n == 0 || n > TOKEN_MAX) {
+        snprintf(err, errlen,
+                 "--token-file %s: its first line must hold the token (1 to %d "
+                 "bytes)",
+                 path, TOKEN_MAX);
+        return -1;
+    }
+    SHA256((const unsigned char *)line, n, s->token_hash);
+    OPENSSL_cleanse(line, sizeof line);
+    s->has_token = true;
+    return 0;
+}
+
+/* Constant-time: both sides are hashed first, so neither length nor content leaks. */
+static bool authorized(const server *s, struct evhttp_request *req)
+{
+    if (!s->has_token) return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    unsigned char got[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)h, strlen(h), got);
+    return CRYPTO_memcmp(got, s->token_hash, sizeof got) == 0;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_close(struct evhttp_connection *c, void *arg)
+{
+    server *s = arg;
+    for (size_t i = 0; i < s->nconns; i++)
+        if (s->conns[i] == c) {
+            s->conns[i] = s->conns[--s->nconns];
+            return;
+        }
+}
+
+/* Counts the request's connection; false when it is one too many. */
+static bool admit(server *s, struct evhttp_request *req)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    if (!c) return false;
+    for (size_t i = 0; i < s->nconns; i++)
+        if (s->conns[i] == c) return true;
+    if (s->nconns >= (size_t)s->o.max_connections) return false;
+    s->conns[s->nconns++] = c;
+    evhttp_connection_set_closecb(c, on_conn_close, s);
+    return true;
+}
+
+/* ---- POST /v1/verify ---- */
+
+static void pending_unlink(pending *p)
+{
+    server *s = p->srv;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->waiting = p->next;
+    if (p->next) p->next->prev = p->prev;
+    s->nwaiting--;
+}
+
+static void on_verify_record(const vd_record *rec, void *arg)
+{
+    pending *p = arg;
+    server *s = p->srv;
+    sv_metrics_record(s->metrics, rec);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    vd_writer *w = mem ? vd_writer_new(mem, VD_FMT_JSON) : NULL;
+    int rc = w ? vd_writer_put(w, rec) : -1;
+    if (w) vd_writer_free(w);
+    if (mem) fclose(mem);
+    if (rc == 0) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) evbuffer_add(b, text, len);
+        reply(s, p->req, 200, "application/json", b);
+        if (b) evbuffer_free(b);
+    } else {
+        reply_error(s, p->req, 500, "internal", "rendering the record failed");
+    }
+    free(text);
+    pending_unlink(p);
+    free(p);
+}
+
+static void handle_verify(server *s, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n > VERIFY_BODY_MAX)
+        return reply_error(s, req, 413, "too_large",
+                           "a POST /v1/verify body holds at most %d bytes", VERIFY_BODY_MAX);
+    json_error_t je;
+    json_t *o = json_loadb((const char *)evbuffer_pullup(in, -1), n, 0, &je);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return reply_error(s, req, 400, "bad_request",
+                           "the body must be a JSON object {\"email\": \"...\"}%s%s", o ? "" : ": ",
+                           o ? "" : je.text);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "email") != 0) {
+            reply_error(s, req, 400, "bad_request",
+                        "unknown key '%.100s': a request takes only \"email\" (the options are "
+                        "the daemon's, docs/serve.md)",
+                        key);
+            json_decref(o);
+            return;
+        }
+    }
+    json_t *email = json_object_get(o, "email");
+    if (!json_is_string(email)) {
+        json_decref(o);
+        return reply_error(s, req, 400, "bad_request", "\"email\" must be a string");
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        json_decref(o);
+        return reply_error(s, req, 500, "internal", "out of memory");
+    }
+    *p = (pending){.srv = s, .req = req, .next = s->waiting};
+    if (s->waiting) s->waiting->prev = p;
+    s->waiting = p;
+    s->nwaiting++;
+    if (vd_engine_submit(s->engine, json_string_value(email), json_string_length(email),
+                         on_verify_record, p) != 0) {
+        pending_unlink(p);
+        free(p);
+        reply_error(s, req, 500, "internal", "out of memory");
+    }
+    json_decref(o);
+}
+
+/* ---- POST /v1/jobs: the list ---- */
+
+/* Adds one address to the list; an error reply when it cannot be one. */
+static int list_add(server *s, struct evhttp_request *req, sv_list *l, const char *a, size_t n)
+{
+    if (l->n >= s->o.max_job_addresses) {
+        reply_error(s, req, 413, "too_large",
+                    "a job holds at most %d addresses (--max-job-addresses)",
+                    s->o.max_job_addresses);
+        return -1;
+    }
+    if (n > VD_CLI_MAX_LINE || memchr(a, '\n', n) || memchr(a, '\r', n) || memchr(a, 0, n)) {
+        reply_error(s, req, 400, "bad_request",
+                    "address %ld: longer than %d bytes, or holds a line break or NUL", l->n + 1,
+                    VD_CLI_MAX_LINE);
+        return -1;
+    }
+    if (sv_list_add(l, a, n) != 0) {
+        reply_error(s, req, 500, "internal", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_json_list(server *s, struct evhttp_request *req, const char *b, size_t n,
+                           sv_list *l)
+{
+    json_error_t je;
+    json_t *a = json_loadb(b, n, 0, &je);
+    int rc = 0;
+    if (!a || !json_is_array(a)) {
+        reply_error(s, req, 400, "bad_request", "the body must be a JSON array of strings%s%s",
+                    a ? "" : ": ", a ? "" : je.text);
+        rc = -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (rc) break;
+        if (!json_is_string(v)) {
+            reply_error(s, req, 400, "bad_request", "item %zu is not a string", i + 1);
+            rc = -1;
+        } else {
+            rc = list_add(s, req, l, json_string_value(v), json_string_length(v));
+        }
+    }
+    json_decref(a);
+    return rc;
+}
+
+/* text/plain: one address a line; blank lines and '#' lines skipped, blanks trimmed (as
+ * verify's input). */
+static int parse_text_list(server *s, struct evhttp_request *req, const char *b, size_t n,
+                           sv_list *l)
+{
+    const char *end = b + n;
+    while (b < end) {
+        const char *nl = memchr(b, '\n', (size_t)(end - b));
+        const char *e = nl ? nl : end, *a = b;
+        b = nl ? nl + 1 : end;
+        while (a < e && (*a == ' ' || *a == '\t'))
+            a++;
+        while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+            e--;
+        if (a == e || *a == '#') continue;
+        if (list_add(s, req, l, a, (size_t)(e - a)) != 0) return -1;
+    }
+    return 0;
+}
+
+/* text/csv (RFC 4180, on libcsv through cli_csv.c): a header row, then the column
+ * ?column=NAME (default "email", case ignored) or ?column=N (from 1) of each row; empty
+ * cells skipped. */
+static int parse_csv_list(server *s, struct evhttp_request *req, const char *b, size_t n,
+                          sv_list *l)
+{
+    const char *col_name = "email";
+    struct evkeyvalq q = {0};
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (query && evhttp_parse_query_str(query, &q) == 0) {
+        const char *c = evhttp_find_header(&q, "column");
+        if (c) col_name = c;
+    }
+    char *endp;
+    long want = strtol(col_name, &endp, 10);
+    if (*endp || want < 1) want = 0; /* a name, found in the header row */
+    FILE *f = n ? fmemopen((void *)(uintptr_t)b, n, "r") : NULL;
+    vd_csv *c = f ? vd_csv_new(f, "the CSV body", true) : NULL;
+    if (f && !c) fclose(f);
+    const char *const *fields;
+    size_t nf;
+    int rc = 0, r = 0;
+    for (long row = 0; rc == 0 && c && (r = vd_csv_next(c, &fields, &nf)) == 1; row++) {
+        if (row == 0) {
+            for (size_t i = 0; !want && i < nf; i++)
+                if (!strcasecmp(fields[i], col_name)) want = (long)i + 1;
+            if (!want) {
+                reply_error(s, req, 400, "bad_request",
+                            "CSV: no column named '%.100s' in the header row (?column=NAME or N)",
+                            col_name);
+                rc = -1;
+            }
+        } else if ((size_t)want <= nf && fields[want - 1][0]) {
+            rc = list_add(s, req, l, fields[want - 1], strlen(fields[want - 1]));
+        }
+    }
+    if (rc == 0 && r < 0) {
+        reply_error(s, req, 400, "bad_request", "%s", vd_csv_error(c));
+        rc = -1;
+    } else if (rc == 0 && n && !c) {
+        reply_error(s, req, 500, "internal", "out of memory");
+        rc = -1;
+    }
+    vd_csv_free(c);
+    evhttp_clear_headers(&q);
+    return rc;
+}
+
+/* The media type of the body, without parameters, lower-case. */
+static void media_type(struct evhttp_request *req, char *out, size_t len)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    size_t i = 0;
+    for (; ct && ct[i] && ct[i] != ';' && i + 1 < len; i++)
+        out[i] = (char)tolower((unsigned char)ct[i]);
+    while (i > 0 && out[i - 1] == ' ')
+        i--;
+    out[i] = 0;
+}
+
+static void handle_jobs_post(server *s, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    char type[128];
+    media_type(req, type, sizeof type);
+    sv_list l = {0};
+    int rc;
+    if (!strcmp(type, "application/json"))
+        rc = parse_json_list(s, req, b, n, &l);
+    else if (!strcmp(type, "text/plain"))
+        rc = parse_text_list(s, req, b, n, &l);
+    else if (!strcmp(type, "text/csv"))
+        rc = parse_csv_list(s, req, b, n, &l);
+    else
+        return reply_error(s, req, 415, "unsupported_media_type",
+                           "Content-Type '%s': application/json (an array of strings), "
+                           "text/plain (one address a line) or text/csv",
+                           type);
+    if (rc != 0) {
+        sv_list_free(&l);
+        return;
+    }
+    if (l.n == 0) return reply_error(s, req, 400, "bad_request", "the list holds no address");
+    char err[512];
+    sv_job *j = sv_jobs_create(s->jobs, &l, err, sizeof err);
+    if (!j) {
+        sv_list_free(&l);
+        if (errno == ENOSPC)
+            return reply_error(s, req, 429, "too_many_jobs",
+                               "%d jobs are kept (--max-jobs): delete one (DELETE /v1/jobs/ID) "
+                               "or wait until finished ones expire (--job-ttl)",
+                               s->o.max_jobs);
+        fprintf(stderr, "validora serve: creating a job: %s\n", err);
+        return reply_error(s, req, 500, "internal", "the job could not be stored");
+    }
+    struct evbuffer *out = evbuffer_new();
+    if (out) evbuffer_add_printf(out, "{\"id\":\"%s\"}\n", sv_job_id(j));
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", sv_job_id(j));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    reply(s, req, 202, "application/json", out);
+    if (out) evbuffer_free(out);
+}
+
+/* ---- GET/DELETE /v1/jobs/ID[/results] ---- */
+
+static bool wants_msgpack(struct evhttp_request *req)
+{
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    return a && (strcasestr(a, "application/msgpack") || strcasestr(a, "application/x-msgpack"));
+}
+
+static void handle_job(server *s, struct evhttp_request *req, enum evhttp_cmd_type m,
+                       const char *rest)
+{
+    char id[64];
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    bool results = slash && !strcmp(slash, "/results");
+    if (n >= sizeof id || (slash && !results))
+        return reply_error(s, req, 404, "not_found", "no such path");
+    memcpy(id, rest, n);
+    id[n] = 0;
+    sv_job *j = sv_jobs_find(s->jobs, id);
+    if (!j) return reply_error(s, req, 404, "not_found", "no job '%.64s'", id);
+    struct evbuffer *out = evbuffer_new();
+    if (!out) return reply_error(s, req, 500, "internal", "out of memory");
+    if (results && m == EVHTTP_REQ_GET) {
+        bool mp = wants_msgpack(req);
+        char err[256];
+        if (sv_job_results(j, mp ? VD_FMT_MSGPACK : VD_FMT_JSON, out, err, sizeof err) != 0)
+            reply_error(s, req, 500, "internal", "%s", err);
+        else
+            reply(s, req, 200, mp ? "application/msgpack" : "application/x-ndjson", out);
+    } else if (!results && m == EVHTTP_REQ_GET) {
+        sv_job_progress(j, out);
+        reply(s, req, 200, "application/json", out);
+    } else if (!results && m == EVHTTP_REQ_DELETE) {
+        sv_jobs_delete(s->jobs, j);
+        reply(s, req, 204, NULL, NULL);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          results ? "GET" : "GET, DELETE");
+        reply_error(s, req, 405, "method_not_allowed", "not a method of this path");
+    }
+    evbuffer_free(out);
+}
+
+/* ---- /metrics, /healthz ---- */
+
+static void gauges(server *s, sv_gauges *g)
+{
+    *g = (sv_gauges){
+        .connections = (long)s->nconns, .requests_waiting = s->nwaiting, .stopping = s->stopping};
+    sv_jobs_gauges(s->jobs, g);
+}
+
+static void handle_metrics(server *s, struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out) return reply_error(s, req, 500, "internal", "out of memory");
+    sv_gauges g;
+    gauges(s, &g);
+    sv_metrics_render(s->metrics, s->engine, &g, out);
+    reply(s, req, 200, "text/plain; version=0.0.4; charset=utf-8", out);
+    evbuffer_free(out);
+}
+
+/* ---- routing ---- */
+
+static bool method_is(server *s, struct evhttp_request *req, enum evhttp_cmd_type want,
+                      const char *allow)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m == want || (want == EVHTTP_REQ_GET && m == EVHTTP_REQ_HEAD)) return true;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(s, req, 405, "method_not_allowed", "this path takes %s", allow);
+    return false;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    server *s = arg;
+    if (!admit(s, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        return reply_error(s, req, 503, "too_many_connections",
+                           "%d connections are open (--max-connections)", s->o.max_connections);
+    }
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!path) path = "/";
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (!strcmp(path, "/healthz")) {
+        if (!method_is(s, req, EVHTTP_REQ_GET, "GET")) return;
+        return s->stopping ? reply_text(s, req, 503, "text/plain", "stopping\n")
+                           : reply_text(s, req, 200, "text/plain", "ok\n");
+    }
+    if (!authorized(s, req))
+        return reply_error(s, req, 401, "unauthorized",
+                           "this path needs 'Authorization: Bearer TOKEN' (--token-file)");
+    if (m == EVHTTP_REQ_POST && s->stopping)
+        return reply_error(s, req, 503, "stopping", "the daemon is stopping: no new work");
+    if (!strcmp(path, "/metrics")) {
+        if (method_is(s, req, EVHTTP_REQ_GET, "GET")) handle_metrics(s, req);
+    } else if (!strcmp(path, "/v1/verify")) {
+        if (method_is(s, req, EVHTTP_REQ_POST, "POST")) handle_verify(s, req);
+    } else if (!strcmp(path, "/v1/jobs")) {
+        if (method_is(s, req, EVHTTP_REQ_POST, "POST")) handle_jobs_post(s, req);
+    } else if (!strncmp(path, "/v1/jobs/", 9)) {
+        handle_job(s, req, m, path + 9);
+    } else {
+        reply_error(s, req, 404, "not_found", "no such path (see docs/serve.md)");
+    }
+}
+
+/* ---- the daemon's life ---- */
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    server *s = arg;
+    struct timeval now;
+    event_base_gettimeofday_cached(s->base, &now);
+    bool late = timercmp(&now, &s->stop_at, >=);
+    if (vd_engine_inflight(s->engine) == 0 || late) {
+        if (late && vd_engine_inflight(s->engine))
+            fprintf(stderr,
+                    "validora serve: --stop-timeout: stopping with %zu addresses in flight "
+                    "(jobs' are redone at the next start)\n",
+                    vd_engine_inflight(s->engine));
+        event_base_loopbreak(s->base);
+    }
+}
+
+static void on_stop(void *arg, bool now)
+{
+    server *s = arg;
+    if (now) {
+        fprintf(stderr, "validora serve: stopping now\n");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    s->stopping = true;
+    sv_jobs_stop(s->jobs);
+    fprintf(stderr,
+            "validora serve: stopping: no new work; finishing %zu addresses in flight (again to "
+            "stop now)\n",
+            vd_engine_inflight(s->engine));
+    struct timeval every = {0, DRAIN_POLL_MS * 1000}, now_tv,
+                   grace = {(time_t)s->o.stop_timeout,
+                            (suseconds_t)((s->o.stop_timeout - (double)(time_t)s->o.stop_timeout) *
+                                          1e6)};
+    event_base_gettimeofday_cached(s->base, &now_tv);
+    timeradd(&now_tv, &grace, &s->stop_at);
+    event_add(s->drain_ev, &every);
+    on_drain(-1, 0, s);
+}
+
+static void on_reload(void *arg)
+{
+    vd_cli_reload("serve", ((server *)arg)->engine);
+}
+
+static bool loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return !strcmp(host, "localhost");
+}
+
+/* "ADDR:PORT" or "[V6]:PORT" into host and port. */
+static int parse_listen(const char *l, char *host, size_t hlen, int *port)
+{
+    const char *colon;
+    size_t n;
+    if (l[0] == '[') {
+        const char *rb = strchr(l, ']');
+        if (!rb || rb[1] != ':') return -1;
+        n = (size_t)(rb - l - 1);
+        if (n >= hlen) return -1;
+        memcpy(host, l + 1, n);
+        colon = rb + 1;
+    } else {
+        if (!(colon = strrchr(l, ':')) || strchr(l, ':') != colon) return -1;
+        n = (size_t)(colon - l);
+        if (n >= hlen) return -1;
+        memcpy(host, l, n);
+    }
+    host[n] = 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!n || *end || end == colon + 1 || p < 1 || p > 65535) return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static int start_http(server *s, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (parse_listen(s->o.listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "--listen: not ADDR:PORT or [ADDR]:PORT: '%s'", s->o.listen);
+        return -1;
+    }
+    if (!loopback(host) && !s->has_token)
+        fprintf(stderr,
+                "validora serve: warning: listening on %s, which other machines may "
+                "reach, without --token-file: anyone who reaches it can verify through "
+                "this sender's reputation\n",
+                s->o.listen);
+    if (!(s->http = evhttp_new(s->base)) ||
+        !(s->conns = calloc((size_t)s->o.max_connections, sizeof *s->conns))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    evhttp_set_max_body_size(s->http, s->o.max_body);
+    evhttp_set_max_headers_size(s->http, HEADERS_MAX);
+    evhttp_set_timeout(s->http, (int)s->o.http_timeout);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_HEAD);
+    evhttp_set_default_content_type(s->http, "application/json");
+    evhttp_set_gencb(s->http, on_request, s);
+    if (!evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port)) {
+        snprintf(err, errlen, "--listen %s: cannot listen there: %s", s->o.listen, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "validora serve: listening on http://%s/%s\n", s->o.listen,
+            s->has_token ? " (token required)" : "");
+    return 0;
+}
+
+static int start(server *s, vd_engine_config *cfg, char *err, size_t errlen)
+{
+    if (s->o.token_file && read_token(s, err, errlen) != 0) return -1;
+    char sub[1024];
+    char *state = vd_state_dir(cfg->state_dir, sub, sizeof sub);
+    if (!state) {
+        snprintf(err, errlen, "%s", sub);
+        return -1;
+    }
+    char jobs_dir[4096];
+    snprintf(jobs_dir, sizeof jobs_dir, "%s/serve/jobs", state);
+    free(state);
+    if (!(s->metrics = sv_metrics_new()) ||
+        !(s->drain_ev = event_new(s->base, -1, EV_PERSIST, on_drain, s))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!(s->engine = vd_engine_new(s->base, cfg, err, errlen))) return -1;
+    sv_limits lim = {.max_jobs = s->o.max_jobs,
+                     .max_job_addresses = s->o.max_job_addresses,
+                     .job_ttl = s->o.job_ttl,
+                     .concurrency = s->o.concurrency};
+    if (!(s->jobs =
+              sv_jobs_open(s->base, s->engine, jobs_dir, &lim, s->metrics, sub, sizeof sub))) {
+        snprintf(err, errlen, "jobs: %.900s", sub);
+        return -1;
+    }
+    return start_http(s, err, errlen);
+}
+
+int vd_cli_serve(int argc, char **argv)
+{
+    vd_engine_config cfg;
+    vd_engine_config_init(&cfg);
+    server s = {0};
+    vd_options_defaults(vd_cli_serve_options, &s.o);
+    vd_cli_table tables[] = {{vd_cli_serve_options, &s.o}, {vd_engine_options, &cfg}};
+    int first = vd_cli_parse(&USAGE, argc, argv, tables, 2);
+    if (first == -2) return VD_EXIT_OK;
+    if (first < 0) return VD_EXIT_USAGE;
+    if (first < argc)
+        return vd_cli_usage_error("serve", "takes no operands: '%s' (addresses come by HTTP)",
+                                  argv[first]);
+    vd_cli_log log = {.cmd = "serve", .verbose = s.o.verbose};
+    cfg.log = vd_cli_log_cb;
+    cfg.log_arg = &log;
+    if (!(s.base = event_base_new())) {
+        fprintf(stderr, "validora serve: cannot create the event loop\n");
+        return VD_EXIT_FATAL;
+    }
+    int rc = VD_EXIT_FATAL;
+    char err[1024];
+    vd_cli_signals *sig = NULL;
+    if (start(&s, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "validora serve: %s\n", err);
+    } else if (!(sig = vd_cli_signals_new(s.base, on_stop, on_reload, &s))) {
+        fprintf(stderr, "validora serve: out of memory\n");
+    } else {
+        event_base_dispatch(s.base);
+        rc = VD_EXIT_OK;
+        fprintf(stderr, "validora serve: stopped\n");
+    }
+    vd_cli_signals_free(sig);
+    if (s.jobs) sv_jobs_stop(s.jobs); /* nothing new starts while sessions say QUIT */
+    if (s.http) evhttp_free(s.http);  /* replies still owed are dropped with their connections */
+    while (s.waiting) {
+        pending *p = s.waiting;
+        s.waiting = p->next;
+        free(p);
+    }
+    if (s.drain_ev) event_free(s.drain_ev);
+    vd_cli_close_engine(s.base, s.engine); /* no record comes after this */
+    sv_jobs_free(s.jobs);
+    sv_metrics_free(s.metrics);
+    free(s.conns);
+    event_base_free(s.base);
+    return rc;
+}
