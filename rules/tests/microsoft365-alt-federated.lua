@@ -10,6 +10,7 @@ return {
     ["adfs-test.mail.protection.outlook.com"] = { a = { "52.101.68.2" } },
   },
   config = { microsoft_credential_url = "$HTTP/common/GetCredentialType?mkt=en-US" },
+  options = { throttle = false }, -- no limiter wait: these cases are about the answers
   sessions = {},
   http = {
     { method = "POST", path = "/common/GetCredentialType?mkt=en-US",

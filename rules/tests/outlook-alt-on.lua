@@ -7,6 +7,7 @@ return {
     ["outlook-com.olc.protection.outlook.com"] = { a = { "52.101.68.1" } },
   },
   config = { microsoft_credential_url = "$HTTP/common/GetCredentialType?mkt=en-US", alt_checks = "outlook,yahoo" },
+  options = { throttle = false }, -- no limiter wait: these cases are about the answers
   sessions = {},
   http = {
     { method = "POST", path = "/common/GetCredentialType?mkt=en-US",

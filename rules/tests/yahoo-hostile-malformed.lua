@@ -14,6 +14,7 @@ return {
   },
   config = { yahoo_signup_url = "$HTTP/account/create",
              yahoo_validate_url = "$HTTP/account/module/create?validateField=userId" },
+  options = { throttle = false }, -- no limiter wait: these cases are about the answers
   sessions = {},
   http = {
     { method = "GET", path = "/account/create",

@@ -174,8 +174,35 @@ function M.smtp(job, addr, classify_fn, probe_catch_all)
   end
 end
 
+local SPEC_FIELDS = {
+  name = true, match = true, priority = true, limits = true, block = true, slow_down = true,
+  replies = true, catch_all = true, consumer = true, address = true, before = true,
+}
+local ENTRY_FIELDS = { code = true, enhanced = true, words = true, status = true, reason = true,
+                       retry = true, signal = true }
+local STATUSES = { deliverable = true, undeliverable = true, risky = true, unknown = true }
+
+-- A misspelt field is an error at load (the rule file's line), never silently ignored: an
+-- entry whose `words` were misspelt would match every refusal.
+local function check_spec(spec)
+  for k in pairs(spec) do
+    if not SPEC_FIELDS[k] then error("provider.rule: unknown field '" .. tostring(k) .. "'", 3) end
+  end
+  for i, e in ipairs(spec.replies or {}) do
+    for k in pairs(e) do
+      if not ENTRY_FIELDS[k] then
+        error("provider.rule: replies[" .. i .. "]: unknown field '" .. tostring(k) .. "'", 3)
+      end
+    end
+    if not STATUSES[e.status] or type(e.reason) ~= "string" then
+      error("provider.rule: replies[" .. i .. "] needs a status and a reason", 3)
+    end
+  end
+end
+
 -- A rule table from a provider's data (the fields above).
 function M.rule(spec)
+  check_spec(spec)
   local classify_fn = M.classifier(spec)
   local rule = {
     name = spec.name, match = spec.match, priority = spec.priority, limits = spec.limits,

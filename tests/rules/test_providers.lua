@@ -195,6 +195,15 @@ case("default", 550, "", "No such user (alice@cuda-corp.test) - d123456a.ess.bar
 case("barracuda", 554, "", "Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation, "
   .. "see http://www.barracudanetworks.com/reputation/?r=1&ip=192.0.2.1", "unknown", "blocked", false, "block")
 
+-- ---- a misspelt spec is an error at load, not a rule that ignores it
+local provider = require "validora.provider"
+local ok, err = pcall(provider.rule, { name = "x", consumers = { "x.test" } })
+expect(not ok and string.find(err, "unknown field 'consumers'", 1, true), "misspelt spec field: " .. tostring(err))
+ok, err = pcall(provider.rule, { name = "x", replies = { { word = { "gone" }, status = "unknown", reason = "x" } } })
+expect(not ok and string.find(err, "replies[1]: unknown field 'word'", 1, true), "misspelt entry field: " .. tostring(err))
+ok, err = pcall(provider.rule, { name = "x", replies = { { words = { "gone" }, status = "gone", reason = "x" } } })
+expect(not ok and string.find(err, "needs a status and a reason", 1, true), "entry without a status: " .. tostring(err))
+
 -- ---- helpers of the alternative checks
 local alt = require "validora.alt"
 expect(alt.form({ { "userId", "a b+c" }, { "acrumb", "x/y=z" } }) == "userId=a%20b%2Bc&acrumb=x%2Fy%3Dz",
