@@ -20,8 +20,8 @@ extern "C" {
  * one item with text NULL (an empty list, or an empty section: the caller knows which; it comes
  * with the top-level options, before the sections). Returns 0 to go on, or -1
  * with a message in err (reading stops and vd_config_read fails with it). */
-typedef int (*vd_config_item_cb)(void *arg, const char *section, const char *name,
-                                 const char *text, char *err, size_t errlen);
+typedef int (*vd_config_item_cb)(void *arg, const char *section, const char *name, const char *text,
+                                 char *err, size_t errlen);
 
 /* Reads path and calls cb for every item, sections and keys in sorted order. Returns 0; or
  * -1 with "PATH: message" in err (the file cannot be read, is not valid Lua, runs too long,

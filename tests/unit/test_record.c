@@ -130,7 +130,8 @@ static const char FULL_JSON[] =
 
 static const char CSV_HEADER[] =
     "email,address,domain,status,reason,mx,smtp_code,smtp_enhanced,smtp_text,tls,catch_all,"
-    "disposable,role,free,suggestion,provider,method,generation,attempts,elapsed_ms,checked_at,detail\n";
+    "disposable,role,free,suggestion,provider,method,generation,attempts,elapsed_ms,checked_at,"
+    "detail\n";
 
 static vd_record minimal_record(void)
 {
