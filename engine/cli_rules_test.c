@@ -270,14 +270,9 @@ static void on_record(const struct vd_record *rec, void *arg)
                   r->t->nchecks > 1 ? c->address : "", r->t->nchecks > 1 ? ": " : "",
                   c->http_requests, made);
     /* Through the public writer and reader, so that any key can be compared. */
-    char *buf = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&buf, &size);
-    vd_writer *wr = mem ? vd_writer_new(mem, VD_FMT_MSGPACK) : NULL;
-    int put = wr ? vd_writer_put(wr, rec) : -1;
-    if (wr) vd_writer_free(wr);
-    if (mem) fclose(mem);
-    FILE *in = put == 0 ? fmemopen(buf, size, "rb") : NULL;
+    char *buf = vd_record_pack(rec, VD_FMT_MSGPACK, &size);
+    FILE *in = buf ? fmemopen(buf, size, "rb") : NULL;
     vd_reader *rd = in ? vd_reader_new(in) : NULL;
     vd_record_view view;
     if (rd && vd_reader_next(rd, &view) == VD_READ_RECORD) {

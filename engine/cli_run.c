@@ -133,22 +133,6 @@ static bool push_record_bytes(lua_State *L, const char *raw, size_t len)
     return ok;
 }
 
-/* A record the engine delivered, as msgpack bytes (record.c packs it: one schema). */
-static char *pack_record(const vd_record *rec, size_t *len)
-{
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    if (!f) return NULL;
-    vd_writer *w = vd_writer_new(f, VD_FMT_MSGPACK);
-    int rc = w ? vd_writer_put(w, rec) : -1;
-    if (w) vd_writer_free(w);
-    if (fclose(f) != 0 || rc != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* ---- resuming the script ---- */
 
 static void script_step(script *s, int nargs);
@@ -200,7 +184,7 @@ static void on_batch_record(const struct vd_record *rec, void *arg)
         return;
     }
     size_t len = 0;
-    char *raw = pack_record(rec, &len);
+    char *raw = vd_record_pack(rec, VD_FMT_MSGPACK, &len); /* record.c's schema, as bytes */
     if (!b->closed && raw) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, b->queue_ref);
         lua_pushlstring(L, raw, len);

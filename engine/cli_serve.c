@@ -290,14 +290,9 @@ static void on_verify_record(const vd_record *rec, void *arg)
     pending *p = arg;
     server *s = p->srv;
     sv_metrics_record(s->metrics, rec);
-    char *text = NULL;
     size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    vd_writer *w = mem ? vd_writer_new(mem, VD_FMT_JSON) : NULL;
-    int rc = w ? vd_writer_put(w, rec) : -1;
-    if (w) vd_writer_free(w);
-    if (mem) fclose(mem);
-    if (rc == 0) {
+    char *text = vd_record_pack(rec, VD_FMT_JSON, &len);
+    if (text) {
         struct evbuffer *b = evbuffer_new();
         if (b) evbuffer_add(b, text, len);
         reply(s, p->req, 200, "application/json", b);

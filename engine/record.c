@@ -496,6 +496,25 @@ void vd_writer_free(vd_writer *w)
     free(w);
 }
 
+char *vd_record_pack(const vd_record *r, vd_format fmt, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *mem = open_memstream(&buf, &n);
+    if (!mem) return NULL;
+    vd_writer *w = vd_writer_new(mem, fmt);
+    int rc = w ? vd_writer_put(w, r) : -1;
+    int e = errno;
+    vd_writer_free(w);
+    if (fclose(mem) != 0 || rc != 0) {
+        free(buf);
+        errno = rc != 0 ? e : ENOMEM;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
 static int pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
     if (n > UINT32_MAX) return -1;

@@ -80,6 +80,10 @@ int vd_writer_put(vd_writer *w, const vd_record *r);
 
 void vd_writer_free(vd_writer *w);
 
+/* One record rendered in fmt into a new buffer (free it), as a writer would write it (CSV: the
+ * header line, then the row), with a NUL after its *len bytes. NULL with errno set on failure. */
+char *vd_record_pack(const vd_record *r, vd_format fmt, size_t *len);
+
 /* ---------------------------------------------------------------- reading a stream */
 
 /* A record read back, or a map inside one (the "smtp" map): a view into the reader's memory,

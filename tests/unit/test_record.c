@@ -1044,8 +1044,36 @@ static void test_control_characters(void)
     free(csv.p);
 }
 
+/* vd_record_pack: what a writer would write, into a buffer of its own. */
+static void test_pack(void)
+{
+    vd_record r = full_record();
+    size_t len = 0;
+    char *json = vd_record_pack(&r, VD_FMT_JSON, &len);
+    CHECK(json && len == strlen(FULL_JSON) && json[len] == '\0');
+    CHECK_STR(json, FULL_JSON);
+    free(json);
+    char *csv = vd_record_pack(&r, VD_FMT_CSV, &len);
+    CHECK(csv && !strncmp(csv, CSV_HEADER, strlen(CSV_HEADER)) && len > strlen(CSV_HEADER));
+    free(csv);
+    char *mp = vd_record_pack(&r, VD_FMT_MSGPACK, &len);
+    CHECK(mp != NULL);
+    FILE *in = mp ? fmemopen(mp, len, "rb") : NULL;
+    vd_reader *rd = in ? vd_reader_new(in) : NULL;
+    vd_record_view v;
+    const char *s;
+    size_t n;
+    CHECK(rd && vd_reader_next(rd, &v) == VD_READ_RECORD);
+    CHECK(rd && vd_record_str(&v, "method", &s, &n) == 0 && n == 4 && !memcmp(s, "smtp", 4));
+    CHECK(rd && vd_reader_next(rd, &v) == VD_READ_END); /* exactly one record */
+    if (rd) vd_reader_free(rd);
+    if (in) fclose(in);
+    free(mp);
+}
+
 int main(void)
 {
+    test_pack();
     test_round_trip();
     test_csv_quoting();
     test_truncated();
