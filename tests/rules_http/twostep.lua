@@ -17,7 +17,7 @@ function M.probe(job)
   end
   if page.status == 403 then
     http.signal("block")
-    return job:unknown("alt_blocked")
+    return job:unknown("blocked")
   end
   local crumb = page.body:match('name="acrumb" value="([^"]+)"')
   if not crumb then return job:unknown("alt_error", nil, "no acrumb") end

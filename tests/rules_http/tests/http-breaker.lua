@@ -13,7 +13,7 @@ return {
   },
   verify = {
     { address = "alice@twostep.test",
-      expect = { status = "unknown", reason = "alt_blocked", http_requests = 1 } },
+      expect = { status = "unknown", reason = "blocked", http_requests = 1 } },
     { address = "bob@twostep.test",
       expect = { status = "unknown", reason = "deferred", http_requests = 0,
                  fields = { method = "http" } } },
