@@ -107,7 +107,8 @@ static int charge(vd_budget *b)
     }
     char err[600];
     long cap = b->o.enabled ? b->figure : LONG_MAX;
-    long got = vd_ledger_reserve(b->l, b->ip, VD_BUDGET_CHUNK, cap, err, sizeof err);
+    long chunk = b->o.enabled ? VD_BUDGET_CHUNK : VD_BUDGET_CHUNK_UNCAPPED;
+    long got = vd_ledger_reserve(b->l, b->ip, chunk, cap, err, sizeof err);
     if (got < 0) {
         snprintf(b->msg, sizeof b->msg, "warm-up budget: the ledger failed: %.400s", err);
         if (!b->error_logged) {

@@ -405,8 +405,10 @@ int vd_cli_verify(int argc, char **argv)
     rc = verify_run(&r, &o);
 out:
     vd_progress_free(r.progress);
-    vd_cli_close_engine(r.base, r.engine);
+    /* The output first: its sync timer would keep the polite close waiting its full 3 s. */
     if (close_output(&r) != VD_EXIT_OK) rc = VD_EXIT_FATAL;
+    r.fatal = true; /* nothing is written from here on */
+    vd_cli_close_engine(r.base, r.engine);
     vd_cli_input_free(r.input);
     event_base_free(r.base);
     return rc;
