@@ -180,6 +180,43 @@ static int store_breaker_put(void *arg, const char *key, double until, int times
     return -1;
 }
 
+/* What the limiter learned of each server, in the ledger: a later run starts near it. */
+static int store_pace_get(void *arg, const char *key, vd_pace *out)
+{
+    vd_engine *e = arg;
+    vd_ledger_pace p;
+    if (!e->ledger) return 1;
+    int rc = vd_ledger_pace_get(e->ledger, e->ip, key, &p);
+    if (rc != 0) return rc;
+    *out = (vd_pace){.rate = p.rate,
+                     .ceil = p.ceil,
+                     .conns = (double)p.conns,
+                     .sessions = p.sessions,
+                     .deferred_at = (double)p.deferred_at,
+                     .updated_at = (double)p.updated_at,
+                     .deferrals = (unsigned)p.deferrals};
+    return 0;
+}
+
+static int store_pace_put(void *arg, const char *key, const vd_pace *in)
+{
+    vd_engine *e = arg;
+    if (!e->ledger) return 0;
+    vd_ledger_pace p = {.rate = in->rate,
+                        .ceil = in->ceil,
+                        .conns = (long)in->conns,
+                        .sessions = in->sessions,
+                        .deferred_at = (long)in->deferred_at,
+                        .updated_at = (long)in->updated_at,
+                        .deferrals = (long)in->deferrals};
+    if (vd_ledger_pace_set(e->ledger, e->ip, key, &p) == 0) return 0;
+    if (!e->note_failed)
+        engine_log(e, VD_LOG_WARNING, "ledger: recording the pace of %s: %s", key,
+                   vd_ledger_error(e->ledger));
+    e->note_failed = true;
+    return -1;
+}
+
 /* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
@@ -240,14 +277,15 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         snprintf(err, errlen, "--on-block: not defer or wait: '%s'", e->cfg.on_block);
         return -1;
     }
-    vd_limiter_opts lopts = {.enabled = e->cfg.throttle,
-                             .unpaced = e->cfg.unpaced,
-                             .log = e->cfg.log,
-                             .log_arg = e->cfg.log_arg,
-                             .wait_breaker = !strcmp(e->cfg.on_block, "wait"),
-                             .on_signal = note_signal,
-                             .signal_arg = e,
-                             .store = {store_breaker_get, store_breaker_put, e}};
+    vd_limiter_opts lopts = {
+        .enabled = e->cfg.throttle,
+        .unpaced = e->cfg.unpaced,
+        .log = e->cfg.log,
+        .log_arg = e->cfg.log_arg,
+        .wait_breaker = !strcmp(e->cfg.on_block, "wait"),
+        .on_signal = note_signal,
+        .signal_arg = e,
+        .store = {store_breaker_get, store_breaker_put, store_pace_get, store_pace_put, e}};
     if (!(e->limiter = vd_limiter_new(e->base, &lopts))) {
         snprintf(err, errlen, "limiter: out of memory");
         return -1;

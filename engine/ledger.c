@@ -26,8 +26,8 @@
 
 #define DAY_SECS        86400L
 #define BUSY_TIMEOUT_MS 10000 /* another process's transaction takes milliseconds (an fsync) */
-#define SCHEMA_VERSION  1
-#define IP_MAX          64 /* canonical text of an IPv6 address is at most 45 bytes */
+#define SCHEMA_VERSION  2     /* 2: the pace table */
+#define IP_MAX          64    /* canonical text of an IPv6 address is at most 45 bytes */
 
 /* Levels of PRAGMA synchronous used here (SQLite's numbering). */
 enum { SYNC_NORMAL = 1, SYNC_FULL = 2 };
@@ -47,6 +47,7 @@ struct vd_ledger {
     int sync; /* the synchronous level in force */
     held *held;
     size_t nheld, capheld;
+    unsigned long pace_puts;  /* every 256th checks the table's bound */
     char err[PATH_MAX + 512]; /* the path and a message */
 };
 
@@ -70,7 +71,20 @@ static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS ip ("
                              " until INTEGER NOT NULL,"
                              " reason TEXT NOT NULL,"
                              " PRIMARY KEY (ip, key)"
-                             ") WITHOUT ROWID;";
+                             ") WITHOUT ROWID;"
+                             "CREATE TABLE IF NOT EXISTS pace ("
+                             " ip TEXT NOT NULL,"
+                             " key TEXT NOT NULL,"
+                             " rate REAL NOT NULL,"
+                             " ceil REAL NOT NULL,"
+                             " conns INTEGER NOT NULL,"
+                             " sessions REAL NOT NULL,"
+                             " deferred_at INTEGER NOT NULL,"
+                             " updated_at INTEGER NOT NULL,"
+                             " deferrals INTEGER NOT NULL,"
+                             " PRIMARY KEY (ip, key)"
+                             ") WITHOUT ROWID;"
+                             "CREATE INDEX IF NOT EXISTS pace_updated ON pace(updated_at);";
 
 /* ---- clock ---- */
 
@@ -124,7 +138,7 @@ const char *vd_ledger_error(const vd_ledger *l)
 }
 
 /* Prepares sql and binds its parameters: fmt has one letter per parameter, 't' a const char *,
- * 'i' a long. NULL on error (in l->err). */
+ * 'i' a long, 'd' a double. NULL on error (in l->err). */
 static sqlite3_stmt *prepare(vd_ledger *l, const char *sql, const char *fmt, va_list ap)
 {
     sqlite3_stmt *st = NULL;
@@ -136,6 +150,8 @@ static sqlite3_stmt *prepare(vd_ledger *l, const char *sql, const char *fmt, va_
         int rc;
         if (fmt[i] == 't')
             rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else if (fmt[i] == 'd')
+            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
         else
             rc = sqlite3_bind_int64(st, i + 1, (sqlite3_int64)va_arg(ap, long));
         if (rc != SQLITE_OK) {
@@ -305,7 +321,7 @@ static int setup(vd_ledger *l, char *err, size_t errlen)
             fail(l, NULL, 0, "cannot create the schema");
             goto failed;
         }
-        if (run(l, "PRAGMA user_version=1", "") != 0) goto failed;
+        if (run(l, "PRAGMA user_version=2", "") != 0) goto failed;
     }
     if (commit(l) != 0) goto failed_committed;
     return vd_ledger_prune(l, err, errlen);
@@ -322,7 +338,9 @@ int vd_ledger_prune(vd_ledger *l, char *err, size_t errlen)
     /* NORMAL: a prune lost to a power cut is done again at the next open. */
     if (begin(l, SYNC_NORMAL) != 0) goto failed;
     if (run(l, "DELETE FROM day WHERE day < ?", "i", today - VD_LEDGER_KEEP_DAYS) != 0 ||
-        run(l, "DELETE FROM breaker WHERE until <= ?", "i", now) != 0) {
+        run(l, "DELETE FROM breaker WHERE until <= ?", "i", now) != 0 ||
+        run(l, "DELETE FROM pace WHERE updated_at < ?", "i",
+            now - VD_LEDGER_PACE_KEEP_DAYS * DAY_SECS) != 0) {
         rollback(l);
         goto failed;
     }
@@ -627,6 +645,94 @@ int vd_ledger_breaker_get(vd_ledger *l, const char *ip, const char *key, long *u
     } else if (rc != SQLITE_DONE) {
         res = fail(l, NULL, 0, "read");
     }
+    sqlite3_finalize(st);
+    return res;
+}
+
+/* ---- paces: what each server allowed ---- */
+
+int vd_ledger_pace_set(vd_ledger *l, const char *ip, const char *key, const vd_ledger_pace *p)
+{
+    char c[IP_MAX];
+    if (canon(l, ip, c, NULL, 0) != 0) return -1;
+    if (!key || !key[0] || strlen(key) > VD_LEDGER_KEY_MAX) return fail_msg(l, NULL, 0, "bad key");
+    /* NORMAL: a pace lost to a power cut is learned again, more slowly; not worth an fsync */
+    if (begin(l, SYNC_NORMAL) != 0) return -1;
+    int rc = run(l,
+                 "INSERT OR REPLACE INTO pace(ip, key, rate, ceil, conns, sessions, deferred_at, "
+                 "updated_at, deferrals) VALUES(?,?,?,?,?,?,?,?,?)",
+                 "ttdddiiii", c, key, p->rate, p->ceil, p->conns, p->sessions, p->deferred_at,
+                 p->updated_at ? p->updated_at : ledger_now(l), (long)p->deferrals);
+    /* bounded: past VD_LEDGER_PACES_MAX rows the oldest tenth goes (it starts gently again) */
+    long n = 0;
+    if (rc == 0 && ++l->pace_puts % 256 == 0 &&
+        query_long(l, &n, "SELECT count(*) FROM pace", "") == 1 && n > VD_LEDGER_PACES_MAX)
+        rc = run(l,
+                 "DELETE FROM pace WHERE rowid IN (SELECT rowid FROM pace ORDER BY updated_at "
+                 "LIMIT ?)",
+                 "i", n - VD_LEDGER_PACES_MAX * 9 / 10);
+    if (rc != 0) return rollback(l);
+    return commit(l);
+}
+
+static void pace_row(sqlite3_stmt *st, int col, vd_ledger_pace *out)
+{
+    out->rate = sqlite3_column_double(st, col);
+    out->ceil = sqlite3_column_double(st, col + 1);
+    out->conns = (long)sqlite3_column_int64(st, col + 2);
+    out->sessions = sqlite3_column_double(st, col + 3);
+    out->deferred_at = (long)sqlite3_column_int64(st, col + 4);
+    out->updated_at = (long)sqlite3_column_int64(st, col + 5);
+    out->deferrals = (long)sqlite3_column_int64(st, col + 6);
+}
+
+int vd_ledger_pace_get(vd_ledger *l, const char *ip, const char *key, vd_ledger_pace *out)
+{
+    char c[IP_MAX];
+    memset(out, 0, sizeof *out);
+    if (canon(l, ip, c, NULL, 0) != 0 || !key) return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT rate, ceil, conns, sessions, deferred_at, updated_at, deferrals "
+                           "FROM pace WHERE ip = ? AND key = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(l, NULL, 0, "prepare");
+    sqlite3_bind_text(st, 1, c, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), res = 1;
+    if (rc == SQLITE_ROW) {
+        pace_row(st, 0, out);
+        res = 0;
+    } else if (rc != SQLITE_DONE) {
+        res = fail(l, NULL, 0, "read");
+    }
+    sqlite3_finalize(st);
+    return res;
+}
+
+int vd_ledger_each_pace(vd_ledger *l, const char *ip, bool throttled_only,
+                        void (*cb)(const char *key, const vd_ledger_pace *p, void *arg), void *arg,
+                        char *err, size_t errlen)
+{
+    char c[IP_MAX];
+    if (canon(l, ip, c, err, errlen) != 0) return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->db,
+                           "SELECT key, rate, ceil, conns, sessions, deferred_at, updated_at, "
+                           "deferrals FROM pace WHERE ip = ? AND deferrals >= ? "
+                           "ORDER BY deferred_at DESC, key",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(l, err, errlen, "prepare");
+    sqlite3_bind_text(st, 1, c, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, throttled_only ? 1 : 0);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        vd_ledger_pace p;
+        pace_row(st, 1, &p);
+        const unsigned char *k = sqlite3_column_text(st, 0);
+        cb(k ? (const char *)k : "", &p, arg);
+    }
+    int res = rc == SQLITE_DONE ? 0 : fail(l, err, errlen, "read");
     sqlite3_finalize(st);
     return res;
 }

@@ -1,14 +1,22 @@
 /* limiter.h — traffic shaping for one source IP: what may be sent now, per key.
  *
  * Every session and every RCPT of a probe is charged to a set of keys, one per scope: the
- * provider (the rule), the MX host, the destination domain, the source IP, and everything.
- * Per key: a cap on concurrent sessions, on RCPTs per session, a session rate, and a token
- * bucket for RCPTs whose rate adapts (slow start, then additive increase and multiplicative
- * decrease on "slow down" replies), and a circuit breaker that a block opens (exponential
- * back-off with jitter). A request that must wait is parked on a timer and costs little; it
- * never holds up a request of other keys.
+ * provider (the rule), the server (the MX address we connect to), its network (/24, /64), the
+ * destination domain, the source IP, and everything. Per key: a cap on concurrent sessions,
+ * on RCPTs per session, a session rate, and a token bucket for RCPTs. The sender scopes
+ * (provider, server, network) adapt: a key with no history starts gently (one connection,
+ * about one RCPT a second) and grows additively while the server stays quiet; a "slow down"
+ * sets a ceiling from what we actually sent over the windows a server may count over, halves
+ * the rate and pauses the key until those windows drain; a second one in the same episode
+ * goes to a floor; a deferral budget per episode rests the key before a server's "N
+ * deferrals => block" can trigger. What a key learned (its safe pace, ceiling, connections)
+ * is kept in the store, so a later run starts near it. A block opens a circuit breaker
+ * (exponential back-off with jitter). A request that must wait is parked on a timer and
+ * costs little; it never holds up a request of other keys. Idle keys whose state is the
+ * default are evicted, so the table stays bounded; a key that cannot be had makes its
+ * request wait, never go unshaped.
  *
- * Owns: the shaping state and its arithmetic, the waits, the breakers.
+ * Owns: the shaping state and its arithmetic, the waits, the breakers, the key table's bound.
  * Does not own: the limits themselves (rules' `limits`, rules/validora/reputation.lua), what a
  * reply means (the rules' signal function), the ledger (persistent counts: the engine's
  * on_signal callback writes them). No Lua here. */
@@ -25,7 +33,8 @@ struct event_base;
 
 typedef enum vd_scope {
     VD_SCOPE_PROVIDER,
-    VD_SCOPE_MX,
+    VD_SCOPE_MX,      /* the server: the address we connect to (m:IP) */
+    VD_SCOPE_NETWORK, /* the server's network: /24 (IPv4) or /64 (IPv6) (n:PREFIX) */
     VD_SCOPE_DOMAIN,
     VD_SCOPE_SOURCE_IP,
     VD_SCOPE_GLOBAL,
@@ -57,17 +66,32 @@ typedef struct vd_limit_set {
     vd_limit limit[VD_NSCOPES];
 } vd_limit_set;
 
+/* What a sender-scope key learned about a server, kept across runs (rates a minute; wall
+ * clock unix seconds). */
+typedef struct vd_pace {
+    double rate;        /* the pace last used without a deferral: a later run starts near it */
+    double ceil;        /* the ceiling a deferral taught (0: none) */
+    double conns;       /* connections the server allowed at once (0: not learned) */
+    double sessions;    /* new sessions a minute the server allowed (0: not learned) */
+    double deferred_at; /* the last deferral (0: never) */
+    double updated_at;  /* when this was written */
+    unsigned deferrals; /* deferrals counted in all */
+} vd_pace;
+
 /* Where the state that must outlive a process lives: the circuit breakers, so that a run
- * restarted after a block does not knock on the same door at once. The limiter keeps the
- * live state in memory and reads a key's breaker from the store once, when it first sees the
- * key; it writes every breaker it opens. No store (NULL functions): memory only. A store
- * shared between machines (later) is one more backend of these two calls.
- * Times are unix seconds (wall clock): the store outlives the process's monotonic clock. */
+ * restarted after a block does not knock on the same door at once, and each server's pace. The
+ * limiter keeps the live state in memory and reads a key's breaker from the store once, when it
+ * first sees the key; it writes every breaker it opens. No store (NULL functions): memory only. A
+ * store shared between machines (later) is one more backend of these two calls. Times are unix
+ * seconds (wall clock): the store outlives the process's monotonic clock. */
 typedef struct vd_limiter_store {
     /* The breaker of key: 0 with *until = 0 when none is open; -1 on error (then none). */
     int (*breaker_get)(void *arg, const char *key, double *until, int *times);
     /* Records that key's breaker is open until `until` (the times-th block in a row). */
     int (*breaker_put)(void *arg, const char *key, double until, int times, const char *reason);
+    /* A key's learned pace: 0 found, 1 none, -1 error (then none). NULL: nothing kept. */
+    int (*pace_get)(void *arg, const char *key, vd_pace *out);
+    int (*pace_put)(void *arg, const char *key, const vd_pace *p);
     void *arg;
 } vd_limiter_store;
 
@@ -83,6 +107,9 @@ typedef struct vd_limiter_opts {
      * why is the reply's text. NULL: nobody is told. */
     void (*on_signal)(vd_signal sig, const char *why, void *arg);
     void *signal_arg;
+    /* Monotonic seconds (tests and benchmarks drive time by hand); NULL: CLOCK_MONOTONIC. */
+    double (*clock)(void *arg);
+    void *clock_arg;
 } vd_limiter_opts;
 
 typedef struct vd_limiter vd_limiter;
@@ -113,17 +140,35 @@ void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s);
 vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb, void *arg);
 /* Stops a wait; its cb is not called. */
 void vd_limiter_cancel(vd_limiter_wait *w);
+/* One RCPT that probes a made-up mailbox (the catch-all probe): the server counts it as an
+ * unknown user whatever it answers, so it waits for unknown_cost tokens. */
+vd_limiter_wait *vd_limiter_rcpt_probe(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb,
+                                       void *arg);
 /* What a reply said: adapts the rates (slow down), opens breakers (block), charges unknown
- * users. why is the reply's text, for the log. */
-void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, const char *why);
+ * users. at_connect: the reply refused a new session (banner, EHLO): a slow-down then lowers
+ * the connections and the session rate, not the RCPT rate. why is the reply's text. */
+void vd_limiter_feedback(vd_limiter *l, const vd_limit_set *s, vd_signal sig, bool at_connect,
+                         const char *why);
+/* Writes every key's learned pace to the store now (also done every minute and at free). */
+void vd_limiter_flush(vd_limiter *l);
 
 /* Counters for the log and the metrics. */
 typedef struct vd_limiter_stats {
     unsigned long waits, parked, slow_downs, blocks, breakers_open, deferred;
+    unsigned long keys, evicted, rests; /* keys live now, evicted so far; deferral budgets spent */
 } vd_limiter_stats;
 void vd_limiter_stats_get(const vd_limiter *l, vd_limiter_stats *out);
 
 /* The key's current RCPT rate per minute (after adaptation), or -1 when unknown. */
 double vd_limiter_rate(vd_limiter *l, vd_scope scope, const char *key);
+/* The key's learned ceiling (RCPTs a minute; 0: none) and connections allowed now; -1: no key. */
+double vd_limiter_ceiling(vd_limiter *l, const char *key);
+int vd_limiter_conns(vd_limiter *l, const char *key);
+/* Seconds left of the key's RCPT pause (0: none; -1: no key). */
+double vd_limiter_paused(vd_limiter *l, const char *key);
+
+/* The network key's prefix of an address ("192.0.2" of 192.0.2.7; the first four groups of an
+ * IPv6 address); out must hold 64 bytes. */
+void vd_limiter_network_of(const char *ip, char *out, size_t outlen);
 
 #endif

@@ -33,6 +33,8 @@ struct vd_run {
     struct vd_cookie_jar *jar; /* the probe's cookies (http.c), made by its first request */
     vd_limit_set http_limits;  /* http.request's key `http:<rule>` (only the provider scope) */
     int http_requests;         /* http.request calls so far */
+    char made_up[24];          /* the last job:random_local(): an RCPT to it is a catch-all probe */
+    bool op_made_up;           /* the RCPT in flight is to made_up (charged up front) */
 };
 
 /* The run a thread's task belongs to, or NULL (the main thread). */

@@ -304,7 +304,7 @@ static int l_signal(lua_State *L)
             char why[128];
             snprintf(why, sizeof why, "http.signal(\"%s\") of rule %s", k,
                      run->probe->provider[0] ? run->probe->provider : "default");
-            vd_limiter_feedback(run->gen->env.limiter, &run->http_limits, kinds[i].sig, why);
+            vd_limiter_feedback(run->gen->env.limiter, &run->http_limits, kinds[i].sig, false, why);
             return 0;
         }
     return luaL_error(L, "http.signal: kind must be \"ok\", \"slow_down\" or \"block\", not '%s'",

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <lauxlib.h>
 #include <openssl/rand.h>
 #include "budget.h"
@@ -60,6 +62,18 @@ void vd_lua_job_detach(vd_run *run)
     lua_pop(L, 1);
 }
 
+/* The server a probe judges by: the first address of its first MX host, the one the pool
+ * connects to first. false when DNS gave none. */
+static bool server_ip(const vd_probe *p, char *out, size_t outlen)
+{
+    if (!p->mx || !p->mx->nhosts || !p->mx->hosts[0].naddrs) return false;
+    const struct sockaddr_storage *ss = &p->mx->hosts[0].addrs[0];
+    const void *a = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    return inet_ntop(ss->ss_family, a, out, (socklen_t)outlen) != NULL;
+}
+
 /* Pushes job.<k>; returns false for an unknown key. */
 static bool push_field(lua_State *L, const vd_probe *p, const char *k)
 {
@@ -86,7 +100,11 @@ static bool push_field(lua_State *L, const vd_probe *p, const char *k)
         vd_lua_push_mx_hosts(L, p->mx);
     else if (!strcmp(k, "implicit_mx"))
         lua_pushboolean(L, p->mx && p->mx->implicit);
-    else
+    else if (!strcmp(k, "server")) {
+        char ip[64];
+        if (!server_ip(p, ip, sizeof ip)) return false;
+        lua_pushstring(L, ip);
+    } else
         return false;
     return true;
 }
@@ -253,16 +271,26 @@ static int job_rule(lua_State *L)
     vd_probe_note_method(p, VD_METHOD_SKIPPED); /* a rule runs: until it asks anybody */
     const char *pkey = luaL_checkstring(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
-    static const char *const scopes[VD_NSCOPES] = {"provider", "mx", "domain", "source_ip",
-                                                   "global"};
+    static const char *const scopes[VD_NSCOPES] = {"provider", "mx",        "network",
+                                                   "domain",   "source_ip", "global"};
     for (int i = 0; i < VD_NSCOPES; i++)
         read_limit(L, 4, scopes[i], &p->limits.limit[i]);
     read_http_limit(L, run, luaL_checkstring(L, 2));
     const char *ip = run->gen->env.cfg->source_ip;
     vd_limit_set *ls = &p->limits;
     snprintf(ls->key[VD_SCOPE_PROVIDER], sizeof ls->key[0], "p:%s", pkey);
-    snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s",
-             p->mx && p->mx->nhosts ? p->mx->hosts[0].name : "?");
+    /* the server is judged by its address, not its names: every MX name and domain on one
+     * server shares its keys (docs/reputation.md, "Keys") */
+    char server[64], net[64];
+    if (server_ip(p, server, sizeof server)) {
+        vd_limiter_network_of(server, net, sizeof net);
+        snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s", server);
+        snprintf(ls->key[VD_SCOPE_NETWORK], sizeof ls->key[0], "n:%s", net);
+    } else {
+        snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s",
+                 p->mx && p->mx->nhosts ? p->mx->hosts[0].name : "?");
+        ls->key[VD_SCOPE_NETWORK][0] = '\0';
+    }
     snprintf(ls->key[VD_SCOPE_DOMAIN], sizeof ls->key[0], "d:%s", p->addr->domain);
     snprintf(ls->key[VD_SCOPE_SOURCE_IP], sizeof ls->key[0], "i:%s", ip ? ip : "any");
     snprintf(ls->key[VD_SCOPE_GLOBAL], sizeof ls->key[0], "g:*");
@@ -273,7 +301,7 @@ static int job_rule(lua_State *L)
 /* A local part nobody has: for catch-all probes. Letters and digits, starts with a letter. */
 static int job_random_local(lua_State *L)
 {
-    check_job(L, 1);
+    vd_run *run = check_job(L, 1);
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char rnd[20];
     char out[21];
@@ -281,6 +309,7 @@ static int job_random_local(lua_State *L)
     for (size_t i = 0; i < sizeof rnd; i++)
         out[i] = alphabet[rnd[i] % (i == 0 ? 26 : sizeof alphabet - 1)];
     out[sizeof rnd] = '\0';
+    snprintf(run->made_up, sizeof run->made_up, "%s", out);
     lua_pushstring(L, out);
     return 1;
 }
@@ -312,7 +341,7 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
             vd_limiter_feedback(p->limiter, &p->limits,
                                 vd_rules_signal(run->gen, p->provider, r->reply->code,
                                                 r->reply->enhanced, r->reply->text, true),
-                                r->reply->text);
+                                true, r->reply->text);
         lua_pushnil(co);
         lua_pushstring(co, vd_smtp_err_name(r->err));
         if (r->reply)

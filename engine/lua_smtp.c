@@ -95,9 +95,11 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
     vd_lease *l = p->leases[run->op_slot];
     if (l) vd_probe_note_session(p, l);
     if (r->err == VD_SMTP_OK) {
-        vd_limiter_feedback(
-            p->limiter, &p->limits,
-            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text, false), r->text);
+        vd_signal sig =
+            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text, false);
+        if (run->op_made_up && sig == VD_SIG_UNKNOWN_USER) sig = VD_SIG_OK; /* paid up front */
+        run->op_made_up = false;
+        vd_limiter_feedback(p->limiter, &p->limits, sig, false, r->text);
         if (l && rcpt_cap(p) > 0 && vd_lease_rcpts(l) >= rcpt_cap(p))
             p->retire[run->op_slot] = true;
         vd_lua_push_reply(co, r->code, r->enhanced, r->text);
@@ -187,8 +189,14 @@ static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
     *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = now_mono()};
     snprintf(rw->to, sizeof rw->to, "%s", to);
     vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
+    /* a mailbox the rule made up (the catch-all probe) is an unknown user in the server's eyes,
+     * whatever it answers: it costs as one */
+    size_t n = strlen(run->made_up);
+    bool made_up = n && !strncmp(to, run->made_up, n) && to[n] == '@';
+    run->op_made_up = made_up;
     vd_limiter_wait *lw =
-        vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
+        made_up ? vd_limiter_rcpt_probe(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw)
+                : vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
     if (lw) rw->lw = lw; /* else on_rcpt_leave ran (and freed rw) */
     return vd_task_wait_end(L, run->task);
 }

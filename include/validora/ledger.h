@@ -24,6 +24,10 @@ extern "C" {
 #define VD_LEDGER_REASON_MAX 512   /* bytes of a breaker reason; a longer one is cut */
 #define VD_LEDGER_KEEP_DAYS  400   /* day rows older than this are pruned at open */
 #define VD_LEDGER_MAX_AGE    36500 /* days vd_ledger_set_age accepts */
+/* Servers' paces kept: millions of servers must not grow the file without end. Past this the
+ * least recently updated tenth is dropped (those servers start gently again). */
+#define VD_LEDGER_PACES_MAX      100000
+#define VD_LEDGER_PACE_KEEP_DAYS 180 /* a pace not updated for this long is pruned at open */
 
 typedef struct vd_ledger vd_ledger;
 
@@ -70,6 +74,28 @@ int vd_ledger_breaker_set(vd_ledger *l, const char *ip, const char *key, long un
                           const char *reason);
 int vd_ledger_breaker_get(vd_ledger *l, const char *ip, const char *key, long *until, char *reason,
                           size_t len);
+
+/* What the limiter learned of one server (a key: "m:IP", "n:PREFIX", "p:PROVIDER"): rates a
+ * minute, times in unix seconds. */
+typedef struct vd_ledger_pace {
+    double rate;     /* the pace last used without a deferral */
+    double ceil;     /* the ceiling a deferral taught (0: none) */
+    long conns;      /* connections at once the server allowed (0: not learned) */
+    double sessions; /* new sessions a minute it allowed (0: not learned) */
+    long deferred_at;
+    long updated_at; /* 0 on set: now */
+    long deferrals;
+} vd_ledger_pace;
+
+/* Writes (ip, key)'s pace, keeping the table bounded (VD_LEDGER_PACES_MAX). 0 or -1. */
+int vd_ledger_pace_set(vd_ledger *l, const char *ip, const char *key, const vd_ledger_pace *p);
+/* 0 with *out, 1 when none is kept, -1 on error. */
+int vd_ledger_pace_get(vd_ledger *l, const char *ip, const char *key, vd_ledger_pace *out);
+/* Calls cb for ip's paces (only those with a deferral when throttled_only), the most recently
+ * deferred first. 0 or -1 with err. */
+int vd_ledger_each_pace(vd_ledger *l, const char *ip, bool throttled_only,
+                        void (*cb)(const char *key, const vd_ledger_pace *p, void *arg), void *arg,
+                        char *err, size_t errlen);
 
 /* ---- reading the whole ledger (`validora ledger show`) ---- */
 

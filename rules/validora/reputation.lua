@@ -1,10 +1,11 @@
 -- validora/reputation.lua — what protects the sender's IP, as data the engine enforces:
 -- the default limits of every scope, and what a reply says about *us* (a signal).
 --
--- The engine charges every session and RCPT to keys (the provider, the MX host, the
--- destination domain, the source IP, everything) and shapes them by these limits; after every
--- reply it asks signal(reply) and adapts: "slow_down" lowers the rate of that provider and MX
--- at once, "block" opens the provider's circuit breaker, "unknown_user" costs more tokens.
+-- The engine charges every session and RCPT to keys (the provider, the server: the MX address
+-- we connect to, its network, the destination domain, the source IP, everything) and shapes
+-- them by these limits; after every reply it asks signal(reply) and adapts: "slow_down" lowers
+-- the pace of that provider, server and network at once, "block" opens the provider's circuit
+-- breaker, "unknown_user" costs more tokens.
 -- A rule may bring its own `limits` (merged over these) and its own `signal` (tried first).
 -- docs/reputation.md says why each default is what it is.
 
@@ -14,17 +15,22 @@ local M = {}
 
 local find, lower = string.find, string.lower
 
--- Defaults, safe for a server nobody has configured: Postfix's anvil and strict providers
--- defer well above this. rcpt_per_minute is the top the adaptive rate may climb to (it
--- starts at half and climbs while the server stays quiet; engine/limiter.c). A burst of 5
--- keeps a server that counts over a window from seeing a spike; 30 sessions a minute stays
--- under half of Postfix anvil's usual connection-rate limits (sessions reused from the pool
--- do not count). docs/reputation.md says why each figure is what it is.
+-- Defaults, safe for a server nobody has configured. These are caps: connections and
+-- rcpt_per_minute are the most the adaptive pace may climb to. A provider, server or network
+-- we have no history with starts at one connection and about one RCPT a second and grows
+-- while it stays quiet; what it allowed is remembered in the ledger (engine/limiter.c). A
+-- burst of 5 keeps a server that counts over a window from seeing a spike; 30 sessions a
+-- minute stays under half of Postfix anvil's usual connection-rate limits (sessions reused
+-- from the pool do not count). `mx` is the server: the address we connect to, shared by every
+-- MX name and domain on it; `network` is its /24 (IPv4) or /64 (IPv6), which block lists
+-- and providers often judge as one. docs/reputation.md says why each figure is what it is.
 M.DEFAULT_LIMITS = {
   provider = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 30,
                rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
   mx = { connections = 4, rcpt_per_session = 50, sessions_per_minute = 30,
          rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
+  network = { connections = 8, sessions_per_minute = 60, rcpt_per_minute = 1800,
+              rcpt_burst = 10, unknown_cost = 2 },
   domain = { connections = 8, rcpt_per_minute = 900, rcpt_burst = 5, unknown_cost = 2 },
   source_ip = { connections = 64, rcpt_per_minute = 6000, rcpt_burst = 100 },
   global = { connections = 256, rcpt_per_minute = 12000, rcpt_burst = 200 },
@@ -89,10 +95,12 @@ function M.signal(r, at_connect)
   if code >= 400 and code < 500 and has_any(text, M.SLOW_DOWN_WORDS) then
     return "slow_down"
   end
-  if at_connect and code == 421 then return "block" end
   if code >= 400 and code < 500 and find(enh, "^4%.7%.") and has_any(text, { "rate", "too many" }) then
     return "slow_down"
   end
+  -- A 421 at connect with no reputation wording is a server protecting itself (a connection
+  -- limit, a busy server): slow down, do not open the breaker.
+  if at_connect and code == 421 then return "slow_down" end
   if enh == "5.1.1" or enh == "5.1.10" or code == 550 and has_any(text, { "unknown", "not exist",
       "no such", "not found" }) then
     return "unknown_user"
@@ -108,9 +116,10 @@ function M.register(name, rule)
 end
 
 -- The key the provider scope uses: a named rule is one provider; the generic rule treats
--- every mail host as a provider of its own, so one server's block does not stop the others.
-function M.provider_key(rule, mxnames)
-  if rule.name == "default" then return "mx " .. lower(mxnames[1] or "?") end
+-- every server (the address we connect to, shared by all its MX names and domains) as a
+-- provider of its own, so one server's block does not stop the others.
+function M.provider_key(rule, mxnames, server)
+  if rule.name == "default" then return "mx " .. (server or lower(mxnames[1] or "?")) end
   return rule.name
 end
 

@@ -78,7 +78,7 @@ function M.runner(ordered, default)
   reputation.register("default", default)
   return function(job, domain, mxnames)
     local rule = M.pick(ordered, default, domain, mxnames)
-    job:_rule(rule.name, reputation.provider_key(rule, mxnames), reputation.limits(rule))
+    job:_rule(rule.name, reputation.provider_key(rule, mxnames, job.server), reputation.limits(rule))
     return rule.probe(job)
   end
 end
