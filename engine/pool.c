@@ -1,7 +1,10 @@
 /* pool.c — SMTP sessions shared by the jobs of a run.
  *
  * Owns: a table of MX hosts (keyed by host name; the port is the pool's), each with its
- * sessions (leased, idle or opening), a FIFO of requests waiting for a slot, and a
+ * sessions (leased, idle or opening), an index of sessions by the server address they are
+ * connected to (an idle session to a server is reused for any MX name that resolves to it:
+ * one shared host serving forty domains under forty names sees one connection, not forty;
+ * Postfix's connection cache does the same by IP address), a FIFO of requests waiting for a slot, and a
  * "dead until" time after a host could not be connected to; the walk over an MX list
  * (hosts in order, each host's addresses in turn); leases, which open a transaction
  * lazily (MAIL FROM before the first RCPT), RSET when it is full, and give the session
@@ -30,10 +33,13 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 typedef struct host host;
 typedef struct psess psess;
+
+#define ABUCKETS 4096 /* the index of sessions by server address */
 
 struct vd_lease {
     psess *ps;
@@ -46,6 +52,9 @@ struct psess {
     host *h;
     vd_smtp *s;
     psess *next;      /* in h->sessions */
+    psess *anext;     /* in the pool's index by server address */
+    char addr[64];    /* the server address it connects to ("" until it does) */
+    char lease_mx[256]; /* the MX name its current lease was asked for */
     vd_pool_req *req; /* the request this session is being opened for (may be NULL) */
     bool ready, leased;
     bool ended;  /* the last reply ended the session (vd_smtp_reply_ends_session) */
@@ -100,6 +109,7 @@ struct vd_pool {
     vd_pool_opts o;
     char *helo, *mail_from;
     host **buckets; /* hosts by name, chained through host.next */
+    psess *abuckets[ABUCKETS]; /* sessions by server address, chained through psess.anext */
     size_t nbuckets, nhosts, sweep_at;
     vd_pool_req *reqs;
 };
@@ -107,6 +117,45 @@ struct vd_pool {
 static void advance(vd_pool_req *r);
 static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg);
 static void session_ready(psess *ps);
+
+static size_t name_hash(const char *name);
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    const void *a = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                                              : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    if (!inet_ntop(ss->ss_family, a, out, (socklen_t)len)) snprintf(out, len, "?");
+}
+
+static void addr_link(psess *ps, const struct sockaddr_storage *ss)
+{
+    addr_text(ss, ps->addr, sizeof ps->addr);
+    psess **b = &ps->p->abuckets[name_hash(ps->addr) % ABUCKETS];
+    ps->anext = *b;
+    *b = ps;
+}
+
+static void addr_unlink(psess *ps)
+{
+    if (!ps->addr[0]) return;
+    for (psess **pp = &ps->p->abuckets[name_hash(ps->addr) % ABUCKETS]; *pp; pp = &(*pp)->anext)
+        if (*pp == ps) {
+            *pp = ps->anext;
+            break;
+        }
+    ps->addr[0] = '\0';
+}
+
+/* An idle, usable session to the server at addr, whatever MX name it was opened for. */
+static psess *idle_at(const vd_pool *p, const char *addr)
+{
+    for (psess *ps = p->abuckets[name_hash(addr) % ABUCKETS]; ps; ps = ps->anext)
+        if (ps->ready && !ps->leased && !ps->req && !ps->broken && !strcmp(ps->addr, addr) &&
+            vd_smtp_usable(ps->s))
+            return ps;
+    return NULL;
+}
+
 
 static int64_t now_ms(void)
 {
@@ -176,6 +225,11 @@ bool vd_pool_has_idle(const vd_pool *p, const vd_mx_result *mx)
         for (const psess *ps = h ? h->sessions : NULL; ps; ps = ps->next)
             if (ps->ready && !ps->leased && !ps->req && !ps->broken && vd_smtp_usable(ps->s))
                 return true;
+        for (size_t k = 0; k < mx->hosts[i].naddrs; k++) {
+            char a[64];
+            addr_text(&mx->hosts[i].addrs[k], a, sizeof a);
+            if (idle_at(p, a)) return true;
+        }
     }
     return false;
 }
@@ -202,6 +256,7 @@ static void sweep_hosts(vd_pool *p)
 
 static void unlink_session(psess *ps)
 {
+    addr_unlink(ps);
     for (psess **pp = &ps->h->sessions; *pp; pp = &(*pp)->next)
         if (*pp == ps) {
             *pp = ps->next;
@@ -314,9 +369,13 @@ static void complete(vd_pool_req *r, psess *ps)
     vd_smtp_reply rep = {.code = r->rcode, .text = r->rtext ? r->rtext : ""};
     memcpy(rep.enhanced, r->renhanced, sizeof rep.enhanced);
     if (!ps && r->have_reply) res.reply = &rep;
-    if (ps)
-        res.mx = ps->h->name;
-    else if (r->nhosts)
+    if (ps) {
+        /* the name this request asked for (the session may have been opened for another name
+         * of the same server) */
+        const char *name = r->host_i < r->nhosts ? r->hosts[r->host_i].name : ps->h->name;
+        snprintf(ps->lease_mx, sizeof ps->lease_mx, "%s", name);
+        res.mx = ps->lease_mx;
+    } else if (r->nhosts)
         res.mx = r->hosts[r->host_i < r->nhosts ? r->host_i : r->nhosts - 1].name;
     res.errmsg = ps ? NULL : r->errmsg;
     if (!ps && res.err == VD_SMTP_OK) {
@@ -408,6 +467,15 @@ static void advance(vd_pool_req *r)
                 return;
             }
         }
+        if (r->addr_i < mh->naddrs) { /* a session to this server opened for another name */
+            char a[64];
+            addr_text(&mh->addrs[r->addr_i], a, sizeof a);
+            psess *ps = idle_at(p, a);
+            if (ps) {
+                complete(r, ps);
+                return;
+            }
+        }
         if (r->addr_i >= mh->naddrs) {
             if (mh->naddrs == 0 && !r->have_reply) {
                 r->err = VD_SMTP_ERR_CONNECT;
@@ -438,6 +506,7 @@ static void advance(vd_pool_req *r)
         ps->req = r;
         r->opening = ps;
         r->attempts++;
+        addr_link(ps, &ss);
         ps->s = vd_smtp_open(p->base, (struct sockaddr *)&ss, len, &o, on_open, ps);
         if (ps->s) return; /* on_open continues */
         ps->req = NULL;
@@ -797,7 +866,8 @@ void vd_lease_rset(vd_lease *l, vd_smtp_cb cb, void *arg)
 
 const char *vd_lease_mx(const vd_lease *l)
 {
-    return l && l->ps ? l->ps->h->name : NULL;
+    if (!l || !l->ps) return NULL;
+    return l->ps->lease_mx[0] ? l->ps->lease_mx : l->ps->h->name;
 }
 
 bool vd_lease_tls(const vd_lease *l)

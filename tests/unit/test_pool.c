@@ -237,6 +237,40 @@ static void test_reuse_and_transactions(void)
     CHECK(count_lines(logfile, "C: QUIT") == 1);
 }
 
+/* A shared host: forty MX names, one server address. An idle session to the server is reused
+ * for any of its names (the server counts connections per client IP, not per name); the lease
+ * names the MX it was asked for. */
+static void test_one_server_many_names(void)
+{
+    int port = common_port();
+    unlink(logfile);
+    pid_t pid = start_tarpit("127.0.0.1", port, "ok", logfile);
+    vd_pool_opts o = popts(port);
+    vd_pool *p = vd_pool_new(base, &o);
+    for (int i = 0; i < 40; i++) {
+        char h[64];
+        snprintf(h, sizeof h, "mail.customer%d.shared.test=127.0.0.1", i);
+        const char *const hosts[] = {h};
+        mxlist m;
+        mx_make(&m, 1, hosts);
+        got g = {0};
+        vd_pool_acquire(p, &m.r, on_lease, &g);
+        run_until(&g.n, 1, 5.0);
+        CHECK(g.n == 1 && g.err == VD_SMTP_OK);
+        char want[64];
+        snprintf(want, sizeof want, "mail.customer%d.shared.test", i);
+        CHECK_STR(g.mx, want);
+        CHECK(rcpt(g.lease, "alice@valid.test") == 250);
+        vd_lease_release(g.lease, true);
+    }
+    vd_pool_free(p);
+    run_for(0.3);
+    stop_server(pid);
+    CHECK_MSG(count_lines(logfile, "CONNECT ") == 1, "connections for 40 names on one server: %d",
+              count_lines(logfile, "CONNECT "));
+    CHECK(count_lines(logfile, "C: RCPT ") == 40);
+}
+
 static void test_txn_per_session_and_idle(void)
 {
     int port = common_port();
@@ -588,6 +622,7 @@ int main(void)
     base = event_base_new();
     test_required_options();
     test_reuse_and_transactions();
+    test_one_server_many_names();
     test_txn_per_session_and_idle();
     test_cap_and_cancel();
     test_failover();
