@@ -29,16 +29,20 @@
 #define ADD_STEP    0.5
 #define ADD_QUIET_S 3.0
 /* One more connection is allowed for every RATE_PER_CONN RCPTs a second (up to the cap). */
-#define RATE_PER_CONN 2.0
-/* A deferral estimates the server's limit from what we sent over each window a server may
- * count over (10, 30, 60 s; a window longer than the key's life counts the life). The ceiling
- * is CEIL_SHARE of the lowest estimate: a server counting over a window tells us late. */
-#define CEIL_SHARE 0.7
+#define RATE_PER_CONN 4.0
+/* A deferral estimates the server's limit from what we sent over the windows a server may
+ * count over (10, 30, 60 s; a window longer than the key's life counts its life). The first
+ * deferral of an episode assumes the shortest window (the pace we were at just then) and sets
+ * the ceiling at CEIL_FIRST of it: a server counting over a window tells us late. If the
+ * server counts over a longer window, a second deferral comes soon, and the ceiling becomes
+ * CEIL_SECOND of the lowest estimate over every window, which no window exceeds. */
+#define CEIL_FIRST  0.8
+#define CEIL_SECOND 0.8
 /* The first deferral of an episode halves the rate (at least) and pauses the key PAUSE1_S at
- * least, longer if the windows need it to drain to DRAIN_SHARE of the ceiling's count. */
+ * least, longer if a window needs it to drain to DRAIN_SHARE of what the ceiling sends in it. */
 #define CUT_FACTOR  0.5
 #define PAUSE1_S    20.0
-#define DRAIN_SHARE 0.25
+#define DRAIN_SHARE 0.5
 /* A second deferral in the same episode: the floor (KumoMTA's 1 a minute) and a longer pause. */
 #define FLOOR_RATE (1.0 / 60)
 #define PAUSE2_S   120.0
@@ -55,9 +59,11 @@
 #define PROBE_STEP    0.05
 #define PROBE_QUIET_S 20.0
 #define CEIL_FORGET   1.25
-/* A 421 at connect ("too many connections"): one connection fewer, the session rate halved
- * (never below SESS_FLOOR a minute) and no new session for PAUSE1_S. */
-#define SESS_FLOOR 1.0
+/* A 421 at connect ("too many connections": Postfix's anvil says so for its count and its rate
+ * limit alike): one connection fewer, new sessions a minute at SESS_SHARE of what we opened in
+ * the last minute (at least halved, never below SESS_FLOOR), and none for PAUSE1_S. */
+#define SESS_FLOOR 2.0
+#define SESS_SHARE 0.7
 /* What is remembered fades: a pace older than PACE_FRESH_S counts for half every PACE_HALF_S
  * (a server's limits change; an old figure is a hint, not a fact). */
 #define PACE_FRESH_S 86400.0
@@ -135,6 +141,8 @@ struct kstate {
     unsigned deferrals;
     uint16_t hist[HIST_S];
     long hist_sec; /* the second hist's newest slot counts */
+    uint16_t shist[HIST_S]; /* new sessions, second by second */
+    long shist_sec;
     int sessions;
     double stokens, srefill_at;
     double srate;        /* new sessions a minute allowed now (sender: learned; else the limit) */
@@ -215,44 +223,62 @@ void vd_limiter_network_of(const char *ip, char *out, size_t outlen)
 
 /* ---- the RCPT history: what we sent, second by second ---- */
 
-static void hist_advance(kstate *k, double t)
+static void ring_advance(uint16_t *ring, long *sec, double t)
 {
     long s = (long)floor(t);
-    if (s <= k->hist_sec) return;
-    long gap = s - k->hist_sec;
+    if (s <= *sec) return;
+    long gap = s - *sec;
     if (gap >= HIST_S)
-        memset(k->hist, 0, sizeof k->hist);
+        memset(ring, 0, HIST_S * sizeof *ring);
     else
         for (long i = 1; i <= gap; i++)
-            k->hist[(k->hist_sec + i) % HIST_S] = 0;
-    k->hist_sec = s;
+            ring[(*sec + i) % HIST_S] = 0;
+    *sec = s;
+}
+
+static void ring_note(uint16_t *ring, long *sec, double t, double n)
+{
+    ring_advance(ring, sec, t);
+    uint16_t *slot = &ring[*sec % HIST_S];
+    double v = *slot + n;
+    *slot = (uint16_t)(v > 65535 ? 65535 : v);
+}
+
+/* What the ring counted in the seconds (newest - w + lag, newest]. */
+static double ring_count(const uint16_t *ring, long sec, int w, int lag)
+{
+    double n = 0;
+    for (int i = 0; i < w - lag && i < HIST_S; i++)
+        n += ring[((sec - i) % HIST_S + HIST_S) % HIST_S];
+    return n;
+}
+
+static void hist_advance(kstate *k, double t)
+{
+    ring_advance(k->hist, &k->hist_sec, t);
 }
 
 static void hist_note(kstate *k, double t, double n)
 {
-    hist_advance(k, t);
-    uint16_t *slot = &k->hist[k->hist_sec % HIST_S];
-    double v = *slot + n;
-    *slot = (uint16_t)(v > 65535 ? 65535 : v);
+    ring_note(k->hist, &k->hist_sec, t, n);
 }
 
 /* RCPTs sent in the seconds (newest - w + lag, newest]: lag seconds from now on. */
 static double hist_count(const kstate *k, int w, int lag)
 {
-    double n = 0;
-    for (int i = 0; i < w - lag && i < HIST_S; i++)
-        n += k->hist[((k->hist_sec - i) % HIST_S + HIST_S) % HIST_S];
-    return n;
+    return ring_count(k->hist, k->hist_sec, w, lag);
 }
 
 static const int WINDOWS[] = {10, 30, 60};
 
-/* The server's limit as our own history tells it: the lowest rate over the windows. */
-static double estimate(kstate *k, double t)
+/* The server's limit as our own history tells it: over the shortest window, or the lowest
+ * rate over every window. */
+static double estimate(kstate *k, double t, bool shortest)
 {
     hist_advance(k, t);
     double life = fmax(1.0, t - k->first_at), est = INFINITY;
-    for (size_t i = 0; i < sizeof WINDOWS / sizeof WINDOWS[0]; i++) {
+    size_t n = shortest ? 1 : sizeof WINDOWS / sizeof WINDOWS[0];
+    for (size_t i = 0; i < n; i++) {
         double span = fmin((double)WINDOWS[i], life);
         est = fmin(est, hist_count(k, WINDOWS[i], 0) / span);
     }
@@ -333,7 +359,7 @@ static void key_init(vd_limiter *l, kstate *k, int scope, const char *key, const
     k->rate = k->sender ? (top > 0 ? fmin(top, START_RATE) : START_RATE) : top;
     if (k->endpoint) k->rate = top * ENDPOINT_START;
     k->refill_at = k->srefill_at = k->quiet_since = k->used_at = k->first_at = t;
-    k->hist_sec = (long)floor(t);
+    k->hist_sec = k->shist_sec = (long)floor(t);
     k->srate = lim->sessions_per_minute;
     if (k->sender) {
         load_pace(l, k);
@@ -775,8 +801,8 @@ void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s)
 
 static void fresh_one(vd_limiter *l, kstate *k)
 {
-    (void)l;
     if (k->srate > 0) k->stokens -= 1;
+    if (k->sender) ring_note(k->shist, &k->shist_sec, now_of(l), 1);
 }
 
 void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s)
@@ -817,9 +843,10 @@ static void cut_rcpt(vd_limiter *l, kstate *k, double t, const char *why)
         k->hold--;
         return;
     }
-    double was = k->rate, est = estimate(k, t);
-    double ceil = fmax(FLOOR_RATE, CEIL_SHARE * est);
+    double was = k->rate;
     bool second = episode_step(l, k, t);
+    double ceil = second ? CEIL_SECOND * estimate(k, t, false) : CEIL_FIRST * estimate(k, t, true);
+    ceil = fmax(FLOOR_RATE, ceil);
     double pause;
     if (!second) {
         k->ceil = ceil;
@@ -835,7 +862,7 @@ static void cut_rcpt(vd_limiter *l, kstate *k, double t, const char *why)
     k->pause_until = t + pause;
     k->cut_at = t;
     k->hold = k->sessions > 1 ? k->sessions - 1 : 0;
-    if (k->scope == VD_SCOPE_PROVIDER || k->scope == VD_SCOPE_MX) {
+    if (k->scope == VD_SCOPE_PROVIDER) {
         vd_log_to(l->o.log, l->o.log_arg, VD_LOG_INFO,
                   "%s asked us to slow down (%d in this episode): RCPT rate %.1f/min -> %.1f/min, "
                   "ceiling %.1f/min, paused %.0f s: %s",
@@ -854,14 +881,16 @@ static void cut_sessions(vd_limiter *l, kstate *k, double t, const char *why)
         return;
     }
     episode_step(l, k, t);
-    k->conn_ceil = had > 1 ? had - 1 : 1;
-    double srate = k->srate > 0 ? k->srate : 60;
-    k->srate = fmax(SESS_FLOOR, srate * CUT_FACTOR);
-    k->stokens = fmin(k->stokens, 0);
+    if (had > 1 || k->conn_ceil == 0) k->conn_ceil = had > 1 ? had - 1 : 1;
+    ring_advance(k->shist, &k->shist_sec, t);
+    double opened = ring_count(k->shist, k->shist_sec, HIST_S, 0) + 1; /* this one too */
+    double srate = k->srate > 0 ? k->srate : opened;
+    k->srate = fmax(SESS_FLOOR, fmin(srate * CUT_FACTOR, SESS_SHARE * opened));
+    k->stokens = fmin(k->stokens, 1); /* the pause is the wait: one session when it ends */
     k->spause_until = t + (k->episode_n >= DEFERRAL_BUDGET ? PAUSE2_S : PAUSE1_S);
     k->cut_at = t;
     k->hold = k->sessions > 1 ? k->sessions - 1 : 0;
-    if (k->scope == VD_SCOPE_PROVIDER || k->scope == VD_SCOPE_MX) {
+    if (k->scope == VD_SCOPE_PROVIDER) {
         vd_log_to(l->o.log, l->o.log_arg, VD_LOG_INFO,
                   "%s refused a connection (%d in this episode): %d at once, %.1f new a minute, "
                   "none for %.0f s: %s",

@@ -540,6 +540,11 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
     }
     host *h = ps->h;
     bool connect_failed = rep->err == VD_SMTP_ERR_CONNECT;
+    /* rep's strings live in the session, which QUIT (retire) resets: keep them first (a 421
+     * banner's text is what tells a connection limit from a block) */
+    char *text = rep->err == VD_SMTP_OK && r ? strdup(rep->text) : NULL;
+    char errmsg[300];
+    snprintf(errmsg, sizeof errmsg, "%s", rep->errmsg ? rep->errmsg : "");
     ps->req = NULL;
     retire(ps); /* QUITs a server that refused us */
     if (!r) return;
@@ -549,7 +554,7 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
         r->rcode = rep->code;
         memcpy(r->renhanced, rep->enhanced, sizeof r->renhanced);
         free(r->rtext);
-        r->rtext = strdup(rep->text);
+        r->rtext = text;
         r->err = VD_SMTP_ERR_CLOSED;
         snprintf(r->errmsg, sizeof r->errmsg, "%s refused the session: %d", h->name, rep->code);
         r->host_i++;
@@ -557,8 +562,8 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
     } else if (connect_failed) {
         r->have_reply = false;
         r->err = rep->err;
-        snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", h->name,
-                 rep->errmsg ? rep->errmsg : "connect failed");
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: %.300s", h->name,
+                 errmsg[0] ? errmsg : "connect failed");
         r->addr_i++;
         if (r->addr_i >= r->hosts[r->host_i].naddrs) {
             h->dead_until_ms = now_ms() + r->p->o.dead_host_ms;
@@ -568,8 +573,8 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
     } else {
         r->have_reply = false;
         r->err = rep->err;
-        snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", h->name,
-                 rep->errmsg ? rep->errmsg : vd_smtp_err_name(rep->err));
+        snprintf(r->errmsg, sizeof r->errmsg, "%s: %.300s", h->name,
+                 errmsg[0] ? errmsg : vd_smtp_err_name(rep->err));
         r->host_i++;
         r->addr_i = 0;
     }

@@ -131,6 +131,19 @@ function M.smtp(job, addr, classify_fn, probe_catch_all)
     if not s then
       -- the provider has blocked us and the policy is to defer: a later run redoes it
       if err == errors.deferred then return job:unknown("deferred", nil, detail) end
+      -- Refused at connect for our pace (too many connections, or a bare 421: a server
+      -- protecting itself): the engine has lowered the connections and new sessions of this
+      -- server; ask again, and the session waits for its (slower) turn.
+      if type(detail) == "table" and detail.code == 421 then
+        local _, why = classify_fn(detail)
+        if why == "throttled" or why == "temporary_failure" then
+          rate_tries = rate_tries + 1
+          if rate_tries >= config.rate_deferral_tries then
+            return job:unknown("deferred", detail, "the server kept refusing our connections")
+          end
+          goto continue
+        end
+      end
       return session_failed(job, classify_fn, err, detail)
     end
     local r, rerr, rdetail = s:rcpt(addr)

@@ -21,6 +21,13 @@ Postfix puts "<rcpt>: Recipient address rejected: " between the enhanced code an
 Known users come from --users, a Postfix map source file (first column = address); a
 recipient not in it is "unknown" (Postfix itself then answers 550 5.1.1 for it).
 
+Profiles (--profiles tests/world/sweep_profiles.json, the sweep's family of strict servers):
+an RCPT that came to one of a profile's server addresses (Postfix's server_address attribute)
+is judged by that profile's knobs instead (window, max_rcpt, unknown_min, unknown_ratio,
+block_after within defer_window, block_seconds), its known users are user<N>@..., and the
+client is counted per profile (or per "group": several addresses that count together).
+`status --profile NAME` shows one profile's view.
+
 Every decision is logged (one line per RCPT) to --log. The state is published three ways:
   * --status FILE, a JSON document rewritten at most once a second and at once on every
     block and reset;
@@ -38,6 +45,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -65,11 +73,37 @@ class Client:
         self.totals = collections.Counter()  # per action, since the last reset
 
 
+class Knobs:
+    """One server's thresholds: the command line's (the strict provider) or a profile's."""
+
+    def __init__(self, name, window, max_rcpt, unknown_min, unknown_ratio, block_after,
+                 block_seconds, defer_window=None, group=None, known=None):
+        self.name, self.window, self.max_rcpt = name, float(window), int(max_rcpt)
+        self.unknown_min, self.unknown_ratio = int(unknown_min), float(unknown_ratio)
+        self.block_after, self.block_seconds = int(block_after), float(block_seconds)
+        self.defer_window = float(defer_window or window)
+        self.group = group or name
+        self.known = known  # a regexp of known recipients (None: the --users file)
+
+
 class Policy:
     def __init__(self, a):
         self.a = a
         self.users = set()
         self.clients = {}
+        self.default = Knobs("strict", a.window, a.max_rcpt, a.unknown_min, a.unknown_ratio,
+                             a.block_after, a.block_seconds)
+        self.by_server = {}
+        self.by_name = {"strict": self.default}
+        if a.profiles:
+            with open(a.profiles) as f:
+                for p in json.load(f)["profiles"]:
+                    k = Knobs(p["name"], p["window"], p["max_rcpt"], p.get("unknown_min", 10 ** 9),
+                              p.get("unknown_ratio", 1.0), p["block_after"], p["block_seconds"],
+                              p.get("defer_window"), p.get("group"), re.compile(r"^user[0-9]+@"))
+                    self.by_name[p["name"]] = k
+                    for ip in p["servers"]:
+                        self.by_server[ip] = k
         self.started = time.time()
         self.reset_at = self.started
         self.dirty = True
@@ -97,12 +131,12 @@ class Policy:
 
     def decide(self, req):
         """One RCPT: returns the action line for Postfix."""
-        a = self.a
+        a = self.by_server.get(req.get("server_address", ""), self.default)
         now = time.time()
         ip = req.get("client_address", "?")
         rcpt = req.get("recipient", "").lower()
-        known = rcpt in self.users
-        c = self.clients.setdefault(ip, Client())
+        known = bool(a.known.match(rcpt)) if a.known else rcpt in self.users
+        c = self.clients.setdefault((a.group, ip), Client())
         if c.block_until > now:
             c.totals["blocked"] += 1
             self.say("client=%s rcpt=%s known=%d action=blocked until=%s" % (
@@ -114,9 +148,11 @@ class Policy:
             c.rcpts.clear(), c.unknowns.clear(), c.defers.clear()
             self.dirty = True
         edge = now - a.window
-        for q in (c.rcpts, c.unknowns, c.defers):
+        for q in (c.rcpts, c.unknowns):
             while q and q[0] <= edge:
                 q.popleft()
+        while c.defers and c.defers[0] <= now - a.defer_window:
+            c.defers.popleft()
         c.rcpts.append(now)
         if not known:
             c.unknowns.append(now)
@@ -130,8 +166,8 @@ class Policy:
             why = "unknown"
         if why is None:
             c.totals["dunno"] += 1
-            self.say("client=%s rcpt=%s known=%d rcpts=%d unknown=%d defers=%d action=DUNNO" % (
-                ip, rcpt, known, n, u, len(c.defers)))
+            self.say("server=%s client=%s rcpt=%s known=%d rcpts=%d unknown=%d defers=%d action=DUNNO" % (
+                a.name, ip, rcpt, known, n, u, len(c.defers)))
             self.dirty = True
             return "DUNNO"
         c.defers.append(now)
@@ -140,7 +176,7 @@ class Policy:
             c.block_until = now + a.block_seconds
             c.blocks.append({"since": now, "since_iso": iso(now), "until": c.block_until,
                              "until_iso": iso(c.block_until),
-                             "reason": "%d deferrals (%s) in %gs" % (d, why, a.window)})
+                             "reason": "%d deferrals (%s) in %gs" % (d, why, a.defer_window)})
             c.totals["block"] += 1
             self.say("client=%s rcpt=%s known=%d rcpts=%d unknown=%d defers=%d action=BLOCK reason=%s until=%s" % (
                 ip, rcpt, known, n, u, d, why, iso(c.block_until)))
@@ -160,18 +196,20 @@ class Policy:
         return ("554 5.7.1 Service unavailable; Client host [%s] blocked using strict-bl.test;"
                 " poor reputation (until %s)" % (ip, time.strftime("%H:%M:%SZ", time.gmtime(until))))
 
-    def status(self, ip=None):
+    def status(self, ip=None, profile=None):
         now = time.time()
-        a = self.a
+        a = self.by_name.get(profile or "strict", self.default)
         out = {
             "now": now, "now_iso": iso(now), "reset_at": self.reset_at, "reset_at_iso": iso(self.reset_at),
+            "profile": a.name,
             "policy": {"window": a.window, "max_rcpt": a.max_rcpt, "unknown_min": a.unknown_min,
                        "unknown_ratio": a.unknown_ratio, "block_after": a.block_after,
+                       "defer_window": a.defer_window,
                        "block_seconds": a.block_seconds, "max_rate": a.max_rcpt / a.window},
             "clients": {},
         }
-        for cip, c in self.clients.items():
-            if ip and cip != ip:
+        for (group, cip), c in self.clients.items():
+            if group != a.group or (ip and cip != ip):
                 continue
             edge = now - a.window
             out["clients"][cip] = {
@@ -226,7 +264,8 @@ async def serve(a):
                     else:
                         resp = "action=DUNNO\n\n"
                 elif kind == "strict_status":
-                    resp = "status=%s\n\n" % json.dumps(pol.status(req.get("client_address") or None),
+                    resp = "status=%s\n\n" % json.dumps(pol.status(req.get("client_address") or None,
+                                                                   req.get("profile") or None),
                                                         sort_keys=True)
                 elif kind == "strict_reset":
                     pol.reset()
@@ -303,6 +342,8 @@ def main():
                    help="deferrals per window that turn into a block (STRICT_BLOCK_AFTER, default 20)")
     s.add_argument("--block-seconds", type=float, default=env("STRICT_BLOCK_SECONDS", 300.0, float),
                    help="how long a block lasts (STRICT_BLOCK_SECONDS, default 300)")
+    s.add_argument("--profiles", default=env("STRICT_PROFILES", None, str),
+                   help="the sweep's profiles (sweep_profiles.json): knobs per server address")
     s.add_argument("--log", default=None, help="decision log (appended)")
     s.add_argument("--status", default=None, help="JSON status file (rewritten)")
     s.add_argument("--pidfile", default=None)
@@ -311,11 +352,13 @@ def main():
         c.add_argument("--connect", default=env("STRICT_LISTEN", "127.0.0.1:10024", str))
         if name == "status":
             c.add_argument("client", nargs="?", help="one client IP (default: all)")
+            c.add_argument("--profile", default=None, help="a sweep profile's view (default: strict)")
     a = p.parse_args()
     if a.cmd == "serve":
         asyncio.run(serve(a))
     elif a.cmd == "status":
-        r = query(a, ["request=strict_status"] + (["client_address=" + a.client] if a.client else []))
+        r = query(a, ["request=strict_status"] + (["client_address=" + a.client] if a.client else [])
+                  + (["profile=" + a.profile] if a.profile else []))
         if not r.startswith("status="):
             sys.exit("strictpolicy: unexpected answer %r" % r)
         print(json.dumps(json.loads(r[len("status="):]), indent=1, sort_keys=True))

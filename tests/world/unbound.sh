@@ -91,6 +91,8 @@ write_conf() {
     if [ -n "${VALIDORA_EXTRA_ZONES:-}" ]; then
         extra=("$VALIDORA_EXTRA_ZONES"/*.zone)
     fi
+    # zones world.sh made from data (the sweep's, tests/world/sweep.py)
+    extra+=("$DIR/generated-zones"/*.zone)
     cat >"$UD/unbound.conf" <<EOF
 # Written by tests/world/unbound.sh; do not edit (it is rewritten on every start).
 server:

@@ -39,6 +39,9 @@ STRICT_RCPT_RATE=${VALIDORA_STRICT_RCPT_RATE:-900}
 # (127.0.0.30..41, one per rule: master.cf.in), tarpits (mode, address) and the
 # alternative-check HTTPS endpoints (service, address:port, certificate name).
 PF_LISTENERS="127.0.0.10 127.0.0.11 127.0.0.12 127.0.0.14 127.0.0.15 $(seq -f '127.0.0.%g' -s ' ' 30 41)"
+# The sweep's strict servers (sweep_profiles.json, made into listeners and a zone by sweep.py)
+SWEEP_LISTENERS=$(python3 -c 'import json,sys; print(" ".join(ip for p in json.load(open(sys.argv[1]))["profiles"] for ip in p["servers"]))' "$HERE/sweep_profiles.json")
+PF_LISTENERS="$PF_LISTENERS $SWEEP_LISTENERS"
 TARPITS="silent:127.0.0.20 longline:127.0.0.21 endless:127.0.0.22 dropper:127.0.0.23"
 ALTCHECKS="microsoft:127.0.0.50:443:login.microsoft.test yahoo:127.0.0.51:443:login.yahoo.test"
 
@@ -216,10 +219,12 @@ start_postfix() {
             -e "s|@STRICT_CONN_RATE@|$STRICT_CONN_RATE|g" -e "s|@STRICT_RCPT_RATE@|$STRICT_RCPT_RATE|g" \
             "$HERE/postfix/$f.in" >"$PF/$f"
     done
+    python3 "$HERE/sweep.py" master-cf "$STRICT_PORT" >>"$PF/master.cf" || die "sweep.py master-cf failed"
     # strict.test's mailboxes: user1..userN (everything else is unknown). The policy service
     # reads the same file.
     seq 1 "$STRICT_USERS" | sed 's|.*|user&@strict.test strict.test/user&|' >"$PF/strict_mailboxes"
-    for f in virtual_mailboxes virtual_aliases recipient_access blocked_clients.cidr; do
+    for f in virtual_mailboxes virtual_aliases recipient_access blocked_clients.cidr \
+        sweep_domains.regexp sweep_mailboxes.regexp; do
         cp "$HERE/postfix/$f" "$PF/$f"
     done
     # The providers' access maps (regexp: read as they are, no postmap).
@@ -265,6 +270,7 @@ start_strictpolicy() {
     rm -f "$DIR/strictpolicy.status"
     : >"$DIR/strictpolicy.log"
     setsid python3 "$HERE/strictpolicy.py" serve --listen "127.0.0.1:$STRICT_PORT" \
+        --profiles "$HERE/sweep_profiles.json" \
         --users "$PF/strict_mailboxes" --log "$DIR/strictpolicy.log" \
         --status "$DIR/strictpolicy.status" --pidfile "$DIR/strictpolicy.pid" \
         </dev/null >"$DIR/strictpolicy.out" 2>&1 &
@@ -302,6 +308,9 @@ start_tarpits() {
 }
 
 start_dns() {
+    # the sweep's zone, made from its profiles (unbound.sh serves $DIR/generated-zones too)
+    mkdir -p "$DIR/generated-zones"
+    python3 "$HERE/sweep.py" zone >"$DIR/generated-zones/sweep.test.zone" || die "sweep.py zone failed"
     if [ ! -f "$HERE/unbound.sh" ]; then
         say "WARNING: $HERE/unbound.sh does not exist yet; DNS not started"
         return 0
