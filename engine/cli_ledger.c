@@ -21,7 +21,8 @@ static const char LEDGER_USAGE[] =
     "\n"
     "Commands:\n"
     "  show     per source IP: first use and age, today's verifications and when the\n"
-    "           budget renews, deferrals and blocks, open circuit breakers\n"
+    "           budget renews, deferrals and blocks, open circuit breakers, and the\n"
+    "           servers that have throttled it with the pace each allows\n"
     "  set-age  set an IP's first use to DAYS ago (an IP with a history before Validora)\n"
     "  lock     run a command holding an IP's instance lock, as a verify would\n"
     "\n"
@@ -88,7 +89,10 @@ static const vd_cli_usage SHOW_USAGE = {
     .head = "Usage: validora ledger show [OPTION]...\n"
             "Shows the ledger of every source IP Validora has verified from: its first use\n"
             "and age in days, today's verifications (days are UTC) and when the budget\n"
-            "renews, deferrals and blocks seen today and in all, and open circuit breakers.\n"
+            "renews, deferrals and blocks seen today and in all, open circuit breakers, and\n"
+            "the servers, networks and providers that have throttled it: the pace each\n"
+            "allowed (RCPTs a minute), the ceiling its deferrals taught, the connections it\n"
+            "allowed, and when it last deferred us. A later verify starts near that pace.\n"
             "Safe to run while a verify runs.\n",
     .tail = "Exit status: 0 when shown, 1 when the ledger cannot be read, 2 on a usage error.\n",
 };
@@ -98,8 +102,46 @@ typedef struct show_run {
     bool json;
     long now;
     int n, failed;
-    bool first_breaker;
+    bool first_breaker, first_pace;
 } show_run;
+
+/* A limiter key as a reader says it: "m:192.0.2.1" is the server 192.0.2.1. */
+static void key_words(const char *key, char *out, size_t len)
+{
+    static const struct {
+        char prefix;
+        const char *word;
+    } kinds[] = {{'m', "server"}, {'n', "network"}, {'p', "provider"}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (key[0] == kinds[i].prefix && key[1] == ':') {
+            snprintf(out, len, "%s %s", kinds[i].word, key + 2);
+            return;
+        }
+    snprintf(out, len, "%s", key);
+}
+
+static void on_pace(const char *key, const vd_ledger_pace *p, void *arg)
+{
+    show_run *r = arg;
+    char when[64], what[300];
+    if (r->json) {
+        iso(p->deferred_at, when, sizeof when);
+        printf("%s{\"key\":", r->first_pace ? "" : ",");
+        json_str(key);
+        printf(",\"pace_per_minute\":%.1f,\"ceiling_per_minute\":%.1f,\"connections\":%ld,"
+               "\"sessions_per_minute\":%.1f,\"deferrals\":%ld,\"last_deferral\":\"%s\","
+               "\"updated_unix\":%ld}",
+               p->rate, p->ceil, p->conns, p->sessions, p->deferrals, when, p->updated_at);
+    } else {
+        utc(p->deferred_at, true, when, sizeof when);
+        key_words(key, what, sizeof what);
+        printf("  throttled by   %s: %.1f RCPT/min (ceiling %.1f)", what, p->rate, p->ceil);
+        if (p->conns > 0) printf(", %ld connection%s", p->conns, p->conns == 1 ? "" : "s");
+        if (p->sessions > 0) printf(", %.1f new a minute", p->sessions);
+        printf("; %ld deferral%s, the last %s\n", p->deferrals, p->deferrals == 1 ? "" : "s", when);
+    }
+    r->first_pace = false;
+}
 
 static void on_breaker(const vd_ledger_breaker *b, void *arg)
 {
@@ -151,6 +193,12 @@ static void on_ip(const vd_ledger_ip *ip, void *arg)
         printf("  blocks         %ld today, %ld in all\n", ip->blocks_today, ip->blocks_total);
     }
     if (vd_ledger_each_breaker(r->l, ip->ip, on_breaker, r, err, sizeof err) != 0) {
+        fprintf(stderr, "validora ledger show: %s\n", err);
+        r->failed++;
+    }
+    if (r->json) printf("],\"throttled_by\":[");
+    r->first_pace = true;
+    if (vd_ledger_each_pace(r->l, ip->ip, true, on_pace, r, err, sizeof err) != 0) {
         fprintf(stderr, "validora ledger show: %s\n", err);
         r->failed++;
     }

@@ -661,7 +661,7 @@ int vd_ledger_pace_set(vd_ledger *l, const char *ip, const char *key, const vd_l
     int rc = run(l,
                  "INSERT OR REPLACE INTO pace(ip, key, rate, ceil, conns, sessions, deferred_at, "
                  "updated_at, deferrals) VALUES(?,?,?,?,?,?,?,?,?)",
-                 "ttdddiiii", c, key, p->rate, p->ceil, p->conns, p->sessions, p->deferred_at,
+                 "ttddidiii", c, key, p->rate, p->ceil, p->conns, p->sessions, p->deferred_at,
                  p->updated_at ? p->updated_at : ledger_now(l), (long)p->deferrals);
     /* bounded: past VD_LEDGER_PACES_MAX rows the oldest tenth goes (it starts gently again) */
     long n = 0;

@@ -28,10 +28,17 @@
  * window sees a ramp, never a jump. */
 #define ADD_STEP    0.5
 #define ADD_QUIET_S 3.0
+/* ... and only while we send at CLIMB_USE of the rate or more (over the last USE_S): a key
+ * held back by something else (connections, the list) must not climb to a rate it never
+ * tried, and a later run starts at the pace actually kept (over PACE_S), not the one allowed. */
+#define CLIMB_USE 0.7
+#define USE_S     5
+#define PACE_S    10
 /* One more connection is allowed for every RATE_PER_CONN RCPTs a second (up to the cap). */
 #define RATE_PER_CONN 4.0
 /* A deferral estimates the server's limit from what we sent over the windows a server may
- * count over (10, 30, 60 s; a window longer than the key's life counts its life). The first
+ * count over (10, 30, 60 s; the server's window holds the silence before our first RCPT too,
+ * so a window is never shortened to the key's life). The first
  * deferral of an episode assumes the shortest window (the pace we were at just then) and sets
  * the ceiling at CEIL_FIRST of it: a server counting over a window tells us late. If the
  * server counts over a longer window, a second deferral comes soon, and the ceiling becomes
@@ -56,8 +63,8 @@
 #define MD_HOLD_S 2.0
 /* At the ceiling the rate stays; once an episode is over it probes PROBE_STEP of the ceiling
  * higher every PROBE_QUIET_S, and forgets the ceiling CEIL_FORGET above it. */
-#define PROBE_STEP    0.05
-#define PROBE_QUIET_S 20.0
+#define PROBE_STEP    0.04
+#define PROBE_QUIET_S 30.0
 #define CEIL_FORGET   1.25
 /* A 421 at connect ("too many connections": Postfix's anvil says so for its count and its rate
  * limit alike): one connection fewer, new sessions a minute at SESS_SHARE of what we opened in
@@ -276,12 +283,10 @@ static const int WINDOWS[] = {10, 30, 60};
 static double estimate(kstate *k, double t, bool shortest)
 {
     hist_advance(k, t);
-    double life = fmax(1.0, t - k->first_at), est = INFINITY;
+    double est = INFINITY;
     size_t n = shortest ? 1 : sizeof WINDOWS / sizeof WINDOWS[0];
-    for (size_t i = 0; i < n; i++) {
-        double span = fmin((double)WINDOWS[i], life);
-        est = fmin(est, hist_count(k, WINDOWS[i], 0) / span);
-    }
+    for (size_t i = 0; i < n; i++)
+        est = fmin(est, hist_count(k, WINDOWS[i], 0) / WINDOWS[i]);
     return isfinite(est) ? est : k->rate;
 }
 
@@ -466,11 +471,23 @@ static int conns_allowed(const kstate *k)
 }
 
 /* Lets a sender key's rate climb while the server stays quiet and the key holds work back. */
+static double sent_rate(kstate *k, double t, int w)
+{
+    hist_advance(k, t);
+    return hist_count(k, w, 0) / fmax(1.0, fmin((double)w, t - k->first_at));
+}
+
 static void climb(kstate *k, double t)
 {
     double quiet = t - k->quiet_since, top = top_of(k) > 0 ? top_of(k) : INFINITY;
     bool starved = k->starved_at >= k->quiet_since && t - k->starved_at < ADD_QUIET_S;
-    if (t < k->pause_until || !starved || k->rate >= top) return;
+    if (t < k->pause_until) return;
+    double kept = fmin(sent_rate(k, t, PACE_S), k->rate);
+    if (kept > k->best && t - k->first_at >= PACE_S) {
+        k->best = kept;
+        k->dirty = true;
+    }
+    if (!starved || k->rate >= top || sent_rate(k, t, USE_S) < CLIMB_USE * k->rate) return;
     bool in_episode = k->episode_n > 0 && t - k->episode_at < EPISODE_S;
     if (k->ceil <= 0 || k->rate < k->ceil) {
         if (quiet < ADD_QUIET_S) return;
@@ -482,10 +499,6 @@ static void climb(kstate *k, double t)
         if (k->rate >= CEIL_FORGET * k->ceil) k->ceil = 0;
     }
     k->quiet_since = t;
-    if (k->rate > k->best) {
-        k->best = k->rate;
-        k->dirty = true;
-    }
 }
 
 /* An endpoint's rate climbs back to its top while it stays quiet (multiplicatively: a few

@@ -120,10 +120,22 @@ for p in $names; do
         else bad "$p $ph: blocks $b, deferrals $d, refusals $r (block after $ba)"; tail -n 5 "$tmp/$ph-$p.err"; fi
         if [ "$(fig "$p" $ph right)" -eq "$n" ] && [ "$(fig "$p" $ph addresses)" -eq "$n" ]; then ok "$p $ph: all $n verdicts right"
         else bad "$p $ph: $(fig "$p" $ph right) of $n verdicts right ($(fig "$p" $ph addresses) records)"; fi
+        maxr=$($SWEEP get "$p" max_refusals)
+        if [ "$maxr" != None ]; then
+            if [ "$r" -le "$maxr" ]; then ok "$p $ph: the server's log shows $r connection refusals (at most $maxr)"
+            else bad "$p $ph: the server's log shows $r connection refusals (more than $maxr)"; fi
+        fi
         if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$(fig "$p" $ph ratio)" "$min"; then
             ok "$p $ph: pace $(fig "$p" $ph ratio) of the polite pace (>= $min)"
         else bad "$p $ph: pace $(fig "$p" $ph ratio) of the polite pace (< $min)"; fi
     done
+    # what the first run learned is in the ledger, and `ledger show` tells it
+    if [ $(( $(fig "$p" first deferrals) + $(fig "$p" first refusals) )) -gt 0 ]; then
+        ip=$($SWEEP get "$p" servers | python3 -c 'import json,sys; print(json.load(sys.stdin)[0])')
+        if "$VALIDORA" ledger show --state-dir "$tmp/state-$p" | grep -q "throttled by   server $ip:"; then
+            ok "$p: ledger show lists server $ip and the pace it allows"
+        else bad "$p: ledger show does not list server $ip"; "$VALIDORA" ledger show --state-dir "$tmp/state-$p" | tail -5; fi
+    fi
 done
 if [ -n "${SWEEP_KEEP:-}" ]; then mkdir -p "$SWEEP_KEEP" && cp -r "$tmp"/. "$SWEEP_KEEP"/; fi
 echo "$passed passed, $failed failed"

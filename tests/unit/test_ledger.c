@@ -354,6 +354,48 @@ static int child_status(pid_t pid)
     return st;
 }
 
+/* What the limiter learned of each server: written, read back, listed (the throttled ones),
+ * per source IP, pruned when old. */
+static int npaces;
+static void count_pace(const char *key, const vd_ledger_pace *p, void *arg)
+{
+    (void)p;
+    (void)arg;
+    npaces++;
+    CHECK(strncmp(key, "m:", 2) == 0 || strncmp(key, "p:", 2) == 0);
+}
+
+static void test_paces(void)
+{
+    const char *dir = fresh_dir("paces");
+    long now = NOON;
+    vd_ledger *l = open_at(dir, &now);
+    if (!l) return;
+    vd_ledger_pace p = {.rate = 84, .ceil = 96, .conns = 2, .sessions = 4.5, .deferred_at = now,
+                        .deferrals = 1};
+    CHECK(vd_ledger_pace_set(l, "192.0.2.1", "m:198.51.100.7", &p) == 0);
+    vd_ledger_pace q = {.rate = 300};
+    CHECK(vd_ledger_pace_set(l, "192.0.2.1", "n:198.51.100", &q) == 0); /* never deferred */
+    CHECK(vd_ledger_pace_set(l, "192.0.2.1", "p:google", &p) == 0);
+    vd_ledger_pace got;
+    CHECK(vd_ledger_pace_get(l, "192.0.2.1", "m:198.51.100.7", &got) == 0);
+    CHECK(got.rate == 84 && got.ceil == 96 && got.conns == 2 && got.sessions == 4.5 &&
+          got.deferrals == 1 && got.deferred_at == now && got.updated_at == now);
+    CHECK(vd_ledger_pace_get(l, "192.0.2.2", "m:198.51.100.7", &got) == 1); /* another IP's */
+    CHECK(vd_ledger_pace_get(l, "192.0.2.1", "m:203.0.113.1", &got) == 1);
+    char err[1024];
+    npaces = 0;
+    CHECK(vd_ledger_each_pace(l, "192.0.2.1", true, count_pace, NULL, err, sizeof err) == 0);
+    CHECK_MSG(npaces == 2, "throttled servers listed: %d", npaces);
+    vd_ledger_close(l);
+    now = NOON + (VD_LEDGER_PACE_KEEP_DAYS + 1) * 86400L; /* pruned (at open) when that old */
+    l = open_at(dir, &now);
+    if (!l) return;
+    CHECK(vd_ledger_prune(l, err, sizeof err) == 0);
+    CHECK(vd_ledger_pace_get(l, "192.0.2.1", "m:198.51.100.7", &got) == 1);
+    vd_ledger_close(l);
+}
+
 static void test_concurrent(void)
 {
     /* a fresh directory: the first opens race to create the file and schema too */
@@ -623,6 +665,7 @@ int main(void)
     test_rollover();
     test_notes();
     test_breakers();
+    test_paces();
     test_concurrent();
     test_kill9();
     test_state_dir();
