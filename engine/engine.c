@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "destination.h"
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
@@ -455,6 +456,8 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
     e->base = base;
     e->cfg = *c;
     e->lock_fd = -1;
+    /* Process-wide: smtp.c and http.c check every address they connect to (destination.h). */
+    vd_destination_allow_private(c->allow_private_destinations);
     if (own_strings(e, c) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

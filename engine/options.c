@@ -42,6 +42,12 @@ const vd_option vd_engine_options[] = {
      "disposable-mail service's (refused otherwise): its SPF and DMARC do not authorise your "
      "IP, and probing as its user gets your IP blocked and listed (Spamhaus)",
      false},
+    {"allow-private-destinations", 0, VD_OPT_FLAG, OFF(allow_private_destinations), 0, NULL, 0, 0,
+     NULL, "SMTP",
+     "connect to loopback, private (RFC 1918), link-local, unique-local and other "
+     "special-purpose addresses, SMTP and HTTP alike (refused by default: status unknown, "
+     "reason forbidden_destination, nothing sent), e.g. a test lab on 127.0.0.0/8",
+     false},
     {"source-ip", 0, VD_OPT_STRING, OFF(source_ip), 0, NULL, 0, 0, "ADDR", "SMTP",
      "local address for outgoing connections", true},
     {"starttls", 0, VD_OPT_FLAG, OFF(starttls), 1, NULL, 0, 0, NULL, "SMTP",

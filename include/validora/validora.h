@@ -78,6 +78,9 @@ typedef struct vd_engine_config {
     /* --allow-foreign-sender: start even when the HELO name or the MAIL FROM domain is at a
      * free-mail or disposable-mail domain (refused otherwise) */
     bool allow_foreign_sender;
+    /* --allow-private-destinations: connect to loopback, private, link-local and other
+     * special-purpose addresses (refused otherwise: forbidden_destination) */
+    bool allow_private_destinations;
     /* Not an option: the embedder probes only servers of its own (validora rules test's
      * playback, rules which): no ledger, no instance lock, no budget. --no-smtp has the same
      * effect, since nothing is sent then. */
