@@ -148,6 +148,12 @@ const vd_option vd_engine_options[] = {
     {"rules-load-instructions", 0, VD_OPT_INT, OFF(load_instructions), 50000000, NULL, 10000,
      2000000000, "N", "Rules", "Lua instructions loading all rules may take", false},
 
+    {"watchdog", 0, VD_OPT_SECONDS, OFF(watchdog), 60, NULL, 0, 86400, "SECS", "Rules",
+     "when the event loop makes no progress this long (a hang no budget caught), say what was "
+     "running and exit 1 instead of hanging silently; 0 = off (run: off unless given, a script "
+     "may wait for its own input)",
+     false},
+
     {"state-dir", 0, VD_OPT_STRING, OFF(state_dir), 0, NULL, 0, 0, "DIR", "State",
      "where the ledger and the instance lock live (default: /var/lib/validora for root, else "
      "$XDG_STATE_HOME/validora or ~/.local/state/validora)",

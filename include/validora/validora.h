@@ -59,6 +59,8 @@ typedef struct vd_engine_config {
     int rules_memory_mb;     /* --rules-memory: MiB a rule generation may allocate */
     int rule_instructions;   /* --rule-instructions: Lua VM instructions per address */
     int load_instructions;   /* --rules-load-instructions: to load a rule generation */
+    double watchdog;         /* --watchdog: seconds without loop progress that stop the
+                                process (watchdog.h); 0 = off */
     double http_timeout;     /* --http-timeout: seconds an HTTP request may take in all */
     int http_max_body;       /* --http-max-body: bytes of a response body */
     int http_max_headers;    /* --http-max-headers: bytes of a response's headers */
