@@ -40,7 +40,7 @@ rate() { python3 -c "import sys; print('%.0f' % (float(sys.argv[1]) / (float(sys
 engine_run() { # mode flags...
   local t0 t1
   t0=$(now)
-  "$bin" verify --state-dir "$tmp/state" --no-warmup --no-starttls --smtp-port "$port_refuse" \
+  "$bin" verify --allow-private-destinations --state-dir "$tmp/state" --no-warmup --no-starttls --smtp-port "$port_refuse" \
     --per-mx-sessions "$sessions" \
     --concurrency $((sessions * 4)) --helo bench.localdomain --mail-from bench@bench.localdomain \
     --format json -i "$tmp/list" "$@" > "$tmp/out.json"

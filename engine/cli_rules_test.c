@@ -399,6 +399,7 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
     vd_engine_config cfg = *base_cfg;
     cfg.no_ledger = true; /* playback servers of its own: no budget, no lock, no ledger */
     cfg.unpaced = true;   /* and no pace to keep with them (caps and breakers still work) */
+    cfg.allow_private_destinations = true; /* its playback servers are on loopback */
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
     if (!w) {

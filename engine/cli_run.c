@@ -681,6 +681,50 @@ static int safe_load(lua_State *L)
     return lua_gettop(L) - (n < 2 ? 2 : n);
 }
 
+/* setmetatable without __gc: Lua runs finalizers with hooks off, at any allocation, where a
+ * failing or endless one is nobody's to stop; scripts get none (as rules). */
+static int script_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc is not allowed in a script");
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* The Lua-file searcher, text only, over the path fixed at start (upvalue 1), never over
+ * package.path: a script cannot point require at other directories, or load bytecode. */
+static int text_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2)); /* package.searchpath */
+    lua_pushstring(L, name);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
+    const char *file = lua_tostring(L, -2);
+    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, file,
+                          lua_tostring(L, -1));
+    lua_pushstring(L, file);
+    return 2;
+}
+
+static int package_readonly(lua_State *L)
+{
+    return luaL_error(L, "package is read-only in a script (modules come from the script's "
+                         "directory and the rules directories: docs/scripts.md)");
+}
+
 static void remove_field(lua_State *L, const char *table, const char *field)
 {
     lua_getglobal(L, table);
@@ -690,34 +734,55 @@ static void remove_field(lua_State *L, const char *table, const char *field)
 }
 
 /* Standard libraries minus what reaches outside the process's files: no os.execute, os.exit,
- * os.remove, os.rename, os.tmpname, io.popen, C modules, dofile/loadfile or binary chunks. */
+ * os.remove, os.rename, os.tmpname, io.popen, C modules, dofile/loadfile, string.dump or
+ * binary chunks (load and require read text only); package is read-only and require's path is
+ * fixed at start; setmetatable refuses __gc. */
 static void open_libs(lua_State *L, const char *path)
 {
     luaL_openlibs(L);
     lua_pushnil(L);
     lua_setglobal(L, "debug");
     static const char *const gone[][2] = {
-        {"os", "execute"}, {"os", "exit"},      {"os", "remove"}, {"os", "rename"},
-        {"os", "tmpname"}, {"os", "setlocale"}, {"io", "popen"},  {"package", "loadlib"},
-        {"_G", "dofile"},  {"_G", "loadfile"},
+        {"os", "execute"}, {"os", "exit"},      {"os", "remove"},   {"os", "rename"},
+        {"os", "tmpname"}, {"os", "setlocale"}, {"io", "popen"},    {"package", "loadlib"},
+        {"_G", "dofile"},  {"_G", "loadfile"},  {"string", "dump"},
     };
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
         remove_field(L, gone[i][0], gone[i][1]);
     lua_getglobal(L, "load");
     lua_pushcclosure(L, safe_load, 1);
     lua_setglobal(L, "load");
+    lua_pushcfunction(L, script_setmetatable);
+    lua_setglobal(L, "setmetatable");
     lua_getglobal(L, "package");
+    int pkg = lua_gettop(L);
     lua_pushstring(L, "");
-    lua_setfield(L, -2, "cpath");
+    lua_setfield(L, pkg, "cpath");
     lua_pushstring(L, path);
-    lua_setfield(L, -2, "path");
-    /* only the preload and Lua-file searchers */
-    lua_getfield(L, -1, "searchers");
+    lua_setfield(L, pkg, "path"); /* for reading: the searcher has its own copy */
+    /* only the preload searcher and ours */
+    lua_getfield(L, pkg, "searchers");
     for (int i = 4; i >= 3; i--) {
         lua_pushnil(L);
         lua_rawseti(L, -2, i);
     }
-    lua_pop(L, 2);
+    lua_pushstring(L, path);
+    lua_getfield(L, pkg, "searchpath");
+    lua_pushcclosure(L, text_searcher, 2);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 1); /* searchers */
+    /* the global package: a read-only view of the library's table */
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushvalue(L, pkg);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, package_readonly);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setglobal(L, "package");
+    lua_pop(L, 1); /* the library's table */
 }
 
 static void script_finish(script *s, int code)
@@ -882,7 +947,26 @@ int vd_cli_run(int argc, char **argv)
     run_opts o;
     vd_options_defaults(vd_cli_run_options, &o);
     vd_cli_table tables[] = {{vd_cli_run_options, &o}, {vd_engine_options, &cfg}};
-    int first = vd_cli_parse(&USAGE, argc, argv, tables, 2);
+    size_t nopts = 0;
+    for (const vd_option *op = vd_engine_options; op->name; op++)
+        nopts++;
+    for (const vd_option *op = vd_cli_run_options; op->name; op++)
+        nopts++;
+    bool *given = calloc(nopts + 1, sizeof *given);
+    if (!given) {
+        fprintf(stderr, "validora run: out of memory\n");
+        return VD_EXIT_FATAL;
+    }
+    int first = vd_cli_parse_given(&USAGE, argc, argv, tables, 2, given);
+    /* The watchdog only when asked for: a script may wait for its own input (a prompt, a slow
+     * pipe) on the loop's thread. given is indexed over both tables, run's first. */
+    size_t wd = 0;
+    for (const vd_option *op = vd_cli_run_options; op->name; op++)
+        wd++;
+    for (const vd_option *op = vd_engine_options; op->name && strcmp(op->name, "watchdog"); op++)
+        wd++;
+    if (!given[wd]) cfg.watchdog = 0;
+    free(given);
     if (first == -2) return VD_EXIT_OK;
     if (first < 0) return VD_EXIT_USAGE;
     if (first >= argc) return vd_cli_usage_error("run", "no SCRIPT.lua given");

@@ -55,29 +55,48 @@ void sv_metrics_free(sv_metrics *m)
     free(m);
 }
 
-static void count_series(sv_metrics *m, const char *status, const char *reason_in,
-                         const char *provider_in)
+static series *find_series(sv_metrics *m, const char *status, const char *reason,
+                           const char *provider)
 {
-    char reason[LABEL_MAX], provider[LABEL_MAX]; /* cut as they are kept */
-    snprintf(reason, sizeof reason, "%s", reason_in);
-    snprintf(provider, sizeof provider, "%s", provider_in);
     for (size_t i = 0; i < m->n; i++) {
         series *s = &m->s[i];
         if (!strcmp(s->status, status) && !strcmp(s->reason, reason) &&
-            !strcmp(s->provider, provider)) {
-            s->n++;
-            return;
-        }
+            !strcmp(s->provider, provider))
+            return s;
     }
-    if (m->n >= MAX_SERIES - 4 && strcmp(reason, "other") != 0) {
-        count_series(m, status, "other", "other"); /* the last slots: the overflow */
-        return;
-    }
+    return NULL;
+}
+
+static series *add_series(sv_metrics *m, const char *status, const char *reason,
+                          const char *provider)
+{
     series *s = &m->s[m->n++];
     snprintf(s->status, sizeof s->status, "%s", status);
     snprintf(s->reason, sizeof s->reason, "%s", reason);
     snprintf(s->provider, sizeof s->provider, "%s", provider);
-    s->n = 1;
+    s->n = 0;
+    return s;
+}
+
+/* Past MAX_SERIES - OVERFLOW_SLOTS combinations, a new one is counted as (status, "other",
+ * "other"); past MAX_SERIES - 1, as ("other", "other", "other"), which the last slot is kept
+ * for. Whatever the labels (a rule's reason may itself be "other"), m->n never passes
+ * MAX_SERIES. */
+#define OVERFLOW_SLOTS 8
+static void count_series(sv_metrics *m, const char *status_in, const char *reason_in,
+                         const char *provider_in)
+{
+    char status[16], reason[LABEL_MAX], provider[LABEL_MAX]; /* cut as they are kept */
+    snprintf(status, sizeof status, "%s", status_in);
+    snprintf(reason, sizeof reason, "%s", reason_in);
+    snprintf(provider, sizeof provider, "%s", provider_in);
+    series *s = find_series(m, status, reason, provider);
+    if (!s && m->n < MAX_SERIES - OVERFLOW_SLOTS) s = add_series(m, status, reason, provider);
+    if (!s) s = find_series(m, status, "other", "other");
+    if (!s && m->n < MAX_SERIES - 1) s = add_series(m, status, "other", "other");
+    if (!s) s = find_series(m, "other", "other", "other");
+    if (!s) s = add_series(m, "other", "other", "other");
+    s->n++;
 }
 
 void sv_metrics_record(sv_metrics *m, const vd_record *rec)

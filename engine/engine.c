@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "destination.h"
+#include "watchdog.h"
 #include "engine_internal.h"
 #include "log.h"
 #include "tls.h"
@@ -493,6 +495,8 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
     e->base = base;
     e->cfg = *c;
     e->lock_fd = -1;
+    /* Process-wide: smtp.c and http.c check every address they connect to (destination.h). */
+    vd_destination_allow_private(c->allow_private_destinations);
     if (own_strings(e, c) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -507,6 +511,11 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
     if (e->cfg.watch && !(e->watch = vd_watch_new(base, e->dirs, e->ndirs, e->cfg.reload_delay,
                                                   on_change, e, err, errlen)))
         goto fail;
+    if (e->cfg.watchdog > 0 &&
+        !(e->watchdog = vd_watchdog_start(base, e->cfg.watchdog, "validora"))) {
+        snprintf(err, errlen, "--watchdog: cannot start its thread");
+        goto fail;
+    }
     return e;
 fail:
     vd_engine_free(e);
@@ -646,6 +655,7 @@ void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
 void vd_engine_free(vd_engine *e)
 {
     if (!e) return;
+    vd_watchdog_stop(e->watchdog);
     vd_watch_free(e->watch);
     vd_jobs_free_all(e);
     vd_gen_unref(e->gen);

@@ -16,7 +16,8 @@ struct vd_job;
 
 struct vd_engine {
     struct event_base *base;
-    vd_engine_config cfg; /* effective settings; strings point at the copies below */
+    struct vd_watchdog *watchdog; /* --watchdog, from vd_engine_new to vd_engine_free */
+    vd_engine_config cfg;         /* effective settings; strings point at the copies below */
     char *dns_servers, *source_ip, *tls_ca, *transcript_dir;
     char *alt_checks, *microsoft_credential_url, *yahoo_signup_url, *yahoo_validate_url;
     char *dirs[VD_STRLIST_MAX]; /* the rules directories */

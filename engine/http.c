@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <libpsl.h>
+#include "destination.h"
 #include "tls.h"
 
 const char *const vd_http_err_names[VD_HTTP_ERR_COUNT + 1] = {
@@ -41,6 +42,7 @@ const char *const vd_http_err_names[VD_HTTP_ERR_COUNT + 1] = {
     [VD_HTTP_ERR_TOO_LARGE - 1] = "too_large",
     [VD_HTTP_ERR_REDIRECTS - 1] = "redirect_limit",
     [VD_HTTP_ERR_INVALID - 1] = "invalid_argument",
+    [VD_HTTP_ERR_FORBIDDEN - 1] = VD_FORBIDDEN_DESTINATION,
     [VD_HTTP_ERR_COUNT] = NULL,
 };
 
@@ -496,6 +498,21 @@ static void send_hop(vd_http_req *r)
                  r->port);
     if (r->https && !h->o.tls_ctx) {
         finish(r, VD_HTTP_ERR_TLS, "no TLS context: https is not available");
+        return;
+    }
+    /* The address connected to (after DNS, on every hop, a redirect's included). */
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, r->ip, &s4->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, r->ip, &s6->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    if (!vd_destination_ok((const struct sockaddr *)&ss)) {
+        finish(r, VD_HTTP_ERR_FORBIDDEN,
+               "%s (%s) is a loopback, private or other special-purpose address: refused "
+               "(--allow-private-destinations)",
+               r->host, r->ip);
         return;
     }
     conn *c = r->retried ? NULL : conn_take(h, key);

@@ -37,7 +37,9 @@ typedef enum vd_http_err {
     VD_HTTP_ERR_TOO_LARGE, /* body or headers beyond the bound */
     VD_HTTP_ERR_REDIRECTS, /* more redirects than the bound */
     VD_HTTP_ERR_INVALID,   /* a bad URL, method or header: nothing sent */
-    VD_HTTP_ERR_COUNT = VD_HTTP_ERR_INVALID,
+    VD_HTTP_ERR_FORBIDDEN, /* the address (a redirect's too) is special (destination.h): nothing
+                              sent to it */
+    VD_HTTP_ERR_COUNT = VD_HTTP_ERR_FORBIDDEN,
 } vd_http_err;
 
 /* The names rules see (docs/errors.md), indexed by err - 1, NULL-terminated. */

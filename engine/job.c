@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include "engine_internal.h"
+#include "destination.h"
 #include "probe.h"
 #include "validora/record.h"
 
@@ -280,6 +281,32 @@ static bool dns_verdict(const vd_mx_result *r, const char **status, const char *
     return true;
 }
 
+/* Drops the MX addresses a connection may not be opened to (destination.h). Returns false
+ * when none is left, with the first refused address in msg. */
+static bool drop_forbidden(vd_mx_result *m, char *msg, size_t msglen)
+{
+    bool any = false;
+    for (size_t i = 0; i < m->nhosts; i++) {
+        vd_mx_host *h = &m->hosts[i];
+        size_t kept = 0;
+        for (size_t k = 0; k < h->naddrs; k++) {
+            if (vd_destination_ok((const struct sockaddr *)&h->addrs[k])) {
+                h->addrs[kept++] = h->addrs[k];
+            } else if (!msg[0]) {
+                char ip[64];
+                snprintf(msg, msglen,
+                         "%.100s is %s: a loopback, private or other special-purpose address "
+                         "(--allow-private-destinations)",
+                         h->name,
+                         vd_destination_text((const struct sockaddr *)&h->addrs[k], ip, sizeof ip));
+            }
+        }
+        h->naddrs = kept;
+        if (kept) any = true;
+    }
+    return any;
+}
+
 static void on_mx(const vd_mx_result *r, void *arg)
 {
     vd_job *j = arg;
@@ -293,6 +320,11 @@ static void on_mx(const vd_mx_result *r, void *arg)
     j->mx = mx_dup(r);
     if (!j->mx) {
         job_decide(j, "unknown", "internal_error", "out of memory");
+        return;
+    }
+    msg[0] = '\0';
+    if (!drop_forbidden(j->mx, msg, sizeof msg)) {
+        job_decide(j, "unknown", VD_FORBIDDEN_DESTINATION, msg);
         return;
     }
     start_rule(j);
@@ -349,8 +381,11 @@ static void start_job(vd_job *j)
 
     if (j->addr.is_literal) {
         j->mx = mx_from_literal(&j->addr);
+        char msg[192] = "";
         if (!j->mx || !j->mx->hosts[0].naddrs)
             job_decide(j, "unknown", "internal_error", "address literal not understood");
+        else if (!drop_forbidden(j->mx, msg, sizeof msg))
+            job_decide(j, "unknown", VD_FORBIDDEN_DESTINATION, msg);
         else
             start_rule(j);
         return;

@@ -1,10 +1,12 @@
 /* lua_task.c — the coroutine wait/resume protocol (see lua_task.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 #include "lua_task.h"
+#include "watchdog.h"
 
 typedef enum { WAIT_NONE, WAIT_IO, WAIT_TIMER, WAIT_PARK } wait_kind;
 
@@ -28,7 +30,8 @@ struct vd_task {
     bool in_call;   /* a binding is between wait_begin and wait_end */
     int sync_nargs; /* completion values delivered during in_call, or -1 */
     struct event *timer;
-    int park_ref; /* the value a wake handed over */
+    int park_ref;    /* the value a wake handed over */
+    char label[128]; /* what the watchdog says runs while the coroutine does */
 };
 
 static void set_task_of(lua_State *co, vd_task *t)
@@ -67,6 +70,11 @@ lua_State *vd_task_thread(const vd_task *t)
 void *vd_task_arg(const vd_task *t)
 {
     return t->arg;
+}
+
+void vd_task_set_label(vd_task *t, const char *label)
+{
+    snprintf(t->label, sizeof t->label, "%s", label ? label : "");
 }
 
 uint64_t *vd_task_counter(vd_task *t)
@@ -166,7 +174,9 @@ void vd_task_resume(vd_task *t, int nargs)
     }
     not_waiting(t);
     int nres = 0;
+    vd_watchdog_doing(t->label[0] ? t->label : "Lua code of a task");
     int st = lua_resume(t->co, NULL, nargs, &nres);
+    vd_watchdog_doing(NULL);
     if (st == LUA_YIELD) {
         if (t->kind != WAIT_NONE) return; /* waiting */
         t->end(t, false, "yielded outside an I/O call", t->arg);

@@ -36,6 +36,8 @@ vd_task *vd_task_new(lua_State *L, struct event_base *base, vd_task_end_cb end, 
 void vd_task_free(vd_task *t);
 
 lua_State *vd_task_thread(const vd_task *t);
+/* What the task runs, for the watchdog's message while it runs (copied, cut at 127 bytes). */
+void vd_task_set_label(vd_task *t, const char *label);
 void *vd_task_arg(const vd_task *t);
 /* The task a thread runs; NULL for a thread that is no task (a state's main thread). */
 vd_task *vd_task_of(lua_State *L);

@@ -42,6 +42,12 @@ const vd_option vd_engine_options[] = {
      "disposable-mail service's (refused otherwise): its SPF and DMARC do not authorise your "
      "IP, and probing as its user gets your IP blocked and listed (Spamhaus)",
      false},
+    {"allow-private-destinations", 0, VD_OPT_FLAG, OFF(allow_private_destinations), 0, NULL, 0, 0,
+     NULL, "SMTP",
+     "connect to loopback, private (RFC 1918), link-local, unique-local and other "
+     "special-purpose addresses, SMTP and HTTP alike (refused by default: status unknown, "
+     "reason forbidden_destination, nothing sent), e.g. a test lab on 127.0.0.0/8",
+     false},
     {"source-ip", 0, VD_OPT_STRING, OFF(source_ip), 0, NULL, 0, 0, "ADDR", "SMTP",
      "local address for outgoing connections", true},
     {"starttls", 0, VD_OPT_FLAG, OFF(starttls), 1, NULL, 0, 0, NULL, "SMTP",
@@ -141,6 +147,12 @@ const vd_option vd_engine_options[] = {
      "Lua instructions one address's rule may run (an endless loop costs only its address)", false},
     {"rules-load-instructions", 0, VD_OPT_INT, OFF(load_instructions), 50000000, NULL, 10000,
      2000000000, "N", "Rules", "Lua instructions loading all rules may take", false},
+
+    {"watchdog", 0, VD_OPT_SECONDS, OFF(watchdog), 60, NULL, 0, 86400, "SECS", "Rules",
+     "when the event loop makes no progress this long (a hang no budget caught), say what was "
+     "running and exit 1 instead of hanging silently; 0 = off (run: off unless given, a script "
+     "may wait for its own input)",
+     false},
 
     {"state-dir", 0, VD_OPT_STRING, OFF(state_dir), 0, NULL, 0, 0, "DIR", "State",
      "where the ledger and the instance lock live (default: /var/lib/validora for root, else "

@@ -670,6 +670,9 @@ void vd_rules_probe_start(vd_run *run)
 {
     lua_State *co = vd_task_thread(run->task);
     const vd_probe *p = run->probe;
+    char label[128];
+    snprintf(label, sizeof label, "the rule probe of %.100s", p->addr->address);
+    vd_task_set_label(run->task, label);
     lua_getfield(co, LUA_REGISTRYINDEX, RUNNER_KEY);
     vd_lua_job_push(co, run);
     lua_pushstring(co, p->addr->domain);

@@ -4,7 +4,9 @@
  * collectgarbage and print; copies of string, table, math and utf8; os.time, os.clock,
  * os.date and os.difftime; require limited to the rules directory. No io, no os.execute, no
  * debug, no coroutine (a rule's own coroutine would swallow the engine's yields), no binary
- * chunks. */
+ * chunks, no string.dump, no __gc finalizers (setmetatable refuses them: Lua runs finalizers
+ * with hooks off, so the budget would never stop one), and pcall/xpcall that stop catching
+ * once the budget and a small grace are spent (the budget's error cannot be swallowed). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@
 #include "sandbox.h"
 
 #define HOOK_EVERY 1000 /* instructions between two budget checks */
+/* Instructions past the budget that cleanup code (validora/once.lua waking its waiters) may
+ * still run inside a pcall; past them, pcall and xpcall no longer catch the budget's error. */
+#define BUDGET_GRACE 20000
 
 static const char BASE_KEY[] = "validora.sandbox";
 static const char LOADED_KEY[] = "validora.loaded";
@@ -67,6 +72,69 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     *count += HOOK_EVERY;
     if (*count > sb->lim.task_instructions)
         luaL_error(L, "rule used more than its instruction budget");
+}
+
+/* Whether the running budget (the task's, else the load's) is spent, grace included: then no
+ * pcall or xpcall may catch an error, so code that catches the budget's error in a loop (a C
+ * function calling back, e.g. string.gsub with a table whose __index is pcall) cannot go on. */
+static bool budget_spent(lua_State *L)
+{
+    sandbox *sb = sandbox_of(L);
+    vd_task *t = vd_task_of(L);
+    if (!t) return sb->load_count > sb->lim.load_instructions + BUDGET_GRACE;
+    return *vd_task_counter(t) > sb->lim.task_instructions + BUDGET_GRACE;
+}
+
+static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        if (budget_spent(L)) return lua_error(L); /* the error, on top, goes on up */
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+/* pcall and xpcall as the base library's (yieldable: a rule may wait for SMTP inside one),
+ * except that they rethrow once the budget is spent. */
+static int sb_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall);
+    return finish_pcall(L, status, 0);
+}
+
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2); /* handler, true, f, args... */
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall);
+    return finish_pcall(L, status, 2);
+}
+
+int vd_sandbox_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc is not allowed (a finalizer runs outside "
+                                 "the instruction budget)");
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
 }
 
 void vd_sandbox_hook(lua_State *co)
@@ -269,6 +337,20 @@ static void build_base(lua_State *L)
     lua_pushglobaltable(L);
     int g = lua_gettop(L);
     copy_fields(L, g, base, globals);
+    static const luaL_Reg guarded[] = {{"pcall", sb_pcall},
+                                       {"xpcall", sb_xpcall},
+                                       {"setmetatable", vd_sandbox_setmetatable},
+                                       {NULL, NULL}};
+    for (const luaL_Reg *r = guarded; r->name; r++) {
+        lua_pushcfunction(L, r->func);
+        lua_setfield(L, base, r->name);
+    }
+    /* string.dump also goes from the string library itself: ("").dump reaches it through
+     * the strings' metatable. */
+    lua_getfield(L, g, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
     for (const char *const *l = libs; *l; l++)
         copy_lib(L, g, base, *l);
     lua_getfield(L, g, "os");

@@ -54,6 +54,10 @@ void vd_sandbox_hook(lua_State *co);
 /* Before a call the engine makes on its own (not a task's): a fresh load budget for it. */
 void vd_sandbox_service(lua_State *L);
 
+/* setmetatable that refuses a metatable with a __gc field (finalizers run with hooks off,
+ * outside any budget); otherwise the base library's. */
+int vd_sandbox_setmetatable(lua_State *L);
+
 /* Bytes the state holds now. */
 size_t vd_sandbox_memory(lua_State *L);
 

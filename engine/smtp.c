@@ -20,6 +20,8 @@
 #include "smtp.h"
 #include "address.h"
 #include "tls.h"
+#include "destination.h"
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -63,9 +65,10 @@ struct vd_smtp {
     struct bufferevent *bev;
     struct event *timer;
     state st;
-    int depth;                /* entry points on the stack */
-    bool dead;                /* vd_smtp_free called while depth > 0 */
-    bool pending_connect_err; /* socket()/bind() failed: reported from the timer */
+    int depth;               /* entry points on the stack */
+    bool dead;               /* vd_smtp_free called while depth > 0 */
+    vd_smtp_err pending_err; /* socket()/bind() failed, or a forbidden destination: reported
+                                from the timer (0: none) */
 
     char *helo;
     char *sni;
@@ -108,7 +111,7 @@ size_t vd_smtp_input_peak_(const vd_smtp *s)
 
 /* ---- error names ------------------------------------------------------------------- */
 
-_Static_assert(VD_SMTP_ERR_CONNECT == 1 && VD_SMTP_ERR_INVALID == VD_SMTP_ERR_COUNT,
+_Static_assert(VD_SMTP_ERR_CONNECT == 1 && VD_SMTP_ERR_FORBIDDEN == VD_SMTP_ERR_COUNT,
                "vd_smtp_err_names lists the errors 1 .. VD_SMTP_ERR_COUNT in enum order");
 
 /* Rules see these strings: renaming one breaks rules. Indexed by err - 1. */
@@ -120,6 +123,7 @@ const char *const vd_smtp_err_names[VD_SMTP_ERR_COUNT + 1] = {
     [VD_SMTP_ERR_TLS - 1] = "tls_error",
     [VD_SMTP_ERR_BUSY - 1] = "busy",
     [VD_SMTP_ERR_INVALID - 1] = "invalid_argument",
+    [VD_SMTP_ERR_FORBIDDEN - 1] = VD_FORBIDDEN_DESTINATION,
     [VD_SMTP_ERR_COUNT] = NULL,
 };
 
@@ -146,6 +150,7 @@ bool vd_smtp_reply_ends_session(const vd_smtp_reply *r)
     case VD_SMTP_ERR_CLOSED:
     case VD_SMTP_ERR_PROTOCOL:
     case VD_SMTP_ERR_TLS:
+    case VD_SMTP_ERR_FORBIDDEN: /* never connected */
         return true;
     }
     return true; /* not an error we know: do not reuse */
@@ -715,8 +720,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enter(s);
     switch (s->st) {
     case ST_CONNECTING:
-        if (s->pending_connect_err)
-            fail(s, VD_SMTP_ERR_CONNECT, "%s", s->errbuf);
+        if (s->pending_err)
+            fail(s, s->pending_err, "%s", s->errbuf);
         else
             fail(s, VD_SMTP_ERR_CONNECT, "connect timeout");
         break;
@@ -766,6 +771,18 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
         return NULL;
     }
 
+    /* The last check before a packet: the address actually to be connected to. */
+    if (!vd_destination_ok(addr)) {
+        char ip[INET6_ADDRSTRLEN];
+        snprintf(s->errbuf, sizeof s->errbuf,
+                 "%s is a loopback, private or other special-purpose address: refused "
+                 "(--allow-private-destinations)",
+                 vd_destination_text(addr, ip, sizeof ip));
+        s->pending_err = VD_SMTP_ERR_FORBIDDEN;
+        arm_timer(s, 0);
+        return s;
+    }
+
     /* Before the socket: its times count from here, and a transcript takes its descriptor
      * before the session does (when they run out, transcripts go off first). */
     if (opts->trace && opts->trace->start && opts->trace->line && opts->trace->tls &&
@@ -780,7 +797,7 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
         snprintf(s->errbuf, sizeof s->errbuf, "%s: %s", fd < 0 ? "socket" : "bind",
                  strerror(errno));
         if (fd >= 0) close(fd);
-        s->pending_connect_err = true;
+        s->pending_err = VD_SMTP_ERR_CONNECT;
         arm_timer(s, 0);
         return s;
     }
@@ -799,7 +816,7 @@ vd_smtp *vd_smtp_open(struct event_base *base, const struct sockaddr *addr, sock
     if (bufferevent_socket_connect(s->bev, addr, (int)addrlen) != 0) {
         snprintf(s->errbuf, sizeof s->errbuf, "connect: %s", strerror(errno));
         close_conn(s, VD_SMTP_END_ERROR, VD_SMTP_ERR_CONNECT);
-        s->pending_connect_err = true;
+        s->pending_err = VD_SMTP_ERR_CONNECT;
         arm_timer(s, 0);
     }
     return s;

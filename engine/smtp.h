@@ -36,11 +36,12 @@ typedef enum vd_smtp_err {
     VD_SMTP_ERR_TLS,      /* STARTTLS handshake failed */
     VD_SMTP_ERR_BUSY,     /* a command is already in flight / session not usable */
     VD_SMTP_ERR_INVALID,  /* argument not wire-safe: nothing was sent */
+    VD_SMTP_ERR_FORBIDDEN, /* a special-range address (destination.h): nothing was sent */
 } vd_smtp_err;
 
-/* The errors, VD_SMTP_OK not counted: VD_SMTP_ERR_CONNECT (1) .. VD_SMTP_ERR_INVALID
+/* The errors, VD_SMTP_OK not counted: VD_SMTP_ERR_CONNECT (1) .. VD_SMTP_ERR_FORBIDDEN
  * (VD_SMTP_ERR_COUNT), in enum order. */
-#define VD_SMTP_ERR_COUNT 7
+#define VD_SMTP_ERR_COUNT 8
 
 /* The name of e as rules see it: "connect_failed", "timeout", "connection_closed",
  * "protocol_error", "tls_error", "busy", "invalid_argument" ("ok" for VD_SMTP_OK, "unknown"

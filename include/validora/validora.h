@@ -59,6 +59,8 @@ typedef struct vd_engine_config {
     int rules_memory_mb;     /* --rules-memory: MiB a rule generation may allocate */
     int rule_instructions;   /* --rule-instructions: Lua VM instructions per address */
     int load_instructions;   /* --rules-load-instructions: to load a rule generation */
+    double watchdog;         /* --watchdog: seconds without loop progress that stop the
+                                process (watchdog.h); 0 = off */
     double http_timeout;     /* --http-timeout: seconds an HTTP request may take in all */
     int http_max_body;       /* --http-max-body: bytes of a response body */
     int http_max_headers;    /* --http-max-headers: bytes of a response's headers */
@@ -78,6 +80,9 @@ typedef struct vd_engine_config {
     /* --allow-foreign-sender: start even when the HELO name or the MAIL FROM domain is at a
      * free-mail or disposable-mail domain (refused otherwise) */
     bool allow_foreign_sender;
+    /* --allow-private-destinations: connect to loopback, private, link-local and other
+     * special-purpose addresses (refused otherwise: forbidden_destination) */
+    bool allow_private_destinations;
     /* Not an option: the embedder probes only servers of its own (validora rules test's
      * playback, rules which): no ledger, no instance lock, no budget. --no-smtp has the same
      * effect, since nothing is sent then. */

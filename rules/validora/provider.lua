@@ -95,7 +95,8 @@ local function session_failed(job, classify_fn, err, detail)
     if reason ~= "blocked" then status, reason = "unknown", "smtp_error" end
     return job[status](job, reason, detail)
   end
-  if err == errors.timeout or err == errors.connect_failed or err == errors.protocol_error then
+  if err == errors.timeout or err == errors.connect_failed or err == errors.protocol_error
+    or err == errors.forbidden_destination then
     return job:unknown(err, detail)
   end
   return job:unknown("smtp_error", detail)

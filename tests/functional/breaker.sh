@@ -14,7 +14,7 @@ state="$tmp/state"
 printf '%s\n' a@blocked.test b@blocked.test c@blocked.test alice@valid.test >"$tmp/list"
 
 # one address at a time, so the block is seen before the next blocked.test address goes
-timeout 60 "$VALIDORA" verify --state-dir "$state" --no-warmup --dns "$DNS" --format json \
+timeout 60 "$VALIDORA" verify --allow-private-destinations --state-dir "$state" --no-warmup --dns "$DNS" --format json \
   --concurrency 1 --mail-from breaker@validora.test -i "$tmp/list" >"$tmp/out1" 2>"$tmp/err1"
 rc=$?
 [ $rc -eq 0 ] && ok "first run exits 0" || bad "first run exit $rc: $(tail -2 "$tmp/err1")"
@@ -47,7 +47,7 @@ PY
 
 # a restarted run: the breaker is still open, nothing is probed
 printf '%s\n' d@blocked.test >"$tmp/list2"
-timeout 60 "$VALIDORA" verify --state-dir "$state" --no-warmup --dns "$DNS" --format json \
+timeout 60 "$VALIDORA" verify --allow-private-destinations --state-dir "$state" --no-warmup --dns "$DNS" --format json \
   --mail-from breaker@validora.test -i "$tmp/list2" >"$tmp/out2" 2>"$tmp/err2"
 python3 - "$tmp/out2" <<'PY' && ok "restarted run: the breaker is still open (deferred, not probed)" || bad "restarted run: $(cat "$tmp/out2")"
 import json, sys
@@ -59,7 +59,7 @@ grep -q 'still open from an earlier run' "$tmp/err2" && ok "the restarted run sa
   || bad "no 'earlier run' line: $(cat "$tmp/err2")"
 
 # a fresh state dir knows of no breaker: the first address is probed again
-timeout 60 "$VALIDORA" verify --state-dir "$tmp/state2" --no-warmup --dns "$DNS" --format json \
+timeout 60 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state2" --no-warmup --dns "$DNS" --format json \
   --mail-from breaker@validora.test -i "$tmp/list2" >"$tmp/out3" 2>"$tmp/err3"
 grep -q '"reason":"blocked"' "$tmp/out3" && ok "another state dir: probed (and blocked) again" \
   || bad "another state dir: $(cat "$tmp/out3")"

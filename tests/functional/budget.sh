@@ -97,7 +97,7 @@ for l in sys.stdin:
     if r["source_ip"] == "any": print(r["used_today"]); break
 else: print(-1)'
 }
-V30=("$VALIDORA" verify --rules "$SHIPPED" --rules "$tmp/r30" --dns "$DNS" --format json
+V30=("$VALIDORA" verify --allow-private-destinations --rules "$SHIPPED" --rules "$tmp/r30" --dns "$DNS" --format json
     --smtp-timeout 5 --mail-from budget@validora.test)
 
 # ---- a fresh state dir: 30 verified, 20 deferred ----
@@ -219,13 +219,13 @@ u=$(used "$S")
 # ---- the shipped curve, set-age ----
 A="$tmp/s3"
 "$VALIDORA" ledger set-age any 6 --state-dir "$A" >/dev/null
-"$VALIDORA" verify --dns "$DNS" --state-dir "$A" -v --format json alice@valid.test >"$tmp/a" 2>"$tmp/ae"
+"$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$A" -v --format json alice@valid.test >"$tmp/a" 2>"$tmp/ae"
 grep -q "source IP any is 6 days old: today's budget is 1000 SMTP verifications" "$tmp/ae" &&
     ! grep -q "new to the ledger" "$tmp/ae" &&
     ok "shipped curve: an IP set to 6 days old gets 1,000" || bad "set-age 6: $(cat "$tmp/ae")"
 
 # ---- a block is counted in the ledger ----
-"$VALIDORA" verify --dns "$DNS" --state-dir "$A" --format json x@blocked.test >"$tmp/b" 2>/dev/null
+"$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$A" --format json x@blocked.test >"$tmp/b" 2>/dev/null
 blocks=$("$VALIDORA" ledger show --state-dir "$A" --format json |
     python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["blocks_today"])')
 grep -q '"reason":"blocked"' "$tmp/b" && [ "$blocks" -ge 1 ] &&
@@ -235,7 +235,7 @@ grep -q '"reason":"blocked"' "$tmp/b" && [ "$blocks" -ge 1 ] &&
 # ---- a broken override stops start-up, naming the file ----
 mkdir -p "$tmp/bad/validora"
 echo 'return { budget = function() return "lots" end }' >"$tmp/bad/validora/warmup.lua"
-"$VALIDORA" verify --rules "$SHIPPED" --rules "$tmp/bad" --dns "$DNS" --state-dir "$tmp/s4" \
+"$VALIDORA" verify --allow-private-destinations --rules "$SHIPPED" --rules "$tmp/bad" --dns "$DNS" --state-dir "$tmp/s4" \
     alice@valid.test >"$tmp/x" 2>"$tmp/xe"
 rc=$?
 [ $rc -eq 1 ] && grep -q "$tmp/bad/validora/warmup.lua.*not a whole number" "$tmp/xe" && [ ! -s "$tmp/x" ] &&

@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0; failed=0
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-V() { "$VALIDORA" verify --no-smtp "$@"; }
+V() { "$VALIDORA" verify --allow-private-destinations --no-smtp "$@"; }
 
 printf '# a comment\r\n\r\na@[127.0.0.1]\r\n  b@[127.0.0.1]  \n\nbad..dots@x.test\nlast@[127.0.0.1]' >"$tmp/list"
 V -i "$tmp/list" >"$tmp/o1"; rc=$?
@@ -61,7 +61,7 @@ V -o /nonexistent-dir/out a@[127.0.0.1] 2>"$tmp/e"; rc=$?
 [ $rc -eq 1 ] && ok || bad "unwritable output: exit $rc"
 V a@[127.0.0.1] >/dev/full 2>"$tmp/e"; rc=$?
 [ $rc -eq 1 ] && ok || bad "write error (disk full) not fatal: exit $rc"
-"$VALIDORA" verify --help >"$tmp/h"; rc=$?
+"$VALIDORA" verify --allow-private-destinations --help >"$tmp/h"; rc=$?
 [ $rc -eq 0 ] && grep -q -- "--greylist-delay" "$tmp/h" && grep -q -- "--smtp-timeout" "$tmp/h" && ok || bad "--help"
 "$VALIDORA" --version | grep -Eq '^validora [0-9]+\.[0-9]+' && ok || bad "--version"
 "$VALIDORA" frobnicate >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "unknown command not exit 2"

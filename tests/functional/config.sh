@@ -16,6 +16,7 @@ return {
   dns = closed,
   dns_timeout = 0.2,
   smtp = false,
+  allow_private_destinations = true,
   rules = { "RULES" },
   verify = { format = "csv", concurrency = 7, dns_timeout = 0.3 },
 }
@@ -23,7 +24,7 @@ LUA
 sed -i "s|RULES|$VALIDORA_SOURCE_DIR/rules|" "$tmp/good.lua"
 
 out=$("$V" config check -c "$tmp/good.lua" 2>&1); rc=$?
-[ $rc -eq 0 ] && [[ $out == *"ok (7 settings)"* ]] && ok "check: a good file" || bad "check good: rc=$rc $out"
+[ $rc -eq 0 ] && [[ $out == *"ok (8 settings)"* ]] && ok "check: a good file" || bad "check good: rc=$rc $out"
 
 show=$("$V" config show -c "$tmp/good.lua" --smtp-timeout 5 2>&1); rc=$?
 [ $rc -eq 0 ] && ok "show: runs" || bad "show: rc=$rc $show"
@@ -32,6 +33,7 @@ show=$("$V" config show -c "$tmp/good.lua" --smtp-timeout 5 2>&1); rc=$?
 [[ $show == *"greylist_delay = 300, -- default"* ]] && ok "show: a default" || bad "show default: $show"
 [[ $show == *"dns_timeout = 0.3, -- $tmp/good.lua"* ]] && ok "show: the section's value wins over the top level" || bad "show section: $show"
 [[ $show == *"concurrency = 7, -- $tmp/good.lua"* ]] && ok "show: a command's own option from its section" || bad "show own: $show"
+[[ $show == *"allow_private_destinations = true, -- $tmp/good.lua"* ]] && ok "show: allow_private_destinations from the file" || bad "show allow_private_destinations: $show"
 # what show prints is itself a config file the check accepts
 "$V" config show -c "$tmp/good.lua" >"$tmp/shown.lua" 2>/dev/null
 out=$("$V" config check -c "$tmp/shown.lua" 2>&1) && ok "show's output is a valid config file" || bad "show output: $out"
@@ -47,11 +49,11 @@ out=$("$V" rules check -c "$tmp/good.lua" 2>&1); rc=$?
 [ $rc -eq 0 ] && ok "rules check reads the top level (rules = { DIR })" || bad "rules check: rc=$rc $out"
 
 # the file reaches verify: csv (its section), no SMTP, DNS to a closed port -> dns_error fast
-out=$("$V" verify -c "$tmp/good.lua" --state-dir "$tmp/st" a@valid.test 2>"$tmp/err"); rc=$?
+out=$("$V" verify --allow-private-destinations -c "$tmp/good.lua" --state-dir "$tmp/st" a@valid.test 2>"$tmp/err"); rc=$?
 [ $rc -eq 0 ] && [[ $out == email,address,* && $out == *",unknown,dns_error,"* ]] && ok "verify reads the file" || bad "verify: rc=$rc $out $(cat "$tmp/err")"
-out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --format json --state-dir "$tmp/st" a@valid.test 2>/dev/null)
+out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --allow-private-destinations --format json --state-dir "$tmp/st" a@valid.test 2>/dev/null)
 [[ $out == '{"email":"a@valid.test"'*'"reason":"dns_error"'* ]] && ok "VALIDORA_CONFIG names the file; --format on the command line wins" || bad "env: $out"
-out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify -c '' --no-smtp --dns 127.0.0.1:1 --dns-timeout 0.1 --state-dir "$tmp/st" a@valid.test 2>/dev/null)
+out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --allow-private-destinations -c '' --no-smtp --dns 127.0.0.1:1 --dns-timeout 0.1 --state-dir "$tmp/st" a@valid.test 2>/dev/null)
 [[ $out == '{"email"'* ]] && ok "-c '' reads no file" || bad "-c '': $out"
 
 # bad files: refused, exit 1 for check and 2 for a command, a message naming file and key
@@ -59,7 +61,7 @@ bad_file() { # WHAT BODY EXPECTED-MESSAGE-PART
     printf '%s\n' "$2" >"$tmp/bad.lua"
     local out rc out2 rc2
     out=$("$V" config check -c "$tmp/bad.lua" 2>&1); rc=$?
-    out2=$("$V" verify -c "$tmp/bad.lua" --state-dir "$tmp/st" a@valid.test 2>&1); rc2=$?
+    out2=$("$V" verify --allow-private-destinations -c "$tmp/bad.lua" --state-dir "$tmp/st" a@valid.test 2>&1); rc2=$?
     if [ $rc -eq 1 ] && [ $rc2 -eq 2 ] && [[ $out == *"$tmp/bad.lua"*"$3"* ]] && [[ $out2 == *"$3"* ]]; then
         ok "refused: $1"
     else
@@ -79,7 +81,7 @@ bad_file "a function value" 'return { helo = function() end }' "not an option va
 bad_file "nested sections" 'return { verify = { x = { y = 1 } } }' "sections do not nest"
 bad_file "a config naming a config" 'return { config = "/x" }' "config"
 bad_file "{} for an option that is no list" 'return { helo = {} }' "takes no list"
-out=$("$V" verify -c "$tmp/none.lua" a@valid.test 2>&1); rc=$?
+out=$("$V" verify --allow-private-destinations -c "$tmp/none.lua" a@valid.test 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ $out == *"none.lua: No such file"* ]] && ok "a missing -c file is an error" || bad "missing: rc=$rc $out"
 if [ ! -e /etc/validora/validora.lua ]; then
     out=$("$V" config check 2>&1); rc=$?

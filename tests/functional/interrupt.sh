@@ -13,7 +13,7 @@ ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 
 # kill -9 while a tarpit holds one address: the three decided ones are on disk.
-"$VALIDORA" verify --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 30 --mail-from kill@validora.test -o "$tmp/k.mpk" \
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 30 --mail-from kill@validora.test -o "$tmp/k.mpk" \
   x@tarpit.test alice@valid.test nobody@valid.test x@nullmx.test 2>/dev/null &
 pid=$!
 for _ in $(seq 50); do
@@ -31,7 +31,7 @@ grep -q '"email":"x@tarpit.test"' "$tmp/k.json" && bad "undecided address writte
 # SIGTERM: with one address in flight (a tarpit, 3 s timeout) and more waiting, the run
 # finishes the one in flight, takes no more and exits 1.
 printf 'x@tarpit.test\nalice@valid.test\nbob@valid.test\n' >"$tmp/list"
-"$VALIDORA" verify --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 3 --concurrency 1 --mail-from term@validora.test \
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 3 --concurrency 1 --mail-from term@validora.test \
   -i "$tmp/list" -o "$tmp/t.mpk" 2>"$tmp/t.err" &
 pid=$!
 sleep 1

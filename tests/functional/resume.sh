@@ -35,7 +35,7 @@ echo "     seed $SEED (RESUME_SEED=$SEED replays it)"
 
 # A lab world: no traffic shaping and no warm-up budget, so 20,000 addresses go at the pace
 # Postfix answers (the budget case below brings its own budget).
-V=("$VALIDORA" verify --dns "$DNS" --no-throttle --no-warmup --smtp-timeout 10
+V=("$VALIDORA" verify --allow-private-destinations --dns "$DNS" --no-throttle --no-warmup --smtp-timeout 10
     --mail-from resume@validora.test)
 
 # The list, and what each line must get: "email<TAB>status<TAB>reason".
@@ -225,7 +225,7 @@ budget_rules "$tmp/r100" 100
     echo info@valid.test
     for i in $(seq 1 47); do echo "nobody$i@valid.test"; done
 } >"$tmp/list50"
-B=("$VALIDORA" verify --dns "$DNS" --smtp-timeout 10 --mail-from resume@validora.test
+B=("$VALIDORA" verify --allow-private-destinations --dns "$DNS" --smtp-timeout 10 --mail-from resume@validora.test
     --state-dir "$tmp/bstate" --rules "$VALIDORA_SOURCE_DIR/rules" -i "$tmp/list50" -o "$tmp/b.mp")
 "${B[@]}" --rules "$tmp/r30" 2>"$tmp/b1.err"
 rc=$?
@@ -269,7 +269,7 @@ seq 1 200 | sed 's/^/x/; s/$/@nosuch.test/' >"$tmp/l200"
 syncs() { # syncs FILE TRACE: fdatasync calls on FILE
     grep -cE "fdatasync\([0-9]+<$1>\) += 0" "$2"
 }
-D=("$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/dstate" --no-smtp -i "$tmp/l200")
+D=("$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$tmp/dstate" --no-smtp -i "$tmp/l200")
 strace -f -y -e trace=fdatasync -o "$tmp/d0.trace" "${D[@]}" -o "$tmp/d0.mp" --sync 0 2>/dev/null
 strace -f -y -e trace=fdatasync -o "$tmp/d1.trace" "${D[@]}" -o "$tmp/d1.mp" 2>/dev/null
 n0=$(syncs "$tmp/d0.mp" "$tmp/d0.trace")
@@ -280,12 +280,12 @@ n1=$(syncs "$tmp/d1.mp" "$tmp/d1.trace")
 
 # ---- one run per FILE: a second one on the same FILE is refused while the first holds it ----
 printf 'x@tarpit.test\n' >"$tmp/tarpit"
-"$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/lstate1" --no-warmup --smtp-timeout 3 \
+"$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$tmp/lstate1" --no-warmup --smtp-timeout 3 \
     -i "$tmp/tarpit" -o "$tmp/l.mp" 2>/dev/null &
 lpid=$!
 pids+=("$lpid")
 sleep 1
-"$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/lstate2" --no-warmup -i "$tmp/tarpit" -o "$tmp/l.mp" \
+"$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$tmp/lstate2" --no-warmup -i "$tmp/tarpit" -o "$tmp/l.mp" \
     --resume 2>"$tmp/l.err"
 rc=$?
 [ $rc -eq 1 ] && grep -q "l.mp: in use by another validora verify" "$tmp/l.err" &&
@@ -294,7 +294,7 @@ wait "$lpid"
 
 # ---- progress ----
 "$VALIDORA" ledger set-age any 30 --state-dir "$tmp/pstate" >/dev/null # no new-IP warning
-P=("$VALIDORA" verify --dns "$DNS" --state-dir "$tmp/pstate" --smtp-timeout 5
+P=("$VALIDORA" verify --allow-private-destinations --dns "$DNS" --state-dir "$tmp/pstate" --smtp-timeout 5
     --mail-from resume@validora.test -j 2)
 printf 'x@tarpit.test\nalice@valid.test\nx1@nosuch.test\nx2@nosuch.test\n' >"$tmp/plist"
 "${P[@]}" --progress -i "$tmp/plist" -o "$tmp/p.mp" 2>"$tmp/p.err"

@@ -64,7 +64,7 @@ return {
 LUA
 
 out="$tmp/out.json"
-timeout 120 "$VALIDORA" verify --state-dir "$tmp/state" --rules "$rules" --dns "$DNS" --smtp-timeout 5 --format json \
+timeout 120 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$rules" --dns "$DNS" --smtp-timeout 5 --format json \
   --mail-from bridge@validora.test \
   err@valid.test loop@valid.test noverdict@valid.test sandbox@valid.test smuggle@valid.test \
   dns@valid.test sleep@valid.test once@valid.test alice@valid.test nobody@valid.test \
@@ -102,20 +102,20 @@ check frank@implicit.test 'r["status"] == "deliverable" and r["provider"] == "de
 broken="$tmp/broken"
 cp -r "$VALIDORA_SOURCE_DIR/rules" "$broken"
 printf 'return {\n  name = "x",\n  probe = function(job) return job:unknown("x") end\n  oops\n}\n' > "$broken/bad.lua"
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$broken" --dns "$DNS" alice@valid.test >"$tmp/o2" 2>"$tmp/e2"
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$broken" --dns "$DNS" alice@valid.test >"$tmp/o2" 2>"$tmp/e2"
 rc=$?
 [ $rc -eq 1 ] && grep -q 'bad.lua:4' "$tmp/e2" && ok || bad "broken rule: exit $rc, stderr: $(cat "$tmp/e2")"
 [ ! -s "$tmp/o2" ] && ok || bad "broken rule: records written anyway"
 
 # A rule file that returns no probe function is refused too.
 printf 'return { name = "y" }\n' > "$broken/bad.lua"
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$broken" --dns "$DNS" alice@valid.test >/dev/null 2>"$tmp/e3"
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$broken" --dns "$DNS" alice@valid.test >/dev/null 2>"$tmp/e3"
 rc=$?
 [ $rc -eq 1 ] && grep -q "no function 'probe'" "$tmp/e3" && ok || bad "rule without probe: exit $rc, $(cat "$tmp/e3")"
 
 # Greylisting that never clears within the tries: unknown/greylisted, attempts counted.
 from="bridge-$(LC_ALL=C tr -dc a-z </dev/urandom | head -c 12)@validora.test"
-timeout 60 "$VALIDORA" verify --state-dir "$tmp/state" --dns "$DNS" --format json --smtp-timeout 5 --greylist-delay 1 \
+timeout 60 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --dns "$DNS" --format json --smtp-timeout 5 --greylist-delay 1 \
   --greylist-tries 2 --mail-from "$from" carol@grey.test >"$out" 2>/dev/null
 check carol@grey.test 'r["status"] == "unknown" and r["reason"] == "greylisted" and r["attempts"] == 2 and r["smtp"]["code"] == 450' "greylisting not cleared in time gives unknown/greylisted after 2 attempts"
 
@@ -123,7 +123,7 @@ check carol@grey.test 'r["status"] == "unknown" and r["reason"] == "greylisted" 
 # on, later jobs use the new one, and a reload that fails keeps the running rules.
 fifo="$tmp/fifo"
 mkfifo "$fifo"
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$rules" --dns "$DNS" --format json -i "$fifo" >"$out" 2>"$tmp/e4" &
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$rules" --dns "$DNS" --format json -i "$fifo" >"$out" 2>"$tmp/e4" &
 pid=$!
 exec 3>"$fifo"
 echo gen1@valid.test >&3

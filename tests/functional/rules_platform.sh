@@ -36,7 +36,7 @@ grep -q "c_limits.lua:4: limits.mx: unknown limit 'conections'" "$tmp/c2" && ok 
 grep -q "c_limits.lua:5: unknown field 'mach'" "$tmp/c2" && ok || bad "typo field: $(cat "$tmp/c2")"
 grep -q "^5 problems" "$tmp/c2" && ok || bad "every problem counted: $(tail -1 "$tmp/c2")"
 # verify refuses to start on the same directories, naming a problem
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$broken" --dns "$DNS" alice@valid.test >/dev/null 2>"$tmp/e"; rc=$?
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$shipped" --rules "$broken" --dns "$DNS" alice@valid.test >/dev/null 2>"$tmp/e"; rc=$?
 [ $rc -eq 1 ] && grep -q "a_syntax.lua" "$tmp/e" && ok || bad "verify with broken rules: exit $rc $(cat "$tmp/e")"
 
 # --- rules which: domain, MX host, default, priority, override by a later directory
@@ -72,7 +72,7 @@ r = json.loads(open(sys.argv[1]).readline())
 assert r["rule"] == "overridden" and r["by"] == "domain" and r["file"] == sys.argv[2], r
 assert len(r["generation"]) == 12, r
 PY
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$user" --rules "$over" --dns "$DNS" alice@valid.test >"$tmp/v3" 2>&1
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$shipped" --rules "$user" --rules "$over" --dns "$DNS" alice@valid.test >"$tmp/v3" 2>&1
 grep -q '"reason":"from_over".*"provider":"overridden"' "$tmp/v3" && ok || bad "override in verify: $(cat "$tmp/v3")"
 
 # --- the sandbox, hostile
@@ -117,7 +117,7 @@ return {
   end,
 }
 LUA
-H() { "$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$hostile" --dns "$DNS" --rules-memory 64 -j 1 "$@"; }
+H() { "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$shipped" --rules "$hostile" --dns "$DNS" --rules-memory 64 -j 1 "$@"; }
 H reach@valid.test base@valid.test memory@valid.test after@valid.test >"$tmp/h1" 2>"$tmp/h1e"
 detail() { python3 -c '
 import json, sys
@@ -133,7 +133,7 @@ case "$(detail memory)" in rule_error\|*"not enough memory"*) ok ;; *) bad "runa
 # --- no state across generations; reload with no signal (inotify), a broken save reported
 live="$tmp/live"; mkdir "$live"; cp "$hostile/b_probe.lua" "$live/"
 mkfifo "$tmp/in"
-"$VALIDORA" verify --state-dir "$tmp/state" --rules "$shipped" --rules "$live" --dns "$DNS" --reload-delay 0.2 -v -j 1 -i "$tmp/in" \
+"$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --rules "$shipped" --rules "$live" --dns "$DNS" --reload-delay 0.2 -v -j 1 -i "$tmp/in" \
   >"$tmp/l1" 2>"$tmp/l1e" &
 vpid=$!
 exec 3>"$tmp/in"

@@ -30,7 +30,7 @@ chmod 600 "$tmp/token"
 AUTH="Authorization: Bearer $(head -n1 "$tmp/token")"
 
 start() { # start [EXTRA OPTIONS]: serve in the background, until /healthz answers
-    "$VALIDORA" serve --listen "127.0.0.1:$port" --token-file "$tmp/token" \
+    "$VALIDORA" serve --allow-private-destinations --listen "127.0.0.1:$port" --token-file "$tmp/token" \
         --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 3 --mail-from serve@validora.test \
         --no-warmup -j 2 --max-request-body 65536 --max-job-addresses 500 --max-jobs 3 "$@" \
         2>>"$tmp/err" &

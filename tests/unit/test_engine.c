@@ -44,7 +44,51 @@ static vd_engine *engine_new(struct event_base *base, const char *rules, char *e
     c.smtp = false;
     c.dns_servers = "127.0.0.1:9"; /* never asked: literals and syntax errors only */
     c.rules_dirs = (vd_strlist){.v = {rules}, .n = 1};
+    c.allow_private_destinations = true; /* the literals below are loopback */
     return vd_engine_new(base, &c, err, n);
+}
+
+/* The default refuses special-purpose destinations: the literal's address is checked before
+ * anything else could be sent (SMTP off here, so a public one gets not_probed). */
+static void test_forbidden_destination(struct event_base *base)
+{
+    vd_engine_config c;
+    vd_engine_config_init(&c);
+    CHECK(!c.allow_private_destinations); /* the table's default */
+    c.smtp = false;
+    c.dns_servers = "127.0.0.1:9";
+    c.rules_dirs = (vd_strlist){.v = {rules_dir}, .n = 1};
+    char err[512];
+    vd_engine *e = vd_engine_new(base, &c, err, sizeof err);
+    CHECK_MSG(e != NULL, "%s", err);
+    if (!e) return;
+    static const char *const refused[] = {"a@[127.0.0.1]",
+                                          "a@[10.0.0.5]",
+                                          "a@[192.168.1.1]",
+                                          "a@[169.254.169.254]",
+                                          "a@[172.16.0.1]",
+                                          "a@[100.64.0.1]",
+                                          "a@[0.0.0.0]",
+                                          "a@[IPv6:::1]",
+                                          "a@[IPv6:fe80::1]",
+                                          "a@[IPv6:fd00::1]",
+                                          "a@[IPv6:::ffff:10.1.2.3]",
+                                          "a@[IPv6:64:ff9b::7f00:1]"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        got g;
+        memset(&g, 0, sizeof g);
+        CHECK(vd_engine_submit(e, refused[i], strlen(refused[i]), on_rec, &g) == 0);
+        CHECK(g.calls == 1);
+        CHECK_STR(g.status, "unknown");
+        CHECK_MSG(g.reason && !strcmp(g.reason, "forbidden_destination"), "%s: %s", refused[i],
+                  g.reason ? g.reason : "(null)");
+    }
+    got g;
+    memset(&g, 0, sizeof g);
+    const char *pub = "a@[192.0.43.10]";
+    CHECK(vd_engine_submit(e, pub, strlen(pub), on_rec, &g) == 0);
+    CHECK_STR(g.reason, "not_probed");
+    vd_engine_free(e);
 }
 
 static void test_records(struct event_base *base)
@@ -172,6 +216,7 @@ static void test_log_callback(struct event_base *base)
     vd_engine_config_init(&c);
     c.dns_servers = "127.0.0.1:9";
     c.rules_dirs = (vd_strlist){.v = {tmp}, .n = 1};
+    c.allow_private_destinations = true;
     char state[] = "/tmp/vd-log-state-XXXXXX"; /* the ledger and the lock: never the machine's */
     CHECK(mkdtemp(state) != NULL);
     c.state_dir = state;
@@ -211,6 +256,7 @@ int main(void)
     snprintf(rules_dir, sizeof rules_dir, "%s/rules", src ? src : ".");
     struct event_base *base = event_base_new();
     test_records(base);
+    test_forbidden_destination(base);
     test_startup_and_reload(base);
     test_log_callback(base);
     event_base_free(base);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include "destination.h"
 #include "check.h"
 #include "http.h"
 #include "tls.h"
@@ -186,6 +187,7 @@ static void test_jar(void)
 
 int main(void)
 {
+    vd_destination_allow_private(true); /* the servers here are on loopback */
     signal(SIGPIPE, SIG_IGN);
     test_jar();
     test_doc_names();
@@ -269,6 +271,17 @@ int main(void)
     snprintf(url, sizeof url, "https://secure.test:%d/sni", https_port);
     g = request(hd, "GET", url, NULL, NULL, 0);
     CHECK_STR(g.body, "secure.test");
+    /* Without --allow-private-destinations: the address the name resolved to is checked (not
+     * the name), a kept connection to it included, and an IP literal alike. */
+    vd_destination_allow_private(false);
+    snprintf(url, sizeof url, "https://secure.test:%d/hello", https_port);
+    g = request(hd, "GET", url, NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_FORBIDDEN && strstr(g.errmsg, "127.0.0.1"), "%d %s", g.err,
+              g.errmsg);
+    g = request(h, "GET", url_of(url, sizeof url, false, "/redirect/1"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_FORBIDDEN, "%d %s", g.err, g.errmsg);
+    CHECK_STR(vd_http_err_name(VD_HTTP_ERR_FORBIDDEN), "forbidden_destination");
+    vd_destination_allow_private(true);
     snprintf(url, sizeof url, "https://wrong.test:%d/hello", https_port); /* not in the cert */
     g = request(hd, "GET", url, NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_ERR_TLS && strstr(g.errmsg, "not verified"), "%d %s", g.err,

@@ -5,6 +5,7 @@
  * or a free from inside the callback; every reply is recorded and checked afterwards.
  * A recording vd_smtp_trace checks what a session tells its transcript (test_trace, and the
  * handshake in test_starttls); the transcript file itself is test_transcript.c's. */
+#include "destination.h"
 #include "check.h"
 #include "smtp.h"
 #include "tls.h"
@@ -321,6 +322,33 @@ static void test_421_kept_open(void)
     CHECK(count_lines(log, "C: RCPT ") == 2); /* nothing after the 421 ... */
     CHECK(count_lines(log, "C: QUIT") == 1);  /* ... but QUIT */
     unlink(log);
+}
+
+/* Without --allow-private-destinations, a loopback address is refused at vd_smtp_open: the
+ * error through the callback, and no connection reaches the listener. */
+static void test_forbidden_destination(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = sin_of("127.0.0.1", 0);
+    socklen_t len = sizeof sa;
+    bind(l, (struct sockaddr *)&sa, sizeof sa);
+    listen(l, 8);
+    getsockname(l, (struct sockaddr *)&sa, &len);
+    static const step steps[] = {{S_END, NULL}};
+    run u;
+    vd_smtp_opts o = opts(5000);
+    vd_destination_allow_private(false);
+    run_script(&u, "127.0.0.1", ntohs(sa.sin_port), &o, steps);
+    vd_destination_allow_private(true);
+    CHECK(u.n == 1 && u.r[0].err == VD_SMTP_ERR_FORBIDDEN && u.r[0].code == 0);
+    CHECK_STR(vd_smtp_err_name(VD_SMTP_ERR_FORBIDDEN), "forbidden_destination");
+    CHECK_MSG(strstr(u.r[0].errmsg, "127.0.0.1") != NULL, "%s", u.r[0].errmsg);
+    int fl = fcntl(l, F_GETFL);
+    fcntl(l, F_SETFL, fl | O_NONBLOCK);
+    int c = accept(l, NULL, NULL);
+    CHECK_MSG(c < 0, "a connection reached the listener");
+    if (c >= 0) close(c);
+    close(l);
 }
 
 static void test_connect_failures(void)
@@ -768,9 +796,9 @@ static int doc_err_names(char names[][64], int max)
 static void test_names(void)
 {
     /* the names rules see: stable, whatever else changes */
-    static const char *const want[] = {"connect_failed",  "timeout",   "connection_closed",
-                                       "protocol_error",  "tls_error", "busy",
-                                       "invalid_argument"};
+    static const char *const want[] = {
+        "connect_failed", "timeout", "connection_closed", "protocol_error",
+        "tls_error",      "busy",    "invalid_argument",  "forbidden_destination"};
     CHECK(sizeof want / sizeof want[0] == VD_SMTP_ERR_COUNT);
     for (int e = 1; e <= VD_SMTP_ERR_COUNT; e++) {
         CHECK_STR(vd_smtp_err_name((vd_smtp_err)e), want[e - 1]);
@@ -968,6 +996,7 @@ static void test_trace(void)
 
 int main(void)
 {
+    vd_destination_allow_private(true); /* the servers here are on loopback */
     signal(SIGPIPE, SIG_IGN);
     test_names();
     test_reply_facts();
@@ -976,6 +1005,7 @@ int main(void)
     test_rejections();
     test_421_kept_open();
     test_connect_failures();
+    test_forbidden_destination();
     test_source_bind();
     test_hostile();
     test_wire_safety();
