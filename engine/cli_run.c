@@ -415,6 +415,7 @@ static int l_lines(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     FILE *f = open_or_nil(L, path, "r");
     if (!f) return 3;
+    vd_cli_skip_bom(f);
     linefile *lf = lua_newuserdatauv(L, sizeof *lf, 0);
     lf->f = f;
     lf->path = strdup(path);

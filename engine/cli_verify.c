@@ -22,7 +22,7 @@
 #include "validora/record.h"
 
 typedef struct verify_opts {
-    const char *input, *output, *format;
+    const char *input, *column, *output, *format;
     bool resume, force;
     double sync;
     int concurrency;
@@ -35,6 +35,11 @@ const vd_option vd_cli_verify_options[] = {
     {"input", 'i', VD_OPT_STRING, VOFF(input), 0, NULL, 0, 0, "FILE", "Input and output",
      "read addresses from FILE, one per line ('-' = stdin); blank lines and lines starting "
      "with '#' are skipped",
+     false},
+    {"column", 0, VD_OPT_STRING, VOFF(column), 0, NULL, 0, 0, "NAME|N", "Input and output",
+     "--input FILE is CSV: verify the column with that header name (case ignored) or number "
+     "(from 1; the first row is taken as a header when that cell holds no '@'). Without it, a "
+     "FILE that looks like CSV is refused",
      false},
     {"output", 'o', VD_OPT_STRING, VOFF(output), 0, NULL, 0, 0, "FILE", "Input and output",
      "write records to FILE (default: standard output)", false},
@@ -235,12 +240,14 @@ static void noop(void *arg)
 /* The addresses the input holds: the arguments and a regular file's lines (read once more, as
  * the reader will: blank and '#' lines do not count); -1 when that cannot be known (stdin, a
  * pipe) or the file cannot be read (the run itself says why). */
-static long count_input(struct event_base *base, char **args, int nargs, const char *path)
+static long count_input(struct event_base *base, char **args, int nargs, const char *path,
+                        const char *column)
 {
     struct stat st;
     if (path && (!strcmp(path, "-") || stat(path, &st) != 0 || !S_ISREG(st.st_mode))) return -1;
     vd_cli_input *in = vd_cli_input_new(base, "verify", args, nargs, path, noop, NULL);
     if (!in) return -1;
+    if (column) vd_cli_input_csv(in, column);
     long n = 0;
     const char *addr;
     while (vd_cli_input_next(in, &addr) >= 0)
@@ -358,6 +365,20 @@ int vd_cli_verify(int argc, char **argv)
     if (parse_format(&o, &fmt) != 0 || check_output_opts(&o, fmt) != 0) return VD_EXIT_USAGE;
     if (first >= argc && !o.input)
         return vd_cli_usage_error("verify", "no addresses: give ADDRESS... or --input FILE");
+    if (o.column && !o.input)
+        return vd_cli_usage_error("verify", "--column needs --input FILE, a CSV file");
+    /* The input before anything touches the state dir or the output file. */
+    if (o.input && strcmp(o.input, "-") != 0 && access(o.input, R_OK) != 0) {
+        fprintf(stderr, "validora verify: %s: %s\n", o.input, strerror(errno));
+        return VD_EXIT_FATAL;
+    }
+    char first_line[96];
+    if (o.input && !o.column && vd_cli_input_looks_csv(o.input, first_line, sizeof first_line))
+        return vd_cli_usage_error(
+            "verify",
+            "%s looks like CSV (first line: '%s'): give --column NAME or --column N, the header "
+            "name or number of the column that holds the addresses",
+            o.input, first_line);
     if (fmt == VD_FMT_MSGPACK && !o.output && isatty(STDOUT_FILENO))
         return vd_cli_usage_error(
             "verify", "refusing to write msgpack to a terminal: use -o FILE or --format json");
@@ -393,13 +414,14 @@ int vd_cli_verify(int argc, char **argv)
     }
     r.input =
         vd_cli_input_new(r.base, "verify", argv + first, argc - first, o.input, on_readable, &r);
+    if (r.input && o.column) vd_cli_input_csv(r.input, o.column);
     if (!(r.writer = vd_writer_new(r.out, fmt)) || !r.input) {
         fprintf(stderr, "validora verify: out of memory\n");
         goto out;
     }
     if (progress) {
         const vd_out_found *f = r.outf ? vd_out_found_get(r.outf) : NULL;
-        long total = count_input(r.base, argv + first, argc - first, o.input);
+        long total = count_input(r.base, argv + first, argc - first, o.input, o.column);
         r.progress = vd_progress_new(r.base, stderr, r.engine, total, f ? f->by_status : NULL);
     }
     rc = verify_run(&r, &o);

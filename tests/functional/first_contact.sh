@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# first_contact.sh — what a new user hits in the first hour (issue 17), against the test
+# world: a byte-order mark on every input (verify -i, a pipe, run's validora.lines and
+# validora.csv through clean.lua, the serve bodies), invisible characters inside an address
+# (invalid_syntax, never probed), CSV input to verify (--column, header row, the error without
+# it), `run` creating its output directory, `rules check` with a missing optional rules
+# directory, no DNS server answering, inputs checked before the state dir is touched, the
+# nearest subcommand, the set-age `any` warning and `config show`'s computed values.
+# Does not own: the budget after kill -9 (budget.sh), the README walk (readme.sh).
+# Env: VALIDORA, WORLD_DIR, VALIDORA_SOURCE_DIR.
+set -uo pipefail
+. "$(dirname "$0")/lib/checks.sh"
+: "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
+DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
+S=$VALIDORA_SOURCE_DIR/scripts
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The option the hardened engine needs to reach loopback servers, when this build has it.
+PRIV=()
+"$VALIDORA" verify --help 2>/dev/null | grep -q -- --allow-private-destinations && PRIV=(--allow-private-destinations)
+V() { "$VALIDORA" verify --state-dir "$tmp/state" --dns "$DNS" --mail-from first@validora.test \
+      --smtp-timeout 5 "${PRIV[@]}" "$@"; }
+R() { "$VALIDORA" run --state-dir "$tmp/state" --dns "$DNS" --mail-from first@validora.test \
+      "${PRIV[@]}" "$@"; }
+status_of() { # FILE EMAIL: "status/reason" of that email's record in a JSON Lines file
+    python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["email"] == sys.argv[2]: print(r["status"] + "/" + r["reason"])' "$1" "$2"
+}
+BOM=$'\xef\xbb\xbf'
+
+# ---- 1. a byte-order mark at the start of the input is dropped ----
+printf '%salice@valid.test\r\nbob@valid.test\r\n' "$BOM" >"$tmp/excel.txt"
+V -i "$tmp/excel.txt" >"$tmp/o.json" 2>"$tmp/e"
+[ "$(status_of "$tmp/o.json" alice@valid.test)" = deliverable/accepted ] \
+    && ok "BOM: the first address of a list is alice@valid.test, deliverable" \
+    || bad "BOM (file): $(head -c 300 "$tmp/o.json") $(cat "$tmp/e")"
+cat "$tmp/excel.txt" | V -i - >"$tmp/o.json" 2>"$tmp/e"
+[ "$(status_of "$tmp/o.json" alice@valid.test)" = deliverable/accepted ] \
+    && ok "BOM: from a pipe too" || bad "BOM (pipe): $(head -c 300 "$tmp/o.json")"
+# inside an address (not at the start of the input) it is invalid syntax, never probed
+printf 'bob@valid.test\n%salice@valid.test\nal\xe2\x80\x8bice@valid.test\nalice@valid\xe2\x81\xa0.test\n' "$BOM" >"$tmp/inv.txt"
+V -i "$tmp/inv.txt" >"$tmp/o.json" 2>"$tmp/e"
+n=$(grep -c '"reason":"invalid_syntax"' "$tmp/o.json")
+[ "$n" -eq 3 ] && ! grep -q mailbox_not_found "$tmp/o.json" \
+    && ok "invisible characters inside an address: invalid_syntax, not probed" \
+    || bad "invisible characters: $(cat "$tmp/o.json")"
+# run: validora.lines and clean.lua --column on an Excel CSV
+mkdir -p "$tmp/out1"
+R "$S/clean.lua" "$tmp/excel.txt" "$tmp/out1" >"$tmp/e" 2>&1
+grep -qx alice@valid.test "$tmp/out1/deliverable.txt" && ok "BOM: run's validora.lines" \
+    || bad "BOM (run lines): $(cat "$tmp/e" "$tmp/out1"/*.txt)"
+printf '%sname,email\r\nAlice,alice@valid.test\r\nNobody,nobody@valid.test\r\n' "$BOM" >"$tmp/excel.csv"
+mkdir -p "$tmp/out2"
+R "$S/clean.lua" --column email "$tmp/excel.csv" "$tmp/out2" >"$tmp/e" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -qx alice@valid.test "$tmp/out2/deliverable.txt" \
+    && ok "BOM: clean.lua --column email on an Excel CSV" || bad "BOM (clean csv): rc=$rc $(cat "$tmp/e")"
+
+# ---- 4. CSV input ----
+printf 'name,city,email\r\nAlice,Paris,alice@valid.test\r\n"Smith, Bob",Rome,bob@valid.test\r\nNone,Oslo,\r\n' >"$tmp/people.csv"
+V -i "$tmp/people.csv" >"$tmp/o.json" 2>"$tmp/e"; rc=$?
+[ $rc -eq 2 ] && [ ! -s "$tmp/o.json" ] && grep -q -- "--column" "$tmp/e" \
+    && ok "verify -i a CSV without --column: usage error naming --column, nothing verified" \
+    || bad "CSV without --column: rc=$rc $(cat "$tmp/e") $(head -c 200 "$tmp/o.json")"
+cp "$tmp/people.csv" "$tmp/people.txt" # the name does not matter: the first line's comma does
+V -i "$tmp/people.txt" >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] && ok "a CSV named .txt is told apart by its commas" || bad "CSV as .txt: rc=$rc"
+for col in email EMAIL 3; do
+    V -i "$tmp/people.csv" --column "$col" >"$tmp/o.json" 2>"$tmp/e"; rc=$?
+    got=$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["email"] + "=" + json.loads(l)["status"] for l in open(sys.argv[1])))' "$tmp/o.json")
+    [ $rc -eq 0 ] && [ "$got" = "alice@valid.test=deliverable bob@valid.test=deliverable" ] \
+        && ok "verify --column $col: the header skipped, empty cells skipped" \
+        || bad "verify --column $col: rc=$rc '$got' $(cat "$tmp/e")"
+done
+V -i "$tmp/people.csv" --column mail >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -ne 0 ] && grep -q "no column 'mail'" "$tmp/e" && grep -q "'email'" "$tmp/e" \
+    && ok "verify --column with an unknown name: says which columns there are" || bad "unknown column: rc=$rc $(cat "$tmp/e")"
+printf 'alice@valid.test,x\nbob@valid.test,y\n' >"$tmp/noheader.csv"
+V -i "$tmp/noheader.csv" --column 1 >"$tmp/o.json" 2>"$tmp/e"
+[ "$(wc -l <"$tmp/o.json")" -eq 2 ] && ok "verify --column 1 without a header row: the first row is an address" \
+    || bad "no header: $(cat "$tmp/o.json" "$tmp/e")"
+mkdir -p "$tmp/out3"
+R "$S/clean.lua" --column 3 "$tmp/people.csv" "$tmp/out3" >"$tmp/e" 2>&1; rc=$?
+[ $rc -eq 0 ] && ! grep -qi '^email$' "$tmp/out3"/*.txt && [ "$(cat "$tmp/out3"/*.txt | wc -l)" -eq 2 ] \
+    && ok "clean.lua --column 3: the header row is not an address" || bad "clean --column 3: rc=$rc $(cat "$tmp/e" "$tmp/out3"/*.txt)"
+
+checks_done first_contact
