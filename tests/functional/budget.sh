@@ -174,6 +174,39 @@ fi
 [ "$o1" = 0 ] && [ "$o2" = 0 ] && ok "kill -9 and restart: only SMTP verdicts and deferrals" ||
     bad "kill -9 and restart: $o1 + $o2 other records"
 
+# ---- kill -9 with many addresses in flight (issue 17): the default -j 256 against a server
+# that takes one session at a time. The budget is charged when a session may open, not when
+# job:smtp() is called, so the addresses waiting at the limiter hold none of it: the ledger
+# says at most the records plus one chunk (9) plus the open session, not the whole budget.
+KJ="$tmp/s-j256"
+for i in $(seq -w 1 60); do echo "nobody$i@valid.test"; done >"$tmp/list60"
+mkdir -p "$tmp/onebyone" # one session at a time, about one unknown user a second
+cat >"$tmp/onebyone/onebyone.lua" <<'LUA'
+local default = require "default"
+local one = { connections = 1, rcpt_per_minute = 120, rcpt_burst = 1 }
+return {
+  name = "onebyone",
+  match = { domain = { "valid.test" } },
+  limits = { provider = one, mx = one, domain = one },
+  probe = function(job) return default.probe(job) end,
+}
+LUA
+"${V30[@]}" --rules "$tmp/onebyone" --state-dir "$KJ" -i "$tmp/list60" \
+    >"$tmp/kj" 2>"$tmp/kje" &
+kpid=$!
+pids+=("$kpid")
+for _ in $(seq 1 400); do
+    [ "$(wc -l <"$tmp/kj")" -ge 3 ] && break
+    sleep 0.05
+done
+kill -9 "$kpid"
+wait "$kpid" 2>/dev/null
+kj=$(wc -l <"$tmp/kj")
+uj=$(used "$KJ")
+[ "$kj" -ge 3 ] && [ "$kj" -lt 30 ] && [ "$uj" -ge "$kj" ] && [ "$uj" -le $((kj + 9 + 1)) ] &&
+    ok "kill -9 with -j 256: $kj records, $uj used (at most records + 9 + the open session)" ||
+    bad "kill -9 with -j 256: $kj records, $uj used (want $kj..$((kj + 10)))"
+
 # ---- --on-budget wait: parked, cheap, holding the lock; a second verify refuses ----
 printf 'alice@valid.test\nbob@valid.test\n' >"$tmp/two"
 "${V30[@]}" --state-dir "$S" --on-budget wait -i "$tmp/two" >"$tmp/w" 2>"$tmp/we" &
