@@ -79,8 +79,8 @@ static const vd_cli_usage USAGE = {
     .section = "verify",
     .head = "Usage: validora verify [OPTION]... [ADDRESS]...\n"
             "Tells for each email address whether it can receive mail, without sending any.\n",
-    .tail = "Exit status: 0 when every address got a record, 1 on a fatal error, 2 on a usage "
-            "error.\n"
+    .tail = "Exit status: 0 when every address got a record, 1 on a fatal error or when no DNS "
+            "server answered at all, 2 on a usage error.\n"
             "Long runs: records are flushed one by one (a kill loses none) and synced to disk\n"
             "every --sync seconds (a power loss loses at most those); run the same command\n"
             "with --resume to carry on, as often as needed: in the end FILE holds one record\n"
@@ -277,6 +277,14 @@ static int verify_run(run *r, const verify_opts *o)
     event_base_dispatch(r->base);
     vd_progress_finish(r->progress);
     int rc = !r->fatal && r->written == r->submitted && !r->draining ? VD_EXIT_OK : VD_EXIT_FATAL;
+    vd_engine_stats st;
+    vd_engine_stats_get(r->engine, &st);
+    if (st.dns_unanswered > 0 && st.dns_answered == 0) { /* the engine said why, at the start */
+        fprintf(stderr,
+                "validora verify: no DNS server answered: nothing that needs DNS could be "
+                "decided (--dns, /etc/resolv.conf)\n");
+        rc = VD_EXIT_FATAL;
+    }
     if (r->draining && !r->fatal)
         fprintf(stderr, "validora verify: interrupted after %ld records\n", r->written);
     if (o->verbose) report(r, "done:");

@@ -180,6 +180,19 @@ static int store_breaker_put(void *arg, const char *key, double until, int times
     return -1;
 }
 
+/* No DNS server answers: every address would quietly become unknown/dns_error. Said once,
+ * loudly, with the fix (issue 17); vd_engine_stats_get's dns_answered tells the CLI whether
+ * anything could be decided. */
+static void on_dns_unreachable(const char *why, void *arg)
+{
+    vd_engine *e = arg;
+    engine_log(e, VD_LOG_ERROR,
+               "NO DNS SERVER ANSWERS (%s: %s): every address that needs DNS will be "
+               "unknown/dns_error. Give working servers with --dns HOST[:PORT][,...] (the "
+               "config's dns), or fix the nameserver lines of /etc/resolv.conf",
+               e->dns_servers ? e->dns_servers : "the servers of /etc/resolv.conf", why);
+}
+
 /* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
@@ -188,7 +201,10 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
     if (e->transcript_dir && !(e->transcripts = vd_transcript_sink_new(
                                    e->transcript_dir, e->cfg.log, e->cfg.log_arg, err, errlen)))
         return -1;
-    vd_dns_opts dopts = {.servers = e->dns_servers, .timeout_ms = (int)(e->cfg.dns_timeout * 1000)};
+    vd_dns_opts dopts = {.servers = e->dns_servers,
+                         .timeout_ms = (int)(e->cfg.dns_timeout * 1000),
+                         .unreachable = on_dns_unreachable,
+                         .unreachable_arg = e};
     if (!(e->dns = vd_dns_new(e->base, &dopts, sub, sizeof sub))) {
         snprintf(err, errlen, "DNS: %s", sub);
         return -1;
@@ -599,6 +615,7 @@ void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
     snprintf(out->generation, sizeof out->generation, "%s", e->gen->hash);
     out->generation_id = e->gen->id;
     if (e->dns) vd_dns_stats(e->dns, &out->dns_queries, &out->dns_cache_hits);
+    if (e->dns) vd_dns_reach(e->dns, &out->dns_answered, &out->dns_unanswered);
     out->throttle_waits = ls.waits;
     out->throttle_deferred = ls.deferred;
     out->slow_downs = ls.slow_downs;

@@ -126,6 +126,8 @@ typedef struct vd_engine_stats {
     unsigned generation_id;          /* 1, 2, ... in the order generations were loaded */
     size_t dns_queries;              /* DNS queries sent */
     size_t dns_cache_hits;           /* lookups answered from the TTL cache */
+    size_t dns_answered;             /* queries a DNS server answered (any reply) */
+    size_t dns_unanswered;           /* queries no DNS server answered (refused, timed out) */
     unsigned long throttle_waits;    /* sessions and RCPTs the traffic shaper made wait */
     unsigned long throttle_deferred; /* given back unprobed (a breaker open, --on-block defer) */
     unsigned long slow_downs;        /* "slow down" replies seen */

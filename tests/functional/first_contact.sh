@@ -85,4 +85,22 @@ R "$S/clean.lua" --column 3 "$tmp/people.csv" "$tmp/out3" >"$tmp/e" 2>&1; rc=$?
 [ $rc -eq 0 ] && ! grep -qi '^email$' "$tmp/out3"/*.txt && [ "$(cat "$tmp/out3"/*.txt | wc -l)" -eq 2 ] \
     && ok "clean.lua --column 3: the header row is not an address" || bad "clean --column 3: rc=$rc $(cat "$tmp/e" "$tmp/out3"/*.txt)"
 
+# ---- 3. no DNS server answering: said once, loudly, with the fix; exit non-zero ----
+"$VALIDORA" verify --state-dir "$tmp/state" --dns 127.0.0.1:9 alice@valid.test bob@valid.test \
+    >"$tmp/o.json" 2>"$tmp/e"; rc=$?
+[ $rc -eq 1 ] && [ "$(grep -c "NO DNS SERVER ANSWERS" "$tmp/e")" -eq 1 ] && grep -q -- "--dns" "$tmp/e" \
+    && grep -q resolv.conf "$tmp/e" && ok "verify, no DNS server: one loud warning with the fix, exit 1" \
+    || bad "verify, no DNS: rc=$rc $(cat "$tmp/e")"
+"$VALIDORA" rules which --dns 127.0.0.1:9 alice@valid.test >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -eq 1 ] && grep -q "NO DNS SERVER ANSWERS" "$tmp/e" && ok "rules which, no DNS server: warned, exit 1" \
+    || bad "rules which, no DNS: rc=$rc $(cat "$tmp/e")"
+V alice@valid.test x@nosuch.test >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -eq 0 ] && ! grep -q "NO DNS" "$tmp/e" && ok "a DNS server that answers (NXDOMAIN too): no warning" \
+    || bad "working DNS: rc=$rc $(cat "$tmp/e")"
+
+# ---- 13. inputs checked before the state dir is touched ----
+"$VALIDORA" verify --state-dir "$tmp/fresh" --dns "$DNS" -i "$tmp/does-not-exist" >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -eq 1 ] && [ ! -e "$tmp/fresh" ] && ! grep -q "new to the ledger" "$tmp/e" && grep -q does-not-exist "$tmp/e" \
+    && ok "a missing input file: said first, the state dir untouched" || bad "missing input: rc=$rc $(ls "$tmp") $(cat "$tmp/e")"
+
 checks_done first_contact
