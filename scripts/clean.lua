@@ -12,8 +12,8 @@ local spec = {
   usage = "usage: validora run scripts/clean.lua [--column NAME|N] [--concurrency N] LIST OUTDIR",
   help = "Verifies LIST (one address per line, or a CSV file with --column) and sorts it into\n"
     .. "OUTDIR/deliverable.txt, risky.txt, undeliverable.txt and unknown.txt, with every\n"
-    .. "record in OUTDIR/results.mpk. OUTDIR must exist. Redo unknown ones later with\n"
-    .. "scripts/recheck.lua OUTDIR/results.mpk.",
+    .. "record in OUTDIR/results.mpk (OUTDIR is made when missing). Redo unknown ones later\n"
+    .. "with scripts/recheck.lua OUTDIR/results.mpk (it writes OUTDIR/results.mpk.recheck.mpk).",
   options = {
     column = { arg = "NAME|N",
                help = "LIST is CSV: the column holding the address (a header name or a number)" },
@@ -74,6 +74,11 @@ local function main(...)
   local addrs, err = input(list, opts.column)
   if not addrs then
     io.stderr:write("clean.lua: ", err, "\n")
+    return 1
+  end
+  local made, merr = validora.mkdir(outdir)
+  if not made then
+    io.stderr:write("clean.lua: ", merr, "\n")
     return 1
   end
   local out = {}

@@ -85,6 +85,16 @@ R "$S/clean.lua" --column 3 "$tmp/people.csv" "$tmp/out3" >"$tmp/e" 2>&1; rc=$?
 [ $rc -eq 0 ] && ! grep -qi '^email$' "$tmp/out3"/*.txt && [ "$(cat "$tmp/out3"/*.txt | wc -l)" -eq 2 ] \
     && ok "clean.lua --column 3: the header row is not an address" || bad "clean --column 3: rc=$rc $(cat "$tmp/e" "$tmp/out3"/*.txt)"
 
+# ---- 6. run scripts/clean.lua LIST OUTDIR makes OUTDIR ----
+printf 'alice@valid.test\n' >"$tmp/one.txt"
+R "$S/clean.lua" "$tmp/one.txt" "$tmp/not/there/yet" >"$tmp/e" 2>&1; rc=$?
+[ $rc -eq 0 ] && grep -qx alice@valid.test "$tmp/not/there/yet/deliverable.txt" \
+    && ok "clean.lua makes a missing OUTDIR (and its parents)" || bad "clean.lua missing OUTDIR: rc=$rc $(cat "$tmp/e")"
+touch "$tmp/afile"
+R "$S/clean.lua" "$tmp/one.txt" "$tmp/afile" >"$tmp/e" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "afile: Not a directory" "$tmp/e" \
+    && ok "clean.lua with OUTDIR a file: says so, exit 1" || bad "clean.lua OUTDIR a file: rc=$rc $(cat "$tmp/e")"
+
 # ---- 3. no DNS server answering: said once, loudly, with the fix; exit non-zero ----
 "$VALIDORA" verify --state-dir "$tmp/state" --dns 127.0.0.1:9 alice@valid.test bob@valid.test \
     >"$tmp/o.json" 2>"$tmp/e"; rc=$?
