@@ -248,6 +248,10 @@ static int ledger_set_age(int argc, char **argv)
         utc((long)time(NULL) - days * 86400L, false, when, sizeof when);
         printf("source IP %s: first use %s, age %ld day%s\n", canon, when, days,
                days == 1 ? "" : "s");
+        if (strcmp(canon, "any") != 0) /* issue 17 */
+            printf("note: runs without --source-ip are counted under 'any', not %s: give them "
+                   "--source-ip %s, or age 'any' too (validora ledger set-age any %ld)\n",
+                   canon, canon, days);
         rc = fflush(stdout) == 0 ? VD_EXIT_OK : VD_EXIT_FATAL;
     } else {
         fprintf(stderr, "validora ledger set-age: %s\n", err);

@@ -280,9 +280,8 @@ static int verify_run(run *r, const verify_opts *o)
     vd_engine_stats st;
     vd_engine_stats_get(r->engine, &st);
     if (st.dns_unanswered > 0 && st.dns_answered == 0) { /* the engine said why, at the start */
-        fprintf(stderr,
-                "validora verify: no DNS server answered: nothing that needs DNS could be "
-                "decided (--dns, /etc/resolv.conf)\n");
+        fprintf(stderr, "validora verify: no DNS server answered: nothing that needs DNS could be "
+                        "decided (--dns, /etc/resolv.conf)\n");
         rc = VD_EXIT_FATAL;
     }
     if (r->draining && !r->fatal)

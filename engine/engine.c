@@ -367,6 +367,16 @@ static int open_state(vd_engine *e, char *err, size_t errlen)
 }
 
 /* Today's figure from the first generation's curve, and what the operator must know. */
+
+/* Appends "IP (N days)" of each IP but 'any' the ledger knows, for the new-IP warning. */
+static void other_ips(const vd_ledger_ip *ip, void *arg)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    if (!strcmp(ip->ip, "any") || len > 400) return;
+    snprintf(out + len, 512 - len, "%s%s (%d days)", len ? ", " : "", ip->ip, ip->age_days);
+}
+
 static int start_budget(vd_engine *e, char *err, size_t errlen)
 {
     if (!e->budget) return 0;
@@ -389,13 +399,28 @@ static int start_budget(vd_engine *e, char *err, size_t errlen)
     }
     vd_budget_set(e->budget, n);
     long used = vd_ledger_used_today(e->ledger, e->ip, NULL);
-    if (is_new)
+    if (is_new && !strcmp(e->ip, "any")) {
+        /* issue 17: `ledger set-age 127.0.0.1 365` does not age the runs without --source-ip */
+        char others[512] = "";
+        vd_ledger_each_ip(e->ledger, other_ips, others, sub, sizeof sub);
+        engine_log(e, VD_LOG_WARNING,
+                   "source IP any is new to the ledger in %s: warm-up day 1, today's budget is "
+                   "%ld SMTP verifications (docs/reputation.md). 'any' is how the ledger counts "
+                   "runs without --source-ip (the kernel picks the outgoing address). If this "
+                   "machine's address has sent mail before, give its age: validora ledger "
+                   "set-age any DAYS --state-dir %s%s%s",
+                   e->state_dir, n, e->state_dir,
+                   others[0] ? "; or run with --source-ip set to an address whose age the "
+                               "ledger knows: "
+                             : "",
+                   others);
+    } else if (is_new) {
         engine_log(e, VD_LOG_WARNING,
                    "source IP %s is new to the ledger in %s: warm-up day 1, today's budget is %ld "
                    "SMTP verifications (docs/reputation.md). If this IP has sent mail before, "
                    "give its age: validora ledger set-age %s DAYS --state-dir %s",
                    e->ip, e->state_dir, n, e->ip, e->state_dir);
-    else
+    } else
         engine_log(e, VD_LOG_INFO,
                    "warm-up: source IP %s is %d days old: today's budget is %ld SMTP "
                    "verifications, %ld used",

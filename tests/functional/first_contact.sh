@@ -108,6 +108,17 @@ V alice@valid.test x@nosuch.test >/dev/null 2>"$tmp/e"; rc=$?
 [ $rc -eq 0 ] && ! grep -q "NO DNS" "$tmp/e" && ok "a DNS server that answers (NXDOMAIN too): no warning" \
     || bad "working DNS: rc=$rc $(cat "$tmp/e")"
 
+# ---- 9. set-age of an IP, then a verify without --source-ip ----
+"$VALIDORA" ledger set-age 127.0.0.1 365 --state-dir "$tmp/aged" >"$tmp/o" 2>&1
+grep -q "counted under 'any'" "$tmp/o" && grep -q "set-age any 365" "$tmp/o" \
+    && ok "set-age 127.0.0.1: says runs without --source-ip are 'any'" || bad "set-age note: $(cat "$tmp/o")"
+"$VALIDORA" verify --state-dir "$tmp/aged" --dns "$DNS" --mail-from first@validora.test "${PRIV[@]}" \
+    alice@valid.test >/dev/null 2>"$tmp/e"
+grep -q "'any' is how the ledger counts runs without --source-ip" "$tmp/e" && grep -q "set-age any DAYS" "$tmp/e" \
+    && grep -q "127.0.0.1 (365 days)" "$tmp/e" \
+    && ok "the new-IP warning for 'any' explains it, names set-age any and the aged 127.0.0.1" \
+    || bad "any warning: $(cat "$tmp/e")"
+
 # ---- 13. inputs checked before the state dir is touched ----
 "$VALIDORA" verify --state-dir "$tmp/fresh" --dns "$DNS" -i "$tmp/does-not-exist" >/dev/null 2>"$tmp/e"; rc=$?
 [ $rc -eq 1 ] && [ ! -e "$tmp/fresh" ] && ! grep -q "new to the ledger" "$tmp/e" && grep -q does-not-exist "$tmp/e" \
