@@ -126,6 +126,10 @@ bool vd_cli_input_looks_csv(const char *path, char *first, size_t firstlen);
  * Notepad start a saved list with one; every input (lists, CSV, serve bodies) drops it before
  * the first address, so it never becomes part of one. */
 size_t vd_cli_bom_len(const char *s, size_t n);
+/* Says on stderr that cmd ("validora", "validora rules") has no command word, suggesting the
+ * nearest of names (NULL-terminated) when one is close (a typo, or a unique prefix), and
+ * returns VD_EXIT_USAGE. */
+int vd_cli_unknown_command(const char *cmd, const char *word, const char *const *names);
 /* Drops a UTF-8 byte-order mark at the current position of f, if there is one. */
 void vd_cli_skip_bom(FILE *f);
 

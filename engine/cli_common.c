@@ -432,6 +432,50 @@ void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg)
     fprintf(stderr, "validora %s: %s%s\n", l->cmd, tag[level], msg);
 }
 
+/* ---- unknown commands ---- */
+
+/* Optimal string alignment distance (a swap of two neighbours is one edit), capped at 9. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31) return 9;
+    size_t d[32][32];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1, v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+int vd_cli_unknown_command(const char *cmd, const char *word, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = 9, prefixed = 0;
+    const char *prefix_of = NULL;
+    for (size_t i = 0; names[i]; i++) {
+        size_t dist = edit_distance(word, names[i]);
+        if (dist < best_d) best_d = dist, best = names[i];
+        if (*word && !strncmp(names[i], word, strlen(word))) prefixed++, prefix_of = names[i];
+    }
+    /* close enough: at most 2 edits, and fewer than half the word's letters */
+    if (!(best && best_d <= 2 && best_d * 2 < strlen(word)))
+        best = prefixed == 1 ? prefix_of : NULL;
+    fprintf(stderr, "%s: unknown command '%s'", cmd, word);
+    if (best) fprintf(stderr, "; did you mean '%s'?", best);
+    fprintf(stderr, "\nTry '%s --help'.\n", cmd);
+    return VD_EXIT_USAGE;
+}
+
 /* ---- input ---- */
 
 struct vd_cli_input {

@@ -397,5 +397,6 @@ int vd_cli_config(int argc, char **argv)
         fputs(USAGE, stdout);
         return VD_EXIT_OK;
     }
-    return vd_cli_usage_error("config", "unknown command '%s' (check or show)", argv[1]);
+    static const char *const names[] = {"check", "show", NULL};
+    return vd_cli_unknown_command("validora config", argv[1], names);
 }

@@ -337,6 +337,6 @@ int vd_cli_ledger(int argc, char **argv)
         fputs(LEDGER_USAGE, stdout);
         return VD_EXIT_OK;
     }
-    fprintf(stderr, "validora ledger: unknown command '%s'\nTry 'validora ledger --help'.\n", cmd);
-    return VD_EXIT_USAGE;
+    static const char *const names[] = {"show", "set-age", "lock", NULL};
+    return vd_cli_unknown_command("validora ledger", cmd, names);
 }

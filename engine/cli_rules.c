@@ -225,6 +225,6 @@ int vd_cli_rules(int argc, char **argv)
         fputs(RULES_USAGE, stdout);
         return VD_EXIT_OK;
     }
-    fprintf(stderr, "validora rules: unknown command '%s'\nTry 'validora rules --help'.\n", cmd);
-    return VD_EXIT_USAGE;
+    static const char *const names[] = {"check", "which", "test", NULL};
+    return vd_cli_unknown_command("validora rules", cmd, names);
 }
