@@ -106,6 +106,7 @@ typedef struct run {
     long submitted, written, skipped;
     struct event *pump_ev;
     struct event *progress_ev; /* --verbose: a line on stderr every 5 s */
+    struct event *left_ev;     /* stopping: how many are left, every 2 s */
     long by_status[4];         /* deliverable, undeliverable, risky, unknown */
     struct timeval started;
 } run;
@@ -188,14 +189,37 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     report(arg, "progress:");
 }
 
+/* While stopping: how many addresses are left, every 2 s (issue 17). */
+static void on_left(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run *r = arg;
+    vd_progress_clear(r->progress);
+    fprintf(stderr,
+            "validora verify: stopping: %zu addresses left in SMTP sessions (again to stop "
+            "now)\n",
+            vd_engine_inflight(r->engine));
+}
+
 static void on_stop(void *arg, bool now)
 {
     run *r = arg;
     vd_progress_clear(r->progress);
     if (!now) {
         r->draining = true;
-        fprintf(stderr, "validora verify: finishing %zu addresses in flight (again to stop now)\n",
-                vd_engine_inflight(r->engine));
+        size_t before = vd_engine_inflight(r->engine);
+        /* what only waits for the throttle or the budget is written deferred at once */
+        vd_engine_drain(r->engine);
+        size_t left = vd_engine_inflight(r->engine);
+        fprintf(stderr,
+                "validora verify: stopping: %zu addresses that had not reached their SMTP "
+                "session written unknown/deferred (--resume verifies them again); finishing "
+                "the %zu in SMTP sessions (again to stop now)\n",
+                before - left, left);
+        struct timeval every = {2, 0};
+        if (left && (r->left_ev = event_new(r->base, -1, EV_PERSIST, on_left, r)))
+            event_add(r->left_ev, &every);
         event_active(r->pump_ev, EV_TIMEOUT, 0);
         return;
     }
@@ -288,6 +312,7 @@ static int verify_run(run *r, const verify_opts *o)
         fprintf(stderr, "validora verify: interrupted after %ld records\n", r->written);
     if (o->verbose) report(r, "done:");
     if (r->progress_ev) event_free(r->progress_ev);
+    if (r->left_ev) event_free(r->left_ev);
     event_free(r->pump_ev);
     vd_cli_signals_free(sig);
     return rc;

@@ -447,7 +447,7 @@ static void collect_problem(const char *file, int line, const char *msg, void *a
     if (w > 0) p->at += (size_t)w < p->len - p->at ? (size_t)w : p->len - p->at - 1;
 }
 
-static vd_rules_env rules_env(const vd_engine *e)
+static vd_rules_env rules_env(vd_engine *e)
 {
     return (vd_rules_env){
         .base = e->base,
@@ -456,6 +456,7 @@ static vd_rules_env rules_env(const vd_engine *e)
         .limiter = e->limiter,
         .http = e->http,
         .budget = e->budget,
+        .parked = &e->parked,
         .cfg = &e->cfg,
         .log = e->cfg.log,
         .log_arg = e->cfg.log_arg,
@@ -645,6 +646,12 @@ void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
     out->throttle_deferred = ls.deferred;
     out->slow_downs = ls.slow_downs;
     out->blocks = ls.blocks;
+}
+
+void vd_engine_drain(vd_engine *e)
+{
+    vd_smtp_drain(&e->parked, "stopped before its SMTP session (a signal): verify it again "
+                              "(verify --resume does)");
 }
 
 void vd_engine_free(vd_engine *e)

@@ -337,6 +337,7 @@ static void cancel_pool(void *handle)
 /* A job:smtp() waiting for the limiter's leave to open a session, then (the probe's first
  * session) for the day's budget. */
 typedef struct smtp_wait {
+    struct smtp_wait *prev, *next; /* in env.parked, while waiting */
     vd_run *run;
     vd_waiter *w;
     vd_budget_wait *bw;
@@ -346,12 +347,35 @@ typedef struct smtp_wait {
     double since;
 } smtp_wait;
 
+static void park_link(smtp_wait *sw)
+{
+    vd_smtp_parked *p = sw->run->gen->env.parked;
+    if (!p) return;
+    sw->next = p->head;
+    if (p->head) p->head->prev = sw;
+    p->head = sw;
+}
+
+/* Every free of a smtp_wait goes through here. */
+static void smtp_wait_free(smtp_wait *sw)
+{
+    vd_smtp_parked *p = sw->run->gen->env.parked;
+    if (p && (p->head == sw || sw->prev)) {
+        if (sw->prev)
+            sw->prev->next = sw->next;
+        else
+            p->head = sw->next;
+        if (sw->next) sw->next->prev = sw->prev;
+    }
+    free(sw);
+}
+
 static void cancel_smtp_wait(void *handle)
 {
     smtp_wait *sw = handle;
     vd_budget_cancel(sw->bw);
     vd_limiter_cancel(sw->lw);
-    free(sw);
+    smtp_wait_free(sw);
 }
 
 static bool pool_has_idle(void *arg)
@@ -366,7 +390,7 @@ static void defer_smtp(smtp_wait *sw, const char *why)
     vd_run *run = sw->run;
     vd_waiter *w = sw->w;
     run->probe->delayed += now_mono() - sw->since;
-    free(sw);
+    smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     vd_task *t = vd_waiter_take(w);
     if (!t) return;
@@ -411,7 +435,7 @@ static void on_session_leave(const char *deny, void *arg)
     }
     vd_waiter *w = sw->w;
     run->probe->delayed += now_mono() - sw->since;
-    free(sw);
+    smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->probe->granted++;
     vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
@@ -459,8 +483,27 @@ static int job_smtp(lua_State *L)
     if (!sw) return luaL_error(L, "out of memory");
     *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
     vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
-    wait_session(sw); /* the budget is charged when the limiter lets the session open */
+    vd_smtp_parked *parked = run->gen->env.parked;
+    if (parked && parked->drained) {
+        defer_smtp(sw, parked->drained); /* stopping: no new session */
+    } else {
+        park_link(sw);
+        wait_session(sw); /* the budget is charged when the limiter lets the session open */
+    }
     return vd_task_wait_end(L, run->task);
+}
+
+void vd_smtp_drain(vd_smtp_parked *p, const char *why)
+{
+    p->drained = why;
+    while (p->head) {            /* each defer unlinks it; a probe it resumes finds `drained` set */
+        smtp_wait *sw = p->head; /* never one holding a session: that is within one call */
+        vd_budget_cancel(sw->bw);
+        vd_limiter_cancel(sw->lw);
+        sw->bw = NULL;
+        sw->lw = NULL;
+        defer_smtp(sw, why);
+    }
 }
 
 /* ---- park / wake: the memo's waiters ---- */
