@@ -184,7 +184,7 @@ for i in $(seq -w 1 60); do echo "nobody$i@valid.test"; done >"$tmp/list60"
 mkdir -p "$tmp/onebyone" # one session at a time, about one unknown user a second
 cat >"$tmp/onebyone/onebyone.lua" <<'LUA'
 local default = require "default"
-local one = { connections = 1, rcpt_per_minute = 120, rcpt_burst = 1 }
+local one = { connections = 1, rcpt_per_minute = 120, rcpt_burst = 2 }
 return {
   name = "onebyone",
   match = { domain = { "valid.test" } },

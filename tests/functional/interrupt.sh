@@ -50,7 +50,7 @@ grep -q "finishing the 1 in SMTP sessions" "$tmp/t.err" && ok || bad "no drain m
 mkdir -p "$tmp/onebyone"
 cat >"$tmp/onebyone/onebyone.lua" <<'LUA'
 local default = require "default"
-local one = { connections = 1, rcpt_per_minute = 120, rcpt_burst = 1 }
+local one = { connections = 1, rcpt_per_minute = 120, rcpt_burst = 2 }
 return {
   name = "onebyone",
   match = { domain = { "valid.test" } },
