@@ -52,8 +52,33 @@ static bool is_qtext(unsigned char c)
     return c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126) || c >= 0x80;
 }
 
+/* Code points that show nothing, or change how the text around them is shown:
+ * the Unicode format characters (Cf: U+FEFF BOM, U+200B..U+200F zero widths
+ * and marks, U+202A..U+202E and U+2066..U+2069 bidi controls, U+2060 word
+ * joiner, the tag characters, ...), the non-ASCII spaces and separators (Zs,
+ * Zl, Zp: U+00A0, U+2000..U+200A, U+2028/9, U+3000, ...) and the invisible
+ * fillers (U+034F, U+115F/U+1160, U+3164, U+FFA0). In an address they come
+ * from a copy and paste or a file's byte-order mark, never from the user's
+ * intent, and a server would take them as a different mailbox: refused as
+ * syntax, never probed (docs/addresses.md). */
+static bool is_invisible(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        {0x00a0, 0x00a0},   {0x00ad, 0x00ad},   {0x034f, 0x034f},   {0x0600, 0x0605},
+        {0x061c, 0x061c},   {0x06dd, 0x06dd},   {0x070f, 0x070f},   {0x0890, 0x0891},
+        {0x08e2, 0x08e2},   {0x115f, 0x1160},   {0x1680, 0x1680},   {0x180e, 0x180e},
+        {0x2000, 0x200f},   {0x2028, 0x202f},   {0x205f, 0x2064},   {0x2066, 0x206f},
+        {0x3000, 0x3000},   {0x3164, 0x3164},   {0xfeff, 0xfeff},   {0xffa0, 0xffa0},
+        {0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd}, {0x13430, 0x1343f},
+        {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001}, {0xe0020, 0xe007f},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1]) return true;
+    return false;
+}
+
 /* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF)
- * and no control characters: C0, DEL, C1. Sets *non_ascii when any multi-byte
+ * and no control characters (C0, DEL, C1) nor invisible ones. Sets *non_ascii when any multi-byte
  * sequence is seen. */
 static const char *check_bytes(const unsigned char *s, size_t len, bool *non_ascii)
 {
@@ -86,6 +111,7 @@ static const char *check_bytes(const unsigned char *s, size_t len, bool *non_asc
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "invalid utf-8";
         if (cp >= 0x80 && cp <= 0x9f) return "control character";
+        if (is_invisible(cp)) return "invisible or format character";
         i += n;
     }
     return NULL;

@@ -1,8 +1,9 @@
 /* budget.h — the warm-up budget of one source IP: how many addresses may open their first
  * SMTP session today (docs/reputation.md, "Warm-up budget").
  *
- * One charge is one address (the caller charges on a probe's first job:smtp(), never per
- * session or retry). Charges are served from verifications this process has reserved in the
+ * One charge is one address (the caller charges when a probe's first SMTP session is about to
+ * open, once the limiter lets it, never per session or retry: addresses waiting at the limiter
+ * hold no reservation). Charges are served from verifications this process has reserved in the
  * ledger; when none are left it reserves VD_BUDGET_CHUNK more (vd_ledger_reserve commits them
  * before they are spent, so a crash can only under-spend, and a restart the same day goes on
  * with what the ledger says is left). When the day's budget is spent the policy either denies

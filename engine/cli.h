@@ -113,6 +113,25 @@ ssize_t vd_cli_input_next(vd_cli_input *in, const char **addr);
 bool vd_cli_input_done(const vd_cli_input *in);   /* every address has been read */
 bool vd_cli_input_failed(const vd_cli_input *in); /* reading failed (reported on stderr) */
 void vd_cli_input_free(vd_cli_input *in);
+/* Reads the file as CSV (RFC 4180) and takes the column named column (a header name, case
+ * ignored: the first row is the header) or numbered (from 1: the first row is skipped as a
+ * header when that cell holds no '@'). Empty cells are skipped. */
+void vd_cli_input_csv(vd_cli_input *in, const char *column);
+bool vd_cli_input_header_skipped(const vd_cli_input *in);
+/* Whether the file at path looks like CSV rather than one address a line: its name ends in
+ * .csv or .tsv, or its first line holds a comma, semicolon or TAB outside quotes (no address
+ * does). first gets that line, for the message. A pipe is never looked at. */
+bool vd_cli_input_looks_csv(const char *path, char *first, size_t firstlen);
+/* The length of a UTF-8 byte-order mark (EF BB BF) at the start of s[0..n), or 0. Excel and
+ * Notepad start a saved list with one; every input (lists, CSV, serve bodies) drops it before
+ * the first address, so it never becomes part of one. */
+size_t vd_cli_bom_len(const char *s, size_t n);
+/* Says on stderr that cmd ("validora", "validora rules") has no command word, suggesting the
+ * nearest of names (NULL-terminated) when one is close (a typo, or a unique prefix), and
+ * returns VD_EXIT_USAGE. */
+int vd_cli_unknown_command(const char *cmd, const char *word, const char *const *names);
+/* Drops a UTF-8 byte-order mark at the current position of f, if there is one. */
+void vd_cli_skip_bom(FILE *f);
 
 /* ---- signals ---- */
 

@@ -8,12 +8,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli.h"
+#include "cli_csv.h"
 #include "validora/config.h"
 
 /* ---- options ---- */
@@ -430,6 +432,50 @@ void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg)
     fprintf(stderr, "validora %s: %s%s\n", l->cmd, tag[level], msg);
 }
 
+/* ---- unknown commands ---- */
+
+/* Optimal string alignment distance (a swap of two neighbours is one edit), capped at 9. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31) return 9;
+    size_t d[32][32];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1, v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+int vd_cli_unknown_command(const char *cmd, const char *word, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = 9, prefixed = 0;
+    const char *prefix_of = NULL;
+    for (size_t i = 0; names[i]; i++) {
+        size_t dist = edit_distance(word, names[i]);
+        if (dist < best_d) best_d = dist, best = names[i];
+        if (*word && !strncmp(names[i], word, strlen(word))) prefixed++, prefix_of = names[i];
+    }
+    /* close enough: at most 2 edits, and fewer than half the word's letters */
+    if (!(best && best_d <= 2 && best_d * 2 < strlen(word)))
+        best = prefixed == 1 ? prefix_of : NULL;
+    fprintf(stderr, "%s: unknown command '%s'", cmd, word);
+    if (best) fprintf(stderr, "; did you mean '%s'?", best);
+    fprintf(stderr, "\nTry '%s --help'.\n", cmd);
+    return VD_EXIT_USAGE;
+}
+
 /* ---- input ---- */
 
 struct vd_cli_input {
@@ -452,7 +498,31 @@ struct vd_cli_input {
     void *arg;
     char *line;
     size_t linecap;
+    bool past_first;    /* the first line (which may start with a byte-order mark) was read */
+    const char *column; /* CSV input (vd_cli_input_csv): the address column, a name or N */
+    vd_csv *csv;
+    long col;    /* its index from 0, once known; -1 before the first row */
+    long header; /* the header row was skipped: 1, else 0 */
 };
+
+size_t vd_cli_bom_len(const char *s, size_t n)
+{
+    return n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
+}
+
+void vd_cli_skip_bom(FILE *f)
+{
+    unsigned char got[3];
+    size_t n = 0;
+    int c;
+    while (n < 3 && (c = getc(f)) != EOF) {
+        got[n++] = (unsigned char)c;
+        if (got[n - 1] != (unsigned char)"\xef\xbb\xbf"[n - 1]) break;
+    }
+    if (n == 3 && !memcmp(got, "\xef\xbb\xbf", 3)) return;
+    while (n > 0) /* glibc keeps more than one byte pushed back */
+        ungetc(got[--n], f);
+}
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
@@ -572,6 +642,134 @@ static ssize_t file_line(vd_cli_input *in)
     return n;
 }
 
+void vd_cli_input_csv(vd_cli_input *in, const char *column)
+{
+    in->column = column;
+    in->col = -1;
+}
+
+bool vd_cli_input_header_skipped(const vd_cli_input *in)
+{
+    return in->header > 0;
+}
+
+/* The column a header row names (case and surrounding blanks ignored), or -1. */
+static long header_column(const char *const *fields, size_t n, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        const char *f = fields[i];
+        size_t len = strlen(f);
+        while (len && (f[len - 1] == ' ' || f[len - 1] == '\t'))
+            len--;
+        while (len && (*f == ' ' || *f == '\t'))
+            f++, len--;
+        if (len == nlen && !strncasecmp(f, name, len)) return (long)i;
+    }
+    return -1;
+}
+
+/* CSV input: the next non-empty cell of the address column. The first row is a header when
+ * the column is given by name, and when it is given by number and that cell holds no '@' (no
+ * address does without one: "email", "E-Mail address" are taken as the header, not as
+ * addresses to verify). */
+static ssize_t csv_next(vd_cli_input *in, const char **addr)
+{
+    if (!in->opened) {
+        in->opened = true;
+        FILE *f = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "r");
+        if (!f) {
+            input_fail(in, strerror(errno));
+            return -1;
+        }
+        if (!(in->csv = vd_csv_new(f, in->path, f != stdin))) {
+            if (f != stdin) fclose(f);
+            input_fail(in, "out of memory");
+            return -1;
+        }
+    }
+    for (;;) {
+        const char *const *fields;
+        size_t n;
+        int rc = vd_csv_next(in->csv, &fields, &n);
+        if (rc < 0) {
+            fprintf(stderr, "validora %s: %s\n", in->cmd, vd_csv_error(in->csv));
+            in->failed = in->done = true;
+            return -1;
+        }
+        if (rc == 0) {
+            in->done = true;
+            return -1;
+        }
+        if (in->col < 0) { /* the first row */
+            char *end;
+            long num = strtol(in->column, &end, 10);
+            if (*end == '\0' && end != in->column) {
+                in->col = num - 1;
+                if ((size_t)in->col < n && !strchr(fields[in->col], '@')) {
+                    in->header = 1;
+                    continue;
+                }
+            } else {
+                in->header = 1;
+                in->col = header_column(fields, n, in->column);
+                if (in->col < 0) {
+                    fprintf(stderr, "validora %s: %s: no column '%s' in the header row (", in->cmd,
+                            in->path, in->column);
+                    for (size_t i = 0; i < n && i < 20; i++)
+                        fprintf(stderr, "%s'%s'", i ? ", " : "its columns: ", fields[i]);
+                    fprintf(stderr, "); give --column NAME or N (from 1)\n");
+                    in->failed = in->done = true;
+                    return -1;
+                }
+                continue;
+            }
+        }
+        if ((size_t)in->col >= n) continue;
+        const char *s = fields[in->col];
+        size_t len = strlen(s);
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+            len--;
+        while (len && (*s == ' ' || *s == '\t'))
+            s++, len--;
+        if (!len) continue;
+        if (len > VD_CLI_MAX_LINE) len = VD_CLI_MAX_LINE;
+        *addr = s;
+        return (ssize_t)len;
+    }
+}
+
+bool vd_cli_input_looks_csv(const char *path, char *first, size_t firstlen)
+{
+    if (firstlen) first[0] = '\0';
+    if (!path || !strcmp(path, "-")) return false;
+    size_t plen = strlen(path);
+    bool named =
+        plen > 4 && (!strcasecmp(path + plen - 4, ".csv") || !strcasecmp(path + plen - 4, ".tsv"));
+    FILE *f = fopen(path, "r");
+    if (!f) return named;
+    vd_cli_skip_bom(f);
+    char line[512];
+    bool sep = false;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        const char *p = line + strspn(line, " \t");
+        if (!*p || *p == '#') continue;
+        snprintf(first, firstlen, "%.80s", p);
+        /* a separator outside quotes: no address has a comma, semicolon or TAB there */
+        bool quoted = false;
+        for (; *p && !sep; p++) {
+            if (*p == '"')
+                quoted = !quoted;
+            else if (!quoted && (*p == ',' || *p == ';' || *p == '\t'))
+                sep = true;
+        }
+        break;
+    }
+    fclose(f);
+    return named || sep;
+}
+
 ssize_t vd_cli_input_next(vd_cli_input *in, const char **addr)
 {
     if (in->next_arg < in->nargs) {
@@ -582,12 +780,18 @@ ssize_t vd_cli_input_next(vd_cli_input *in, const char **addr)
         in->done = true;
         return -1;
     }
+    if (in->column) return csv_next(in, addr);
     if (!in->opened && !input_open(in)) return -1;
     for (;;) {
         ssize_t n = in->stream ? stream_line(in) : file_line(in);
         if (n < 0) return -1;
         if (n > VD_CLI_MAX_LINE) n = VD_CLI_MAX_LINE;
         char *s = in->line;
+        if (!in->past_first) {
+            in->past_first = true;
+            size_t bom = vd_cli_bom_len(s, (size_t)n);
+            s += bom, n -= (ssize_t)bom;
+        }
         while (n > 0 &&
                (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
             n--;
@@ -616,6 +820,7 @@ void vd_cli_input_free(vd_cli_input *in)
     if (in->stream && in->fd_flags >= 0) fcntl(in->fd, F_SETFL, in->fd_flags);
     if (in->buf) evbuffer_free(in->buf);
     if (in->in && in->in != stdin) fclose(in->in);
+    vd_csv_free(in->csv);
     free(in->line);
     free(in);
 }

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "validora/config.h"
+#include "validora/ledger.h"
 
 /* one section a line */
 /* clang-format off */
@@ -226,6 +228,74 @@ static void show_value(FILE *out, const vd_option *o, const void *target)
     }
 }
 
+/* The nameservers of /etc/resolv.conf, comma-separated, into buf ("" when none). */
+static void resolv_servers(char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/etc/resolv.conf", "re");
+    char line[512], addr[256];
+    while (f && fgets(line, sizeof line, f)) {
+        size_t at = strlen(buf);
+        if (sscanf(line, " nameserver %255s", addr) == 1 && at + strlen(addr) + 2 < len)
+            snprintf(buf + at, len - at, "%s%s", at ? "," : "", addr);
+    }
+    if (f) fclose(f);
+}
+
+/* What the engine computes for an option left unset, and where from, into buf; NULL when the
+ * option has no computed value (issue 17: `config show` printed `helo = nil` where the engine
+ * would say vm.localdomain). cfg holds the settings as parsed (mail_from follows helo). */
+static const char *computed(const vd_option *o, const void *target, char *buf, size_t len)
+{
+    const vd_engine_config *cfg = target;
+    char v[1024];
+    if (!strcmp(o->name, "helo") || !strcmp(o->name, "mail-from")) {
+        char helo[256];
+        vd_default_helo(helo, sizeof helo);
+        FILE *f = fopen("/etc/mailname", "re");
+        char first[256] = "";
+        if (f && !fgets(first, sizeof first, f)) first[0] = '\0';
+        if (f) fclose(f);
+        const char *from = first[0] && first[0] != '\n' ? "/etc/mailname" : "the host name";
+        if (!strcmp(o->name, "helo")) {
+            snprintf(buf, len, "computed: \"%s\" (%s)", helo, from);
+        } else if (cfg->helo) {
+            snprintf(buf, len, "computed: \"verify@%s\" (verify@ the helo name)", cfg->helo);
+        } else {
+            snprintf(buf, len, "computed: \"verify@%s\" (verify@ the helo name, from %s)", helo,
+                     from);
+        }
+        return buf;
+    }
+    if (!strcmp(o->name, "dns")) {
+        resolv_servers(v, sizeof v);
+        if (v[0])
+            snprintf(buf, len, "computed: \"%s\" (the nameservers of /etc/resolv.conf)", v);
+        else
+            snprintf(buf, len, "unset, and /etc/resolv.conf names no nameserver: give dns");
+        return buf;
+    }
+    if (!strcmp(o->name, "rules")) {
+        const char *env = getenv("VALIDORA_RULES");
+        snprintf(buf, len, "computed: { \"%s\" } (%s)", vd_rules_default_dir(),
+                 env && *env ? "$VALIDORA_RULES" : "the installed rules, else the build's");
+        return buf;
+    }
+    if (!strcmp(o->name, "state-dir")) {
+        char err[256];
+        char *dir = vd_state_dir_path(NULL, err, sizeof err);
+        snprintf(buf, len, "computed: \"%s\" (%s)", dir ? dir : "?",
+                 geteuid() == 0 ? "root's" : "$XDG_STATE_HOME, else ~/.local/state");
+        free(dir);
+        return buf;
+    }
+    if (!strcmp(o->name, "source-ip"))
+        return "unset: the kernel picks the outgoing address; the ledger counts it as 'any'";
+    if (!strcmp(o->name, "tls-ca")) return "unset: the system's CA store";
+    if (!strcmp(o->name, "transcript")) return "unset: no transcripts";
+    return NULL;
+}
+
 /* One line per option of table: `name = value, -- source`. */
 static void show_table(FILE *out, const char *indent, const vd_option *t, const void *target,
                        const char *const *src)
@@ -238,7 +308,12 @@ static void show_table(FILE *out, const char *indent, const vd_option *t, const 
         fputs(" = ", out);
         show_value(out, &t[i], target);
         const char *why = src[i] ? src[i] : "default";
-        if (!src[i] && t[i].type == VD_OPT_STRING && !t[i].def_str)
+        char note[1400];
+        const char *c =
+            t == vd_engine_options && !src[i] ? computed(&t[i], target, note, sizeof note) : NULL;
+        if (c)
+            why = c;
+        else if (!src[i] && t[i].type == VD_OPT_STRING && !t[i].def_str)
             why = "default: unset, or computed as --help says";
         fprintf(out, ", -- %s\n", why);
     }
@@ -322,5 +397,6 @@ int vd_cli_config(int argc, char **argv)
         fputs(USAGE, stdout);
         return VD_EXIT_OK;
     }
-    return vd_cli_usage_error("config", "unknown command '%s' (check or show)", argv[1]);
+    static const char *const names[] = {"check", "show", NULL};
+    return vd_cli_unknown_command("validora config", argv[1], names);
 }

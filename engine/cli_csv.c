@@ -1,9 +1,12 @@
 /* cli_csv.c — CSV rows on libcsv (cli_csv.h). libcsv pushes fields and row ends through
- * callbacks as it parses a chunk; the rows of a chunk wait in a small queue until asked for. */
+ * callbacks as it parses a chunk; the rows of a chunk wait in a small queue until asked for. A
+ * UTF-8 byte-order mark at the start is dropped (an Excel CSV's header would otherwise start
+ * with it). Does not own: which column holds the address (the caller). */
 #include <csv.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli_csv.h"
+#include "cli.h"
 
 typedef struct row {
     char **fields;
@@ -21,6 +24,7 @@ struct vd_csv {
     size_t qhead, qlen, qcap;
     row current; /* the row last handed out */
     size_t rows;
+    bool started; /* the first chunk was read (a byte-order mark is dropped from it) */
     const char **view;
 };
 
@@ -110,8 +114,12 @@ static void feed(vd_csv *c)
 {
     char buf[16384];
     while (!c->qlen && !c->eof && !c->failed) {
-        size_t n = fread(buf, 1, sizeof buf, c->f);
-        if (n && csv_parse(&c->p, buf, n, on_field, on_row, c) != n) {
+        size_t n = fread(buf, 1, sizeof buf, c->f), bom = 0;
+        if (!c->started) {
+            c->started = true;
+            bom = vd_cli_bom_len(buf, n);
+        }
+        if (n > bom && csv_parse(&c->p, buf + bom, n - bom, on_field, on_row, c) != n - bom) {
             fail(c, csv_strerror(csv_error(&c->p)));
             return;
         }

@@ -296,6 +296,10 @@ static int ledger_set_age(int argc, char **argv)
         utc((long)time(NULL) - days * 86400L, false, when, sizeof when);
         printf("source IP %s: first use %s, age %ld day%s\n", canon, when, days,
                days == 1 ? "" : "s");
+        if (strcmp(canon, "any") != 0) /* issue 17 */
+            printf("note: runs without --source-ip are counted under 'any', not %s: give them "
+                   "--source-ip %s, or age 'any' too (validora ledger set-age any %ld)\n",
+                   canon, canon, days);
         rc = fflush(stdout) == 0 ? VD_EXIT_OK : VD_EXIT_FATAL;
     } else {
         fprintf(stderr, "validora ledger set-age: %s\n", err);
@@ -381,6 +385,6 @@ int vd_cli_ledger(int argc, char **argv)
         fputs(LEDGER_USAGE, stdout);
         return VD_EXIT_OK;
     }
-    fprintf(stderr, "validora ledger: unknown command '%s'\nTry 'validora ledger --help'.\n", cmd);
-    return VD_EXIT_USAGE;
+    static const char *const names[] = {"show", "set-age", "lock", NULL};
+    return vd_cli_unknown_command("validora ledger", cmd, names);
 }

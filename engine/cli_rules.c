@@ -198,6 +198,13 @@ static int rules_which(int argc, char **argv)
             if (vd_engine_which(e, argv[i], strlen(argv[i]), on_which, &r) != 0) r.pending--;
         if (r.pending > 0) event_base_dispatch(r.base);
         rc = r.pending == 0 && fflush(stdout) == 0 ? VD_EXIT_OK : VD_EXIT_FATAL;
+        vd_engine_stats st;
+        vd_engine_stats_get(e, &st);
+        if (st.dns_unanswered > 0 && st.dns_answered == 0) { /* the engine said why */
+            fprintf(stderr, "validora rules which: no DNS server answered: the rules that "
+                            "match on MX hosts could not be told\n");
+            rc = VD_EXIT_FATAL;
+        }
     }
     vd_cli_close_engine(r.base, e);
     event_base_free(r.base);
@@ -218,6 +225,6 @@ int vd_cli_rules(int argc, char **argv)
         fputs(RULES_USAGE, stdout);
         return VD_EXIT_OK;
     }
-    fprintf(stderr, "validora rules: unknown command '%s'\nTry 'validora rules --help'.\n", cmd);
-    return VD_EXIT_USAGE;
+    static const char *const names[] = {"check", "which", "test", NULL};
+    return vd_cli_unknown_command("validora rules", cmd, names);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -415,6 +416,7 @@ static int l_lines(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     FILE *f = open_or_nil(L, path, "r");
     if (!f) return 3;
+    vd_cli_skip_bom(f);
     linefile *lf = lua_newuserdatauv(L, sizeof *lf, 0);
     lf->f = f;
     lf->path = strdup(path);
@@ -641,11 +643,39 @@ static int l_writer(lua_State *L)
     return 1;
 }
 
+/* validora.mkdir(path) → true (made, or a directory there already), or nil, err, detail: the
+ * directory and its missing parents, as `mkdir -p` does (a script's OUTDIR, issue 17). */
+static int l_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[4096];
+    int len = snprintf(buf, sizeof buf, "%s", path);
+    errno = len <= 0 ? ENOENT : len >= (int)sizeof buf ? ENAMETOOLONG : 0;
+    for (char *p = buf + 1; !errno; p++) {
+        char c = *p;
+        if (c != '/' && c != '\0') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno == EEXIST) errno = 0;
+        *p = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (!errno && stat(buf, &st) == 0 && !S_ISDIR(st.st_mode)) errno = ENOTDIR;
+    if (!errno) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    lua_pushstring(L, "io_error");
+    return 3;
+}
+
 /* ---- the state ---- */
 
 static const luaL_Reg VALIDORA_FUNCS[] = {
     {"verify", l_verify},   {"verify_all", l_verify_all}, {"lines", l_lines}, {"csv", l_csv},
-    {"records", l_records}, {"writer", l_writer},         {NULL, NULL},
+    {"records", l_records}, {"writer", l_writer},         {"mkdir", l_mkdir}, {NULL, NULL},
 };
 
 static void metatable(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods)

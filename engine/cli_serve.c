@@ -313,7 +313,9 @@ static void handle_verify(server *s, struct evhttp_request *req)
         return reply_error(s, req, 413, "too_large",
                            "a POST /v1/verify body holds at most %d bytes", VERIFY_BODY_MAX);
     json_error_t je;
-    json_t *o = json_loadb((const char *)evbuffer_pullup(in, -1), n, 0, &je);
+    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    size_t bom = vd_cli_bom_len(b, n);
+    json_t *o = json_loadb(b + bom, n - bom, 0, &je);
     if (!o || !json_is_object(o)) {
         json_decref(o);
         return reply_error(s, req, 400, "bad_request",
@@ -492,6 +494,8 @@ static void handle_jobs_post(server *s, struct evhttp_request *req)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
     const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    size_t bom = vd_cli_bom_len(b, n); /* a list saved by Excel or Notepad */
+    b += bom, n -= bom;
     char type[128];
     media_type(req, type, sizeof type);
     sv_list l = {0};

@@ -22,7 +22,7 @@
 #include "validora/record.h"
 
 typedef struct verify_opts {
-    const char *input, *output, *format;
+    const char *input, *column, *output, *format;
     bool resume, force;
     double sync;
     int concurrency;
@@ -35,6 +35,11 @@ const vd_option vd_cli_verify_options[] = {
     {"input", 'i', VD_OPT_STRING, VOFF(input), 0, NULL, 0, 0, "FILE", "Input and output",
      "read addresses from FILE, one per line ('-' = stdin); blank lines and lines starting "
      "with '#' are skipped",
+     false},
+    {"column", 0, VD_OPT_STRING, VOFF(column), 0, NULL, 0, 0, "NAME|N", "Input and output",
+     "--input FILE is CSV: verify the column with that header name (case ignored) or number "
+     "(from 1; the first row is taken as a header when that cell holds no '@'). Without it, a "
+     "FILE that looks like CSV is refused",
      false},
     {"output", 'o', VD_OPT_STRING, VOFF(output), 0, NULL, 0, 0, "FILE", "Input and output",
      "write records to FILE (default: standard output)", false},
@@ -74,8 +79,8 @@ static const vd_cli_usage USAGE = {
     .section = "verify",
     .head = "Usage: validora verify [OPTION]... [ADDRESS]...\n"
             "Tells for each email address whether it can receive mail, without sending any.\n",
-    .tail = "Exit status: 0 when every address got a record, 1 on a fatal error, 2 on a usage "
-            "error.\n"
+    .tail = "Exit status: 0 when every address got a record, 1 on a fatal error or when no DNS "
+            "server answered at all, 2 on a usage error.\n"
             "Long runs: records are flushed one by one (a kill loses none) and synced to disk\n"
             "every --sync seconds (a power loss loses at most those); run the same command\n"
             "with --resume to carry on, as often as needed: in the end FILE holds one record\n"
@@ -101,6 +106,7 @@ typedef struct run {
     long submitted, written, skipped;
     struct event *pump_ev;
     struct event *progress_ev; /* --verbose: a line on stderr every 5 s */
+    struct event *left_ev;     /* stopping: how many are left, every 2 s */
     long by_status[4];         /* deliverable, undeliverable, risky, unknown */
     struct timeval started;
 } run;
@@ -183,14 +189,37 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     report(arg, "progress:");
 }
 
+/* While stopping: how many addresses are left, every 2 s (issue 17). */
+static void on_left(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run *r = arg;
+    vd_progress_clear(r->progress);
+    fprintf(stderr,
+            "validora verify: stopping: %zu addresses left in SMTP sessions (again to stop "
+            "now)\n",
+            vd_engine_inflight(r->engine));
+}
+
 static void on_stop(void *arg, bool now)
 {
     run *r = arg;
     vd_progress_clear(r->progress);
     if (!now) {
         r->draining = true;
-        fprintf(stderr, "validora verify: finishing %zu addresses in flight (again to stop now)\n",
-                vd_engine_inflight(r->engine));
+        size_t before = vd_engine_inflight(r->engine);
+        /* what only waits for the throttle or the budget is written deferred at once */
+        vd_engine_drain(r->engine);
+        size_t left = vd_engine_inflight(r->engine);
+        fprintf(stderr,
+                "validora verify: stopping: %zu addresses that had not reached their SMTP "
+                "session written unknown/deferred (--resume verifies them again); finishing "
+                "the %zu in SMTP sessions (again to stop now)\n",
+                before - left, left);
+        struct timeval every = {2, 0};
+        if (left && (r->left_ev = event_new(r->base, -1, EV_PERSIST, on_left, r)))
+            event_add(r->left_ev, &every);
         event_active(r->pump_ev, EV_TIMEOUT, 0);
         return;
     }
@@ -235,12 +264,14 @@ static void noop(void *arg)
 /* The addresses the input holds: the arguments and a regular file's lines (read once more, as
  * the reader will: blank and '#' lines do not count); -1 when that cannot be known (stdin, a
  * pipe) or the file cannot be read (the run itself says why). */
-static long count_input(struct event_base *base, char **args, int nargs, const char *path)
+static long count_input(struct event_base *base, char **args, int nargs, const char *path,
+                        const char *column)
 {
     struct stat st;
     if (path && (!strcmp(path, "-") || stat(path, &st) != 0 || !S_ISREG(st.st_mode))) return -1;
     vd_cli_input *in = vd_cli_input_new(base, "verify", args, nargs, path, noop, NULL);
     if (!in) return -1;
+    if (column) vd_cli_input_csv(in, column);
     long n = 0;
     const char *addr;
     while (vd_cli_input_next(in, &addr) >= 0)
@@ -270,10 +301,18 @@ static int verify_run(run *r, const verify_opts *o)
     event_base_dispatch(r->base);
     vd_progress_finish(r->progress);
     int rc = !r->fatal && r->written == r->submitted && !r->draining ? VD_EXIT_OK : VD_EXIT_FATAL;
+    vd_engine_stats st;
+    vd_engine_stats_get(r->engine, &st);
+    if (st.dns_unanswered > 0 && st.dns_answered == 0) { /* the engine said why, at the start */
+        fprintf(stderr, "validora verify: no DNS server answered: nothing that needs DNS could be "
+                        "decided (--dns, /etc/resolv.conf)\n");
+        rc = VD_EXIT_FATAL;
+    }
     if (r->draining && !r->fatal)
         fprintf(stderr, "validora verify: interrupted after %ld records\n", r->written);
     if (o->verbose) report(r, "done:");
     if (r->progress_ev) event_free(r->progress_ev);
+    if (r->left_ev) event_free(r->left_ev);
     event_free(r->pump_ev);
     vd_cli_signals_free(sig);
     return rc;
@@ -358,6 +397,20 @@ int vd_cli_verify(int argc, char **argv)
     if (parse_format(&o, &fmt) != 0 || check_output_opts(&o, fmt) != 0) return VD_EXIT_USAGE;
     if (first >= argc && !o.input)
         return vd_cli_usage_error("verify", "no addresses: give ADDRESS... or --input FILE");
+    if (o.column && !o.input)
+        return vd_cli_usage_error("verify", "--column needs --input FILE, a CSV file");
+    /* The input before anything touches the state dir or the output file. */
+    if (o.input && strcmp(o.input, "-") != 0 && access(o.input, R_OK) != 0) {
+        fprintf(stderr, "validora verify: %s: %s\n", o.input, strerror(errno));
+        return VD_EXIT_FATAL;
+    }
+    char first_line[96];
+    if (o.input && !o.column && vd_cli_input_looks_csv(o.input, first_line, sizeof first_line))
+        return vd_cli_usage_error(
+            "verify",
+            "%s looks like CSV (first line: '%s'): give --column NAME or --column N, the header "
+            "name or number of the column that holds the addresses",
+            o.input, first_line);
     if (fmt == VD_FMT_MSGPACK && !o.output && isatty(STDOUT_FILENO))
         return vd_cli_usage_error(
             "verify", "refusing to write msgpack to a terminal: use -o FILE or --format json");
@@ -393,13 +446,14 @@ int vd_cli_verify(int argc, char **argv)
     }
     r.input =
         vd_cli_input_new(r.base, "verify", argv + first, argc - first, o.input, on_readable, &r);
+    if (r.input && o.column) vd_cli_input_csv(r.input, o.column);
     if (!(r.writer = vd_writer_new(r.out, fmt)) || !r.input) {
         fprintf(stderr, "validora verify: out of memory\n");
         goto out;
     }
     if (progress) {
         const vd_out_found *f = r.outf ? vd_out_found_get(r.outf) : NULL;
-        long total = count_input(r.base, argv + first, argc - first, o.input);
+        long total = count_input(r.base, argv + first, argc - first, o.input, o.column);
         r.progress = vd_progress_new(r.base, stderr, r.engine, total, f ? f->by_status : NULL);
     }
     rc = verify_run(&r, &o);

@@ -134,6 +134,9 @@ struct vd_dns {
     size_t nbuckets, count;
     centry *lru_head, *lru_tail;
     size_t queries_sent, cache_hits;
+    size_t answered, unanswered; /* vd_dns_reach */
+    void (*unreachable)(const char *why, void *arg);
+    void *unreachable_arg;
 };
 
 const char *vd_dns_status_name(vd_dns_status s)
@@ -710,6 +713,14 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         entry_unref(e);
         return;
     }
+    if (status == ARES_ECONNREFUSED || status == ARES_ETIMEOUT) { /* no server answered */
+        bool first = d->unanswered++ == 0;
+        if (first && !d->answered && d->unreachable)
+            d->unreachable(status == ARES_ETIMEOUT ? "timed out" : "connection refused",
+                           d->unreachable_arg);
+    } else {
+        d->answered++;
+    }
     char next[256];
     if (vd_dns_parse_answer(&e->ans, e->type, e->qname, status, abuf, alen, next)) {
         memcpy(e->qname, next, sizeof e->qname);
@@ -1065,6 +1076,8 @@ vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, 
     }
     d->base = base;
     d->no_cache = opts->no_cache;
+    d->unreachable = opts->unreachable;
+    d->unreachable_arg = opts->unreachable_arg;
     d->nbuckets = 1024;
     d->table = calloc(d->nbuckets, sizeof *d->table);
     d->timer = evtimer_new(base, on_timer, d);
@@ -1210,6 +1223,12 @@ void vd_dns_cancel(vd_dns_req *r)
 {
     if (!r || r->finishing) return;
     req_free(r);
+}
+
+void vd_dns_reach(const vd_dns *d, size_t *answered, size_t *unanswered)
+{
+    *answered = d->answered;
+    *unanswered = d->unanswered;
 }
 
 void vd_dns_stats(vd_dns *d, size_t *queries_sent, size_t *cache_hits)

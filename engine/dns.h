@@ -67,6 +67,10 @@ typedef struct vd_dns_opts {
     int timeout_ms;      /* per try; required (the default is the --dns-timeout option's) */
     int tries;           /* 0 = VD_DNS_TRIES */
     bool no_cache;       /* every lookup goes to the server (benchmarks) */
+    /* Called once, the first time a query ends with no server answering (refused, timed out)
+     * while no server has answered anything yet: the resolver is unreachable. May be NULL. */
+    void (*unreachable)(const char *why, void *arg);
+    void *unreachable_arg;
 } vd_dns_opts;
 
 vd_dns *vd_dns_new(struct event_base *base, const vd_dns_opts *opts, char *err, size_t errlen);
@@ -91,6 +95,9 @@ void vd_dns_cancel(vd_dns_req *r);
  * lookups answered without a query of their own (from the cache or by joining a query
  * already in flight). For tests and benchmarks. */
 void vd_dns_stats(vd_dns *d, size_t *queries_sent, size_t *cache_hits);
+/* Queries a server answered (any reply, SERVFAIL and REFUSED included) and queries no server
+ * answered (connection refused, timed out), since vd_dns_new. */
+void vd_dns_reach(const vd_dns *d, size_t *answered, size_t *unanswered);
 
 /* ---- The answer parser: what the c-ares callback does with a reply. Exposed for the fuzzer
  * (tests/fuzz/fuzz_dns.c) and the unit tests; the engine has no other use for it. ---- */

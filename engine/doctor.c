@@ -7,8 +7,7 @@
  * the port-25 banner read (a plain non-blocking connect, bounded by --smtp-timeout).
  * Does not own: printing (cli_doctor.c), the lists (lists.c), the default HELO and MAIL FROM
  * and which of them are someone else's (sender.c, shared with the engine's start-up), what an
- * SPF record means (libspf2), the instance lock (ledger.c: not built yet, see
- * check_instance_lock). */
+ * SPF record means (libspf2), the instance lock (ledger.c). */
 #include "doctor.h"
 #include "ledger.h"
 
@@ -677,6 +676,26 @@ static void spf_record_text(doctor *d, const char *domain, char *out, size_t len
     sync_free(&q);
 }
 
+/* The fix for a DNS record of the domain the SPF and DMARC checks judge, when that domain is a
+ * free-mail provider's or a disposable-mail service's (own-domain's judgement): the user cannot
+ * publish anything there, so the only fix is a domain of their own (issue 17: doctor advised
+ * publishing an SPF record at gmail.com). NULL when the domain may be the user's. */
+static const char *foreign_domain_fix(doctor *d, char *fix, size_t len)
+{
+    char why[512];
+    int foreign =
+        d->lists ? vd_sender_identity_check(d->lists, d->helo, d->mail_from, why, sizeof why) : 0;
+    bool null_sender = !d->mail_from[0];
+    if (!(foreign & (null_sender ? VD_SENDER_FOREIGN_HELO : VD_SENDER_FOREIGN_MAIL_FROM)))
+        return NULL;
+    snprintf(fix, len,
+             "%s is not yours to publish records for (a free-mail or disposable-mail domain): "
+             "use a %s at a domain you own (%s), then publish its records there",
+             d->domain, null_sender ? "HELO name" : "MAIL FROM",
+             null_sender ? "--helo host.your-domain" : "--mail-from verify@your-domain");
+    return fix;
+}
+
 static void check_spf(doctor *d)
 {
     const char *name = "spf";
@@ -723,7 +742,8 @@ static void check_spf(doctor *d)
         if (rec) SPF_record_free(rec);
         res = SPF_response_result(rs);
     }
-    char record[400], fix[800];
+    char record[400], fix[800], foreign[600];
+    const char *not_ours = foreign_domain_fix(d, foreign, sizeof foreign);
     spf_record_text(d, d->domain, record, sizeof record);
     const char *what = res == SPF_RESULT_INVALID ? "no result" : SPF_strresult(res);
     const char *err = e != SPF_E_SUCCESS ? SPF_strerror(e) : "";
@@ -741,13 +761,14 @@ static void check_spf(doctor *d)
                  "IP it already lists",
                  d->ip.ss_family == AF_INET6 ? "ip6" : "ip4", d->ipstr, d->domain,
                  d->ip.ss_family == AF_INET6 ? "ip6" : "ip4", d->ipstr);
-        report(d, name, VD_DOCTOR_FAIL, fix, "%s's SPF does not authorise %s (%s): %s", d->domain,
-               d->ipstr, what, record);
+        report(d, name, VD_DOCTOR_FAIL, not_ours ? not_ours : fix,
+               "%s's SPF does not authorise %s (%s): %s", d->domain, d->ipstr, what, record);
         break;
     case SPF_RESULT_NONE:
         snprintf(fix, sizeof fix, "publish a TXT record at %s: \"v=spf1 %s:%s -all\"", d->domain,
                  d->ip.ss_family == AF_INET6 ? "ip6" : "ip4", d->ipstr);
-        report(d, name, VD_DOCTOR_FAIL, fix, "%s has no SPF record (none)", d->domain);
+        report(d, name, VD_DOCTOR_FAIL, not_ours ? not_ours : fix, "%s has no SPF record (none)",
+               d->domain);
         break;
     case SPF_RESULT_PERMERROR:
         snprintf(fix, sizeof fix,
@@ -818,8 +839,11 @@ static void check_dmarc(doctor *d)
                  "publish a TXT record at _dmarc.%s: \"v=DMARC1; p=none; rua=mailto:dmarc@%s\" "
                  "(then tighten p= to quarantine or reject)",
                  org, org);
-        report(d, name, VD_DOCTOR_FAIL, fix, "no DMARC record (TXT v=DMARC1) at _dmarc.%s%s%s",
-               d->domain, strcasecmp(org, d->domain) ? " nor _dmarc." : "",
+        char foreign[600];
+        const char *not_ours = foreign_domain_fix(d, foreign, sizeof foreign);
+        report(d, name, VD_DOCTOR_FAIL, not_ours ? not_ours : fix,
+               "no DMARC record (TXT v=DMARC1) at _dmarc.%s%s%s", d->domain,
+               strcasecmp(org, d->domain) ? " nor _dmarc." : "",
                strcasecmp(org, d->domain) ? org : "");
     } else {
         report(d, name, VD_DOCTOR_UNKNOWN,

@@ -219,6 +219,19 @@ static int store_pace_put(void *arg, const char *key, const vd_pace *in)
     return -1;
 }
 
+/* No DNS server answers: every address would quietly become unknown/dns_error. Said once,
+ * loudly, with the fix (issue 17); vd_engine_stats_get's dns_answered tells the CLI whether
+ * anything could be decided. */
+static void on_dns_unreachable(const char *why, void *arg)
+{
+    vd_engine *e = arg;
+    engine_log(e, VD_LOG_ERROR,
+               "NO DNS SERVER ANSWERS (%s: %s): every address that needs DNS will be "
+               "unknown/dns_error. Give working servers with --dns HOST[:PORT][,...] (the "
+               "config's dns), or fix the nameserver lines of /etc/resolv.conf",
+               e->dns_servers ? e->dns_servers : "the servers of /etc/resolv.conf", why);
+}
+
 /* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
@@ -227,7 +240,10 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
     if (e->transcript_dir && !(e->transcripts = vd_transcript_sink_new(
                                    e->transcript_dir, e->cfg.log, e->cfg.log_arg, err, errlen)))
         return -1;
-    vd_dns_opts dopts = {.servers = e->dns_servers, .timeout_ms = (int)(e->cfg.dns_timeout * 1000)};
+    vd_dns_opts dopts = {.servers = e->dns_servers,
+                         .timeout_ms = (int)(e->cfg.dns_timeout * 1000),
+                         .unreachable = on_dns_unreachable,
+                         .unreachable_arg = e};
     if (!(e->dns = vd_dns_new(e->base, &dopts, sub, sizeof sub))) {
         snprintf(err, errlen, "DNS: %s", sub);
         return -1;
@@ -391,6 +407,16 @@ static int open_state(vd_engine *e, char *err, size_t errlen)
 }
 
 /* Today's figure from the first generation's curve, and what the operator must know. */
+
+/* Appends "IP (N days)" of each IP but 'any' the ledger knows, for the new-IP warning. */
+static void other_ips(const vd_ledger_ip *ip, void *arg)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    if (!strcmp(ip->ip, "any") || len > 400) return;
+    snprintf(out + len, 512 - len, "%s%s (%d days)", len ? ", " : "", ip->ip, ip->age_days);
+}
+
 static int start_budget(vd_engine *e, char *err, size_t errlen)
 {
     if (!e->budget) return 0;
@@ -413,13 +439,28 @@ static int start_budget(vd_engine *e, char *err, size_t errlen)
     }
     vd_budget_set(e->budget, n);
     long used = vd_ledger_used_today(e->ledger, e->ip, NULL);
-    if (is_new)
+    if (is_new && !strcmp(e->ip, "any")) {
+        /* issue 17: `ledger set-age 127.0.0.1 365` does not age the runs without --source-ip */
+        char others[512] = "";
+        vd_ledger_each_ip(e->ledger, other_ips, others, sub, sizeof sub);
+        engine_log(e, VD_LOG_WARNING,
+                   "source IP any is new to the ledger in %s: warm-up day 1, today's budget is "
+                   "%ld SMTP verifications (docs/reputation.md). 'any' is how the ledger counts "
+                   "runs without --source-ip (the kernel picks the outgoing address). If this "
+                   "machine's address has sent mail before, give its age: validora ledger "
+                   "set-age any DAYS --state-dir %s%s%s",
+                   e->state_dir, n, e->state_dir,
+                   others[0] ? "; or run with --source-ip set to an address whose age the "
+                               "ledger knows: "
+                             : "",
+                   others);
+    } else if (is_new) {
         engine_log(e, VD_LOG_WARNING,
                    "source IP %s is new to the ledger in %s: warm-up day 1, today's budget is %ld "
                    "SMTP verifications (docs/reputation.md). If this IP has sent mail before, "
                    "give its age: validora ledger set-age %s DAYS --state-dir %s",
                    e->ip, e->state_dir, n, e->ip, e->state_dir);
-    else
+    } else
         engine_log(e, VD_LOG_INFO,
                    "warm-up: source IP %s is %d days old: today's budget is %ld SMTP "
                    "verifications, %ld used",
@@ -446,7 +487,7 @@ static void collect_problem(const char *file, int line, const char *msg, void *a
     if (w > 0) p->at += (size_t)w < p->len - p->at ? (size_t)w : p->len - p->at - 1;
 }
 
-static vd_rules_env rules_env(const vd_engine *e)
+static vd_rules_env rules_env(vd_engine *e)
 {
     return (vd_rules_env){
         .base = e->base,
@@ -455,6 +496,7 @@ static vd_rules_env rules_env(const vd_engine *e)
         .limiter = e->limiter,
         .http = e->http,
         .budget = e->budget,
+        .parked = &e->parked,
         .cfg = &e->cfg,
         .log = e->cfg.log,
         .log_arg = e->cfg.log_arg,
@@ -646,10 +688,17 @@ void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
     snprintf(out->generation, sizeof out->generation, "%s", e->gen->hash);
     out->generation_id = e->gen->id;
     if (e->dns) vd_dns_stats(e->dns, &out->dns_queries, &out->dns_cache_hits);
+    if (e->dns) vd_dns_reach(e->dns, &out->dns_answered, &out->dns_unanswered);
     out->throttle_waits = ls.waits;
     out->throttle_deferred = ls.deferred;
     out->slow_downs = ls.slow_downs;
     out->blocks = ls.blocks;
+}
+
+void vd_engine_drain(vd_engine *e)
+{
+    vd_smtp_drain(&e->parked, "stopped before its SMTP session (a signal): verify it again "
+                              "(verify --resume does)");
 }
 
 void vd_engine_free(vd_engine *e)

@@ -45,7 +45,8 @@ struct vd_engine {
     bool note_failed; /* a ledger note failed: said once */
     unsigned next_gen_id;
     size_t inflight;
-    struct vd_job *jobs; /* every live job, for vd_engine_free */
+    struct vd_job *jobs;   /* every live job, for vd_engine_free */
+    vd_smtp_parked parked; /* job:smtp() calls before their session (vd_engine_drain) */
 };
 
 /* job.c: the life of one address, from vd_engine_submit to its record. */

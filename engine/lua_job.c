@@ -1,6 +1,6 @@
 /* lua_job.c — the `job` object a rule's probe gets: what is known of the address, the
- * verdict setters, job:smtp() (charged to the day's warm-up budget on a probe's first call,
- * then a limiter wait and a pooled SMTP session; yields) and the park/wake pair behind
+ * verdict setters, job:smtp() (a limiter wait, charged to the day's warm-up budget when the
+ * probe's first session may open, then a pooled SMTP session; yields) and the park/wake pair behind
  * job:once() (rules/validora/once.lua).
  * Writes only into the run's vd_probe (probe.h); never calls up into the engine.
  * Does not own: the session object (lua_smtp.c), DNS calls (lua_dns.c), the coroutine
@@ -363,23 +363,48 @@ static void cancel_pool(void *handle)
     vd_pool_cancel(handle);
 }
 
-/* A job:smtp() waiting for the day's budget (the probe's first call), then for the limiter's
- * leave to open a session. */
+/* A job:smtp() waiting for the limiter's leave to open a session, then (the probe's first
+ * session) for the day's budget. */
 typedef struct smtp_wait {
+    struct smtp_wait *prev, *next; /* in env.parked, while waiting */
     vd_run *run;
     vd_waiter *w;
     vd_budget_wait *bw;
     vd_limiter_wait *lw;
-    bool charged; /* this call charged the budget */
+    bool charged;       /* this call charged the budget */
+    bool holds_session; /* granted by the limiter, the budget being asked */
     double since;
 } smtp_wait;
+
+static void park_link(smtp_wait *sw)
+{
+    vd_smtp_parked *p = sw->run->gen->env.parked;
+    if (!p) return;
+    sw->next = p->head;
+    if (p->head) p->head->prev = sw;
+    p->head = sw;
+}
+
+/* Every free of a smtp_wait goes through here. */
+static void smtp_wait_free(smtp_wait *sw)
+{
+    vd_smtp_parked *p = sw->run->gen->env.parked;
+    if (p && (p->head == sw || sw->prev)) {
+        if (sw->prev)
+            sw->prev->next = sw->next;
+        else
+            p->head = sw->next;
+        if (sw->next) sw->next->prev = sw->prev;
+    }
+    free(sw);
+}
 
 static void cancel_smtp_wait(void *handle)
 {
     smtp_wait *sw = handle;
     vd_budget_cancel(sw->bw);
     vd_limiter_cancel(sw->lw);
-    free(sw);
+    smtp_wait_free(sw);
 }
 
 static bool pool_has_idle(void *arg)
@@ -394,7 +419,7 @@ static void defer_smtp(smtp_wait *sw, const char *why)
     vd_run *run = sw->run;
     vd_waiter *w = sw->w;
     run->probe->delayed += now_mono() - sw->since;
-    free(sw);
+    smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     vd_task *t = vd_waiter_take(w);
     if (!t) return;
@@ -405,6 +430,14 @@ static void defer_smtp(smtp_wait *sw, const char *why)
     vd_task_resume(t, 3);
 }
 
+static void on_budget(const char *deny, void *arg);
+static void wait_session(smtp_wait *sw);
+
+/* The limiter's leave: the session may open. The address's first one is charged to the day's
+ * budget here, when a session is about to be opened, not when job:smtp() is called: with
+ * --concurrency 256 most addresses wait at the limiter, and a kill -9 would lose every
+ * reservation they held (issue 17). A budget that parks the address (--on-budget wait) or
+ * refuses it gives the session back first. */
 static void on_session_leave(const char *deny, void *arg)
 {
     smtp_wait *sw = arg;
@@ -418,9 +451,20 @@ static void on_session_leave(const char *deny, void *arg)
         defer_smtp(sw, deny);
         return;
     }
+    vd_budget *b = run->gen->env.budget;
+    if (b && !run->probe->charged) {
+        /* one verification per address: its first session, not each session or retry */
+        sw->holds_session = true;
+        vd_budget_wait *bw = vd_budget_take(b, on_budget, sw);
+        if (!bw) return; /* on_budget ran: it went on, or deferred and freed sw */
+        sw->bw = bw;     /* parked until midnight: not on a session slot */
+        sw->holds_session = false;
+        vd_limiter_session_end(run->probe->limiter, &run->probe->limits);
+        return;
+    }
     vd_waiter *w = sw->w;
     run->probe->delayed += now_mono() - sw->since;
-    free(sw);
+    smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->probe->granted++;
     vd_pool_req *req = vd_pool_acquire(run->gen->env.pool, run->probe->mx, on_lease, w);
@@ -441,14 +485,19 @@ static void wait_session(smtp_wait *sw)
 static void on_budget(const char *deny, void *arg)
 {
     smtp_wait *sw = arg;
+    bool held = sw->holds_session;
     sw->bw = NULL;
+    sw->holds_session = false;
     if (deny) {
-        sw->since = now_mono(); /* the budget's hold is not the limiter's: delayed_ms stays */
+        if (held) vd_limiter_session_end(sw->run->probe->limiter, &sw->run->probe->limits);
         defer_smtp(sw, deny);
         return;
     }
     sw->charged = sw->run->probe->charged = true;
-    wait_session(sw);
+    if (held) /* granted at once: the session the limiter gave goes on */
+        on_session_leave(NULL, sw);
+    else /* after a wait for the new day: ask the limiter again */
+        wait_session(sw);
 }
 
 static int job_smtp(lua_State *L)
@@ -463,15 +512,27 @@ static int job_smtp(lua_State *L)
     if (!sw) return luaL_error(L, "out of memory");
     *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
     vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
-    vd_budget *b = run->gen->env.budget;
-    if (b && !run->probe->charged) {
-        /* one verification per address: its first job:smtp(), not each session or retry */
-        vd_budget_wait *bw = vd_budget_take(b, on_budget, sw);
-        if (bw) sw->bw = bw; /* else on_budget ran (and went on, or freed sw) */
+    vd_smtp_parked *parked = run->gen->env.parked;
+    if (parked && parked->drained) {
+        defer_smtp(sw, parked->drained); /* stopping: no new session */
     } else {
-        wait_session(sw);
+        park_link(sw);
+        wait_session(sw); /* the budget is charged when the limiter lets the session open */
     }
     return vd_task_wait_end(L, run->task);
+}
+
+void vd_smtp_drain(vd_smtp_parked *p, const char *why)
+{
+    p->drained = why;
+    while (p->head) {            /* each defer unlinks it; a probe it resumes finds `drained` set */
+        smtp_wait *sw = p->head; /* never one holding a session: that is within one call */
+        vd_budget_cancel(sw->bw);
+        vd_limiter_cancel(sw->lw);
+        sw->bw = NULL;
+        sw->lw = NULL;
+        defer_smtp(sw, why);
+    }
 }
 
 /* ---- park / wake: the memo's waiters ---- */

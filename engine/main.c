@@ -43,6 +43,7 @@ int main(int argc, char **argv)
         printf("validora %s\n", vd_version());
         return 0;
     }
-    fprintf(stderr, "validora: unknown command '%s'\nTry 'validora --help'.\n", cmd);
-    return 2;
+    static const char *const names[] = {"verify", "cat",    "rules", "ledger", "doctor",
+                                        "run",    "config", "serve", "help",   NULL};
+    return vd_cli_unknown_command("validora", cmd, names);
 }

@@ -25,12 +25,23 @@ typedef struct vd_rules_env {
     vd_dns *dns;
     vd_pool *pool;
     vd_limiter *limiter;
-    struct vd_http *http;        /* http.request's client; NULL: none */
-    struct vd_budget *budget;    /* the day's warm-up budget; NULL: none (no ledger) */
-    const vd_engine_config *cfg; /* effective settings: rules see options marked `rules` */
+    struct vd_http *http;          /* http.request's client; NULL: none */
+    struct vd_budget *budget;      /* the day's warm-up budget; NULL: none (no ledger) */
+    struct vd_smtp_parked *parked; /* job:smtp() calls not yet on a session (vd_smtp_drain) */
+    const vd_engine_config *cfg;   /* effective settings: rules see options marked `rules` */
     vd_log_cb log;
     void *log_arg;
 } vd_rules_env;
+
+/* The job:smtp() calls waiting for the limiter or the budget, engine-wide (lua_job.c). */
+typedef struct vd_smtp_parked {
+    struct smtp_wait *head;
+    const char *drained; /* set by vd_smtp_drain: why a new job:smtp() is deferred at once */
+} vd_smtp_parked;
+/* A stop (SIGINT): every call still waiting for the limiter or the budget returns nil,
+ * errors.deferred, why at once (its address gets unknown/deferred, which --resume verifies
+ * again), and so does every job:smtp() from now on. Sessions already open finish. */
+void vd_smtp_drain(vd_smtp_parked *p, const char *why);
 
 /* Loads every rule of the directories (a later one adds rules and overrides those of the same
  * file name) as generation id. Every problem found goes to cb (file, line or 0, message);

@@ -12,8 +12,8 @@ local spec = {
   usage = "usage: validora run scripts/clean.lua [--column NAME|N] [--concurrency N] LIST OUTDIR",
   help = "Verifies LIST (one address per line, or a CSV file with --column) and sorts it into\n"
     .. "OUTDIR/deliverable.txt, risky.txt, undeliverable.txt and unknown.txt, with every\n"
-    .. "record in OUTDIR/results.mpk. OUTDIR must exist. Redo unknown ones later with\n"
-    .. "scripts/recheck.lua OUTDIR/results.mpk.",
+    .. "record in OUTDIR/results.mpk (OUTDIR is made when missing). Redo unknown ones later\n"
+    .. "with scripts/recheck.lua OUTDIR/results.mpk (it writes OUTDIR/results.mpk.recheck.mpk).",
   options = {
     column = { arg = "NAME|N",
                help = "LIST is CSV: the column holding the address (a header name or a number)" },
@@ -23,10 +23,28 @@ local spec = {
 
 local STATUSES = { "deliverable", "risky", "undeliverable", "unknown" }
 
+-- The list's addresses. A CSV column given by name has its header row; given by number, the
+-- first row is a header when that cell holds no '@' (as `verify --column N` decides), so a
+-- header such as "email" is never verified as an address.
 local function input(path, column)
   if not column then return validora.lines(path) end
-  local n = tonumber(column)
-  return validora.csv(path, n and math.tointeger(n) or column)
+  local n = math.tointeger(tonumber(column))
+  if not n then return validora.csv(path, column) end
+  local rows, err, detail = validora.csv(path, n)
+  if not rows then return nil, err, detail end
+  local first = rows()
+  if first and not first:find("@", 1, true) then
+    io.stderr:write(string.format("clean.lua: row 1 (%q in column %d) taken as the header\n", first, n))
+    first = nil
+  end
+  return function()
+    if first then
+      local a = first
+      first = nil
+      return a
+    end
+    return rows()
+  end
 end
 
 -- The list's addresses, each canonical address once; and how many duplicates were dropped.
@@ -56,6 +74,11 @@ local function main(...)
   local addrs, err = input(list, opts.column)
   if not addrs then
     io.stderr:write("clean.lua: ", err, "\n")
+    return 1
+  end
+  local made, merr = validora.mkdir(outdir)
+  if not made then
+    io.stderr:write("clean.lua: ", merr, "\n")
     return 1
   end
   local out = {}

@@ -131,6 +131,8 @@ typedef struct vd_engine_stats {
     unsigned generation_id;          /* 1, 2, ... in the order generations were loaded */
     size_t dns_queries;              /* DNS queries sent */
     size_t dns_cache_hits;           /* lookups answered from the TTL cache */
+    size_t dns_answered;             /* queries a DNS server answered (any reply) */
+    size_t dns_unanswered;           /* queries no DNS server answered (refused, timed out) */
     unsigned long throttle_waits;    /* sessions and RCPTs the traffic shaper made wait */
     unsigned long throttle_deferred; /* given back unprobed (a breaker open, --on-block defer) */
     unsigned long slow_downs;        /* "slow down" replies seen */
@@ -184,6 +186,11 @@ int vd_engine_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb,
 
 /* Frees the engine. Jobs still in flight are dropped without a record. Open SMTP sessions
  * get a polite QUIT: keep running the event loop for a moment afterwards to let it out. */
+/* A stop: the addresses still waiting for the traffic shaper or the warm-up budget get their
+ * record at once (unknown/deferred, which --resume verifies again), and no new SMTP session
+ * starts; the sessions open now finish. For a first SIGINT/SIGTERM, so that it does not wait
+ * for a throttled provider's whole queue. */
+void vd_engine_drain(vd_engine *e);
 void vd_engine_free(vd_engine *e);
 
 /* The HELO name used when none is configured: /etc/mailname, else the host name (".localdomain"

@@ -65,6 +65,13 @@ V a@[127.0.0.1] >/dev/full 2>"$tmp/e"; rc=$?
 [ $rc -eq 0 ] && grep -q -- "--greylist-delay" "$tmp/h" && grep -q -- "--smtp-timeout" "$tmp/h" && ok || bad "--help"
 "$VALIDORA" --version | grep -Eq '^validora [0-9]+\.[0-9]+' && ok || bad "--version"
 "$VALIDORA" frobnicate >/dev/null 2>&1; [ $? -eq 2 ] && ok || bad "unknown command not exit 2"
+# the nearest command is suggested (issue 17), not a far one
+"$VALIDORA" verfy a@b.test >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -eq 2 ] && grep -q "unknown command 'verfy'; did you mean 'verify'?" "$tmp/e" && ok || bad "verfy: rc=$rc $(cat "$tmp/e")"
+"$VALIDORA" rules wich a@b.test >/dev/null 2>"$tmp/e"; rc=$?
+[ $rc -eq 2 ] && grep -q "did you mean 'which'?" "$tmp/e" && ok || bad "rules wich: rc=$rc $(cat "$tmp/e")"
+"$VALIDORA" ledger setage >/dev/null 2>"$tmp/e"; [ $? -eq 2 ] && grep -q "did you mean 'set-age'?" "$tmp/e" && ok || bad "ledger setage: $(cat "$tmp/e")"
+"$VALIDORA" frobnicate 2>&1 | grep -q "did you mean" && bad "frobnicate: a suggestion far off" || ok
 
 # msgpack to a file, read back by cat: the same records as JSON
 V -o "$tmp/r.mpk" -i "$tmp/list"

@@ -50,7 +50,9 @@ out=$("$V" rules check -c "$tmp/good.lua" 2>&1); rc=$?
 
 # the file reaches verify: csv (its section), no SMTP, DNS to a closed port -> dns_error fast
 out=$("$V" verify --allow-private-destinations -c "$tmp/good.lua" --state-dir "$tmp/st" a@valid.test 2>"$tmp/err"); rc=$?
-[ $rc -eq 0 ] && [[ $out == email,address,* && $out == *",unknown,dns_error,"* ]] && ok "verify reads the file" || bad "verify: rc=$rc $out $(cat "$tmp/err")"
+# (no DNS server answering is exit 1 with a loud warning, issue 17: the records are still written)
+[ $rc -eq 1 ] && [[ $out == email,address,* && $out == *",unknown,dns_error,"* ]] && grep -q "NO DNS SERVER ANSWERS" "$tmp/err" \
+    && ok "verify reads the file" || bad "verify: rc=$rc $out $(cat "$tmp/err")"
 out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --allow-private-destinations --format json --state-dir "$tmp/st" a@valid.test 2>/dev/null)
 [[ $out == '{"email":"a@valid.test"'*'"reason":"dns_error"'* ]] && ok "VALIDORA_CONFIG names the file; --format on the command line wins" || bad "env: $out"
 out=$(VALIDORA_CONFIG="$tmp/good.lua" "$V" verify --allow-private-destinations -c '' --no-smtp --dns 127.0.0.1:1 --dns-timeout 0.1 --state-dir "$tmp/st" a@valid.test 2>/dev/null)
@@ -86,5 +88,19 @@ out=$("$V" verify --allow-private-destinations -c "$tmp/none.lua" a@valid.test 2
 if [ ! -e /etc/validora/validora.lua ]; then
     out=$("$V" config check 2>&1); rc=$?
     [ $rc -eq 0 ] && [[ $out == *"/etc/validora/validora.lua: no such file"* ]] && ok "no default file: the defaults apply" || bad "default: rc=$rc $out"
+fi
+# config show: what the engine computes for what is left unset, and from where (issue 17)
+show=$(VALIDORA_RULES= "$V" config show -c '' 2>&1)
+[[ $show == *'helo = nil, -- computed: "'*'" ('* ]] && [[ $show == *'mail_from = nil, -- computed: "verify@'* ]] \
+    && ok "show: the computed HELO and MAIL FROM" || bad "show computed helo: $show"
+[[ $show == *'rules = {}, -- computed: { "/'* ]] && [[ $show == *'state_dir = nil, -- computed: "/'* ]] \
+    && [[ $show == *"source_ip = nil, -- unset: the kernel picks"* ]] \
+    && ok "show: the rules directory and state dir found, what no source IP means" || bad "show computed rules: $show"
+show=$("$V" config show -c '' --helo v.example.test 2>&1)
+[[ $show == *'mail_from = nil, -- computed: "verify@v.example.test"'* ]] && ok "show: MAIL FROM follows --helo" \
+    || bad "show mail_from from helo: $show"
+if grep -q '^nameserver' /etc/resolv.conf 2>/dev/null; then
+    [[ $("$V" config show -c '' 2>&1) == *'dns = nil, -- computed: "'*'" (the nameservers of /etc/resolv.conf)'* ]] \
+        && ok "show: the resolv.conf servers" || bad "show dns"
 fi
 checks_done config

@@ -82,6 +82,9 @@ run gmail 1 --helo mta.sender.test --mail-from verify@gmail.com --source-ip 127.
     "${DNS[@]}" --dnsbl dnsbl.test
 has gmail '^FAIL +own-domain .*gmail\.com is a free-mail'
 has gmail '^ +fix: use a MAIL FROM and a HELO name at a domain you own'
+# issue 17: never advise publishing records at a domain the user does not own
+hasnt gmail 'publish a TXT record at (_dmarc\.)?gmail\.com'
+has gmail '^ +fix: gmail\.com is not yours to publish records for .*--mail-from verify@your-domain'
 
 run bare-helo 1 --helo mta --mail-from verify@sender.test --source-ip 127.0.0.1 "${DNS[@]}" \
     --dnsbl dnsbl.test

@@ -1,50 +1,97 @@
 #!/usr/bin/env bash
-# rules_doc_example.sh — docs/rules.md's worked example works as written: its rule and its
-# test, taken from the document's code blocks, pass `validora rules check` and `validora rules
-# test` against a transcript of the dialogue the example describes, and the test fails when
-# the rule's verdict is changed. Env: VALIDORA, VALIDORA_SOURCE_DIR.
+# rules_doc_example.sh — docs/rules.md's worked example, its steps run in the document's order
+# and as written, against the test world (issue 17: the capture of step 1 came from the default
+# rule, so the new rule's test could not pass): the rule is written, checked (`rules check`,
+# `rules which`), a session of it captured with `verify --transcript`, the capture kept as the
+# test's transcript, the test written and passed by `rules test`; then the rule's verdict is
+# changed and the same test must fail.
+# What it changes, and only that: the example's names become the world's (example.com and
+# mail.example.net: valid.test, whose MX mx.valid.test is 127.0.0.10 and takes postmaster and
+# refuses nobody with 550 5.1.1); /etc/validora/rules, /usr/share/validora/rules and /tmp/t
+# become directories of the test; VALIDORA_CONFIG gives the world's DNS, a state dir and a
+# sender (docs/config.md).
+# Env: VALIDORA, VALIDORA_SOURCE_DIR, WORLD_DIR.
 set -uo pipefail
+. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
+DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-mine="$tmp/etc"; mkdir -p "$mine/tests/transcripts"
-python3 - "$VALIDORA_SOURCE_DIR/docs/rules.md" "$mine" <<'PY' && ok || bad "code blocks not found in docs/rules.md"
+mine="$tmp/etc-rules"
+mkdir -p "$mine" "$tmp/bin" "$tmp/state"
+ln -s "$VALIDORA" "$tmp/bin/validora"
+PRIV=""
+"$VALIDORA" verify --help 2>/dev/null | grep -q -- --allow-private-destinations && PRIV="allow_private_destinations = true,"
+cat >"$tmp/validora.lua" <<LUA
+return { dns = "$DNS", state_dir = "$tmp/state", mail_from = "doc@validora.test", smtp_timeout = 5, $PRIV }
+LUA
+
+# The steps: the section's code blocks in order. A lua block is written to the file the text
+# before it names (/etc/validora/rules/...lua); each line of an sh block is a command.
+python3 - "$VALIDORA_SOURCE_DIR/docs/rules.md" "$tmp/steps" <<'PY' || bad "the worked example's steps not found in docs/rules.md"
 import re, sys, textwrap
 doc = open(sys.argv[1]).read()
-blocks = [textwrap.dedent(b) for b in re.findall(r"```lua\n(.*?)```", doc, re.S)]
-rule = [b for b in blocks if '"*.mail.example.net"' in b and "job:smtp()" in b]
-test = [b for b in blocks if "transcripts/example-unknown.txt" in b]
-assert len(rule) == 1 and len(test) == 1
-open(sys.argv[2] + "/example.lua", "w").write(rule[0])
-open(sys.argv[2] + "/tests/example-unknown.lua", "w").write(test[0])
+sec = doc[doc.index("## A worked example"):]
+nxt = sec.find("\n## ", 5)
+sec = sec if nxt < 0 else sec[:nxt]
+out, pos, n = [], 0, 0
+for m in re.finditer(r"```(lua|sh)\n(.*?)```", sec, re.S):
+    body = textwrap.dedent(m.group(2))
+    if m.group(1) == "lua":
+        paths = re.findall(r"`(/etc/validora/rules/[^`]+\.lua)`", sec[pos:m.start()])
+        assert paths, "a lua block without its file"
+        n += 1
+        open("%s.lua%d" % (sys.argv[2], n), "w").write(body)
+        out.append("WRITE %s %s.lua%d" % (paths[-1], sys.argv[2], n))
+    else:
+        out += ["RUN " + l for l in body.splitlines() if l.strip()]
+    pos = m.end()
+assert n == 2 and sum(l.startswith("RUN ") for l in out) >= 5, out
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
-cat >"$mine/tests/transcripts/example-unknown.txt" <<'TXT'
-# validora transcript 1
-# mx: mx1.mail.example.net 192.0.2.10:25
-# started: 2026-12-01T20:00:00.123Z
-   0.010 < 220 mx1.mail.example.net ESMTP
-   0.011 > EHLO verify.example.org
-   0.012 < 250-mx1.mail.example.net
-   0.012 < 250 ENHANCEDSTATUSCODES
-   0.013 > MAIL FROM:<verify@example.org>
-   0.014 < 250 2.1.0 Ok
-   0.015 > RCPT TO:<postmaster@example.com>
-   0.016 < 250 2.1.5 Ok
-   0.017 > RCPT TO:<someone@example.com>
-   0.018 < 550 5.1.1 <someone@example.com>: Recipient address rejected: User unknown
-   0.020 > QUIT
-   0.021 < 221 2.0.0 Bye
-# end: 0.021 closed by client
-TXT
-R=(--rules "$VALIDORA_SOURCE_DIR/rules" --rules "$mine")
-"$VALIDORA" rules check "${R[@]}" >"$tmp/c" 2>&1 && grep -qE "^ +[0-9]+  example +$mine/example.lua" "$tmp/c" && ok || bad "check: $(cat "$tmp/c")"
-"$VALIDORA" rules test "${R[@]}" "$mine/tests" >"$tmp/t" 2>&1 && grep -q "^1 passed, 0 failed" "$tmp/t" \
-  && ok || bad "test: $(cat "$tmp/t")"
+subst() { # the document's names to the test's
+    local s=$1
+    s=${s//\/usr\/share\/validora\/rules/$VALIDORA_SOURCE_DIR/rules}
+    s=${s//\/etc\/validora\/rules/$mine}
+    s=${s//\/tmp\/t/$tmp/t}
+    s=${s//mx1.mail.example.net/mx.valid.test}
+    s=${s//mail.example.net/valid.test}
+    s=${s//example.com/valid.test}
+    s=${s//192.0.2.10/127.0.0.10}
+    printf '%s' "$s"
+}
+(
+    export PATH="$tmp/bin:$PATH" VALIDORA_CONFIG="$tmp/validora.lua"
+    i=0
+    while IFS= read -r step <&3; do
+        i=$((i + 1))
+        case "$step" in
+        WRITE\ *)
+            read -r _ path from <<<"$step"
+            path=$(subst "$path")
+            mkdir -p "$(dirname "$path")"
+            subst "$(cat "$from")" >"$path"
+            ;;
+        RUN\ *)
+            cmd=$(subst "${step#RUN }")
+            eval "$cmd" >"$tmp/step$i.out" 2>&1 </dev/null; rc=$?
+            echo "step $i: exit $rc: ${step#RUN }"
+            cat "$tmp/step$i.out"
+            ;;
+        esac
+    done 3<"$tmp/steps"
+) >"$tmp/walk.log" 2>&1
+grep -q "exit [1-9]" "$tmp/walk.log" && bad "a step failed: $(cat "$tmp/walk.log")" || ok "every step of the worked example exits 0"
+grep -qE "^ +[0-9]+  example +$mine/example.lua" "$tmp/walk.log" && ok "rules check lists the example rule" \
+    || bad "rules check: $(cat "$tmp/walk.log")"
+grep -qF "example (MX host mx.valid.test matches *.valid.test)" "$tmp/walk.log" \
+    && ok "rules which: the example rule, by its MX host" || bad "rules which: $(cat "$tmp/walk.log")"
+[ -s "$mine/tests/transcripts/example-unknown.txt" ] && grep -c "> RCPT TO:" "$mine/tests/transcripts/example-unknown.txt" | grep -qx 2 \
+    && ok "the capture is the new rule's dialogue: two RCPTs" || bad "capture: $(cat "$mine/tests/transcripts/example-unknown.txt" 2>&1)"
+grep -qE "^ok +example: unknown user on the second RCPT" "$tmp/walk.log" && ok "rules test passes the example's test" \
+    || bad "rules test: $(cat "$tmp/walk.log")"
+# a test that still passes when the verdict changes is not a test
 sed -i 's/return job\[status\](job, reason, r)/return job:deliverable("accepted", r)/' "$mine/example.lua"
-"$VALIDORA" rules test "${R[@]}" "$mine/tests" >"$tmp/t2" 2>&1; rc=$?
-[ $rc -eq 1 ] && grep -q "^FAIL example" "$tmp/t2" && ok || bad "a changed verdict still passes: $(cat "$tmp/t2")"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+"$VALIDORA" rules test --rules "$VALIDORA_SOURCE_DIR/rules" --rules "$mine" "$mine/tests" >"$tmp/t2" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "^FAIL example" "$tmp/t2" && ok "a changed verdict fails the test" || bad "a changed verdict still passes: $(cat "$tmp/t2")"
+checks_done rules_doc_example

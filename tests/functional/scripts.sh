@@ -107,4 +107,19 @@ for s in clean recheck summary; do
     "$VALIDORA" run --allow-private-destinations "$S/$s.lua" >/dev/null 2>&1; rc=$?
     [ $rc -eq 2 ] && ok "$s.lua without operands: exit 2" || bad "$s no operands: rc=$rc"
 done
+# docs/scripts.md's worked example, as written: its script, run on a list of the world
+python3 - "$VALIDORA_SOURCE_DIR/docs/scripts.md" "$tmp/prune.lua" <<'PY' || bad "docs/scripts.md: no prune.lua example"
+import re, sys
+doc = open(sys.argv[1]).read()
+b = [x for x in re.findall(r"```lua\n(.*?)```", doc, re.S) if "my-scripts/prune.lua" in x]
+assert len(b) == 1
+open(sys.argv[2], "w").write(b[0])
+PY
+printf 'alice@valid.test\nnobody@valid.test\nx@servfail.test\n' >"$tmp/subscribers.txt"
+out=$(R "$tmp/prune.lua" "$tmp/subscribers.txt" "$tmp/pruned" 2>&1); rc=$?
+[ $rc -eq 0 ] && [[ $out == "3 addresses, 1 to remove"* ]] && [ "$(cat "$tmp/pruned/remove.txt")" = "nobody@valid.test	mailbox_not_found" ] \
+    && [ "$(sort "$tmp/pruned/keep.txt" | tr '\n' ' ')" = "alice@valid.test x@servfail.test " ] \
+    && ok "docs/scripts.md's prune.lua: removes the sure ones only" || bad "prune.lua: rc=$rc $out $(cat "$tmp/pruned"/*.txt 2>&1)"
+out=$(R "$tmp/prune.lua" "$tmp/no-such-list" "$tmp/pruned2" 2>&1); rc=$?
+[ $rc -eq 1 ] && [[ $out == *"no-such-list"* ]] && ok "prune.lua: a missing list says so, exit 1" || bad "prune.lua missing list: rc=$rc $out"
 checks_done scripts

@@ -436,8 +436,37 @@ static void test_wire_safe(void)
     CHECK(!vd_address_wire_safe("user", true));
 }
 
+/* Issue 17: a byte-order mark or an invisible/format character inside an address is
+ * refused as syntax, never probed (an Excel list's "\ufeffalice@valid.test" was written
+ * undeliverable). Visible non-ASCII stays accepted. */
+static void test_invisible(void)
+{
+    static const uint32_t cps[] = {0xfeff, 0x200b, 0x200c, 0x200d, 0x2060,  0x200e,
+                                   0x200f, 0x202a, 0x202e, 0x2066, 0x2069,  0x00ad,
+                                   0x00a0, 0x3000, 0x2028, 0x180e, 0xe0041, 0x3164};
+    for (size_t i = 0; i < sizeof cps / sizeof cps[0]; i++) {
+        char buf[64], *o;
+        o = buf + put_utf8(buf, cps[i]);
+        strcpy(o, "alice@valid.test");
+        expect_bad(buf, "invisible or format character");
+        o = buf + sizeof "ali" - 1;
+        memcpy(buf, "ali", 3);
+        o += put_utf8(o, cps[i]);
+        strcpy(o, "ce@valid.test");
+        expect_bad(buf, "invisible or format character");
+        o = buf + sizeof "alice@valid" - 1;
+        memcpy(buf, "alice@valid", 11);
+        o += put_utf8(o, cps[i]);
+        strcpy(o, ".test");
+        expect_bad(buf, "invisible or format character");
+    }
+    expect_ok("j\xc3\xb6rg@example.com", "j\xc3\xb6rg@example.com");
+    expect_ok("\xe7\x94\xb0\xe4\xb8\xad@example.com", NULL);
+}
+
 int main(void)
 {
+    test_invisible();
     test_isemail();
     test_idn();
     test_local();
