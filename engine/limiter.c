@@ -133,6 +133,8 @@ struct kstate {
     int scope;
     bool sender;   /* provider, server, network: adapts; others: fixed at their top */
     bool endpoint; /* http.request's key: starts at half its top, climbs back after a cut */
+    bool wide;     /* a network: starts at its top and learns only from deferrals; the servers
+                    * in it start gently, each on its own key */
     double tokens, refill_at;
     double rate;        /* RCPTs a second now */
     double ceil;        /* the learned ceiling (0: none) */
@@ -360,8 +362,12 @@ static void key_init(vd_limiter *l, kstate *k, int scope, const char *key, const
     /* http.request's key sits in the provider slot but is an endpoint, not a mail server */
     k->endpoint = strncmp(key, "http:", 5) == 0;
     k->sender = is_sender(scope) && !k->endpoint;
+    /* A /24 or /64 holds many unrelated servers (a hosting range, a cloud): starting it gently
+     * would let one slow server hold its neighbours to one connection. It is a shared ceiling
+     * instead, cut from its own history when a server in it defers. */
+    k->wide = scope == VD_SCOPE_NETWORK;
     double top = top_of(k);
-    k->rate = k->sender ? (top > 0 ? fmin(top, START_RATE) : START_RATE) : top;
+    k->rate = k->sender && !k->wide ? (top > 0 ? fmin(top, START_RATE) : START_RATE) : top;
     if (k->endpoint) k->rate = top * ENDPOINT_START;
     k->refill_at = k->srefill_at = k->quiet_since = k->used_at = k->first_at = t;
     k->hist_sec = k->shist_sec = (long)floor(t);
@@ -372,7 +378,7 @@ static void key_init(vd_limiter *l, kstate *k, int scope, const char *key, const
     }
     k->best = k->rate;
     double burst = lim->rcpt_burst > 0 ? lim->rcpt_burst : 1;
-    k->tokens = k->sender ? fmin(burst, 1.0) : burst; /* a new server sees no burst */
+    k->tokens = k->sender && !k->wide ? fmin(burst, 1.0) : burst; /* a new server: no burst */
     k->stokens = 1;
 }
 
@@ -464,7 +470,8 @@ static int conns_allowed(const kstate *k)
 {
     double cap = k->lim.connections;
     if (!k->sender) return cap > 0 ? (int)cap : 0;
-    double n = 1 + floor(k->rate / RATE_PER_CONN);
+    if (k->wide && cap <= 0 && k->conn_ceil <= 0) return 0; /* no cap, as a fixed key */
+    double n = k->wide ? (cap > 0 ? cap : k->conn_ceil) : 1 + floor(k->rate / RATE_PER_CONN);
     if (k->conn_ceil > 0) n = fmin(n, k->conn_ceil);
     if (cap > 0) n = fmin(n, cap);
     return (int)fmax(1, n);

@@ -135,7 +135,7 @@ K="$tmp/s2"
 "${V30[@]}" --rules "$tmp/slow" --state-dir "$K" -j 1 -i "$tmp/list" >"$tmp/k1" 2>"$tmp/ke1" &
 kpid=$!
 pids+=("$kpid")
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
     [ "$(wc -l <"$tmp/k1")" -ge 12 ] && break
     sleep 0.05
 done
