@@ -287,6 +287,14 @@ static void wake_first_waiter(host *h)
     evtimer_add(r->wake, &tv);
 }
 
+/* A woken request that ends up not taking a slot of h (served by a session opened for another
+ * name on the same server, or gone to the next host) passes its wake on: h's waiters are woken
+ * only by h's own sessions ending, so a wake that is not used would leave them waiting forever. */
+static void pass_wake(vd_pool *p, host *h)
+{
+    if (h->wait_head && h->nsessions < p->o.per_mx_sessions) wake_first_waiter(h);
+}
+
 /* Closes a session (QUIT when it can still talk) and frees its slot. */
 static void retire(psess *ps)
 {
@@ -472,6 +480,7 @@ static void advance(vd_pool_req *r)
             addr_text(&mh->addrs[r->addr_i], a, sizeof a);
             psess *ps = idle_at(p, a);
             if (ps) {
+                pass_wake(p, h); /* r leaves h's slot to the next waiter */
                 complete(r, ps);
                 return;
             }
@@ -517,6 +526,7 @@ static void advance(vd_pool_req *r)
         r->addr_i++;
         continue;
     next_host:
+        pass_wake(p, h);
         r->host_i++;
         r->addr_i = 0;
     }

@@ -272,6 +272,45 @@ static void test_one_server_many_names(void)
     CHECK(count_lines(logfile, "C: RCPT ") == 40);
 }
 
+/* Waiters of one name must not be stranded by a session of another name on the same server: a
+ * woken waiter served by that session passes its wake on (a 20,000-address run stalled with 203
+ * requests queued on a name that had no session left). */
+static void test_wake_passed_on(void)
+{
+    int port = common_port();
+    unlink(logfile);
+    pid_t pid = start_tarpit("127.0.0.1", port, "ok", logfile);
+    vd_pool_opts o = popts(port);
+    o.per_mx_sessions = 1;
+    vd_pool *p = vd_pool_new(base, &o);
+    mxlist ma, mb;
+    static const char *const ha[] = {"mx.a.shared.test=127.0.0.1"};
+    static const char *const hb[] = {"mx.b.shared.test=127.0.0.1"};
+    mx_make(&ma, 1, ha);
+    mx_make(&mb, 1, hb);
+    got a1 = {0}, b1 = {0}, a2 = {0}, a3 = {0};
+    vd_pool_acquire(p, &ma.r, on_lease, &a1);
+    run_until(&a1.n, 1, 5.0);
+    vd_pool_acquire(p, &mb.r, on_lease, &b1); /* a1's session is leased: b opens its own */
+    run_until(&b1.n, 1, 5.0);
+    CHECK(a1.err == VD_SMTP_OK && b1.err == VD_SMTP_OK);
+    vd_pool_acquire(p, &ma.r, on_lease, &a2); /* a is at its cap: both wait */
+    vd_pool_acquire(p, &ma.r, on_lease, &a3);
+    run_for(0.2);
+    CHECK(a2.n == 0 && a3.n == 0);
+    vd_lease_release(b1.lease, true);  /* b's session idles */
+    vd_lease_release(a1.lease, false); /* a's ends: a2 is woken, and takes b's idle session */
+    run_until(&a2.n, 1, 5.0);
+    CHECK(a2.n == 1 && a2.err == VD_SMTP_OK);
+    run_until(&a3.n, 1, 5.0); /* a3 must not be stranded */
+    CHECK_MSG(a3.n == 1 && a3.err == VD_SMTP_OK, "a3: %d callbacks", a3.n);
+    if (a2.n) vd_lease_release(a2.lease, true);
+    if (a3.n && a3.lease) vd_lease_release(a3.lease, true);
+    vd_pool_free(p);
+    run_for(0.2);
+    stop_server(pid);
+}
+
 static void test_txn_per_session_and_idle(void)
 {
     int port = common_port();
@@ -625,6 +664,7 @@ int main(void)
     test_required_options();
     test_reuse_and_transactions();
     test_one_server_many_names();
+    test_wake_passed_on();
     test_txn_per_session_and_idle();
     test_cap_and_cancel();
     test_failover();
