@@ -10,7 +10,9 @@
 #   part 2, careful (needs the limiter; skipped unless `validora verify --help` mentions
 #     --no-throttle): the same list with the shipped defaults must finish with no block,
 #     every verdict right (user* deliverable/accepted, the rest undeliverable/
-#     mailbox_not_found), at no less than 80 % of the simulator's fastest allowed pace.
+#     mailbox_not_found). A server Validora has never talked to starts gently (issue 15), so
+#     the first run must reach 30 % of the simulator's fastest allowed pace; a second run
+#     from the same state dir starts near the pace the ledger remembers and must reach 70 %.
 #
 # The naive run gets --greylist-delay 1: the simulator's deferrals read as greylisting, and
 # the default 300 s wait would only make the test long, not the run less naive.
@@ -54,7 +56,7 @@ run() {
     shift
     t0=$(date +%s.%N)
     # thousands of addresses over SMTP: past a new IP's first-day budget, hence --no-warmup
-    timeout 170 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --no-warmup --dns "$DNS" --format json \
+    timeout 170 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/${STATE:-state}" --no-warmup --dns "$DNS" --format json \
         "$@" -i "$tmp/list" \
         >"$tmp/$name.out" 2>"$tmp/$name.err"
     rc=$?
@@ -178,19 +180,21 @@ fi
 
 # --- part 2: the careful run (the limiter's shipped defaults)
 if [ "$limiter" -eq 1 ]; then
-    if reset; then
-        run careful
-        max=$(fig careful max_rate)
-        if [ "$(fig careful blocks)" -eq 0 ]; then ok "careful run: no block"
-        else bad "careful run: blocked (since $(fig careful blocked_since))"; fi
-        if [ "$(fig careful wrong)" -eq 0 ] && [ "$(fig careful addresses)" -eq "$N" ]; then
-            ok "careful run: all $N verdicts right"
-        else bad "careful run: $(fig careful wrong) wrong verdicts, $(fig careful addresses) records for $N"; fi
-        if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 0.8 * float(sys.argv[2]) else 1)' \
-            "$(fig careful rate)" "$max"; then
-            ok "careful run: $(fig careful rate) addr/s >= 80 % of the simulator's $max RCPT/s"
-        else bad "careful run: $(fig careful rate) addr/s < 80 % of the simulator's $max RCPT/s"; fi
-    fi
+    for pass in careful second; do
+        reset || break
+        STATE=careful-state run $pass
+        max=$(fig $pass max_rate)
+        share=0.3; [ $pass = second ] && share=0.7
+        if [ "$(fig $pass blocks)" -eq 0 ]; then ok "$pass run: no block"
+        else bad "$pass run: blocked (since $(fig $pass blocked_since))"; fi
+        if [ "$(fig $pass wrong)" -eq 0 ] && [ "$(fig $pass addresses)" -eq "$N" ]; then
+            ok "$pass run: all $N verdicts right"
+        else bad "$pass run: $(fig $pass wrong) wrong verdicts, $(fig $pass addresses) records for $N"; fi
+        if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[3]) * float(sys.argv[2]) else 1)' \
+            "$(fig $pass rate)" "$max" "$share"; then
+            ok "$pass run: $(fig $pass rate) addr/s >= $share of the simulator's $max RCPT/s"
+        else bad "$pass run: $(fig $pass rate) addr/s < $share of the simulator's $max RCPT/s"; fi
+    done
 else
     skipped=$((skipped + 1))
     echo "skip: needs the limiter (validora verify --help does not mention --no-throttle): careful run not made"
