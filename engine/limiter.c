@@ -68,9 +68,12 @@
 #define CEIL_FORGET   1.25
 /* A 421 at connect ("too many connections": Postfix's anvil says so for its count and its rate
  * limit alike): one connection fewer, new sessions a minute at SESS_SHARE of what we opened in
- * the last minute (at least halved, never below SESS_FLOOR), and none for PAUSE1_S. */
+ * the last minute (at least halved, never below SESS_FLOOR), and none for PAUSE1_S. The share is
+ * CEIL_FIRST's: the refusal came at the count the server allows plus one, so 0.8 of it stays
+ * under a server's limit of 5 a minute and up (0.7 left a second run at 0.7 of an anvil-limited
+ * server's pace, sessions being what bounds it). */
 #define SESS_FLOOR 2.0
-#define SESS_SHARE 0.7
+#define SESS_SHARE CEIL_FIRST
 /* What is remembered fades: a pace older than PACE_FRESH_S counts for half every PACE_HALF_S
  * (a server's limits change; an old figure is a hint, not a fact). */
 #define PACE_FRESH_S 86400.0
@@ -149,7 +152,7 @@ struct kstate {
     double deferred_wall;
     unsigned deferrals;
     uint16_t hist[HIST_S];
-    long hist_sec; /* the second hist's newest slot counts */
+    long hist_sec;          /* the second hist's newest slot counts */
     uint16_t shist[HIST_S]; /* new sessions, second by second */
     long shist_sec;
     int sessions;

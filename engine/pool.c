@@ -4,13 +4,12 @@
  * sessions (leased, idle or opening), an index of sessions by the server address they are
  * connected to (an idle session to a server is reused for any MX name that resolves to it:
  * one shared host serving forty domains under forty names sees one connection, not forty;
- * Postfix's connection cache does the same by IP address), a FIFO of requests waiting for a slot, and a
- * "dead until" time after a host could not be connected to; the walk over an MX list
- * (hosts in order, each host's addresses in turn); leases, which open a transaction
- * lazily (MAIL FROM before the first RCPT), RSET when it is full, and give the session
- * back, or retire it when its last reply ended it (vd_smtp_reply_ends_session), after a
- * refused MAIL, or after txn_per_session transactions.
- * Does not own: which replies end a session (smtp.c), what replies mean (rules), rate
+ * Postfix's connection cache does the same by IP address), a FIFO of requests waiting for a slot,
+ * and a "dead until" time after a host could not be connected to; the walk over an MX list (hosts
+ * in order, each host's addresses in turn); leases, which open a transaction lazily (MAIL FROM
+ * before the first RCPT), RSET when it is full, and give the session back, or retire it when its
+ * last reply ended it (vd_smtp_reply_ends_session), after a refused MAIL, or after txn_per_session
+ * transactions. Does not own: which replies end a session (smtp.c), what replies mean (rules), rate
  * limits (limiter), defaults of user options (port, per_mx_sessions, timeouts: the caller's
  * options table; vd_pool_new refuses them missing).
  *
@@ -51,11 +50,11 @@ struct psess {
     vd_pool *p;
     host *h;
     vd_smtp *s;
-    psess *next;      /* in h->sessions */
-    psess *anext;     /* in the pool's index by server address */
-    char addr[64];    /* the server address it connects to ("" until it does) */
+    psess *next;        /* in h->sessions */
+    psess *anext;       /* in the pool's index by server address */
+    char addr[64];      /* the server address it connects to ("" until it does) */
     char lease_mx[256]; /* the MX name its current lease was asked for */
-    vd_pool_req *req; /* the request this session is being opened for (may be NULL) */
+    vd_pool_req *req;   /* the request this session is being opened for (may be NULL) */
     bool ready, leased;
     bool ended;  /* the last reply ended the session (vd_smtp_reply_ends_session) */
     bool broken; /* never reuse: ended, or pool policy (refused MAIL, failed RSET) */
@@ -108,7 +107,7 @@ struct vd_pool {
     struct event_base *base;
     vd_pool_opts o;
     char *helo, *mail_from;
-    host **buckets; /* hosts by name, chained through host.next */
+    host **buckets;            /* hosts by name, chained through host.next */
     psess *abuckets[ABUCKETS]; /* sessions by server address, chained through psess.anext */
     size_t nbuckets, nhosts, sweep_at;
     vd_pool_req *reqs;
@@ -122,8 +121,9 @@ static size_t name_hash(const char *name);
 
 static void addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
 {
-    const void *a = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-                                              : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    const void *a = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
     if (!inet_ntop(ss->ss_family, a, out, (socklen_t)len)) snprintf(out, len, "?");
 }
 
@@ -155,7 +155,6 @@ static psess *idle_at(const vd_pool *p, const char *addr)
             return ps;
     return NULL;
 }
-
 
 static int64_t now_ms(void)
 {

@@ -20,8 +20,7 @@ trap 'rm -rf "$tmp"' EXIT
 mine="$tmp/etc-rules"
 mkdir -p "$mine" "$tmp/bin" "$tmp/state"
 ln -s "$VALIDORA" "$tmp/bin/validora"
-PRIV=""
-"$VALIDORA" verify --help 2>/dev/null | grep -q -- --allow-private-destinations && PRIV="allow_private_destinations = true,"
+PRIV="allow_private_destinations = true," # the world is on loopback (issue 16)
 cat >"$tmp/validora.lua" <<LUA
 return { dns = "$DNS", state_dir = "$tmp/state", mail_from = "doc@validora.test", smtp_timeout = 5, $PRIV }
 LUA
