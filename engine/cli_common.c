@@ -746,6 +746,10 @@ bool vd_cli_input_looks_csv(const char *path, char *first, size_t firstlen)
     size_t plen = strlen(path);
     bool named =
         plen > 4 && (!strcasecmp(path + plen - 4, ".csv") || !strcasecmp(path + plen - 4, ".tsv"));
+    /* only a regular file can be read twice: a first line read from a FIFO or a device would be
+     * lost to the run itself (reload_load.sh lost 263 addresses from its named pipe) */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return named;
     FILE *f = fopen(path, "r");
     if (!f) return named;
     vd_cli_skip_bom(f);

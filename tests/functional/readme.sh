@@ -103,7 +103,12 @@ walk() { # N: one walk through the README in a fresh directory
                 failed_here=1
             fi
         done 3<"$tmp/commands"
-        jobs -p | while read -r p; do kill "$p"; wait "$p" 2>/dev/null; done
+        # the README's serve: stopped, and gone before the next walk (it holds the state dir's
+        # instance lock while it finishes what is in flight)
+        for p in $(jobs -p); do
+            kill "$p" 2>/dev/null
+            for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        done
         echo "$n commands run"
         exit $failed_here
     ) >"$tmp/walk$1.out" 2>&1
