@@ -52,7 +52,7 @@ cat >"$over/b_domain.lua" <<'LUA'
 return { name = "overridden", priority = 5, match = { domain = { "valid.test" } },
   probe = function(job) return job:unknown("from_over") end }
 LUA
-W() { "$VALIDORA" rules which --dns "$DNS" "$@"; }
+W() { "$VALIDORA" rules which --allow-private-destinations --dns "$DNS" "$@"; }
 W --rules "$shipped" --rules "$user" alice@valid.test bob@catchall.test x@nosuch.test >"$tmp/w1" 2>&1
 grep -q "^alice@valid.test: by_domain (domain valid.test matches valid.test) $user/b_domain.lua" "$tmp/w1" \
   && ok || bad "which by domain + priority: $(cat "$tmp/w1")"

@@ -179,7 +179,10 @@ if reset; then
 fi
 
 # --- part 2: the careful run (the limiter's shipped defaults)
-if [ "$limiter" -eq 1 ]; then
+if [ "${VALIDORA_LONG:-1}" = 0 ]; then
+    skipped=$((skipped + 1))
+    echo "skip: VALIDORA_LONG=0 (the sanitized build): the careful runs are left to the plain build"
+elif [ "$limiter" -eq 1 ]; then
     for pass in careful second; do
         reset || break
         STATE=careful-state run $pass
