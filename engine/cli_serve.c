@@ -2,10 +2,12 @@
  * evhttp) on one engine, with the same engine options as `verify` (docs/serve.md).
  *
  * Owns: serve's own options (listen address, token file, bounds, stop timeout), the token
- * check, the routes and their replies (JSON errors), body parsing (a JSON object for
- * /v1/verify; a JSON array, text or CSV list for /v1/jobs), the connection count, and the
- * daemon's life: start-up, SIGHUP reload, SIGTERM drain and exit.
- * Does not own: jobs and their files (cli_serve_jobs.c), metric names (cli_serve_metrics.c),
+ * check, the routes and their replies (JSON errors), which body types a request may use,
+ * the connections (counted from accept, their slots and deadlines, each request's head
+ * judged before its body: docs/serve.md, Security), and the daemon's life: start-up,
+ * SIGHUP reload, SIGTERM drain and exit.
+ * Does not own: the body formats (cli_serve_parse.c), jobs and their files
+ * (cli_serve_jobs.c), metric names (cli_serve_metrics.c),
  * engine options (validora/options.h), signals' plumbing (cli_common.c). */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -26,14 +28,12 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include "cli_csv.h"
 #include "cli_serve.h"
 #include "validora/ledger.h"
 
-#define VERIFY_BODY_MAX 16384 /* POST /v1/verify: {"email": ...} with room for any address */
-#define HEADERS_MAX     16384 /* request line and headers: a token and an Accept fit easily */
-#define TOKEN_MAX       4096  /* bytes of the token file's line */
-#define DRAIN_POLL_MS   100   /* after SIGTERM: how often to look whether work is done */
+#define HEADERS_MAX   16384 /* request line and headers: a token and an Accept fit easily */
+#define TOKEN_MAX     4096  /* bytes of the token file's line */
+#define DRAIN_POLL_MS 100   /* after SIGTERM: how often to look whether work is done */
 
 typedef struct serve_opts {
     const char *listen, *token_file;
@@ -663,207 +663,62 @@ static void handle_verify(server *s, struct evhttp_request *req)
                            "Content-Type '%s': POST /v1/verify takes application/json", type);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
-    if (n > VERIFY_BODY_MAX)
-        return reply_error(s, req, 413, "too_large",
-                           "a POST /v1/verify body holds at most %d bytes", VERIFY_BODY_MAX);
-    json_error_t je;
-    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
-    size_t bom = vd_cli_bom_len(b, n);
-    json_t *o = json_loadb(b + bom, n - bom, 0, &je);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        return reply_error(s, req, 400, "bad_request",
-                           "the body must be a JSON object {\"email\": \"...\"}%s%s", o ? "" : ": ",
-                           o ? "" : je.text);
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        if (strcmp(key, "email") != 0) {
-            reply_error(s, req, 400, "bad_request",
-                        "unknown key '%.100s': a request takes only \"email\" (the options are "
-                        "the daemon's, docs/serve.md)",
-                        key);
-            json_decref(o);
-            return;
-        }
-    }
-    json_t *email = json_object_get(o, "email");
-    if (!json_is_string(email)) {
-        json_decref(o);
-        return reply_error(s, req, 400, "bad_request", "\"email\" must be a string");
-    }
+    const char *b = n && n <= SV_VERIFY_BODY_MAX ? (const char *)evbuffer_pullup(in, -1) : "";
+    char *email, err[512];
+    size_t len;
+    int code = sv_parse_verify(b, n, &email, &len, err, sizeof err);
+    if (code)
+        return reply_error(s, req, code,
+                           code == 413   ? "too_large"
+                           : code == 400 ? "bad_request"
+                                         : "internal",
+                           "%s", err);
     pending *p = calloc(1, sizeof *p);
     if (!p) {
-        json_decref(o);
+        free(email);
         return reply_error(s, req, 500, "internal", "out of memory");
     }
     *p = (pending){.srv = s, .req = req, .next = s->waiting};
     if (s->waiting) s->waiting->prev = p;
     s->waiting = p;
     s->nwaiting++;
-    if (vd_engine_submit(s->engine, json_string_value(email), json_string_length(email),
-                         on_verify_record, p) != 0) {
+    if (vd_engine_submit(s->engine, email, len, on_verify_record, p) != 0) {
         pending_unlink(p);
         free(p);
         reply_error(s, req, 500, "internal", "out of memory");
     }
-    json_decref(o);
+    free(email);
 }
 
-/* ---- POST /v1/jobs: the list ---- */
-
-/* Adds one address to the list; an error reply when it cannot be one. */
-static int list_add(server *s, struct evhttp_request *req, sv_list *l, const char *a, size_t n)
-{
-    if (l->n >= s->o.max_job_addresses) {
-        reply_error(s, req, 413, "too_large",
-                    "a job holds at most %d addresses (--max-job-addresses)",
-                    s->o.max_job_addresses);
-        return -1;
-    }
-    if (n > VD_CLI_MAX_LINE || memchr(a, '\n', n) || memchr(a, '\r', n) || memchr(a, 0, n)) {
-        reply_error(s, req, 400, "bad_request",
-                    "address %ld: longer than %d bytes, or holds a line break or NUL", l->n + 1,
-                    VD_CLI_MAX_LINE);
-        return -1;
-    }
-    if (sv_list_add(l, a, n) != 0) {
-        reply_error(s, req, 500, "internal", "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_json_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                           sv_list *l)
-{
-    json_error_t je;
-    json_t *a = json_loadb(b, n, 0, &je);
-    int rc = 0;
-    if (!a || !json_is_array(a)) {
-        reply_error(s, req, 400, "bad_request", "the body must be a JSON array of strings%s%s",
-                    a ? "" : ": ", a ? "" : je.text);
-        rc = -1;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        if (rc) break;
-        if (!json_is_string(v)) {
-            reply_error(s, req, 400, "bad_request", "item %zu is not a string", i + 1);
-            rc = -1;
-        } else {
-            rc = list_add(s, req, l, json_string_value(v), json_string_length(v));
-        }
-    }
-    json_decref(a);
-    return rc;
-}
-
-/* text/plain: one address a line; blank lines and '#' lines skipped, blanks trimmed (as
- * verify's input). */
-static int parse_text_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                           sv_list *l)
-{
-    const char *end = b + n;
-    while (b < end) {
-        const char *nl = memchr(b, '\n', (size_t)(end - b));
-        const char *e = nl ? nl : end, *a = b;
-        b = nl ? nl + 1 : end;
-        while (a < e && (*a == ' ' || *a == '\t'))
-            a++;
-        while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-            e--;
-        if (a == e || *a == '#') continue;
-        if (list_add(s, req, l, a, (size_t)(e - a)) != 0) return -1;
-    }
-    return 0;
-}
-
-/* text/csv (RFC 4180, on libcsv through cli_csv.c): a header row, then the column
- * ?column=NAME (default "email", case ignored) or ?column=N (from 1) of each row; empty
- * cells skipped. */
-static int parse_csv_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                          sv_list *l)
-{
-    const char *col_name = "email";
-    struct evkeyvalq q = {0};
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (query && evhttp_parse_query_str(query, &q) == 0) {
-        const char *c = evhttp_find_header(&q, "column");
-        if (c) col_name = c;
-    }
-    char *endp;
-    long want = strtol(col_name, &endp, 10);
-    if (*endp || want < 1) want = 0; /* a name, found in the header row */
-    FILE *f = n ? fmemopen((void *)(uintptr_t)b, n, "r") : NULL;
-    vd_csv *c = f ? vd_csv_new(f, "the CSV body", true) : NULL;
-    if (f && !c) fclose(f);
-    const char *const *fields;
-    size_t nf;
-    int rc = 0, r = 0;
-    for (long row = 0; rc == 0 && c && (r = vd_csv_next(c, &fields, &nf)) == 1; row++) {
-        if (row == 0) {
-            for (size_t i = 0; !want && i < nf; i++)
-                if (!strcasecmp(fields[i], col_name)) want = (long)i + 1;
-            if (!want) {
-                reply_error(s, req, 400, "bad_request",
-                            "CSV: no column named '%.100s' in the header row (?column=NAME or N)",
-                            col_name);
-                rc = -1;
-            }
-        } else if ((size_t)want <= nf && fields[want - 1][0]) {
-            rc = list_add(s, req, l, fields[want - 1], strlen(fields[want - 1]));
-        }
-    }
-    if (rc == 0 && r < 0) {
-        reply_error(s, req, 400, "bad_request", "%s", vd_csv_error(c));
-        rc = -1;
-    } else if (rc == 0 && n && !c) {
-        reply_error(s, req, 500, "internal", "out of memory");
-        rc = -1;
-    }
-    vd_csv_free(c);
-    evhttp_clear_headers(&q);
-    return rc;
-}
+/* ---- POST /v1/jobs ---- */
 
 static void handle_jobs_post(server *s, struct evhttp_request *req)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(in);
-    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
-    size_t bom = vd_cli_bom_len(b, n); /* a list saved by Excel or Notepad */
-    b += bom, n -= bom;
     char type[128];
     media_type(req, type, sizeof type);
-    sv_list l = {0};
-    int rc;
-    if (!strcmp(type, "application/json"))
-        rc = parse_json_list(s, req, b, n, &l);
-    else if (!strcmp(type, "text/plain") && !s->has_token)
+    if (!strcmp(type, "text/plain") && !s->has_token)
         return reply_error(s, req, 415, "unsupported_media_type",
                            "Content-Type 'text/plain' is one a web page can send without "
                            "asking (CSRF): without --token-file, send application/json (an "
                            "array of strings) or text/csv (a header row, ?column=NAME or N)");
-    else if (!strcmp(type, "text/plain"))
-        rc = parse_text_list(s, req, b, n, &l);
-    else if (!strcmp(type, "text/csv"))
-        rc = parse_csv_list(s, req, b, n, &l);
-    else
-        return reply_error(s, req, 415, "unsupported_media_type",
-                           "Content-Type '%s': application/json (an array of strings), "
-                           "text/plain (one address a line) or text/csv",
-                           type);
-    if (rc != 0) {
-        sv_list_free(&l);
-        return;
-    }
-    if (l.n == 0) return reply_error(s, req, 400, "bad_request", "the list holds no address");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct evkeyvalq q = {0};
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *column = NULL;
+    if (query && evhttp_parse_query_str(query, &q) == 0) column = evhttp_find_header(&q, "column");
+    sv_list l = {0};
     char err[512];
+    int code = sv_parse_list(type, column, b, n, s->o.max_job_addresses, &l, err, sizeof err);
+    evhttp_clear_headers(&q);
+    if (code)
+        return reply_error(s, req, code,
+                           code == 413   ? "too_large"
+                           : code == 415 ? "unsupported_media_type"
+                           : code == 400 ? "bad_request"
+                                         : "internal",
+                           "%s", err);
     sv_job *j = sv_jobs_create(s->jobs, &l, err, sizeof err);
     if (!j) {
         sv_list_free(&l);

@@ -64,6 +64,22 @@ typedef struct sv_list {
 int sv_list_add(sv_list *l, const char *s, size_t len);
 void sv_list_free(sv_list *l);
 
+/* ---- request bodies (cli_serve_parse.c) ---- */
+
+#define SV_VERIFY_BODY_MAX 16384 /* POST /v1/verify: {"email": ...} with room for any address */
+
+/* A POST /v1/verify body: a JSON object {"email": "..."} and nothing else (a UTF-8 BOM
+ * skipped). 0 with *email (malloc'd, NUL-terminated, *len bytes, NULs possible), or the
+ * HTTP status of the error (400, 413, 500) with err. */
+int sv_parse_verify(const char *b, size_t n, char **email, size_t *len, char *err, size_t errlen);
+/* A POST /v1/jobs body of media type `type` (lower case, no parameters): application/json
+ * (an array of strings), text/plain (one a line) or text/csv (a header row, then the column
+ * `column`: a name, or N from 1; NULL: "email"); a UTF-8 BOM skipped. Appends at most max
+ * addresses to l. 0, or the HTTP status of the error (400 bad list or none, 413 past max,
+ * 415 another type, 500 out of memory) with err, l freed. */
+int sv_parse_list(const char *type, const char *column, const char *b, size_t n, long max,
+                  sv_list *l, char *err, size_t errlen);
+
 /* Creates a job for the list (taken over: l is emptied). Returns the job, or NULL with errno:
  * ENOSPC when max_jobs are kept, EIO when its files cannot be written (err says why). */
 sv_job *sv_jobs_create(sv_jobs *s, sv_list *l, char *err, size_t errlen);

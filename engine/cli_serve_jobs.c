@@ -107,32 +107,6 @@ static void skip_free(skipmap *m)
     *m = (skipmap){0};
 }
 
-/* ---- lists ---- */
-
-int sv_list_add(sv_list *l, const char *s, size_t len)
-{
-    if (l->len + len + 1 > l->cap) {
-        size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->len + len + 1)
-            cap *= 2;
-        char *b = realloc(l->buf, cap);
-        if (!b) return -1;
-        l->buf = b;
-        l->cap = cap;
-    }
-    memcpy(l->buf + l->len, s, len);
-    l->len += len;
-    l->buf[l->len++] = '\n';
-    l->n++;
-    return 0;
-}
-
-void sv_list_free(sv_list *l)
-{
-    free(l->buf);
-    *l = (sv_list){0};
-}
-
 /* ---- jobs ---- */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_state;
