@@ -328,16 +328,15 @@ static void probe_queue_offset(struct event_base *base, const char *host, int po
 {
     struct evhttp_connection *ec = evhttp_connection_base_new(base, NULL, host, (ev_uint16_t)port);
     struct evhttp_request *r = ec ? evhttp_request_new(probe_cb, NULL) : NULL;
+    /* (On a failure evhttp may have freed the request or not: it is left alone.) */
     if (r && evhttp_make_request(ec, r, EVHTTP_REQ_GET, "/healthz") == 0) {
         /* The request is the queue's only one: its back link is the queue's head. */
         char *head = (char *)r->next.tqe_prev;
         long off = (long)(head - (char *)ec);
         if (r->evcon == ec && off > 0 && off < 4096 && *(struct evhttp_request **)head == r)
             queue_off = off;
-    } else if (r) {
-        evhttp_request_free(r);
     }
-    if (ec) evhttp_connection_free(ec); /* frees the request queued on it */
+    if (ec) evhttp_connection_free(ec); /* frees the request queued on it, unsent */
 }
 
 static struct evhttp_request *current_request(struct evhttp_connection *ec)
@@ -373,7 +372,6 @@ static void conn_trust(conn *c)
     c->kind = SLOT_TRUSTED;
 }
 
-static bool token_matches(const server *s, const char *h, size_t n);
 static bool loopback(const char *host);
 static conn *conn_of(server *s, struct evhttp_request *req);
 
@@ -481,8 +479,9 @@ static void on_hook(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     if (!c->evcon) {
-        void *cbarg = NULL;
+        void *cbarg = NULL; /* evhttp's callbacks on the bufferevent take the connection */
         bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+        if (!cbarg) return;
         c->evcon = cbarg;
         evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
     }
