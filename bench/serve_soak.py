@@ -41,7 +41,7 @@ def main():
                             "--token-file", os.path.join(tmp, "token"), "--state-dir",
                             os.path.join(tmp, "state"), "--dns", "127.0.0.1:9", "--dns-timeout",
                             "0.2", "--no-smtp", "--max-connections", "512", "--request-timeout", "5",
-                            "--idle-timeout", "3"], stderr=open(os.path.join(tmp, "err"), "w"))
+                            "--idle-timeout", "3"], stderr=open(os.environ.get("SOAK_STDERR") or os.path.join(tmp, "err"), "w"))
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port)).close()

@@ -95,8 +95,9 @@ const vd_option vd_cli_serve_options[] = {
      "time is cut here (--idle-timeout restarts at every byte)",
      false},
     {"allow-host", 0, VD_OPT_LIST, SOFF(allow_hosts), 0, NULL, 0, 0, "NAME[,NAME]", "Serve",
-     "a Host header (NAME or NAME:PORT) accepted besides the listen address (and localhost, "
-     "127.0.0.1, [::1] on loopback); anything else is 403 (DNS rebinding)",
+     "a Host header accepted besides the listen address (and localhost, 127.0.0.1, [::1] on "
+     "loopback): NAME with any port, NAME:PORT with that one; any other is 403 (DNS "
+     "rebinding)",
      false},
     {"allow-origin", 0, VD_OPT_LIST, SOFF(allow_origins), 0, NULL, 0, 0, "ORIGIN[,ORIGIN]", "Serve",
      "an Origin header (scheme://host[:port]) accepted; a request carrying any other Origin "
