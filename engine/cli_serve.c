@@ -154,7 +154,7 @@ typedef struct conn {
     bool busy;  /* a request is being answered: no deadline */
     int refuse; /* the status its request gets, or 0 */
     const char *refuse_name;
-    char refuse_msg[160];
+    char refuse_msg[256];
     struct event *deadline, *hook;
 } conn;
 
@@ -376,6 +376,40 @@ static void conn_trust(conn *c)
 static bool loopback(const char *host);
 static conn *conn_of(server *s, struct evhttp_request *req);
 
+/* The media type of the body, without parameters, lower-case. */
+static void media_type(struct evhttp_request *req, char *out, size_t len)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    size_t i = 0;
+    for (; ct && ct[i] && ct[i] != ';' && i + 1 < len; i++)
+        out[i] = (char)tolower((unsigned char)ct[i]);
+    while (i > 0 && out[i - 1] == ' ')
+        i--;
+    out[i] = 0;
+}
+
+/* CSRF: the types a web page may POST without asking first (text/plain, a form) are refused
+ * where a browser could drive serve: /v1/verify takes application/json only, /v1/jobs no
+ * text/plain without the token. False with the message. */
+static bool type_allowed(const server *s, struct evhttp_request *req, const char *path, char *msg,
+                         size_t len)
+{
+    char type[128];
+    media_type(req, type, sizeof type);
+    if (!strcmp(path, "/v1/verify") && strcmp(type, "application/json") != 0) {
+        snprintf(msg, len, "Content-Type '%.100s': POST /v1/verify takes application/json", type);
+        return false;
+    }
+    if (!strcmp(path, "/v1/jobs") && !strcmp(type, "text/plain") && !s->has_token) {
+        snprintf(msg, len,
+                 "Content-Type 'text/plain' is one a web page can send without asking (CSRF): "
+                 "without --token-file, send application/json (an array of strings) or text/csv "
+                 "(a header row, ?column=NAME or N)");
+        return false;
+    }
+    return true;
+}
+
 static server *the_server; /* on_head's: evhttp passes it its own argument */
 static bool head_allowed(server *s, struct evhttp_request *req, int *code, const char **name,
                          char *msg, size_t len);
@@ -412,9 +446,13 @@ static int on_head(struct evhttp_request *req, void *arg)
     }
     int code;
     const char *name;
-    char msg[160];
+    char msg[sizeof c->refuse_msg];
     if (!c->refuse && !head_allowed(s, req, &code, &name, msg, sizeof msg))
         conn_refuse(c, code, name, msg);
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!c->refuse && evhttp_request_get_command(req) == EVHTTP_REQ_POST && path &&
+        !type_allowed(s, req, path, msg, sizeof msg))
+        conn_refuse(c, 415, "unsupported_media_type", msg);
     if (c->refuse) {
         while (evhttp_remove_header(in, "Content-Length") == 0)
             ;
@@ -642,25 +680,11 @@ static void on_verify_record(const vd_record *rec, void *arg)
     free(p);
 }
 
-/* The media type of the body, without parameters, lower-case. */
-static void media_type(struct evhttp_request *req, char *out, size_t len)
-{
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    size_t i = 0;
-    for (; ct && ct[i] && ct[i] != ';' && i + 1 < len; i++)
-        out[i] = (char)tolower((unsigned char)ct[i]);
-    while (i > 0 && out[i - 1] == ' ')
-        i--;
-    out[i] = 0;
-}
-
 static void handle_verify(server *s, struct evhttp_request *req)
 {
-    char type[128];
-    media_type(req, type, sizeof type);
-    if (strcmp(type, "application/json") != 0) /* a web page cannot send it without asking */
-        return reply_error(s, req, 415, "unsupported_media_type",
-                           "Content-Type '%s': POST /v1/verify takes application/json", type);
+    char msg[512];
+    if (!type_allowed(s, req, "/v1/verify", msg, sizeof msg))
+        return reply_error(s, req, 415, "unsupported_media_type", "%s", msg);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
     const char *b = n && n <= SV_VERIFY_BODY_MAX ? (const char *)evbuffer_pullup(in, -1) : "";
@@ -694,13 +718,10 @@ static void handle_verify(server *s, struct evhttp_request *req)
 
 static void handle_jobs_post(server *s, struct evhttp_request *req)
 {
-    char type[128];
+    char type[128], msg[512];
+    if (!type_allowed(s, req, "/v1/jobs", msg, sizeof msg))
+        return reply_error(s, req, 415, "unsupported_media_type", "%s", msg);
     media_type(req, type, sizeof type);
-    if (!strcmp(type, "text/plain") && !s->has_token)
-        return reply_error(s, req, 415, "unsupported_media_type",
-                           "Content-Type 'text/plain' is one a web page can send without "
-                           "asking (CSRF): without --token-file, send application/json (an "
-                           "array of strings) or text/csv (a header row, ?column=NAME or N)");
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
     const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
