@@ -1,5 +1,6 @@
-/* cli_serve.h — what the three files of `validora serve` share: the HTTP front (cli_serve.c),
- * the job store (cli_serve_jobs.c) and the metrics (cli_serve_metrics.c).
+/* cli_serve.h — what the files of `validora serve` share: the HTTP front (cli_serve.c), the
+ * request bodies (cli_serve_parse.c), the job store (cli_serve_jobs.c) and the metrics
+ * (cli_serve_metrics.c).
  * CLI layer: public headers (include/validora/) and cli.h only. */
 #ifndef VALIDORA_CLI_SERVE_H
 #define VALIDORA_CLI_SERVE_H
