@@ -254,7 +254,7 @@ int main(void)
     g = request(h, "GET", url_of(url, sizeof url, true, "/badstatus"), NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL && g.status == 0, "%d %d %s", g.err, g.status,
               g.errmsg);
-        /* closed without a response: http_error, and the client goes on */
+    /* closed without a response: http_error, and the client goes on */
     g = request(h, "GET", url_of(url, sizeof url, true, "/drop"), NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg);
     g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);
