@@ -2,10 +2,12 @@
  * evhttp) on one engine, with the same engine options as `verify` (docs/serve.md).
  *
  * Owns: serve's own options (listen address, token file, bounds, stop timeout), the token
- * check, the routes and their replies (JSON errors), body parsing (a JSON object for
- * /v1/verify; a JSON array, text or CSV list for /v1/jobs), the connection count, and the
- * daemon's life: start-up, SIGHUP reload, SIGTERM drain and exit.
- * Does not own: jobs and their files (cli_serve_jobs.c), metric names (cli_serve_metrics.c),
+ * check, the routes and their replies (JSON errors), which body types a request may use,
+ * the connections (counted from accept, their slots and deadlines, each request's head
+ * judged before its body: docs/serve.md, Security), and the daemon's life: start-up,
+ * SIGHUP reload, SIGTERM drain and exit.
+ * Does not own: the body formats (cli_serve_parse.c), jobs and their files
+ * (cli_serve_jobs.c), metric names (cli_serve_metrics.c),
  * engine options (validora/options.h), signals' plumbing (cli_common.c). */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,28 +17,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include "cli_csv.h"
 #include "cli_serve.h"
 #include "validora/ledger.h"
 
-#define VERIFY_BODY_MAX 16384 /* POST /v1/verify: {"email": ...} with room for any address */
-#define HEADERS_MAX     16384 /* request line and headers: a token and an Accept fit easily */
-#define TOKEN_MAX       4096  /* bytes of the token file's line */
-#define DRAIN_POLL_MS   100   /* after SIGTERM: how often to look whether work is done */
+#define HEADERS_MAX   16384 /* request line and headers: a token and an Accept fit easily */
+#define TOKEN_MAX     4096  /* bytes of the token file's line */
+#define DRAIN_POLL_MS 100   /* after SIGTERM: how often to look whether work is done */
 
 typedef struct serve_opts {
     const char *listen, *token_file;
     int concurrency;
-    int max_body, max_jobs, max_job_addresses, max_connections;
-    double job_ttl, http_timeout, stop_timeout;
+    int max_body, max_jobs, max_job_addresses, max_connections, reserved_connections;
+    double job_ttl, http_timeout, request_timeout, stop_timeout;
+    vd_strlist allow_hosts, allow_origins;
     int verbose;
 } serve_opts;
 
@@ -71,13 +75,34 @@ const vd_option vd_cli_serve_options[] = {
      "Bounds", "addresses in one job (its results are read whole for GET .../results); beyond: 413",
      false},
     {"max-connections", 0, VD_OPT_INT, SOFF(max_connections), 256, NULL, 1, 100000, "N", "Bounds",
-     "HTTP connections served at once (each may hold a POST /v1/verify waiting for its "
-     "record); a request on one more gets 503 and the connection is closed",
+     "HTTP connections served at once, counted from accept, with a token or not (each may "
+     "hold a POST /v1/verify waiting for its record); a request on one more gets 503 and the "
+     "connection is closed",
+     false},
+    {"reserved-connections", 0, VD_OPT_INT, SOFF(reserved_connections), 8, NULL, 0, 99999, "N",
+     "Bounds",
+     "with --token-file: of --max-connections, this many are kept for connections that have "
+     "shown the token, so strangers cannot take every slot (at most --max-connections - 1)",
      false},
     {"job-ttl", 0, VD_OPT_SECONDS, SOFF(job_ttl), 86400, NULL, 60, 31536000, "SECS", "Bounds",
      "a finished job and its results are removed this long after it finished", false},
     {"idle-timeout", 0, VD_OPT_SECONDS, SOFF(http_timeout), 30, NULL, 1, 3600, "SECS", "Bounds",
      "an idle connection, or one that sends its request this slowly, is closed", false},
+    {"request-timeout", 0, VD_OPT_SECONDS, SOFF(request_timeout), 60, NULL, 1, 3600, "SECS",
+     "Bounds",
+     "a request must arrive whole (headers and body) this long after the connection opened or "
+     "its last reply began, else the connection is closed: a client trickling a byte at a "
+     "time is cut here (--idle-timeout restarts at every byte)",
+     false},
+    {"allow-host", 0, VD_OPT_LIST, SOFF(allow_hosts), 0, NULL, 0, 0, "NAME[,NAME]", "Serve",
+     "a Host header accepted besides the listen address (and localhost, 127.0.0.1, [::1] on "
+     "loopback): NAME with any port, NAME:PORT with that one; any other is 403 (DNS "
+     "rebinding)",
+     false},
+    {"allow-origin", 0, VD_OPT_LIST, SOFF(allow_origins), 0, NULL, 0, 0, "ORIGIN[,ORIGIN]", "Serve",
+     "an Origin header (scheme://host[:port]) accepted; a request carrying any other Origin "
+     "(a web page's) is 403",
+     false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
 };
 
@@ -88,17 +113,19 @@ static const vd_cli_usage USAGE = {
         "Usage: validora serve [OPTION]...\n"
         "Answers verifications over HTTP until stopped (docs/serve.md).\n"
         "\n"
-        "  POST   /v1/verify            {\"email\": \"...\"}: the record, as JSON\n"
-        "  POST   /v1/jobs              a list (application/json array of strings, text/plain\n"
-        "                               one a line, text/csv with ?column=NAME, default email):\n"
-        "                               202 {\"id\": \"...\"}\n"
+        "  POST   /v1/verify            {\"email\": \"...\"} as application/json: the record\n"
+        "  POST   /v1/jobs              a list (application/json array of strings, text/csv\n"
+        "                               with ?column=NAME, default email; text/plain one a\n"
+        "                               line, with --token-file only): 202 {\"id\": \"...\"}\n"
         "  GET    /v1/jobs/ID           progress: state, total, done, counts by status\n"
         "  GET    /v1/jobs/ID/results   records so far: JSON Lines, or msgpack with\n"
         "                               Accept: application/msgpack (or application/x-msgpack)\n"
         "  DELETE /v1/jobs/ID           removes the job and its results\n"
         "  GET    /metrics              Prometheus text format\n"
         "  GET    /healthz              'ok' (503 'stopping' after SIGTERM); needs no token\n"
-        "Jobs are kept under STATE_DIR/serve/jobs; a restart resumes unfinished ones.\n",
+        "Jobs are kept under STATE_DIR/serve/jobs; a restart resumes unfinished ones.\n"
+        "Refused before anything else (docs/serve.md, Security): a Host that is not this\n"
+        "server's (--allow-host), an Origin not given (--allow-origin), no token on its head.\n",
     .tail = "Exit status: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 on a usage error.\n"
             "Signals: SIGHUP reloads the rules (so does editing them, with --watch);\n"
             "SIGTERM/SIGINT: new POSTs get 503, work in flight finishes (up to --stop-timeout),\n"
@@ -107,6 +134,29 @@ static const vd_cli_usage USAGE = {
 };
 
 typedef struct server server;
+
+/* An accepted connection (docs/serve.md, "Security"). Counted from accept (evhttp's
+ * bufferevent hook); each of its requests gets a header callback, so serve judges the head
+ * before evhttp reads a body: a refused request is handed on without its body, and its
+ * reply is the refusal. */
+typedef enum slot_kind {
+    SLOT_STRANGER, /* holds a slot, has not shown the token (yet) */
+    SLOT_TRUSTED,  /* holds a slot, has shown the token (or no token is set) */
+    SLOT_WAITING,  /* holds no slot: its first request gets one only with the token */
+} slot_kind;
+
+typedef struct conn {
+    server *srv;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon; /* known from the hook on */
+    struct conn *prev, *next;
+    slot_kind kind;
+    bool busy;  /* a request is being answered: no deadline */
+    int refuse; /* the status its request gets, or 0 */
+    const char *refuse_name;
+    char refuse_msg[256];
+    struct event *deadline, *hook;
+} conn;
 
 /* A POST /v1/verify waiting for its record. */
 typedef struct pending {
@@ -124,8 +174,11 @@ struct server {
     unsigned char token_hash[SHA256_DIGEST_LENGTH];
     sv_metrics *metrics;
     sv_jobs *jobs;
-    struct evhttp_connection **conns; /* the connections counted */
-    size_t nconns;
+    conn *conns;             /* every accepted connection */
+    long nslots, nstrangers; /* connections holding a slot; of them, without the token */
+    long nwaiting_conns;     /* connections holding none (refused or on probation) */
+    char listen_host[256];   /* --listen's address, and its port */
+    int listen_port;
     pending *waiting;
     long nwaiting;
     bool stopping;
@@ -135,6 +188,8 @@ struct server {
 
 /* ---- replies ---- */
 
+static void conn_replied(server *s, struct evhttp_request *req);
+
 static void reply(server *s, struct evhttp_request *req, int code, const char *type,
                   struct evbuffer *body)
 {
@@ -142,6 +197,7 @@ static void reply(server *s, struct evhttp_request *req, int code, const char *t
     if (type) evhttp_add_header(h, "Content-Type", type);
     evhttp_add_header(h, "Cache-Control", "no-store");
     sv_metrics_http(s->metrics, code);
+    conn_replied(s, req);
     if (s->o.verbose) {
         const char *uri = evhttp_request_get_uri(req);
         fprintf(stderr, "validora serve: %d %s\n", code, uri ? uri : "?");
@@ -154,6 +210,7 @@ static void reply(server *s, struct evhttp_request *req, int code, const char *t
                    {204, "No Content"},
                    {400, "Bad Request"},
                    {401, "Unauthorized"},
+                   {403, "Forbidden"},
                    {404, "Not Found"},
                    {405, "Method Not Allowed"},
                    {413, "Payload Too Large"},
@@ -233,43 +290,361 @@ static int read_token(server *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Constant-time: both sides are hashed first, so neither length nor content leaks. */
+/* An Authorization value (n bytes) against the token. Constant-time: both sides are hashed
+ * first, so neither length nor content leaks. */
+static bool token_matches(const server *s, const char *h, size_t n)
+{
+    if (n < 7 || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7, n -= 7;
+    while (n > 0 && *h == ' ')
+        h++, n--;
+    unsigned char got[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)h, n, got);
+    return CRYPTO_memcmp(got, s->token_hash, sizeof got) == 0;
+}
+
 static bool authorized(const server *s, struct evhttp_request *req)
 {
     if (!s->has_token) return true;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    unsigned char got[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)h, strlen(h), got);
-    return CRYPTO_memcmp(got, s->token_hash, sizeof got) == 0;
+    return h && token_matches(s, h, strlen(h));
 }
 
 /* ---- connections ---- */
 
-static void on_conn_close(struct evhttp_connection *c, void *arg)
+/* libevent 2.1 has no hook at a server request's creation (2.2's evhttp_set_newreqcb): the
+ * request a connection is reading is found at the head of the connection's queue, whose
+ * offset in the opaque struct evhttp_connection is learnt at start from a request queued on
+ * a client connection (probe_queue_offset); -1 when it could not be (then every check is
+ * made after the body, in on_request, and the log says so). */
+static long queue_off = -1;
+
+static void probe_cb(struct evhttp_request *req, void *arg)
 {
-    server *s = arg;
-    for (size_t i = 0; i < s->nconns; i++)
-        if (s->conns[i] == c) {
-            s->conns[i] = s->conns[--s->nconns];
-            return;
-        }
+    (void)req;
+    (void)arg;
 }
 
-/* Counts the request's connection; false when it is one too many. */
-static bool admit(server *s, struct evhttp_request *req)
+static void probe_queue_offset(struct event_base *base, const char *host, int port)
 {
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    if (!c) return false;
-    for (size_t i = 0; i < s->nconns; i++)
-        if (s->conns[i] == c) return true;
-    if (s->nconns >= (size_t)s->o.max_connections) return false;
-    s->conns[s->nconns++] = c;
-    evhttp_connection_set_closecb(c, on_conn_close, s);
+    struct evhttp_connection *ec = evhttp_connection_base_new(base, NULL, host, (ev_uint16_t)port);
+    struct evhttp_request *r = ec ? evhttp_request_new(probe_cb, NULL) : NULL;
+    /* (On a failure evhttp may have freed the request or not: it is left alone.) */
+    if (r && evhttp_make_request(ec, r, EVHTTP_REQ_GET, "/healthz") == 0) {
+        /* The request is the queue's only one: its back link is the queue's head. */
+        char *head = (char *)r->next.tqe_prev;
+        long off = (long)(head - (char *)ec);
+        if (r->evcon == ec && off > 0 && off < 4096 && *(struct evhttp_request **)head == r)
+            queue_off = off;
+    }
+    if (ec) evhttp_connection_free(ec); /* frees the request queued on it, unsent */
+}
+
+static struct evhttp_request *current_request(struct evhttp_connection *ec)
+{
+    if (queue_off < 0 || !ec) return NULL;
+    struct evhttp_request *r = *(struct evhttp_request **)(void *)((char *)ec + queue_off);
+    return r && r->evcon == ec ? r : NULL;
+}
+
+static void conn_refuse(conn *c, int code, const char *name, const char *msg)
+{
+    c->refuse = code;
+    c->refuse_name = name;
+    snprintf(c->refuse_msg, sizeof c->refuse_msg, "%s", msg);
+}
+
+/* The connection has shown the token: it keeps its slot as trusted, or gets one (it was
+ * waiting), or is refused when every slot is taken. */
+static void conn_trust(conn *c)
+{
+    server *s = c->srv;
+    if (c->kind == SLOT_STRANGER) {
+        s->nstrangers--;
+    } else if (c->kind == SLOT_WAITING) {
+        if (s->nslots >= s->o.max_connections) {
+            conn_refuse(c, 503, "too_many_connections",
+                        "every connection slot is taken (--max-connections)");
+            return;
+        }
+        s->nwaiting_conns--;
+        s->nslots++;
+    }
+    c->kind = SLOT_TRUSTED;
+}
+
+static bool loopback(const char *host);
+static conn *conn_of(server *s, struct evhttp_request *req);
+
+/* The media type of the body, without parameters, lower-case. */
+static void media_type(struct evhttp_request *req, char *out, size_t len)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    size_t i = 0;
+    for (; ct && ct[i] && ct[i] != ';' && i + 1 < len; i++)
+        out[i] = (char)tolower((unsigned char)ct[i]);
+    while (i > 0 && out[i - 1] == ' ')
+        i--;
+    out[i] = 0;
+}
+
+/* CSRF: the types a web page may POST without asking first (text/plain, a form) are refused
+ * where a browser could drive serve: /v1/verify takes application/json only, /v1/jobs no
+ * text/plain without the token. False with the message. */
+static bool type_allowed(const server *s, struct evhttp_request *req, const char *path, char *msg,
+                         size_t len)
+{
+    char type[128];
+    media_type(req, type, sizeof type);
+    if (!strcmp(path, "/v1/verify") && strcmp(type, "application/json") != 0) {
+        snprintf(msg, len, "Content-Type '%.100s': POST /v1/verify takes application/json", type);
+        return false;
+    }
+    if (!strcmp(path, "/v1/jobs") && !strcmp(type, "text/plain") && !s->has_token) {
+        snprintf(msg, len,
+                 "Content-Type 'text/plain' is one a web page can send without asking (CSRF): "
+                 "without --token-file, send application/json (an array of strings) or text/csv "
+                 "(a header row, ?column=NAME or N)");
+        return false;
+    }
     return true;
+}
+
+static server *the_server; /* on_head's: evhttp passes it its own argument */
+static bool head_allowed(server *s, struct evhttp_request *req, int *code, const char **name,
+                         char *msg, size_t len);
+
+/* The head of a request is read: decides on it before evhttp reads a body. A refused
+ * request loses its body headers (so evhttp reads no body and calls on_request at once) and
+ * the connection is closed after the reply, which is the refusal (on_request). */
+static int on_head(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    server *s = the_server;
+    conn *c = conn_of(s, req);
+    if (!c) return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(in, "Authorization");
+    if (s->has_token && auth && token_matches(s, auth, strlen(auth))) {
+        conn_trust(c);
+    } else if (c->kind == SLOT_WAITING) {
+        conn_refuse(c, 503, "too_many_connections",
+                    s->has_token ? "every connection slot a client without the token may take "
+                                   "is taken (--max-connections, --reserved-connections)"
+                                 : "every connection slot is taken (--max-connections)");
+    } else if (s->has_token) {
+        /* Without the token: GET or HEAD /healthz, without a body; the rest is refused
+         * here, before its body is read. */
+        const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+        enum evhttp_cmd_type m = evhttp_request_get_command(req);
+        const char *cl = evhttp_find_header(in, "Content-Length");
+        bool body = evhttp_find_header(in, "Transfer-Encoding") || (cl && strcmp(cl, "0") != 0);
+        if (!(path && !strcmp(path, "/healthz") && !body &&
+              (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)))
+            conn_refuse(c, 401, "unauthorized",
+                        "this path needs 'Authorization: Bearer TOKEN' (--token-file)");
+    }
+    int code;
+    const char *name;
+    char msg[sizeof c->refuse_msg];
+    if (!c->refuse && !head_allowed(s, req, &code, &name, msg, sizeof msg))
+        conn_refuse(c, code, name, msg);
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!c->refuse && evhttp_request_get_command(req) == EVHTTP_REQ_POST && path &&
+        !type_allowed(s, req, path, msg, sizeof msg))
+        conn_refuse(c, 415, "unsupported_media_type", msg);
+    if (c->refuse) {
+        while (evhttp_remove_header(in, "Content-Length") == 0)
+            ;
+        while (evhttp_remove_header(in, "Transfer-Encoding") == 0)
+            ;
+        while (evhttp_remove_header(in, "Expect") == 0) /* no 100 Continue: no body wanted */
+            ;
+    }
+    return 0;
+}
+
+/* Closes the connection: evhttp sees the end of the stream and frees it. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    evutil_socket_t sock = bufferevent_getfd(c->bev);
+    if (sock >= 0) shutdown(sock, SHUT_RDWR);
+}
+
+static void conn_arm(conn *c)
+{
+    double t = c->srv->o.request_timeout;
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (double)(time_t)t) * 1e6)};
+    event_add(c->deadline, &tv);
+}
+
+static void on_conn_close(struct evhttp_connection *ec, void *arg)
+{
+    (void)ec;
+    conn *c = arg;
+    server *s = c->srv;
+    if (c->kind == SLOT_WAITING) {
+        s->nwaiting_conns--;
+    } else {
+        s->nslots--;
+        if (c->kind == SLOT_STRANGER) s->nstrangers--;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    event_free(c->deadline);
+    event_free(c->hook);
+    free(c);
+}
+
+static void on_reply_done(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    conn *c = arg;
+    c->refuse = 0;
+    event_active(c->hook, EV_TIMEOUT, 0); /* after evhttp queued the next request */
+}
+
+/* Runs after evhttp set the connection up, and after each reply: hooks the request it reads
+ * now. */
+static void on_hook(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (!c->evcon) {
+        void *cbarg = NULL; /* evhttp's callbacks on the bufferevent take the connection */
+        bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+        if (!cbarg) return;
+        c->evcon = cbarg;
+        evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    }
+    struct evhttp_request *r = current_request(c->evcon);
+    if (r) {
+        evhttp_request_set_header_cb(r, on_head);
+        evhttp_request_set_on_complete_cb(r, on_reply_done, c);
+    }
+}
+
+/* evhttp's hook at accept: the bufferevent it will read the connection through. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+    server *s = arg;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) return NULL; /* evhttp makes its own: served, but neither counted nor hooked */
+    *c = (conn){.srv = s};
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    c->hook = evtimer_new(base, on_hook, c);
+    if (!c->bev || !c->deadline || !c->hook) {
+        if (c->bev) bufferevent_free(c->bev);
+        if (c->deadline) event_free(c->deadline);
+        if (c->hook) event_free(c->hook);
+        free(c);
+        return NULL;
+    }
+    long cap = s->o.max_connections - (s->has_token ? s->o.reserved_connections : 0);
+    if (s->nslots < s->o.max_connections && (!s->has_token || s->nstrangers < cap)) {
+        c->kind = s->has_token ? SLOT_STRANGER : SLOT_TRUSTED;
+        s->nslots++;
+        if (c->kind == SLOT_STRANGER) s->nstrangers++;
+    } else {
+        c->kind = SLOT_WAITING;
+        s->nwaiting_conns++;
+    }
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    event_active(c->hook, EV_TIMEOUT, 0); /* evhttp has not set the connection up yet */
+    if (c->kind == SLOT_WAITING && s->nwaiting_conns > s->o.max_connections)
+        event_active(c->deadline, EV_TIMEOUT, 0); /* too many waiting too: closed at once */
+    else
+        conn_arm(c);
+    return c->bev;
+}
+
+/* The connection record of a request (NULL when its client is gone). */
+static conn *conn_of(server *s, struct evhttp_request *req)
+{
+    struct evhttp_connection *ec = evhttp_request_get_connection(req);
+    struct bufferevent *b = ec ? evhttp_connection_get_bufferevent(ec) : NULL;
+    for (conn *c = s->conns; b && c; c = c->next)
+        if (c->bev == b) return c;
+    return NULL;
+}
+
+/* A reply begins: the connection's next request must arrive whole by the deadline. */
+static void conn_replied(server *s, struct evhttp_request *req)
+{
+    conn *c = conn_of(s, req);
+    if (c && c->busy) {
+        c->busy = false;
+        conn_arm(c);
+    }
+}
+
+/* Whether item (of a --allow-* value: NAME[,NAME]...) names what (n bytes), case ignored. */
+static bool in_list(const vd_strlist *l, const char *what, size_t n)
+{
+    for (int i = 0; i < l->n; i++)
+        for (const char *p = l->v[i]; *p;) {
+            size_t k = strcspn(p, ",");
+            const char *a = p, *e = p + k;
+            while (a < e && *a == ' ')
+                a++;
+            while (e > a && e[-1] == ' ')
+                e--;
+            if ((size_t)(e - a) == n && n && !strncasecmp(a, what, n)) return true;
+            p += k + (p[k] == ',');
+        }
+    return false;
+}
+
+static bool is_ip(const char *name)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1;
+}
+
+/* The Host header (DNS rebinding: a name the attacker controls, pointed at us, is refused).
+ * Taken: --allow-host NAME (any port, or exactly NAME:PORT); the listen address; on loopback
+ * localhost, 127.0.0.1 and [::1]; on a wildcard listen any IP address. The built-in ones
+ * with the listen port or none. No Host at all (HTTP/1.0) is no browser's: taken. */
+static bool host_ok(const server *s, const char *h)
+{
+    if (!h) return true;
+    if (in_list(&s->o.allow_hosts, h, strlen(h))) return true;
+    char name[256];
+    const char *rest;
+    if (h[0] == '[') {
+        const char *rb = strchr(h, ']');
+        if (!rb || (size_t)(rb - h - 1) >= sizeof name) return false;
+        snprintf(name, sizeof name, "%.*s", (int)(rb - h - 1), h + 1);
+        rest = rb + 1;
+    } else {
+        size_t n = strcspn(h, ":");
+        if (n >= sizeof name) return false;
+        snprintf(name, sizeof name, "%.*s", (int)n, h);
+        rest = h + n;
+    }
+    if (in_list(&s->o.allow_hosts, name, strlen(name))) return true; /* any port */
+    if (*rest) {
+        char *end;
+        if (*rest != ':' || strtol(rest + 1, &end, 10) != s->listen_port || *end || end == rest + 1)
+            return false;
+    }
+    if (!strcasecmp(name, s->listen_host)) return true;
+    const char *l = s->listen_host;
+    bool wildcard = !strcmp(l, "0.0.0.0") || !strcmp(l, "::") || !strcmp(l, "[::]");
+    if (wildcard) return is_ip(name);
+    if (loopback(l))
+        return !strcasecmp(name, "localhost") || !strcmp(name, "127.0.0.1") || !strcmp(name, "::1");
+    return false;
 }
 
 /* ---- POST /v1/verify ---- */
@@ -307,216 +682,64 @@ static void on_verify_record(const vd_record *rec, void *arg)
 
 static void handle_verify(server *s, struct evhttp_request *req)
 {
+    char msg[512];
+    if (!type_allowed(s, req, "/v1/verify", msg, sizeof msg))
+        return reply_error(s, req, 415, "unsupported_media_type", "%s", msg);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
-    if (n > VERIFY_BODY_MAX)
-        return reply_error(s, req, 413, "too_large",
-                           "a POST /v1/verify body holds at most %d bytes", VERIFY_BODY_MAX);
-    json_error_t je;
-    const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
-    size_t bom = vd_cli_bom_len(b, n);
-    json_t *o = json_loadb(b + bom, n - bom, 0, &je);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        return reply_error(s, req, 400, "bad_request",
-                           "the body must be a JSON object {\"email\": \"...\"}%s%s", o ? "" : ": ",
-                           o ? "" : je.text);
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        if (strcmp(key, "email") != 0) {
-            reply_error(s, req, 400, "bad_request",
-                        "unknown key '%.100s': a request takes only \"email\" (the options are "
-                        "the daemon's, docs/serve.md)",
-                        key);
-            json_decref(o);
-            return;
-        }
-    }
-    json_t *email = json_object_get(o, "email");
-    if (!json_is_string(email)) {
-        json_decref(o);
-        return reply_error(s, req, 400, "bad_request", "\"email\" must be a string");
-    }
+    const char *b = n && n <= SV_VERIFY_BODY_MAX ? (const char *)evbuffer_pullup(in, -1) : "";
+    char *email, err[512];
+    size_t len;
+    int code = sv_parse_verify(b, n, &email, &len, err, sizeof err);
+    if (code)
+        return reply_error(s, req, code,
+                           code == 413   ? "too_large"
+                           : code == 400 ? "bad_request"
+                                         : "internal",
+                           "%s", err);
     pending *p = calloc(1, sizeof *p);
     if (!p) {
-        json_decref(o);
+        free(email);
         return reply_error(s, req, 500, "internal", "out of memory");
     }
     *p = (pending){.srv = s, .req = req, .next = s->waiting};
     if (s->waiting) s->waiting->prev = p;
     s->waiting = p;
     s->nwaiting++;
-    if (vd_engine_submit(s->engine, json_string_value(email), json_string_length(email),
-                         on_verify_record, p) != 0) {
+    if (vd_engine_submit(s->engine, email, len, on_verify_record, p) != 0) {
         pending_unlink(p);
         free(p);
         reply_error(s, req, 500, "internal", "out of memory");
     }
-    json_decref(o);
+    free(email);
 }
 
-/* ---- POST /v1/jobs: the list ---- */
-
-/* Adds one address to the list; an error reply when it cannot be one. */
-static int list_add(server *s, struct evhttp_request *req, sv_list *l, const char *a, size_t n)
-{
-    if (l->n >= s->o.max_job_addresses) {
-        reply_error(s, req, 413, "too_large",
-                    "a job holds at most %d addresses (--max-job-addresses)",
-                    s->o.max_job_addresses);
-        return -1;
-    }
-    if (n > VD_CLI_MAX_LINE || memchr(a, '\n', n) || memchr(a, '\r', n) || memchr(a, 0, n)) {
-        reply_error(s, req, 400, "bad_request",
-                    "address %ld: longer than %d bytes, or holds a line break or NUL", l->n + 1,
-                    VD_CLI_MAX_LINE);
-        return -1;
-    }
-    if (sv_list_add(l, a, n) != 0) {
-        reply_error(s, req, 500, "internal", "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_json_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                           sv_list *l)
-{
-    json_error_t je;
-    json_t *a = json_loadb(b, n, 0, &je);
-    int rc = 0;
-    if (!a || !json_is_array(a)) {
-        reply_error(s, req, 400, "bad_request", "the body must be a JSON array of strings%s%s",
-                    a ? "" : ": ", a ? "" : je.text);
-        rc = -1;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        if (rc) break;
-        if (!json_is_string(v)) {
-            reply_error(s, req, 400, "bad_request", "item %zu is not a string", i + 1);
-            rc = -1;
-        } else {
-            rc = list_add(s, req, l, json_string_value(v), json_string_length(v));
-        }
-    }
-    json_decref(a);
-    return rc;
-}
-
-/* text/plain: one address a line; blank lines and '#' lines skipped, blanks trimmed (as
- * verify's input). */
-static int parse_text_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                           sv_list *l)
-{
-    const char *end = b + n;
-    while (b < end) {
-        const char *nl = memchr(b, '\n', (size_t)(end - b));
-        const char *e = nl ? nl : end, *a = b;
-        b = nl ? nl + 1 : end;
-        while (a < e && (*a == ' ' || *a == '\t'))
-            a++;
-        while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-            e--;
-        if (a == e || *a == '#') continue;
-        if (list_add(s, req, l, a, (size_t)(e - a)) != 0) return -1;
-    }
-    return 0;
-}
-
-/* text/csv (RFC 4180, on libcsv through cli_csv.c): a header row, then the column
- * ?column=NAME (default "email", case ignored) or ?column=N (from 1) of each row; empty
- * cells skipped. */
-static int parse_csv_list(server *s, struct evhttp_request *req, const char *b, size_t n,
-                          sv_list *l)
-{
-    const char *col_name = "email";
-    struct evkeyvalq q = {0};
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    if (query && evhttp_parse_query_str(query, &q) == 0) {
-        const char *c = evhttp_find_header(&q, "column");
-        if (c) col_name = c;
-    }
-    char *endp;
-    long want = strtol(col_name, &endp, 10);
-    if (*endp || want < 1) want = 0; /* a name, found in the header row */
-    FILE *f = n ? fmemopen((void *)(uintptr_t)b, n, "r") : NULL;
-    vd_csv *c = f ? vd_csv_new(f, "the CSV body", true) : NULL;
-    if (f && !c) fclose(f);
-    const char *const *fields;
-    size_t nf;
-    int rc = 0, r = 0;
-    for (long row = 0; rc == 0 && c && (r = vd_csv_next(c, &fields, &nf)) == 1; row++) {
-        if (row == 0) {
-            for (size_t i = 0; !want && i < nf; i++)
-                if (!strcasecmp(fields[i], col_name)) want = (long)i + 1;
-            if (!want) {
-                reply_error(s, req, 400, "bad_request",
-                            "CSV: no column named '%.100s' in the header row (?column=NAME or N)",
-                            col_name);
-                rc = -1;
-            }
-        } else if ((size_t)want <= nf && fields[want - 1][0]) {
-            rc = list_add(s, req, l, fields[want - 1], strlen(fields[want - 1]));
-        }
-    }
-    if (rc == 0 && r < 0) {
-        reply_error(s, req, 400, "bad_request", "%s", vd_csv_error(c));
-        rc = -1;
-    } else if (rc == 0 && n && !c) {
-        reply_error(s, req, 500, "internal", "out of memory");
-        rc = -1;
-    }
-    vd_csv_free(c);
-    evhttp_clear_headers(&q);
-    return rc;
-}
-
-/* The media type of the body, without parameters, lower-case. */
-static void media_type(struct evhttp_request *req, char *out, size_t len)
-{
-    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    size_t i = 0;
-    for (; ct && ct[i] && ct[i] != ';' && i + 1 < len; i++)
-        out[i] = (char)tolower((unsigned char)ct[i]);
-    while (i > 0 && out[i - 1] == ' ')
-        i--;
-    out[i] = 0;
-}
+/* ---- POST /v1/jobs ---- */
 
 static void handle_jobs_post(server *s, struct evhttp_request *req)
 {
+    char type[128], msg[512];
+    if (!type_allowed(s, req, "/v1/jobs", msg, sizeof msg))
+        return reply_error(s, req, 415, "unsupported_media_type", "%s", msg);
+    media_type(req, type, sizeof type);
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
     const char *b = n ? (const char *)evbuffer_pullup(in, -1) : "";
-    size_t bom = vd_cli_bom_len(b, n); /* a list saved by Excel or Notepad */
-    b += bom, n -= bom;
-    char type[128];
-    media_type(req, type, sizeof type);
+    struct evkeyvalq q = {0};
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    const char *column = NULL;
+    if (query && evhttp_parse_query_str(query, &q) == 0) column = evhttp_find_header(&q, "column");
     sv_list l = {0};
-    int rc;
-    if (!strcmp(type, "application/json"))
-        rc = parse_json_list(s, req, b, n, &l);
-    else if (!strcmp(type, "text/plain"))
-        rc = parse_text_list(s, req, b, n, &l);
-    else if (!strcmp(type, "text/csv"))
-        rc = parse_csv_list(s, req, b, n, &l);
-    else
-        return reply_error(s, req, 415, "unsupported_media_type",
-                           "Content-Type '%s': application/json (an array of strings), "
-                           "text/plain (one address a line) or text/csv",
-                           type);
-    if (rc != 0) {
-        sv_list_free(&l);
-        return;
-    }
-    if (l.n == 0) return reply_error(s, req, 400, "bad_request", "the list holds no address");
     char err[512];
+    int code = sv_parse_list(type, column, b, n, s->o.max_job_addresses, &l, err, sizeof err);
+    evhttp_clear_headers(&q);
+    if (code)
+        return reply_error(s, req, code,
+                           code == 413   ? "too_large"
+                           : code == 415 ? "unsupported_media_type"
+                           : code == 400 ? "bad_request"
+                                         : "internal",
+                           "%s", err);
     sv_job *j = sv_jobs_create(s->jobs, &l, err, sizeof err);
     if (!j) {
         sv_list_free(&l);
@@ -586,7 +809,7 @@ static void handle_job(server *s, struct evhttp_request *req, enum evhttp_cmd_ty
 static void gauges(server *s, sv_gauges *g)
 {
     *g = (sv_gauges){
-        .connections = (long)s->nconns, .requests_waiting = s->nwaiting, .stopping = s->stopping};
+        .connections = s->nslots, .requests_waiting = s->nwaiting, .stopping = s->stopping};
     sv_jobs_gauges(s->jobs, g);
 }
 
@@ -613,15 +836,50 @@ static bool method_is(server *s, struct evhttp_request *req, enum evhttp_cmd_typ
     return false;
 }
 
+/* Host and Origin: false with the refusal. */
+static bool head_allowed(server *s, struct evhttp_request *req, int *code, const char **name,
+                         char *msg, size_t len)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *host = evhttp_find_header(in, "Host");
+    const char *origin = evhttp_find_header(in, "Origin");
+    *code = 403;
+    if (!host_ok(s, host)) {
+        *name = "forbidden_host";
+        snprintf(msg, len, "Host '%.60s' is not this server's name (--allow-host NAME)", host);
+        return false;
+    }
+    if (origin && !in_list(&s->o.allow_origins, origin, strlen(origin))) {
+        *name = "forbidden_origin";
+        snprintf(msg, len, "a web page's request (Origin '%.60s') is refused (--allow-origin)",
+                 origin);
+        return false;
+    }
+    return true;
+}
+
+/* Every request, in this order (docs/serve.md, "Security"): a refusal decided on its head
+ * (the token, the connection slots), Host, Origin, then /healthz, the token, the route; the
+ * routes check the Content-Type. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
     server *s = arg;
-    if (!admit(s, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        return reply_error(s, req, 503, "too_many_connections",
-                           "%d connections are open (--max-connections)", s->o.max_connections);
+    conn *c = conn_of(s, req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    if (c) {
+        c->busy = true; /* whole: the deadline stops until the reply */
+        event_del(c->deadline);
     }
+    if (c && c->refuse) {
+        evhttp_add_header(out, "Connection", "close");
+        if (c->refuse == 503) evhttp_add_header(out, "Retry-After", "1");
+        return reply_error(s, req, c->refuse, c->refuse_name, "%s", c->refuse_msg);
+    }
+    int code;
+    const char *name;
+    char msg[160];
+    if (!head_allowed(s, req, &code, &name, msg, sizeof msg))
+        return reply_error(s, req, code, name, "%s", msg);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (!path) path = "/";
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -746,8 +1004,11 @@ static int start_http(server *s, char *err, size_t errlen)
                 "reach, without --token-file: anyone who reaches it can verify through "
                 "this sender's reputation\n",
                 s->o.listen);
-    if (!(s->http = evhttp_new(s->base)) ||
-        !(s->conns = calloc((size_t)s->o.max_connections, sizeof *s->conns))) {
+    snprintf(s->listen_host, sizeof s->listen_host, "%s", host);
+    s->listen_port = port;
+    if (s->o.reserved_connections >= s->o.max_connections) /* strangers keep one at least */
+        s->o.reserved_connections = s->o.max_connections - 1;
+    if (!(s->http = evhttp_new(s->base))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -758,10 +1019,17 @@ static int start_http(server *s, char *err, size_t errlen)
                                             EVHTTP_REQ_HEAD);
     evhttp_set_default_content_type(s->http, "application/json");
     evhttp_set_gencb(s->http, on_request, s);
+    evhttp_set_bevcb(s->http, on_accept, s);
+    the_server = s;
     if (!evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port)) {
         snprintf(err, errlen, "--listen %s: cannot listen there: %s", s->o.listen, strerror(errno));
         return -1;
     }
+    probe_queue_offset(s->base, loopback(host) || strcmp(host, "0.0.0.0") ? host : "127.0.0.1",
+                       port);
+    if (queue_off < 0)
+        fprintf(stderr, "validora serve: warning: this libevent hides a request before its "
+                        "body: the token is checked after the body is read\n");
     fprintf(stderr, "validora serve: listening on http://%s/%s\n", s->o.listen,
             s->has_token ? " (token required)" : "");
     return 0;
@@ -841,7 +1109,6 @@ int vd_cli_serve(int argc, char **argv)
     vd_cli_close_engine(s.base, s.engine); /* no record comes after this */
     sv_jobs_free(s.jobs);
     sv_metrics_free(s.metrics);
-    free(s.conns);
     event_base_free(s.base);
     return rc;
 }

@@ -1,5 +1,6 @@
-/* cli_serve.h — what the three files of `validora serve` share: the HTTP front (cli_serve.c),
- * the job store (cli_serve_jobs.c) and the metrics (cli_serve_metrics.c).
+/* cli_serve.h — what the files of `validora serve` share: the HTTP front (cli_serve.c), the
+ * request bodies (cli_serve_parse.c), the job store (cli_serve_jobs.c) and the metrics
+ * (cli_serve_metrics.c).
  * CLI layer: public headers (include/validora/) and cli.h only. */
 #ifndef VALIDORA_CLI_SERVE_H
 #define VALIDORA_CLI_SERVE_H
@@ -63,6 +64,22 @@ typedef struct sv_list {
 /* Appends one address (len bytes, no '\n', '\r' or NUL in it). -1 when out of memory. */
 int sv_list_add(sv_list *l, const char *s, size_t len);
 void sv_list_free(sv_list *l);
+
+/* ---- request bodies (cli_serve_parse.c) ---- */
+
+#define SV_VERIFY_BODY_MAX 16384 /* POST /v1/verify: {"email": ...} with room for any address */
+
+/* A POST /v1/verify body: a JSON object {"email": "..."} and nothing else (a UTF-8 BOM
+ * skipped). 0 with *email (malloc'd, NUL-terminated, *len bytes, NULs possible), or the
+ * HTTP status of the error (400, 413, 500) with err. */
+int sv_parse_verify(const char *b, size_t n, char **email, size_t *len, char *err, size_t errlen);
+/* A POST /v1/jobs body of media type `type` (lower case, no parameters): application/json
+ * (an array of strings), text/plain (one a line) or text/csv (a header row, then the column
+ * `column`: a name, or N from 1; NULL: "email"); a UTF-8 BOM skipped. Appends at most max
+ * addresses to l. 0, or the HTTP status of the error (400 bad list or none, 413 past max,
+ * 415 another type, 500 out of memory) with err, l freed. */
+int sv_parse_list(const char *type, const char *column, const char *b, size_t n, long max,
+                  sv_list *l, char *err, size_t errlen);
 
 /* Creates a job for the list (taken over: l is emptied). Returns the job, or NULL with errno:
  * ENOSPC when max_jobs are kept, EIO when its files cannot be written (err says why). */

@@ -107,32 +107,6 @@ static void skip_free(skipmap *m)
     *m = (skipmap){0};
 }
 
-/* ---- lists ---- */
-
-int sv_list_add(sv_list *l, const char *s, size_t len)
-{
-    if (l->len + len + 1 > l->cap) {
-        size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->len + len + 1)
-            cap *= 2;
-        char *b = realloc(l->buf, cap);
-        if (!b) return -1;
-        l->buf = b;
-        l->cap = cap;
-    }
-    memcpy(l->buf + l->len, s, len);
-    l->len += len;
-    l->buf[l->len++] = '\n';
-    l->n++;
-    return 0;
-}
-
-void sv_list_free(sv_list *l)
-{
-    free(l->buf);
-    *l = (sv_list){0};
-}
-
 /* ---- jobs ---- */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_state;
@@ -179,7 +153,19 @@ static char *path_of(const sv_job *j, const char *name)
     return p;
 }
 
-/* Writes meta.json whole (temp file, fsync, rename). */
+/* fsync of a directory: a name created or renamed in it survives a power cut (as
+ * cli_output.c's sync_dir). */
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Writes meta.json whole (temp file, fsync, rename, fsync of the job's directory): once it
+ * returns 0, meta.json and every file beside it survive a power cut. */
 static int write_meta(sv_job *j)
 {
     json_t *o = json_pack("{s:s, s:I, s:I, s:s}", "id", j->id, "created_at",
@@ -193,10 +179,17 @@ static int write_meta(sv_job *j)
     int rc = -1;
     if (tmp && dst) {
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        char *text = fd >= 0 ? json_dumps(o, JSON_COMPACT) : NULL; /* one write, not one a token */
         if (fd >= 0) {
-            int w = json_dumpfd(o, fd, JSON_COMPACT);
+            int w = text ? 0 : -1;
+            for (size_t off = 0, n = text ? strlen(text) : 0; w == 0 && off < n;) {
+                ssize_t k = write(fd, text + off, n - off);
+                if (k < 0 && errno != EINTR) w = -1;
+                if (k > 0) off += (size_t)k;
+            }
+            free(text);
             if (w == 0 && fsync(fd) == 0 && close(fd) == 0)
-                rc = rename(tmp, dst);
+                rc = rename(tmp, dst) == 0 ? sync_dir(j->dir) : -1;
             else
                 close(fd);
         }
@@ -643,7 +636,11 @@ sv_job *sv_jobs_create(sv_jobs *s, sv_list *l, char *err, size_t errlen)
     }
     j->created_at = time(NULL);
     j->total = l->n;
-    if (mkdir(j->dir, 0700) != 0 || write_input(j, l) != 0 || write_meta(j) != 0) {
+    /* Before the 202: input and meta.json synced, then the job's directory (their names, by
+     * write_meta), then the jobs' directory (the job's name). A power cut after the 202 cannot
+     * leave a directory without meta.json, which the next start would remove. */
+    if (mkdir(j->dir, 0700) != 0 || write_input(j, l) != 0 || write_meta(j) != 0 ||
+        sync_dir(s->dir) != 0) {
         snprintf(err, errlen, "%s: %s", j->dir, strerror(errno));
         remove_dir(j->dir);
         job_free(j);

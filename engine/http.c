@@ -750,6 +750,17 @@ static void on_evreq(struct evhttp_request *er, void *arg)
         }
         return;
     }
+    /* evhttp reads any three characters as the code ("30(" is 30): only 1xx..5xx are HTTP's
+     * (RFC 9110 §15), and a connection that spoke otherwise is not kept. */
+    int code = evhttp_request_get_response_code(er);
+    if (code < 100 || code > 599) {
+        if (c) {
+            c->dead = true;
+            conn_bury(c);
+        }
+        finish(r, VD_HTTP_ERR_PROTOCOL, "malformed status line (code %d)", code);
+        return;
+    }
     bool fits = take_response(r, er);
     conn_release(c);
     if (!fits) {

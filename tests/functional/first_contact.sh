@@ -59,22 +59,26 @@ R "$S/clean.lua" --column email "$tmp/excel.csv" "$tmp/out2" >"$tmp/e" 2>&1; rc=
 # serve: the bodies of POST /v1/verify and POST /v1/jobs (text and CSV)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 U="http://127.0.0.1:$port"
+# with a token: a text/plain job is a type a web page could send, taken only with the token
+printf 'first-contact-token\n' >"$tmp/token"
+chmod 600 "$tmp/token"
 "$VALIDORA" serve --listen "127.0.0.1:$port" --state-dir "$tmp/sstate" --dns "$DNS" --smtp-timeout 5 \
-    --mail-from first@validora.test "${PRIV[@]}" 2>"$tmp/serve.err" &
+    --mail-from first@validora.test --token-file "$tmp/token" "${PRIV[@]}" 2>"$tmp/serve.err" &
 spid=$!
 for _ in $(seq 100); do curl -sf "$U/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 printf '%s{"email":"alice@valid.test"}' "$BOM" >"$tmp/body.json"
-out=$(curl -s -H 'Content-Type: application/json' --data-binary @"$tmp/body.json" "$U/v1/verify")
+TA="Authorization: Bearer first-contact-token"
+out=$(curl -s -H "$TA" -H 'Content-Type: application/json' --data-binary @"$tmp/body.json" "$U/v1/verify")
 python3 -c "import json,sys; r=json.loads(sys.argv[1]); sys.exit(not (r[\"email\"]==\"alice@valid.test\" and r[\"status\"]==\"deliverable\"))" "$out" 2>/dev/null && ok "BOM: serve's /v1/verify body" \
     || bad "BOM (serve verify): $out $(cat "$tmp/serve.err")"
 job_of() { # FILE TYPE [QUERY]: the statuses of a job made of FILE, once it is done
     local id
-    id=$(curl -s -H "Content-Type: $2" --data-binary @"$1" "$U/v1/jobs${3:-}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    id=$(curl -s -H "$TA" -H "Content-Type: $2" --data-binary @"$1" "$U/v1/jobs${3:-}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     for _ in $(seq 100); do
-        curl -s "$U/v1/jobs/$id" | grep -Eq '"state": ?"done"' && break
+        curl -s -H "$TA" "$U/v1/jobs/$id" | grep -Eq '"state": ?"done"' && break
         sleep 0.1
     done
-    curl -s "$U/v1/jobs/$id/results" | python3 -c 'import json,sys
+    curl -s -H "$TA" "$U/v1/jobs/$id/results" | python3 -c 'import json,sys
 print(" ".join(sorted(json.loads(l)["email"] + "=" + json.loads(l)["status"] for l in sys.stdin)))'
 }
 got=$(job_of "$tmp/excel.txt" text/plain)

@@ -49,22 +49,22 @@ start && ok "serve starts and /healthz answers" || bad "serve did not start: $(c
 [ "$(curl -s "$U/healthz")" = ok ] && ok "/healthz without the token: ok" || bad "healthz"
 
 # ---- the token
-c=$(code -d '{"email":"alice@valid.test"}' "$U/v1/verify")
+c=$(code -H 'Content-Type: application/json' -d '{"email":"alice@valid.test"}' "$U/v1/verify")
 [ "$c" = 401 ] && grep -q '"error":"unauthorized"' "$tmp/body" && ok "no token: 401 with a JSON error" || bad "no token: $c $(cat "$tmp/body")"
-c=$(code -H "Authorization: Bearer wrong" -d '{"email":"alice@valid.test"}' "$U/v1/verify")
+c=$(code -H "Authorization: Bearer wrong" -H 'Content-Type: application/json' -d '{"email":"alice@valid.test"}' "$U/v1/verify")
 [ "$c" = 401 ] && ok "a wrong token: 401" || bad "wrong token: $c"
 c=$(code "$U/metrics")
 [ "$c" = 401 ] && ok "/metrics needs the token too" || bad "metrics without token: $c"
 grep -q "$(head -n1 "$tmp/token")" "$tmp/err" && bad "the token is in the log" || ok "the token is not logged"
 
 # ---- POST /v1/verify
-r=$(api -d '{"email":"alice@valid.test"}' "$U/v1/verify")
+r=$(api -H 'Content-Type: application/json' -d '{"email":"alice@valid.test"}' "$U/v1/verify")
 [[ $r == '{"email":"alice@valid.test"'*'"status":"deliverable","reason":"accepted"'* ]] && ok "verify alice: deliverable/accepted" || bad "alice: $r"
-r=$(api -d '{"email":"nobody@valid.test"}' "$U/v1/verify")
+r=$(api -H 'Content-Type: application/json' -d '{"email":"nobody@valid.test"}' "$U/v1/verify")
 [[ $r == *'"status":"undeliverable","reason":"mailbox_not_found"'* && $r == *'"code":550'* ]] && ok "verify nobody: undeliverable/mailbox_not_found, 550" || bad "nobody: $r"
-c=$(code -H "$AUTH" -d '{"email":"a@valid.test","smtp":false}' "$U/v1/verify")
+c=$(code -H "$AUTH" -H 'Content-Type: application/json' -d '{"email":"a@valid.test","smtp":false}' "$U/v1/verify")
 [ "$c" = 400 ] && grep -q bad_request "$tmp/body" && ok "an unknown request key: 400" || bad "unknown key: $c $(cat "$tmp/body")"
-c=$(code -H "$AUTH" -d 'not json' "$U/v1/verify")
+c=$(code -H "$AUTH" -H 'Content-Type: application/json' -d 'not json' "$U/v1/verify")
 [ "$c" = 400 ] && ok "a body that is not JSON: 400" || bad "not json: $c"
 
 # ---- bounds
@@ -89,13 +89,13 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 # a tarpit holds one verification in flight (3 s): the stop must wait for it
-api -d '{"email":"x@tarpit.test"}' "$U/v1/verify" >"$tmp/tarpit" &
+api -H 'Content-Type: application/json' -d '{"email":"x@tarpit.test"}' "$U/v1/verify" >"$tmp/tarpit" &
 cpid=$!
 sleep 0.3
 kill -TERM $pid
 sleep 0.2
 c=$(code "$U/healthz")
-c2=$(code -H "$AUTH" -d '{"email":"alice@valid.test"}' "$U/v1/verify")
+c2=$(code -H "$AUTH" -H 'Content-Type: application/json' -d '{"email":"alice@valid.test"}' "$U/v1/verify")
 wait $pid
 rc=$?
 pid=

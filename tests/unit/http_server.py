@@ -131,6 +131,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/http10":
             self.close_connection = True
             self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold " + b"y" * 3000)
+        elif path == "/badstatus":
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.1 30( Found\r\nContent-Length: 2\r\n\r\nok")
         elif path == "/conns":
             self.send(200, str(CONNS).encode())
         elif path == "/hang":

@@ -250,6 +250,10 @@ int main(void)
     snprintf(url, sizeof url, "https://127.0.0.1:%d/hello", http_port);
     g = request(h, "GET", url, NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_ERR_TLS, "%d %s", g.err, g.errmsg);
+    /* a status that is no HTTP code (evhttp reads "30(" as 30; found by fuzz_http_response) */
+    g = request(h, "GET", url_of(url, sizeof url, true, "/badstatus"), NULL, NULL, 0);
+    CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL && g.status == 0, "%d %d %s", g.err, g.status,
+              g.errmsg);
     /* closed without a response: http_error, and the client goes on */
     g = request(h, "GET", url_of(url, sizeof url, true, "/drop"), NULL, NULL, 0);
     CHECK_MSG(g.err == VD_HTTP_ERR_PROTOCOL, "%d %s", g.err, g.errmsg);
