@@ -6,8 +6,8 @@
 # test's transcript, the test written and passed by `rules test`; then the rule's verdict is
 # changed and the same test must fail.
 # What it changes, and only that: the example's names become the world's (example.com and
-# mail.example.net: valid.test, whose MX mx.valid.test is 127.0.0.10 and takes postmaster and
-# refuses nobody with 550 5.1.1); /etc/validora/rules, /usr/share/validora/rules and /tmp/t
+# mail.example.net: docs.test, whose MX mx1.mail.docs.test is 127.0.0.10 and takes postmaster
+# and refuses nobody with 550 5.1.1; docs/world.md); /etc/validora/rules, /usr/share/validora/rules and /tmp/t
 # become directories of the test; VALIDORA_CONFIG gives the world's DNS, a state dir and a
 # sender (docs/config.md).
 # Env: VALIDORA, VALIDORA_SOURCE_DIR, WORLD_DIR.
@@ -50,12 +50,11 @@ open(sys.argv[2], "w").write("\n".join(out) + "\n")
 PY
 subst() { # the document's names to the test's
     local s=$1
+    s=${s//\/tmp\/t/$tmp/t} # first: $tmp itself starts with /tmp/t
     s=${s//\/usr\/share\/validora\/rules/$VALIDORA_SOURCE_DIR/rules}
     s=${s//\/etc\/validora\/rules/$mine}
-    s=${s//\/tmp\/t/$tmp/t}
-    s=${s//mx1.mail.example.net/mx.valid.test}
-    s=${s//mail.example.net/valid.test}
-    s=${s//example.com/valid.test}
+    s=${s//example.net/docs.test}
+    s=${s//example.com/docs.test}
     s=${s//192.0.2.10/127.0.0.10}
     printf '%s' "$s"
 }
@@ -83,7 +82,7 @@ subst() { # the document's names to the test's
 grep -q "exit [1-9]" "$tmp/walk.log" && bad "a step failed: $(cat "$tmp/walk.log")" || ok "every step of the worked example exits 0"
 grep -qE "^ +[0-9]+  example +$mine/example.lua" "$tmp/walk.log" && ok "rules check lists the example rule" \
     || bad "rules check: $(cat "$tmp/walk.log")"
-grep -qF "example (MX host mx.valid.test matches *.valid.test)" "$tmp/walk.log" \
+grep -qF "example (MX host mx1.mail.docs.test matches *.mail.docs.test)" "$tmp/walk.log" \
     && ok "rules which: the example rule, by its MX host" || bad "rules which: $(cat "$tmp/walk.log")"
 [ -s "$mine/tests/transcripts/example-unknown.txt" ] && grep -c "> RCPT TO:" "$mine/tests/transcripts/example-unknown.txt" | grep -qx 2 \
     && ok "the capture is the new rule's dialogue: two RCPTs" || bad "capture: $(cat "$mine/tests/transcripts/example-unknown.txt" 2>&1)"
