@@ -12,6 +12,7 @@
 #include <time.h>
 #include <string.h>
 #include <lauxlib.h>
+#include "clock.h"
 #include "lua_bridge.h"
 #include "smtp.h"
 
@@ -140,13 +141,6 @@ typedef struct rcpt_wait {
     char to[sizeof(((vd_address *)0)->address)];
 } rcpt_wait;
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void cancel_rcpt_wait(void *handle)
 {
     rcpt_wait *rw = handle;
@@ -159,7 +153,7 @@ static void on_rcpt_leave(const char *deny, void *arg)
     (void)deny; /* RCPTs are paced, never refused */
     rcpt_wait *rw = arg;
     vd_run *run = rw->run;
-    run->probe->delayed += now_mono() - rw->since;
+    run->probe->delayed += vd_now_mono() - rw->since;
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->op_slot = rw->slot;
     vd_lease *l = run->probe->leases[rw->slot];
@@ -186,7 +180,7 @@ static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
     vd_waiter *w = vd_task_wait_begin(run->task);
     rcpt_wait *rw = w ? malloc(sizeof *rw) : NULL;
     if (!rw) return luaL_error(L, "out of memory");
-    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = now_mono()};
+    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = vd_now_mono()};
     snprintf(rw->to, sizeof rw->to, "%s", to);
     vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
     /* a mailbox the rule made up (the catch-all probe) is an unknown user in the server's eyes,
