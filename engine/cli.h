@@ -45,6 +45,9 @@ typedef struct vd_cli_usage {
  * version (exit VD_EXIT_OK). */
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables);
+/* The exit status for a negative result of the vd_cli_parse family: VD_EXIT_OK after help or
+ * version (-2), VD_EXIT_USAGE after a usage error (-1). */
+int vd_cli_parse_exit(int first);
 /* The same; with u->section set it first reads the config file (-c/--config FILE, default
  * VD_CLI_CONFIG_PATH, docs/config.md): its top-level engine options and its section's options
  * go into the tables, then the command line overrides them (a list option given on the

@@ -301,6 +301,11 @@ static int read_config(const vd_cli_usage *u, parser *p, int argc, char **argv, 
     return -1;
 }
 
+int vd_cli_parse_exit(int first)
+{
+    return first == -2 ? VD_EXIT_OK : VD_EXIT_USAGE;
+}
+
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables)
 {

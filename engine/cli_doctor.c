@@ -120,8 +120,7 @@ int vd_cli_doctor(int argc, char **argv)
     make_shared_options();
     vd_cli_table tables[] = {{vd_cli_doctor_options, &o}, {shared_options, &cfg}};
     int first = vd_cli_parse(&DOCTOR_USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first < argc) return vd_cli_usage_error("doctor", "unexpected argument '%s'", argv[first]);
     if (strcmp(o.format, "text") != 0 && strcmp(o.format, "json") != 0)
         return vd_cli_usage_error("doctor", "--format: not text or json: '%s'", o.format);
