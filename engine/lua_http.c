@@ -96,14 +96,12 @@ static void on_response(const vd_http_response *r, void *arg)
     hw->hr = NULL; /* done: not to be cancelled */
     vd_task *t = end_wait(hw);
     if (!t) return;
-    lua_State *co = vd_task_thread(t);
     if (r->err) {
-        lua_pushnil(co);
-        lua_pushstring(co, vd_http_err_name(r->err));
-        lua_pushstring(co, r->errmsg ? r->errmsg : vd_http_err_name(r->err));
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_http_err_name(r->err),
+                             r->errmsg ? r->errmsg : vd_http_err_name(r->err));
         return;
     }
+    lua_State *co = vd_task_thread(t);
     lua_createtable(co, 0, 4);
     lua_pushinteger(co, r->status);
     lua_setfield(co, -2, "status");
@@ -126,10 +124,7 @@ static void on_token(const char *deny, void *arg)
     if (!run->jar && !(run->jar = vd_cookie_jar_new())) {
         vd_task *t = end_wait(hw);
         if (!t) return;
-        lua_pushnil(vd_task_thread(t));
-        lua_pushstring(vd_task_thread(t), vd_http_err_name(VD_HTTP_ERR_INVALID));
-        lua_pushliteral(vd_task_thread(t), "out of memory");
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
         return;
     }
     hw->rq.jar = run->jar;
@@ -137,10 +132,7 @@ static void on_token(const char *deny, void *arg)
     if (hw->hr) return;
     vd_task *t = end_wait(hw);
     if (!t) return;
-    lua_pushnil(vd_task_thread(t));
-    lua_pushstring(vd_task_thread(t), vd_http_err_name(VD_HTTP_ERR_INVALID));
-    lua_pushliteral(vd_task_thread(t), "out of memory");
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
 }
 
 static void on_leave(const char *deny, void *arg)
@@ -151,11 +143,7 @@ static void on_leave(const char *deny, void *arg)
         hw->run->probe->delayed += vd_now_mono() - hw->since;
         vd_task *t = end_wait(hw);
         if (!t) return;
-        lua_State *co = vd_task_thread(t);
-        lua_pushnil(co);
-        lua_pushliteral(co, VD_LIMITER_DEFERRED);
-        lua_pushstring(co, deny);
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, VD_LIMITER_DEFERRED, deny);
         return;
     }
     hw->granted = true;

@@ -417,11 +417,7 @@ static void defer_smtp(smtp_wait *sw, const char *why)
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     vd_task *t = vd_waiter_take(w);
     if (!t) return;
-    lua_State *co = vd_task_thread(t);
-    lua_pushnil(co);
-    lua_pushliteral(co, VD_LIMITER_DEFERRED);
-    lua_pushstring(co, why);
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, VD_LIMITER_DEFERRED, why);
 }
 
 static void on_budget(const char *deny, void *arg);

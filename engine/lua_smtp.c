@@ -106,10 +106,8 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
         vd_lua_push_reply(co, r->code, r->enhanced, r->text);
         vd_task_resume(t, 1);
     } else {
-        lua_pushnil(co);
-        lua_pushstring(co, vd_smtp_err_name(r->err));
-        lua_pushstring(co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_smtp_err_name(r->err),
+                             r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
     }
 }
 
@@ -167,10 +165,8 @@ static void on_rcpt_leave(const char *deny, void *arg)
     }
     vd_task *t = vd_waiter_take(w); /* the session went while the RCPT waited */
     if (!t) return;
-    lua_pushnil(vd_task_thread(t));
-    lua_pushstring(vd_task_thread(t), vd_smtp_err_name(VD_SMTP_ERR_BUSY));
-    lua_pushliteral(vd_task_thread(t), "the session went while the RCPT waited for its turn");
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, vd_smtp_err_name(VD_SMTP_ERR_BUSY),
+                         "the session went while the RCPT waited for its turn");
 }
 
 /* RCPT, paced by the limiter: the task stays suspended from the wait to the reply. */
