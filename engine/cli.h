@@ -86,12 +86,6 @@ void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, s
 /* "validora CMD: message" and "Try 'validora CMD --help'." on stderr; returns VD_EXIT_USAGE. */
 int vd_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- output ---- */
-
-/* len bytes at s as a JSON string (RFC 8259: quotes, backslashes and control characters
- * escaped; other bytes as they are). */
-void vd_cli_json_str(FILE *out, const char *s, size_t len);
-
 /* ---- messages ---- */
 
 typedef struct vd_cli_log {

@@ -410,23 +410,6 @@ out:
     return rc;
 }
 
-/* ---- JSON ---- */
-
-void vd_cli_json_str(FILE *out, const char *s, size_t len)
-{
-    putc('"', out);
-    for (size_t i = 0; s && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            putc(c, out);
-    }
-    putc('"', out);
-}
-
 /* ---- messages ---- */
 
 void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "validora/record.h"
 #include "validora/doctor.h"
 
 typedef struct doctor_cli {
@@ -79,7 +80,7 @@ static void json_str(const char *s)
     if (!s)
         fputs("null", stdout);
     else
-        vd_cli_json_str(stdout, s, strlen(s));
+        vd_record_json_str(stdout, s, strlen(s));
 }
 
 static void on_check(const vd_doctor_check *c, void *arg)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "validora/record.h"
 #include "validora/ledger.h"
 
 static const char LEDGER_USAGE[] =
@@ -68,7 +69,7 @@ static void in(long secs, char *buf, size_t len)
 
 static void json_str(const char *s)
 {
-    vd_cli_json_str(stdout, s, s ? strlen(s) : 0);
+    vd_record_json_str(stdout, s, s ? strlen(s) : 0);
 }
 
 /* ---- show ---- */

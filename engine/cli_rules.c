@@ -8,6 +8,7 @@
 #include <string.h>
 #include <event2/event.h>
 #include "cli.h"
+#include "validora/record.h"
 
 static const char RULES_USAGE[] =
     "Usage: validora rules COMMAND [OPTION]...\n"
@@ -110,7 +111,7 @@ typedef struct which_run {
 
 static void json_str(const char *s, size_t len)
 {
-    vd_cli_json_str(stdout, s, len);
+    vd_record_json_str(stdout, s, len);
 }
 
 static void json_field(const char *key, const char *v, bool *first)
