@@ -983,7 +983,7 @@ static void check_port25(doctor *d)
     snprintf(hp, sizeof hp, "%s%s%s:%u", d->host.ss_family == AF_INET6 ? "[" : "",
              addr_str(&d->host, a, sizeof a), d->host.ss_family == AF_INET6 ? "]" : "",
              d->host_port);
-    double timeout = d->cfg->smtp_timeout > 0 ? d->cfg->smtp_timeout : 30;
+    double timeout = d->cfg->smtp_timeout; /* vd_doctor_run refused a missing one */
     double by = vd_now_mono() + timeout;
     int fd = socket(d->host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -1258,6 +1258,11 @@ int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_docto
     d->cb = cb;
     d->arg = arg;
     int rc = -2;
+    /* The default is the options table's (vd_engine_config_init): a missing one is refused. */
+    if (!(cfg->smtp_timeout > 0)) {
+        snprintf(err, errlen, "--smtp-timeout: missing (not a positive number of seconds)");
+        goto out;
+    }
     if (cfg->helo) {
         if (strlen(cfg->helo) >= sizeof d->helo) {
             snprintf(err, errlen, "--helo: longer than %zu bytes", sizeof d->helo - 1);
