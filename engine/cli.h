@@ -45,6 +45,9 @@ typedef struct vd_cli_usage {
  * version (exit VD_EXIT_OK). */
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables);
+/* The exit status for a negative result of the vd_cli_parse family: VD_EXIT_OK after help or
+ * version (-2), VD_EXIT_USAGE after a usage error (-1). */
+int vd_cli_parse_exit(int first);
 /* The same; with u->section set it first reads the config file (-c/--config FILE, default
  * VD_CLI_CONFIG_PATH, docs/config.md): its top-level engine options and its section's options
  * go into the tables, then the command line overrides them (a list option given on the
@@ -82,12 +85,6 @@ int vd_cli_parse_given(const vd_cli_usage *u, int argc, char **argv, const vd_cl
 void vd_cli_help(FILE *out, const vd_cli_usage *u, const vd_cli_table *tables, size_t ntables);
 /* "validora CMD: message" and "Try 'validora CMD --help'." on stderr; returns VD_EXIT_USAGE. */
 int vd_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* ---- output ---- */
-
-/* len bytes at s as a JSON string (RFC 8259: quotes, backslashes and control characters
- * escaped; other bytes as they are). */
-void vd_cli_json_str(FILE *out, const char *s, size_t len);
 
 /* ---- messages ---- */
 

@@ -301,6 +301,11 @@ static int read_config(const vd_cli_usage *u, parser *p, int argc, char **argv, 
     return -1;
 }
 
+int vd_cli_parse_exit(int first)
+{
+    return first == -2 ? VD_EXIT_OK : VD_EXIT_USAGE;
+}
+
 int vd_cli_parse(const vd_cli_usage *u, int argc, char **argv, const vd_cli_table *tables,
                  size_t ntables)
 {
@@ -403,23 +408,6 @@ out:
     free(all);
     parser_free(&p);
     return rc;
-}
-
-/* ---- JSON ---- */
-
-void vd_cli_json_str(FILE *out, const char *s, size_t len)
-{
-    putc('"', out);
-    for (size_t i = 0; s && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            putc(c, out);
-    }
-    putc('"', out);
 }
 
 /* ---- messages ---- */

@@ -148,8 +148,7 @@ static int config_check(int argc, char **argv)
     vd_options_defaults(CHECK_OPTIONS, &o);
     vd_cli_table tables[] = {{CHECK_OPTIONS, &o}};
     int first = vd_cli_parse(&CHECK_USAGE, argc, argv, tables, 1);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first < argc) return vd_cli_usage_error("config check", "no operands expected");
     const char *path = config_path(o.config);
     if (!*path) {
@@ -359,7 +358,7 @@ static int config_show(int argc, char **argv)
     vd_options_defaults(own, mine);
     vd_cli_table tables[] = {{own, mine}, {vd_engine_options, &cfg}};
     int first = vd_cli_parse_sourced(&u, argc, argv, tables, 2, src);
-    rc = first == -2 ? VD_EXIT_OK : VD_EXIT_USAGE;
+    rc = vd_cli_parse_exit(first);
     if (first < 0) goto out;
     if (first < argc) {
         rc = vd_cli_usage_error("config show", "unexpected operand '%s'", argv[first]);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "validora/record.h"
 #include "validora/doctor.h"
 
 typedef struct doctor_cli {
@@ -79,7 +80,7 @@ static void json_str(const char *s)
     if (!s)
         fputs("null", stdout);
     else
-        vd_cli_json_str(stdout, s, strlen(s));
+        vd_record_json_str(stdout, s, strlen(s));
 }
 
 static void on_check(const vd_doctor_check *c, void *arg)
@@ -120,8 +121,7 @@ int vd_cli_doctor(int argc, char **argv)
     make_shared_options();
     vd_cli_table tables[] = {{vd_cli_doctor_options, &o}, {shared_options, &cfg}};
     int first = vd_cli_parse(&DOCTOR_USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first < argc) return vd_cli_usage_error("doctor", "unexpected argument '%s'", argv[first]);
     if (strcmp(o.format, "text") != 0 && strcmp(o.format, "json") != 0)
         return vd_cli_usage_error("doctor", "--format: not text or json: '%s'", o.format);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "validora/record.h"
 #include "validora/ledger.h"
 
 static const char LEDGER_USAGE[] =
@@ -68,7 +69,7 @@ static void in(long secs, char *buf, size_t len)
 
 static void json_str(const char *s)
 {
-    vd_cli_json_str(stdout, s, s ? strlen(s) : 0);
+    vd_record_json_str(stdout, s, s ? strlen(s) : 0);
 }
 
 /* ---- show ---- */
@@ -213,8 +214,7 @@ static int ledger_show(int argc, char **argv)
     vd_options_defaults(vd_cli_ledger_options, &o);
     vd_cli_table tables[] = {{vd_cli_ledger_options, &o}, {state_table, &cfg}};
     int first = vd_cli_parse(&SHOW_USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (strcmp(o.format, "text") != 0 && strcmp(o.format, "json") != 0)
         return vd_cli_usage_error("ledger show", "--format: not text or json: '%s'", o.format);
     if (first < argc)
@@ -270,8 +270,7 @@ static int ledger_set_age(int argc, char **argv)
     vd_engine_config_init(&cfg);
     vd_cli_table tables[] = {{state_table, &cfg}};
     int first = vd_cli_parse(&SET_AGE_USAGE, argc, argv, tables, 1);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (argc - first != 2) return vd_cli_usage_error("ledger set-age", "want IP and DAYS");
     const char *ip = argv[first], *days_text = argv[first + 1];
     char canon[64], err[1024];
@@ -329,8 +328,7 @@ static int ledger_lock(int argc, char **argv)
     vd_engine_config_init(&cfg);
     vd_cli_table tables[] = {{state_table, &cfg}};
     int first = vd_cli_parse(&LOCK_USAGE, argc, argv, tables, 1);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (argc - first < 2) return vd_cli_usage_error("ledger lock", "want IP and COMMAND");
     char canon[64], err[1024];
     if (vd_ledger_canon_ip(argv[first], canon, sizeof canon, err, sizeof err) != 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <event2/event.h>
 #include "cli.h"
+#include "validora/record.h"
 
 static const char RULES_USAGE[] =
     "Usage: validora rules COMMAND [OPTION]...\n"
@@ -62,8 +63,7 @@ static int rules_check(int argc, char **argv)
     vd_engine_config_init(&cfg);
     vd_cli_table tables[] = {{vd_engine_options, &cfg}};
     int first = vd_cli_parse(&CHECK_USAGE, argc, argv, tables, 1);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first < argc)
         return vd_cli_usage_error("rules check", "unexpected argument '%s'", argv[first]);
     check_out out = {0};
@@ -111,7 +111,7 @@ typedef struct which_run {
 
 static void json_str(const char *s, size_t len)
 {
-    vd_cli_json_str(stdout, s, len);
+    vd_record_json_str(stdout, s, len);
 }
 
 static void json_field(const char *key, const char *v, bool *first)
@@ -172,8 +172,7 @@ static int rules_which(int argc, char **argv)
     vd_options_defaults(vd_cli_which_options, &o);
     vd_cli_table tables[] = {{vd_cli_which_options, &o}, {vd_engine_options, &cfg}};
     int first = vd_cli_parse(&WHICH_USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (strcmp(o.format, "text") != 0 && strcmp(o.format, "json") != 0)
         return vd_cli_usage_error("rules which", "--format: not text or json: '%s'", o.format);
     if (first >= argc) return vd_cli_usage_error("rules which", "no addresses");

@@ -471,8 +471,7 @@ int vd_cli_rules_test(int argc, char **argv)
     vd_options_defaults(TEST_OPTIONS, &o);
     vd_cli_table tables[] = {{TEST_OPTIONS, &o}, {rules_options, &cfg}};
     int first = vd_cli_parse(&USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
 
     paths tests = {0};
     int rc = VD_EXIT_OK;

@@ -997,8 +997,7 @@ int vd_cli_run(int argc, char **argv)
         wd++;
     if (!given[wd]) cfg.watchdog = 0;
     free(given);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first >= argc) return vd_cli_usage_error("run", "no SCRIPT.lua given");
     vd_cli_log log = {.cmd = "run", .verbose = 0};
     cfg.log = vd_cli_log_cb;

@@ -1073,8 +1073,7 @@ int vd_cli_serve(int argc, char **argv)
     vd_options_defaults(vd_cli_serve_options, &s.o);
     vd_cli_table tables[] = {{vd_cli_serve_options, &s.o}, {vd_engine_options, &cfg}};
     int first = vd_cli_parse(&USAGE, argc, argv, tables, 2);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     if (first < argc)
         return vd_cli_usage_error("serve", "takes no operands: '%s' (addresses come by HTTP)",
                                   argv[first]);

@@ -391,8 +391,7 @@ int vd_cli_verify(int argc, char **argv)
         return VD_EXIT_FATAL;
     }
     int first = vd_cli_parse_given(&USAGE, argc, argv, tables, 2, given);
-    if (first == -2) return VD_EXIT_OK;
-    if (first < 0) return VD_EXIT_USAGE;
+    if (first < 0) return vd_cli_parse_exit(first);
     vd_format fmt;
     if (parse_format(&o, &fmt) != 0 || check_output_opts(&o, fmt) != 0) return VD_EXIT_USAGE;
     if (first >= argc && !o.input)

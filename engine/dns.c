@@ -18,6 +18,7 @@
  * outstanding. Entries are refcounted: one reference for being in the cache,
  * one while a query is in flight, one while a cache hit is being delivered.
  * Callbacks must not call vd_dns_free. */
+#include "clock.h"
 #include "dns.h"
 
 #include <ares.h>
@@ -156,13 +157,6 @@ const char *vd_dns_status_name(vd_dns_status s)
         return "error";
     }
     return "error";
-}
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi)
@@ -729,7 +723,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         return;
     }
     e->pending = false;
-    e->expires = now_mono() + e->ans.ttl;
+    e->expires = vd_now_mono() + e->ans.ttl;
     entry_deliver(e);
     entry_unref(e);
 }
@@ -768,7 +762,7 @@ static void lookup(vd_dns *d, uint16_t type, const char *name, waiter *w)
     centry *e = NULL;
     if (!d->no_cache) {
         e = cache_find(d, type, key);
-        if (e && !e->pending && e->expires <= now_mono()) {
+        if (e && !e->pending && e->expires <= vd_now_mono()) {
             cache_remove(d, e);
             e = NULL;
         }
@@ -808,7 +802,7 @@ static void lookup(vd_dns *d, uint16_t type, const char *name, waiter *w)
 static uint32_t entry_ttl_left(const centry *e)
 {
     if (!e->expires) return e->ans.ttl;
-    double left = e->expires - now_mono();
+    double left = e->expires - vd_now_mono();
     return left <= 0 ? 0 : (uint32_t)(left + 0.5);
 }
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include <spf2/spf.h>
+#include "clock.h"
 #include "dns.h"
 #include "lists.h"
 #include "sender.h"
@@ -249,13 +250,6 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
     else
         ((struct sockaddr_in *)ss)->sin_port = htons(port);
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 /* ---- synchronous DNS on the private loop ---- */
@@ -721,7 +715,7 @@ static void check_spf(doctor *d)
         SPF_request_set_ipv6(rq, ((struct sockaddr_in6 *)&d->ip)->sin6_addr);
     SPF_request_set_helo_dom(rq, d->helo);
     SPF_request_set_env_from(rq, d->mail_from);
-    double by = now_s() + VD_DOCTOR_SPF_DEADLINE;
+    double by = vd_now_mono() + VD_DOCTOR_SPF_DEADLINE;
     d->spf_by.tv_sec = (time_t)by;
     d->spf_by.tv_nsec = (long)((by - (double)(time_t)by) * 1e9);
     /* SPF_request_query_mailfrom, without its "free ride" for loopback addresses: a receiver
@@ -947,7 +941,7 @@ static int read_reply(int fd, char *buf, size_t len, double by)
             line = nl + (nl[0] == '\r' ? 2 : 1);
         }
         if (n + 1 >= len) return -1;
-        double left = by - now_s();
+        double left = by - vd_now_mono();
         if (left <= 0) return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, (int)(left * 1000) + 1);
@@ -989,8 +983,8 @@ static void check_port25(doctor *d)
     snprintf(hp, sizeof hp, "%s%s%s:%u", d->host.ss_family == AF_INET6 ? "[" : "",
              addr_str(&d->host, a, sizeof a), d->host.ss_family == AF_INET6 ? "]" : "",
              d->host_port);
-    double timeout = d->cfg->smtp_timeout > 0 ? d->cfg->smtp_timeout : 30;
-    double by = now_s() + timeout;
+    double timeout = d->cfg->smtp_timeout; /* vd_doctor_run refused a missing one */
+    double by = vd_now_mono() + timeout;
     int fd = socket(d->host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         report(d, name, VD_DOCTOR_UNKNOWN, "run again", "could not tell: socket: %s",
@@ -1017,7 +1011,7 @@ static void check_port25(doctor *d)
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int r;
             do {
-                double left = by - now_s();
+                double left = by - vd_now_mono();
                 r = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
             } while (r < 0 && errno == EINTR);
             socklen_t el = sizeof err;
@@ -1044,7 +1038,7 @@ static void check_port25(doctor *d)
         /* the polite close: QUIT, and a moment for its 221 */
         static const char quit[] = "QUIT\r\n";
         if (write(fd, quit, sizeof quit - 1) == (ssize_t)(sizeof quit - 1)) {
-            double q = now_s() + (timeout < 2 ? timeout : 2);
+            double q = vd_now_mono() + (timeout < 2 ? timeout : 2);
             (void)read_reply(fd, reply, sizeof reply, q);
         }
     } else if (code > 0) {
@@ -1264,6 +1258,11 @@ int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_docto
     d->cb = cb;
     d->arg = arg;
     int rc = -2;
+    /* The default is the options table's (vd_engine_config_init): a missing one is refused. */
+    if (!(cfg->smtp_timeout > 0)) {
+        snprintf(err, errlen, "--smtp-timeout: missing (not a positive number of seconds)");
+        goto out;
+    }
     if (cfg->helo) {
         if (strlen(cfg->helo) >= sizeof d->helo) {
             snprintf(err, errlen, "--helo: longer than %zu bytes", sizeof d->helo - 1);

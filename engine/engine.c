@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include "destination.h"
 #include "watchdog.h"
@@ -232,6 +233,18 @@ static void on_dns_unreachable(const char *why, void *arg)
                e->dns_servers ? e->dns_servers : "the servers of /etc/resolv.conf", why);
 }
 
+/* --on-block and --on-budget: "defer" or "wait". The default is the options table's
+ * (vd_engine_config_init); a missing value is refused, not defaulted again here. */
+static int check_defer_or_wait(const char *opt, const char *v, char *err, size_t errlen)
+{
+    if (v && (!strcmp(v, "defer") || !strcmp(v, "wait"))) return 0;
+    if (v)
+        snprintf(err, errlen, "--%s: not defer or wait: '%s'", opt, v);
+    else
+        snprintf(err, errlen, "--%s: missing (defer or wait)", opt);
+    return -1;
+}
+
 /* DNS, TLS, the transcript sink and the SMTP pool. */
 static int open_io(vd_engine *e, char *err, size_t errlen)
 {
@@ -271,7 +284,8 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         .user_agent = "Validora/" VALIDORA_VERSION,
     };
     if (!(e->http = vd_http_new(e->base, &httpopts))) {
-        snprintf(err, errlen, "HTTP client: out of memory");
+        snprintf(err, errlen, "HTTP client: %s",
+                 errno == EINVAL ? "a bound is missing" : "out of memory");
         return -1;
     }
     int timeout_ms = (int)(e->cfg.smtp_timeout * 1000);
@@ -290,11 +304,7 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         .mail_from = e->mail_from,
         .per_mx_sessions = e->cfg.per_mx_sessions,
     };
-    if (!e->cfg.on_block) e->cfg.on_block = "defer";
-    if (strcmp(e->cfg.on_block, "defer") != 0 && strcmp(e->cfg.on_block, "wait") != 0) {
-        snprintf(err, errlen, "--on-block: not defer or wait: '%s'", e->cfg.on_block);
-        return -1;
-    }
+    if (check_defer_or_wait("on-block", e->cfg.on_block, err, errlen) != 0) return -1;
     vd_limiter_opts lopts = {
         .enabled = e->cfg.throttle,
         .unpaced = e->cfg.unpaced,
@@ -381,11 +391,7 @@ static long on_new_day(void *arg)
  * Only when SMTP is on: with --no-smtp nobody sees this IP. */
 static int open_state(vd_engine *e, char *err, size_t errlen)
 {
-    if (!e->cfg.on_budget) e->cfg.on_budget = "defer";
-    if (strcmp(e->cfg.on_budget, "defer") != 0 && strcmp(e->cfg.on_budget, "wait") != 0) {
-        snprintf(err, errlen, "--on-budget: not defer or wait: '%s'", e->cfg.on_budget);
-        return -1;
-    }
+    if (check_defer_or_wait("on-budget", e->cfg.on_budget, err, errlen) != 0) return -1;
     if (!e->cfg.smtp || e->cfg.no_ledger) return 0;
     if (vd_ledger_canon_ip(e->source_ip, e->ip, sizeof e->ip, err, errlen) != 0) return -1;
     if (!(e->state_dir = vd_state_dir(e->cfg.state_dir, err, errlen))) return -1;

@@ -2,7 +2,8 @@
  *
  * Owns: one request's life (resolve, connect or reuse, send, read, follow redirects, deliver),
  * the kept connections, cookie jars.
- * Does not own: the SSL_CTX and its verification policy (tls.c), DNS (dns.c), the limiter.
+ * Does not own: the SSL_CTX and its verification policy (tls.c), DNS (dns.c), the limiter,
+ * defaults for the bounds (the caller's options table; vd_http_new refuses them missing).
  *
  * One evhttp_connection per TCP (or TLS) connection, one request at a time on it. evhttp
  * reconnects a connection object by itself when a request is made on one that has closed,
@@ -18,6 +19,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -878,18 +880,21 @@ vd_http_req *vd_http_start(vd_http *h, const vd_http_request *rq, vd_http_cb cb,
 
 vd_http *vd_http_new(struct event_base *base, const vd_http_opts *o)
 {
+    /* The bounds are the caller's (the options table's defaults): missing ones are refused. */
+    if (!(o->timeout > 0) || !o->max_body || !o->max_headers) {
+        errno = EINVAL;
+        return NULL;
+    }
     vd_http *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->base = base;
     h->o = *o;
-    if (h->o.timeout <= 0) h->o.timeout = 10;
-    if (!h->o.max_body) h->o.max_body = 1u << 20;
-    if (!h->o.max_headers) h->o.max_headers = 16u << 10;
     snprintf(h->user_agent, sizeof h->user_agent, "%s", o->user_agent ? o->user_agent : "Validora");
     h->o.user_agent = h->user_agent;
     h->reap = event_new(base, -1, 0, on_reap, h);
     if (!h->reap) {
         free(h);
+        errno = ENOMEM;
         return NULL;
     }
     return h;

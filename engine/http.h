@@ -52,10 +52,13 @@ typedef struct vd_http_opts {
     double timeout;         /* seconds a request may take, redirects included (default) */
     size_t max_body;        /* bytes of a response body */
     size_t max_headers;     /* bytes of a response's status line and headers */
-    int max_redirects;      /* redirects followed for one request */
+    int max_redirects;      /* redirects followed for one request (0: none) */
     const char *user_agent; /* sent unless the request sets one; NULL: "Validora" */
 } vd_http_opts;
 
+/* The bounds (timeout, max_body, max_headers, max_redirects) are the caller's, from its options
+ * table: a missing timeout, max_body or max_headers (0) is refused, NULL with errno EINVAL;
+ * otherwise NULL means out of memory. */
 vd_http *vd_http_new(struct event_base *base, const vd_http_opts *o);
 /* Frees the client and its kept connections. Requests still running must have been
  * cancelled (or completed) first. NULL is fine. */

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include "limiter.h"
+#include "clock.h"
 #include "log.h"
 
 /* The adaptation of the sender scopes (provider, server, network), named once;
@@ -187,9 +188,7 @@ static const char *shown(const char *key)
 static double now_of(const vd_limiter *l)
 {
     if (l->o.clock) return l->o.clock(l->o.clock_arg);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return vd_now_mono();
 }
 
 static double wall_s(void)

@@ -43,10 +43,7 @@ static vd_task *answer_for(void *arg, vd_dns_status status)
 {
     vd_task *t = vd_waiter_take(arg);
     if (!t || status == VD_DNS_OK) return t;
-    lua_State *co = vd_task_thread(t);
-    lua_pushnil(co);
-    lua_pushstring(co, vd_dns_status_name(status));
-    vd_task_resume(t, 2);
+    vd_task_resume_error(t, vd_dns_status_name(status), NULL);
     return NULL;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <lauxlib.h>
+#include "clock.h"
 #include "http.h"
 #include "lua_bridge.h"
 
@@ -34,13 +35,6 @@ typedef struct http_wait {
     vd_http_header hv[VD_HTTP_MAX_REQ_HDRS];
     char *strings; /* one block: url, method, header names and values, body */
 } http_wait;
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim)
 {
@@ -102,14 +96,12 @@ static void on_response(const vd_http_response *r, void *arg)
     hw->hr = NULL; /* done: not to be cancelled */
     vd_task *t = end_wait(hw);
     if (!t) return;
-    lua_State *co = vd_task_thread(t);
     if (r->err) {
-        lua_pushnil(co);
-        lua_pushstring(co, vd_http_err_name(r->err));
-        lua_pushstring(co, r->errmsg ? r->errmsg : vd_http_err_name(r->err));
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_http_err_name(r->err),
+                             r->errmsg ? r->errmsg : vd_http_err_name(r->err));
         return;
     }
+    lua_State *co = vd_task_thread(t);
     lua_createtable(co, 0, 4);
     lua_pushinteger(co, r->status);
     lua_setfield(co, -2, "status");
@@ -128,14 +120,11 @@ static void on_token(const char *deny, void *arg)
     http_wait *hw = arg;
     vd_run *run = hw->run;
     hw->lw = NULL;
-    run->probe->delayed += now_mono() - hw->since;
+    run->probe->delayed += vd_now_mono() - hw->since;
     if (!run->jar && !(run->jar = vd_cookie_jar_new())) {
         vd_task *t = end_wait(hw);
         if (!t) return;
-        lua_pushnil(vd_task_thread(t));
-        lua_pushstring(vd_task_thread(t), vd_http_err_name(VD_HTTP_ERR_INVALID));
-        lua_pushliteral(vd_task_thread(t), "out of memory");
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
         return;
     }
     hw->rq.jar = run->jar;
@@ -143,10 +132,7 @@ static void on_token(const char *deny, void *arg)
     if (hw->hr) return;
     vd_task *t = end_wait(hw);
     if (!t) return;
-    lua_pushnil(vd_task_thread(t));
-    lua_pushstring(vd_task_thread(t), vd_http_err_name(VD_HTTP_ERR_INVALID));
-    lua_pushliteral(vd_task_thread(t), "out of memory");
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
 }
 
 static void on_leave(const char *deny, void *arg)
@@ -154,14 +140,10 @@ static void on_leave(const char *deny, void *arg)
     http_wait *hw = arg;
     hw->lw = NULL;
     if (deny) {
-        hw->run->probe->delayed += now_mono() - hw->since;
+        hw->run->probe->delayed += vd_now_mono() - hw->since;
         vd_task *t = end_wait(hw);
         if (!t) return;
-        lua_State *co = vd_task_thread(t);
-        lua_pushnil(co);
-        lua_pushliteral(co, VD_LIMITER_DEFERRED);
-        lua_pushstring(co, deny);
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, VD_LIMITER_DEFERRED, deny);
         return;
     }
     hw->granted = true;
@@ -279,7 +261,7 @@ static int l_request(lua_State *L)
         return luaL_error(L, "out of memory");
     }
     hw->w = w;
-    hw->since = now_mono();
+    hw->since = vd_now_mono();
     vd_task_wait_cancel(run->task, hw, cancel_http_wait);
     vd_limiter_wait *lw = vd_limiter_session(run->gen->env.limiter, &hw->ls, on_leave, hw);
     if (lw) hw->lw = lw; /* else on_leave ran */

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <lauxlib.h>
 #include <openssl/rand.h>
+#include "clock.h"
 #include "budget.h"
 #include "lua_bridge.h"
 
@@ -316,13 +317,6 @@ static int job_random_local(lua_State *L)
 
 /* ---- job:smtp() ---- */
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
 {
     vd_task *t = vd_waiter_take(arg);
@@ -418,16 +412,12 @@ static void defer_smtp(smtp_wait *sw, const char *why)
 {
     vd_run *run = sw->run;
     vd_waiter *w = sw->w;
-    run->probe->delayed += now_mono() - sw->since;
+    run->probe->delayed += vd_now_mono() - sw->since;
     smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     vd_task *t = vd_waiter_take(w);
     if (!t) return;
-    lua_State *co = vd_task_thread(t);
-    lua_pushnil(co);
-    lua_pushliteral(co, VD_LIMITER_DEFERRED);
-    lua_pushstring(co, why);
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, VD_LIMITER_DEFERRED, why);
 }
 
 static void on_budget(const char *deny, void *arg);
@@ -463,7 +453,7 @@ static void on_session_leave(const char *deny, void *arg)
         return;
     }
     vd_waiter *w = sw->w;
-    run->probe->delayed += now_mono() - sw->since;
+    run->probe->delayed += vd_now_mono() - sw->since;
     smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->probe->granted++;
@@ -474,7 +464,7 @@ static void on_session_leave(const char *deny, void *arg)
 static void wait_session(smtp_wait *sw)
 {
     vd_probe *p = sw->run->probe;
-    sw->since = now_mono(); /* the record's delayed_ms is the limiter's hold, not the budget's */
+    sw->since = vd_now_mono(); /* the record's delayed_ms is the limiter's hold, not the budget's */
     vd_limiter_wait *lw =
         p->reuse
             ? vd_limiter_session_reuse(p->limiter, &p->limits, pool_has_idle, on_session_leave, sw)
@@ -510,7 +500,7 @@ static int job_smtp(lua_State *L)
     vd_waiter *w = vd_task_wait_begin(run->task);
     smtp_wait *sw = w ? malloc(sizeof *sw) : NULL;
     if (!sw) return luaL_error(L, "out of memory");
-    *sw = (smtp_wait){.run = run, .w = w, .since = now_mono()};
+    *sw = (smtp_wait){.run = run, .w = w, .since = vd_now_mono()};
     vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
     vd_smtp_parked *parked = run->gen->env.parked;
     if (parked && parked->drained) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <string.h>
 #include <lauxlib.h>
+#include "clock.h"
 #include "lua_bridge.h"
 #include "smtp.h"
 
@@ -105,10 +106,8 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
         vd_lua_push_reply(co, r->code, r->enhanced, r->text);
         vd_task_resume(t, 1);
     } else {
-        lua_pushnil(co);
-        lua_pushstring(co, vd_smtp_err_name(r->err));
-        lua_pushstring(co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
-        vd_task_resume(t, 3);
+        vd_task_resume_error(t, vd_smtp_err_name(r->err),
+                             r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
     }
 }
 
@@ -140,13 +139,6 @@ typedef struct rcpt_wait {
     char to[sizeof(((vd_address *)0)->address)];
 } rcpt_wait;
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void cancel_rcpt_wait(void *handle)
 {
     rcpt_wait *rw = handle;
@@ -159,7 +151,7 @@ static void on_rcpt_leave(const char *deny, void *arg)
     (void)deny; /* RCPTs are paced, never refused */
     rcpt_wait *rw = arg;
     vd_run *run = rw->run;
-    run->probe->delayed += now_mono() - rw->since;
+    run->probe->delayed += vd_now_mono() - rw->since;
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->op_slot = rw->slot;
     vd_lease *l = run->probe->leases[rw->slot];
@@ -173,10 +165,8 @@ static void on_rcpt_leave(const char *deny, void *arg)
     }
     vd_task *t = vd_waiter_take(w); /* the session went while the RCPT waited */
     if (!t) return;
-    lua_pushnil(vd_task_thread(t));
-    lua_pushstring(vd_task_thread(t), vd_smtp_err_name(VD_SMTP_ERR_BUSY));
-    lua_pushliteral(vd_task_thread(t), "the session went while the RCPT waited for its turn");
-    vd_task_resume(t, 3);
+    vd_task_resume_error(t, vd_smtp_err_name(VD_SMTP_ERR_BUSY),
+                         "the session went while the RCPT waited for its turn");
 }
 
 /* RCPT, paced by the limiter: the task stays suspended from the wait to the reply. */
@@ -186,7 +176,7 @@ static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
     vd_waiter *w = vd_task_wait_begin(run->task);
     rcpt_wait *rw = w ? malloc(sizeof *rw) : NULL;
     if (!rw) return luaL_error(L, "out of memory");
-    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = now_mono()};
+    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = vd_now_mono()};
     snprintf(rw->to, sizeof rw->to, "%s", to);
     vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
     /* a mailbox the rule made up (the catch-all probe) is an unknown user in the server's eyes,

@@ -188,6 +188,15 @@ void vd_task_resume(vd_task *t, int nargs)
     }
 }
 
+void vd_task_resume_error(vd_task *t, const char *err, const char *detail)
+{
+    lua_State *co = vd_task_thread(t);
+    lua_pushnil(co);
+    lua_pushstring(co, err);
+    if (detail) lua_pushstring(co, detail);
+    vd_task_resume(t, detail ? 3 : 2);
+}
+
 void vd_task_start(vd_task *t, int nargs)
 {
     vd_task_resume(t, nargs);

@@ -55,6 +55,9 @@ int vd_task_wait_end(lua_State *L, vd_task *t);
 vd_task *vd_waiter_take(vd_waiter *w);
 /* Resumes the task with nargs values pushed on its thread. */
 void vd_task_resume(vd_task *t, int nargs);
+/* Resumes the task with a failure, the bindings' convention: nil, err (an error name) and,
+ * when detail is not NULL, detail (a message for people). */
+void vd_task_resume_error(vd_task *t, const char *err, const char *detail);
 /* A cancel function for calls whose completion can no longer come once the caller has
  * dropped its handle (a released SMTP lease). */
 void vd_task_no_callback(void *handle);

@@ -23,6 +23,7 @@
  * - Completions of queued requests run from the loop (a zero timer), never inside the
  *   vd_lease_release() that freed the slot. */
 #include "pool.h"
+#include "clock.h"
 #include "address.h"
 
 #include <stdint.h>
@@ -156,13 +157,6 @@ static psess *idle_at(const vd_pool *p, const char *addr)
     return NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- hosts and sessions ------------------------------------------------------------ */
 
 static size_t name_hash(const char *name)
@@ -238,7 +232,7 @@ bool vd_pool_has_idle(const vd_pool *p, const vd_mx_result *mx)
  * vd_pool_acquire(), where no pool frame holds a host pointer across user code. */
 static void sweep_hosts(vd_pool *p)
 {
-    int64_t now = now_ms();
+    int64_t now = vd_now_mono_ms();
     for (size_t i = 0; i < p->nbuckets; i++)
         for (host **hp = &p->buckets[i]; *hp;) {
             host *h = *hp;
@@ -454,7 +448,7 @@ static void advance(vd_pool_req *r)
             break;
         }
         if (r->addr_i == 0) {
-            if (h->dead_until_ms > now_ms()) {
+            if (h->dead_until_ms > vd_now_mono_ms()) {
                 if (!r->have_reply) {
                     r->err = VD_SMTP_ERR_CONNECT;
                     snprintf(r->errmsg, sizeof r->errmsg, "%s: skipped, failed to connect recently",
@@ -575,7 +569,7 @@ static void on_open(vd_smtp *s, const vd_smtp_reply *rep, void *arg)
                  errmsg[0] ? errmsg : "connect failed");
         r->addr_i++;
         if (r->addr_i >= r->hosts[r->host_i].naddrs) {
-            h->dead_until_ms = now_ms() + r->p->o.dead_host_ms;
+            h->dead_until_ms = vd_now_mono_ms() + r->p->o.dead_host_ms;
             r->host_i++;
             r->addr_i = 0;
         }

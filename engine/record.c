@@ -204,6 +204,15 @@ static void json_string(sink *s, const char *str, size_t n)
     sink_putc(s, '"');
 }
 
+int vd_record_json_str(FILE *out, const char *str, size_t n)
+{
+    sink s = {0};
+    json_string(&s, str ? str : "", str ? n : 0);
+    int rc = s.failed || fwrite(s.p, 1, s.len, out) != s.len ? -1 : 0;
+    sink_free(&s);
+    return rc;
+}
+
 /* Text for CSV: the same UTF-8 cleaning as JSON, no escaping (quoting is the row's job). The
  * control characters JSON escapes, but for TAB, LF and CR (NUL, the rest of C0, DEL, C1), become
  * U+FFFD as well: CSV has no escape syntax, many CSV readers refuse a NUL byte or cut the field

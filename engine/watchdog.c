@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "watchdog.h"
+#include "clock.h"
 
 #define NOTE_MAX 160
 
@@ -31,13 +32,6 @@ static _Atomic int64_t progress_ms; /* the loop's last mark, CLOCK_MONOTONIC */
  * never waits for the loop and never reads a torn note without knowing. */
 static _Atomic unsigned note_seq;
 static char note[NOTE_MAX];
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void vd_watchdog_doing(const char *what)
 {
@@ -65,7 +59,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    atomic_store_explicit(&progress_ms, now_ms(), memory_order_release);
+    atomic_store_explicit(&progress_ms, vd_now_mono_ms(), memory_order_release);
 }
 
 static void *watch(void *arg)
@@ -80,7 +74,7 @@ static void *watch(void *arg)
         if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&w->cv, &w->mu, &until);
         if (w->stop) break;
-        int64_t idle = now_ms() - atomic_load_explicit(&progress_ms, memory_order_acquire);
+        int64_t idle = vd_now_mono_ms() - atomic_load_explicit(&progress_ms, memory_order_acquire);
         if (idle < limit) continue;
         char doing[NOTE_MAX + 16];
         read_note(doing, sizeof doing);
@@ -114,7 +108,7 @@ vd_watchdog *vd_watchdog_start(struct event_base *base, double seconds, const ch
     w->tick = event_new(base, -1, EV_PERSIST, on_tick, w);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    atomic_store(&progress_ms, now_ms());
+    atomic_store(&progress_ms, vd_now_mono_ms());
     if (!w->tick || event_add(w->tick, &tv) != 0 ||
         pthread_create(&w->thread, NULL, watch, w) != 0) {
         if (w->tick) event_free(w->tick);

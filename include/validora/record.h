@@ -84,6 +84,14 @@ void vd_writer_free(vd_writer *w);
  * header line, then the row), with a NUL after its *len bytes. NULL with errno set on failure. */
 char *vd_record_pack(const vd_record *r, vd_format fmt, size_t *len);
 
+/* len bytes at s written to out as one JSON string, exactly as the JSON renderer writes every
+ * string (docs/records.md, "JSON rendering"): RFC 8259 escapes, \u escapes for the other
+ * controls, DEL, C1 and U+2028/U+2029, and each maximal ill-formed UTF-8 subpart as one U+FFFD,
+ * so the output is always valid UTF-8. This is libvalidora's only JSON string escaper; the CLI's
+ * JSON output uses it too. NULL s writes "". Returns 0, or -1 (out of memory, or the write
+ * failed). */
+int vd_record_json_str(FILE *out, const char *s, size_t len);
+
 /* ---------------------------------------------------------------- reading a stream */
 
 /* A record read back, or a map inside one (the "smtp" map): a view into the reader's memory,

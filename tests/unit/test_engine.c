@@ -48,6 +48,29 @@ static vd_engine *engine_new(struct event_base *base, const char *rules, char *e
     return vd_engine_new(base, &c, err, n);
 }
 
+/* The defaults are the options table's: a setting left missing is refused, not defaulted again. */
+static void test_missing_defaults(struct event_base *base)
+{
+    static const char *const want[] = {"--on-block: missing", "--on-budget: missing"};
+    for (int i = 0; i < 2; i++) {
+        vd_engine_config c;
+        vd_engine_config_init(&c);
+        CHECK(c.on_block && !strcmp(c.on_block, "defer") && c.on_budget &&
+              !strcmp(c.on_budget, "defer"));
+        c.smtp = false;
+        c.dns_servers = "127.0.0.1:9";
+        c.rules_dirs = (vd_strlist){.v = {rules_dir}, .n = 1};
+        if (i == 0)
+            c.on_block = NULL;
+        else
+            c.on_budget = NULL;
+        char err[512] = "";
+        vd_engine *e = vd_engine_new(base, &c, err, sizeof err);
+        CHECK_MSG(e == NULL && strstr(err, want[i]), "%s", err);
+        if (e) vd_engine_free(e);
+    }
+}
+
 /* The default refuses special-purpose destinations: the literal's address is checked before
  * anything else could be sent (SMTP off here, so a public one gets not_probed). */
 static void test_forbidden_destination(struct event_base *base)
@@ -257,6 +280,7 @@ int main(void)
     struct event_base *base = event_base_new();
     test_records(base);
     test_forbidden_destination(base);
+    test_missing_defaults(base);
     test_startup_and_reload(base);
     test_log_callback(base);
     event_base_free(base);

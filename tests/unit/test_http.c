@@ -4,6 +4,7 @@
  * http refused, 303, body and header bounds, a timeout against a listener that never answers,
  * cookies sent back and expired, a kept connection reused (counted by the server), cancelling
  * mid-request, bad arguments. And the cookie jar's rules on their own. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,15 @@ int main(void)
     vd_http_opts o = {
         .tls_ctx = ctx, .timeout = 5, .max_body = 65536, .max_headers = 16384, .max_redirects = 3};
     vd_http *h = vd_http_new(base, &o);
+    /* The bounds are the caller's (the options table's defaults): a missing one is refused. */
+    for (int i = 0; i < 3; i++) {
+        vd_http_opts m = o;
+        if (i == 0) m.timeout = 0;
+        if (i == 1) m.max_body = 0;
+        if (i == 2) m.max_headers = 0;
+        errno = 0;
+        CHECK(vd_http_new(base, &m) == NULL && errno == EINVAL);
+    }
 
     /* GET, POST, plain http */
     got g = request(h, "GET", url_of(url, sizeof url, true, "/hello"), NULL, NULL, 0);

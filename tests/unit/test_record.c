@@ -331,6 +331,22 @@ static void test_hostile_strings(void)
     cat_free(&r);
 }
 
+/* The one JSON string escaper, as the CLI's JSON output (doctor, ledger, rules which) uses it:
+ * the same bytes as the renderer's. */
+static void test_json_str(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL);
+    const char s[] = "a\xff\x01\n\"\\\x7f\xc3\xbc\0z";
+    CHECK(vd_record_json_str(f, s, sizeof s - 1) == 0);
+    CHECK(vd_record_json_str(f, NULL, 5) == 0);
+    fclose(f);
+    CHECK_STR(buf, "\"a\xef\xbf\xbd\\u0001\\n\\\"\\\\\\u007f\xc3\xbc\\u0000z\"\"\"");
+    free(buf);
+}
+
 static void test_empty(void)
 {
     cat_result r = cat("", 0, VD_FMT_JSON, false);
@@ -1079,6 +1095,7 @@ int main(void)
     test_truncated();
     test_not_a_map();
     test_hostile_strings();
+    test_json_str();
     test_empty();
     test_foreign_keys();
     test_msgpack_passthrough();
