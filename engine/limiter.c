@@ -336,9 +336,10 @@ static void load_pace(vd_limiter *l, kstate *k)
     double fade = age <= PACE_FRESH_S ? 1.0 : pow(0.5, (age - PACE_FRESH_S) / PACE_HALF_S);
     double top = top_of(k) > 0 ? top_of(k) : INFINITY;
     double known = p.rate / 60 * fade;
-    if (p.ceil > 0) {
+    if (p.ceil > 0) { /* the ceiling is the pace judged safe (CEIL_FIRST under a deferral): a
+                       * second run starts there, not at the slower pace it ramped through */
         k->ceil = fmin(top, p.ceil / 60);
-        known = fmin(known, k->ceil);
+        known = fmin(fmax(known, k->ceil * fade), k->ceil);
     }
     k->rate = fmin(top, fmax(k->rate, known));
     k->best = k->rate;

@@ -17,7 +17,7 @@
 # The profiles run side by side (their servers, windows and state dirs are apart; each run is
 # a few processes waiting on timers), phase by phase: every naive run, a reset, every first
 # run, a reset, every second run. SWEEP_SET=ci (the default in the suite) runs the profiles
-# marked "ci"; SWEEP_SET=all runs every one (bench/sweep_bench.sh). SWEEP_TABLE=FILE writes
+# marked "ci"; SWEEP_SET=all runs every one (bench/sweep_bench.sh), SWEEP_SET=A,B those named. SWEEP_TABLE=FILE writes
 # the table as JSON lines. Env: VALIDORA, WORLD_DIR (a started world).
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}"
@@ -34,7 +34,11 @@ passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
 
-if [ "$SET" = all ]; then names=$($SWEEP names); else names=$($SWEEP names --ci); fi
+case "$SET" in
+all) names=$($SWEEP names) ;;
+ci) names=$($SWEEP names --ci) ;;
+*) names=${SET//,/ } ;; # profiles by name, e.g. SWEEP_SET=shared-host,connections
+esac
 [ -n "$names" ] || { echo "sweep: no profile to run"; exit 1; }
 extra=()
 extra+=(--allow-private-destinations) # the world is on loopback (issue 16)
