@@ -29,13 +29,13 @@ typedef struct vd_smtp vd_smtp;
 
 typedef enum vd_smtp_err {
     VD_SMTP_OK = 0,
-    VD_SMTP_ERR_CONNECT,  /* refused, unreachable, or connect timeout */
-    VD_SMTP_ERR_TIMEOUT,  /* no (complete) reply in time */
-    VD_SMTP_ERR_CLOSED,   /* the server closed the connection */
-    VD_SMTP_ERR_PROTOCOL, /* garbage, over-long line, too many lines */
-    VD_SMTP_ERR_TLS,      /* STARTTLS handshake failed */
-    VD_SMTP_ERR_BUSY,     /* a command is already in flight / session not usable */
-    VD_SMTP_ERR_INVALID,  /* argument not wire-safe: nothing was sent */
+    VD_SMTP_ERR_CONNECT,   /* refused, unreachable, or connect timeout */
+    VD_SMTP_ERR_TIMEOUT,   /* no (complete) reply in time */
+    VD_SMTP_ERR_CLOSED,    /* the server closed the connection */
+    VD_SMTP_ERR_PROTOCOL,  /* garbage, over-long line, too many lines */
+    VD_SMTP_ERR_TLS,       /* STARTTLS handshake failed */
+    VD_SMTP_ERR_BUSY,      /* a command is already in flight / session not usable */
+    VD_SMTP_ERR_INVALID,   /* argument not wire-safe: nothing was sent */
     VD_SMTP_ERR_FORBIDDEN, /* a special-range address (destination.h): nothing was sent */
 } vd_smtp_err;
 

@@ -139,7 +139,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    signal(SIGPIPE, SIG_IGN); /* the client may write after the server side is gone */
+    signal(SIGPIPE, SIG_IGN);           /* the client may write after the server side is gone */
     vd_destination_allow_private(true); /* the "server" is on 127.0.0.1 */
     base = event_base_new();
     listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -371,8 +371,8 @@ static void test_paces(void)
     long now = NOON;
     vd_ledger *l = open_at(dir, &now);
     if (!l) return;
-    vd_ledger_pace p = {.rate = 84, .ceil = 96, .conns = 2, .sessions = 4.5, .deferred_at = now,
-                        .deferrals = 1};
+    vd_ledger_pace p = {
+        .rate = 84, .ceil = 96, .conns = 2, .sessions = 4.5, .deferred_at = now, .deferrals = 1};
     CHECK(vd_ledger_pace_set(l, "192.0.2.1", "m:198.51.100.7", &p) == 0);
     vd_ledger_pace q = {.rate = 300};
     CHECK(vd_ledger_pace_set(l, "192.0.2.1", "n:198.51.100", &q) == 0); /* never deferred */
