@@ -370,7 +370,9 @@ static void key_init(vd_limiter *l, kstate *k, int scope, const char *key, const
      * instead, cut from its own history when a server in it defers. */
     k->wide = scope == VD_SCOPE_NETWORK;
     double top = top_of(k);
-    k->rate = k->sender && !k->wide ? (top > 0 ? fmin(top, START_RATE) : START_RATE) : top;
+    /* a rule may start a key elsewhere (start_per_minute: a lab, one's own MX) */
+    double start = lim->start_per_minute > 0 ? lim->start_per_minute / 60 : START_RATE;
+    k->rate = k->sender && !k->wide ? (top > 0 ? fmin(top, start) : start) : top;
     if (k->endpoint) k->rate = top * ENDPOINT_START;
     k->refill_at = k->srefill_at = k->quiet_since = k->used_at = k->first_at = t;
     k->hist_sec = k->shist_sec = (long)floor(t);

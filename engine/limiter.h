@@ -58,6 +58,7 @@ typedef struct vd_limit {
     double rcpt_per_minute;     /* the most the RCPT bucket refills (the adaptive rate's top) */
     double rcpt_burst;          /* the bucket's size */
     double unknown_cost;        /* tokens an unknown-user reply costs in all (accepted: 1) */
+    double start_per_minute;    /* a sender key with no history starts here (0: START_RATE) */
 } vd_limit;
 
 /* The keys (and their limits) a probe is charged to; an empty key is a scope not used. */

@@ -224,6 +224,7 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
         {"rcpt_per_minute", offsetof(vd_limit, rcpt_per_minute)},
         {"rcpt_burst", offsetof(vd_limit, rcpt_burst)},
         {"unknown_cost", offsetof(vd_limit, unknown_cost)},
+        {"start_per_minute", offsetof(vd_limit, start_per_minute)},
     };
     memset(out, 0, sizeof *out);
     if (lua_getfield(L, idx, scope) == LUA_TTABLE)

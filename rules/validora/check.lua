@@ -16,8 +16,8 @@ local FIELDS = {
 }
 
 -- limits = { SCOPE = { KEY = number, ... }, ... }: the scopes and keys the limiter knows.
-M.LIMIT_SCOPES = { provider = true, mx = true, domain = true, source_ip = true, global = true,
-                   http = true }
+M.LIMIT_SCOPES = { provider = true, mx = true, network = true, domain = true, source_ip = true,
+                   global = true, http = true }
 -- limits.http: http.request's own key, http:<rule> (engine/lua_http.c).
 M.HTTP_LIMIT_KEYS = {
   concurrency = true, -- requests in flight at once
@@ -31,6 +31,7 @@ M.LIMIT_KEYS = {
   rcpt_per_minute = true,     -- token bucket: refill rate
   rcpt_burst = true,          -- token bucket: size
   unknown_cost = true,        -- tokens an unknown-user reply costs (an accepted one costs 1)
+  start_per_minute = true,    -- where a server with no history starts (default 60: gentle)
 }
 
 local function sorted_keys(t)
@@ -73,7 +74,7 @@ local function check_limits(l, add)
     local t = l[scope]
     if not M.LIMIT_SCOPES[scope] then
       add("limits", "unknown scope '" .. scope
-        .. "' (provider, mx, domain, source_ip, global or http)")
+        .. "' (provider, mx, network, domain, source_ip, global or http)")
     elseif type(t) ~= "table" then
       add("limits", "limits." .. scope .. " must be a table")
     else

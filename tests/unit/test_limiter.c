@@ -298,6 +298,23 @@ static int drive(vd_limiter *l, const vd_limit_set *s, double secs)
 
 /* A server nobody has talked to: one connection, about one RCPT a second, additive growth
  * while the key is the bottleneck and the server stays quiet. */
+/* A rule may start a key elsewhere (limits' start_per_minute: a lab, one's own MX). */
+static void test_start_given(void)
+{
+    vd_limiter_opts o = {.enabled = true, .clock = fake_clock};
+    vd_limiter *l = vd_limiter_new(base, &o);
+    vd_limit lim = SERVER;
+    lim.start_per_minute = 600;
+    vd_limit_set s = set_for("lab", &lim);
+    got g = {0};
+    CHECK(vd_limiter_session(l, &s, on_grant, &g) == NULL && g.n == 1);
+    CHECK_MSG(fabs(rate_of(l, "p:lab") - 600) < 1, "starts at the rule's 600/min, not %.1f",
+              rate_of(l, "p:lab"));
+    CHECK_MSG(vd_limiter_conns(l, "p:lab") == 3, "connections follow the pace: %d",
+              vd_limiter_conns(l, "p:lab"));
+    vd_limiter_free(l);
+}
+
 static void test_gentle_start(void)
 {
     vd_limiter_opts o = {.enabled = true, .clock = fake_clock};
@@ -467,6 +484,7 @@ int main(void)
     test_slow_down_and_block();
     test_store();
     test_gentle_start();
+    test_start_given();
     test_cut_floor_budget();
     test_connect_slow_down();
     test_remembered_pace();
