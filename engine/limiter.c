@@ -74,7 +74,12 @@
  * under a server's limit of 5 a minute and up (0.7 left a second run at 0.7 of an anvil-limited
  * server's pace, sessions being what bounds it). */
 #define SESS_FLOOR 2.0
-#define SESS_SHARE CEIL_FIRST
+/* A server counts a connection until it sees it closed (Postfix's anvil hears of the
+ * disconnect after the 221 and the close): a closed session's slot stays taken this long, so
+ * a new connection never overlaps the old one in a "2 at once" count (the shared host's
+ * second run drew a 421 that way). */
+#define CLOSE_GRACE_S 1.0
+#define SESS_SHARE    CEIL_FIRST
 /* What is remembered fades: a pace older than PACE_FRESH_S counts for half every PACE_HALF_S
  * (a server's limits change; an old figure is a hint, not a fact). */
 #define PACE_FRESH_S 86400.0
@@ -157,6 +162,8 @@ struct kstate {
     uint16_t shist[HIST_S]; /* new sessions, second by second */
     long shist_sec;
     int sessions;
+    int closing;          /* sessions ended with their connection closing (CLOSE_GRACE_S) */
+    double closing_until; /* when those no longer count */
     double stokens, srefill_at;
     double srate;        /* new sessions a minute allowed now (sender: learned; else the limit) */
     int conn_ceil;       /* connections the server allowed at once (0: not learned) */
@@ -557,7 +564,8 @@ static double session_delay(const vd_limiter *l, const kstate *k, double t, bool
     if (k->breaker_until > t) return l->o.wait_breaker ? k->breaker_until - t : -1;
     if (k->probing) return 1.0; /* half-open: one session tries first */
     int cap = l->o.unpaced && k->sender ? (int)k->lim.connections : conns_allowed(k);
-    if (cap > 0 && k->sessions >= cap) return 0.25;
+    int busy = k->sessions + (t < k->closing_until ? k->closing : 0);
+    if (cap > 0 && busy >= cap) return 0.25;
     if (reuse || l->o.unpaced) return 0;
     if (k->spause_until > t) return k->spause_until - t;
     if (k->srate > 0 && k->stokens < 1) return (1 - k->stokens) / (k->srate / 60);
@@ -822,6 +830,19 @@ static void end_one(vd_limiter *l, kstate *k)
 void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s)
 {
     if (l && l->o.enabled) each_key(l, s, end_one);
+}
+
+static void closed_one(vd_limiter *l, kstate *k)
+{
+    double t = now_of(l);
+    k->closing = (t < k->closing_until ? k->closing : 0) + 1;
+    k->closing_until = t + CLOSE_GRACE_S;
+    end_one(l, k);
+}
+
+void vd_limiter_session_closed(vd_limiter *l, const vd_limit_set *s)
+{
+    if (l && l->o.enabled) each_key(l, s, closed_one);
 }
 
 static void fresh_one(vd_limiter *l, kstate *k)

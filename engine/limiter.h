@@ -136,6 +136,9 @@ vd_limiter_wait *vd_limiter_session_reuse(vd_limiter *l, const vd_limit_set *s,
                                           bool (*idle)(void *arg), vd_limiter_cb cb, void *arg);
 /* The granted session is over (fresh: it was a new connection, charged to the session rate). */
 void vd_limiter_session_end(vd_limiter *l, const vd_limit_set *s);
+/* The granted session is over and its connection is being closed: its slot stays taken for
+ * CLOSE_GRACE_S, so that a new connection never overlaps it in the server's own count. */
+void vd_limiter_session_closed(vd_limiter *l, const vd_limit_set *s);
 void vd_limiter_session_fresh(vd_limiter *l, const vd_limit_set *s);
 /* One RCPT for the set: waits for a token in every key's bucket. */
 vd_limiter_wait *vd_limiter_rcpt(vd_limiter *l, const vd_limit_set *s, vd_limiter_cb cb, void *arg);

@@ -903,16 +903,17 @@ bool vd_lease_usable(const vd_lease *l)
     return l && l->ps && !l->ps->ended && !l->ps->op_cb && vd_smtp_usable(l->ps->s);
 }
 
-void vd_lease_release(vd_lease *l, bool reusable)
+bool vd_lease_release(vd_lease *l, bool reusable)
 {
-    if (!l || !l->ps) return;
+    if (!l || !l->ps) return false;
     psess *ps = l->ps;
     ps->leased = false;
     bool full = !ps->in_txn || ps->rcpts >= ps->p->o.rcpt_per_txn;
     if (!reusable || ps->broken || ps->ended || ps->op_cb || !vd_smtp_usable(ps->s) ||
         (ps->txns >= ps->p->o.txn_per_session && full)) {
         retire(ps);
-        return;
+        return true;
     }
     session_ready(ps);
+    return false;
 }

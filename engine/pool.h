@@ -91,6 +91,6 @@ bool vd_lease_fresh(const vd_lease *l);
  * ended it (vd_smtp_reply_ends_session: 421, timeout, closed, protocol error) is closed,
  * never handed out again, whatever reusable says; so is one whose MAIL was refused, one
  * released with an operation in flight, and one released with reusable=false. */
-void vd_lease_release(vd_lease *l, bool reusable);
+bool vd_lease_release(vd_lease *l, bool reusable); /* true: the session is being closed */
 
 #endif

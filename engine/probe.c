@@ -137,9 +137,12 @@ void vd_probe_lease_release(vd_probe *p, int slot, bool reusable)
     if (slot < 0 || slot >= VD_PROBE_MAX_SESSIONS || !p->leases[slot]) return;
     vd_lease *l = p->leases[slot];
     p->leases[slot] = NULL;
-    vd_lease_release(l, reusable && p->reuse && !p->retire[slot]);
+    bool closed = vd_lease_release(l, reusable && p->reuse && !p->retire[slot]);
     p->retire[slot] = false;
-    vd_limiter_session_end(p->limiter, &p->limits);
+    if (closed)
+        vd_limiter_session_closed(p->limiter, &p->limits);
+    else
+        vd_limiter_session_end(p->limiter, &p->limits);
 }
 
 void vd_probe_release_all(vd_probe *p)

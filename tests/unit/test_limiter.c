@@ -298,6 +298,30 @@ static int drive(vd_limiter *l, const vd_limit_set *s, double secs)
 
 /* A server nobody has talked to: one connection, about one RCPT a second, additive growth
  * while the key is the bottleneck and the server stays quiet. */
+/* A closed session's slot stays taken a moment: the server counts the connection until it
+ * sees the close, and a new one must not overlap it in a "1 at once" count. */
+static void test_close_grace(void)
+{
+    vd_limiter_opts o = {.enabled = true, .clock = fake_clock};
+    vd_limiter *l = vd_limiter_new(base, &o);
+    vd_limit_set s = set_for("closing", &SERVER); /* a new server: one connection */
+    got a = {0}, b = {0}, c = {0};
+    CHECK(vd_limiter_session(l, &s, on_grant, &a) == NULL && a.n == 1);
+    vd_limiter_session_closed(l, &s);
+    vd_limiter_wait *w = vd_limiter_session(l, &s, on_grant, &b);
+    CHECK_MSG(w != NULL && b.n == 0, "right after a close, the slot is still taken");
+    vd_limiter_cancel(w);
+    fake_t += 1.5;
+    CHECK_MSG(vd_limiter_session(l, &s, on_grant, &c) == NULL && c.n == 1,
+              "after the grace, the slot is free");
+    vd_limiter_session_end(l, &s);
+    got d = {0};
+    CHECK_MSG(vd_limiter_session(l, &s, on_grant, &d) == NULL && d.n == 1,
+              "a session given back open frees its slot at once");
+    vd_limiter_session_end(l, &s);
+    vd_limiter_free(l);
+}
+
 /* A rule may start a key elsewhere (limits' start_per_minute: a lab, one's own MX). */
 static void test_start_given(void)
 {
@@ -485,6 +509,7 @@ int main(void)
     test_store();
     test_gentle_start();
     test_start_given();
+    test_close_grace();
     test_cut_floor_budget();
     test_connect_slow_down();
     test_remembered_pace();
