@@ -914,8 +914,8 @@ static void cut_rcpt(vd_limiter *l, kstate *k, double t, const char *why)
                   "ceiling %.1f/min, paused %.0f s: %s",
                   shown(k->key), k->episode_n, was * 60, k->rate * 60, k->ceil * 60, pause,
                   why ? why : "");
+        l->st.slow_downs++;
     }
-    if (k->scope == VD_SCOPE_PROVIDER) l->st.slow_downs++;
 }
 
 /* A slow-down at connect (too many connections): fewer connections, fewer new ones. */
