@@ -28,7 +28,10 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include "cli_serve.h"
+#include "cli.h"
+#include "cli_serve_jobs.h"
+#include "cli_serve_metrics.h"
+#include "cli_serve_parse.h"
 #include "validora/ledger.h"
 
 #define HEADERS_MAX   16384 /* request line and headers: a token and an Accept fit easily */

@@ -26,7 +26,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
-#include "cli_serve.h"
+#include "cli_serve_jobs.h"
 
 #define EXPIRE_EVERY_S 60 /* how often finished jobs are checked against --job-ttl */
 #define ID_LEN         32 /* hex digits of a job id: 128 random bits, not guessable */

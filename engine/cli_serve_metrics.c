@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
-#include "cli_serve.h"
+#include "cli_serve_metrics.h"
 
 #define MAX_SERIES 512 /* status x reason x provider combinations kept apart */
 #define LABEL_MAX  64  /* bytes of a reason or provider label value; longer ones are cut */

@@ -14,7 +14,8 @@
 #include <strings.h>
 #include <jansson.h>
 #include "cli_csv.h"
-#include "cli_serve.h"
+#include "cli.h"
+#include "cli_serve_parse.h"
 
 int sv_list_add(sv_list *l, const char *s, size_t len)
 {

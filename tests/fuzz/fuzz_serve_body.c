@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_serve.h"
+#include "cli.h" /* VD_CLI_MAX_LINE */
+#include "cli_serve_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
