@@ -60,13 +60,22 @@ int vd_cli_parse_sourced(const vd_cli_usage *u, int argc, char **argv, const vd_
 /* `NAME = {}` in the config file for option o: an empty list (o's list in target emptied), or
  * an error for an option that is not a list. */
 int vd_cli_config_clear(const vd_option *o, void *target, char *err, size_t errlen);
-/* The config file's sections (cli_config.c): is s one, and their names for messages. A
- * command whose usage has section "" reads the top level only. */
+/* The config file's sections (cli_common.c, the parser's): one per command that reads one
+ * (its usage's section); a command whose usage has section "" reads the top level only. Each
+ * section's own option table is cli_config.c's. */
+typedef enum vd_cli_section {
+    VD_SECTION_VERIFY,
+    VD_SECTION_DOCTOR,
+    VD_SECTION_LEDGER,
+    VD_SECTION_SERVE,
+    VD_SECTION_RUN,
+    VD_NSECTIONS
+} vd_cli_section;
+/* The section named s, or -1. */
+int vd_cli_section_find(const char *s);
+/* Is s a section; their names for messages ("verify, doctor, ..."). */
 bool vd_cli_section_known(const char *s);
 const char *vd_cli_section_names(void);
-/* Each section's own options (besides the engine's, which a section may set too); NULL for a
- * section whose command has none of its own yet. */
-const vd_option *vd_cli_section_options(const char *section);
 extern const vd_option vd_cli_verify_options[], vd_cli_which_options[], vd_cli_doctor_options[],
     vd_cli_ledger_options[], vd_cli_serve_options[];
 /* `validora run SCRIPT.lua [ARG]...` (cli_run.c): argv[0] is "run"; its own options. */

@@ -1,5 +1,6 @@
 /* cli_common.c — what every subcommand shares (see cli.h): option parsing and --help driven
- * by the option tables, the log printer, the address input reader, signals, the polite close.
+ * by the option tables (the config file first: its sections are named here), the log printer,
+ * the address input reader, signals, the polite close.
  * Does not own: any one subcommand's work (cli_verify.c, cli_cat.c). */
 #include <errno.h>
 #include <fcntl.h>
@@ -171,6 +172,34 @@ static size_t short_index(const parser *p, int c)
 }
 
 /* ---- the config file ---- */
+
+/* The config file's sections, by vd_cli_section. */
+static const char *const SECTION_NAMES[VD_NSECTIONS] = {
+    [VD_SECTION_VERIFY] = "verify", [VD_SECTION_DOCTOR] = "doctor", [VD_SECTION_LEDGER] = "ledger",
+    [VD_SECTION_SERVE] = "serve",   [VD_SECTION_RUN] = "run",
+};
+
+int vd_cli_section_find(const char *s)
+{
+    for (int i = 0; i < VD_NSECTIONS; i++)
+        if (!strcmp(SECTION_NAMES[i], s)) return i;
+    return -1;
+}
+
+bool vd_cli_section_known(const char *s)
+{
+    return vd_cli_section_find(s) >= 0;
+}
+
+const char *vd_cli_section_names(void)
+{
+    static char names[256];
+    if (!names[0])
+        for (size_t i = 0, at = 0; i < VD_NSECTIONS && at < sizeof names; i++)
+            at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
+                                   SECTION_NAMES[i]);
+    return names;
+}
 
 typedef struct config_opts {
     const char *config;

@@ -1,9 +1,9 @@
 /* cli_config.c — `validora config check` (is the config file right?) and `validora config
- * show` (the settings a command would run with, and where each comes from), and the list of
- * the config file's sections.
- * Owns: the sections (which command each is, and its own option table), the two commands'
- * command lines and output.
- * Does not own: reading the file (conffile.c), applying it (cli_common.c), option tables. */
+ * show` (the settings a command would run with, and where each comes from).
+ * Owns: each config-file section's own option table, the two commands' command lines and
+ * output.
+ * Does not own: reading the file (conffile.c), applying it and which sections there are
+ * (cli_common.c, the parser), option tables. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,44 +13,17 @@
 #include "validora/config.h"
 #include "validora/ledger.h"
 
-/* one section a line */
+/* Each section's own options (besides the engine's, which a section may set too); NULL for a
+ * section whose command has none of its own yet. The sections are the parser's (cli.h). */
 /* clang-format off */
-static const struct {
-    const char *name;
-    const vd_option *opts; /* the command's own options; NULL: only engine options so far */
-} SECTIONS[] = {
-    {"verify", vd_cli_verify_options},
-    {"doctor", vd_cli_doctor_options},
-    {"ledger", vd_cli_ledger_options},
-    {"serve", vd_cli_serve_options},
-    {"run", vd_cli_run_options},
+static const vd_option *const OWN_OPTIONS[VD_NSECTIONS] = {
+    [VD_SECTION_VERIFY] = vd_cli_verify_options,
+    [VD_SECTION_DOCTOR] = vd_cli_doctor_options,
+    [VD_SECTION_LEDGER] = vd_cli_ledger_options,
+    [VD_SECTION_SERVE] = vd_cli_serve_options,
+    [VD_SECTION_RUN] = vd_cli_run_options,
 };
 /* clang-format on */
-#define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
-
-bool vd_cli_section_known(const char *section)
-{
-    for (size_t i = 0; i < NSECTIONS; i++)
-        if (!strcmp(SECTIONS[i].name, section)) return true;
-    return false;
-}
-
-const char *vd_cli_section_names(void)
-{
-    static char names[256];
-    if (!names[0])
-        for (size_t i = 0, at = 0; i < NSECTIONS && at < sizeof names; i++)
-            at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
-                                   SECTIONS[i].name);
-    return names;
-}
-
-const vd_option *vd_cli_section_options(const char *section)
-{
-    for (size_t i = 0; i < NSECTIONS; i++)
-        if (!strcmp(SECTIONS[i].name, section)) return SECTIONS[i].opts;
-    return NULL;
-}
 
 static const vd_option NO_OPTIONS[] = {{NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false}};
 
@@ -67,7 +40,7 @@ static void *scratch_for(const vd_option *t)
 
 typedef struct checker {
     vd_engine_config cfg;
-    void *own[NSECTIONS];
+    void *own[VD_NSECTIONS];
     size_t items;
 } checker;
 
@@ -79,15 +52,13 @@ static int check_item(void *arg, const char *section, const char *name, const ch
     void *target = &c->cfg;
     if (!text && !section && vd_cli_section_known(name)) return 0; /* an empty section */
     if (section) {
-        size_t s = 0;
-        while (s < NSECTIONS && strcmp(SECTIONS[s].name, section) != 0)
-            s++;
-        if (s == NSECTIONS) {
+        int s = vd_cli_section_find(section);
+        if (s < 0) {
             snprintf(err, errlen, "no command has a section '%s' (sections: %s)", section,
                      vd_cli_section_names());
             return -1;
         }
-        if (SECTIONS[s].opts && (o = vd_option_find(SECTIONS[s].opts, name))) target = c->own[s];
+        if (OWN_OPTIONS[s] && (o = vd_option_find(OWN_OPTIONS[s], name))) target = c->own[s];
     }
     if (!o) o = vd_option_find(vd_engine_options, name);
     if (!o) {
@@ -158,8 +129,8 @@ static int config_check(int argc, char **argv)
     checker c = {.items = 0};
     vd_engine_config_init(&c.cfg);
     int rc = VD_EXIT_FATAL;
-    for (size_t s = 0; s < NSECTIONS; s++)
-        if (!(c.own[s] = scratch_for(SECTIONS[s].opts))) goto out;
+    for (size_t s = 0; s < VD_NSECTIONS; s++)
+        if (!(c.own[s] = scratch_for(OWN_OPTIONS[s]))) goto out;
     char err[1024];
     if (vd_config_read(path, check_item, &c, err, sizeof err) != 0) {
         if (errno == ENOENT && !o.config && !getenv("VALIDORA_CONFIG")) {
@@ -178,8 +149,8 @@ static int config_check(int argc, char **argv)
     rc = VD_EXIT_OK;
 out:
     free_lists(vd_engine_options, &c.cfg);
-    for (size_t s = 0; s < NSECTIONS; s++) {
-        if (c.own[s]) free_lists(SECTIONS[s].opts, c.own[s]);
+    for (size_t s = 0; s < VD_NSECTIONS; s++) {
+        if (c.own[s]) free_lists(OWN_OPTIONS[s], c.own[s]);
         free(c.own[s]);
     }
     return rc;
@@ -337,10 +308,11 @@ static int config_show(int argc, char **argv)
         argv++;
         argc--;
     }
-    if (!vd_cli_section_known(section))
+    int s = vd_cli_section_find(section);
+    if (s < 0)
         return vd_cli_usage_error("config show", "no section '%s' (sections: %s)", section,
                                   vd_cli_section_names());
-    const vd_option *own = vd_cli_section_options(section);
+    const vd_option *own = OWN_OPTIONS[s];
     if (!own) own = NO_OPTIONS;
     vd_cli_usage u = SHOW_USAGE_HEAD;
     u.section = section;
