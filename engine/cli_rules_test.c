@@ -1,11 +1,12 @@
 /* cli_rules_test.c — `validora rules test`: runs rule tests without a live server. Each test
  * gets an engine made through the public API on one event loop with the playback servers of
- * cli_playback.c: DNS from the test's answers on 127.0.0.1, SMTP played from its sessions on
- * 127.0.0.x, so the engine's real DNS, pool, SMTP and rule code paths run. Each address's
- * record is compared with what the test expects.
+ * playback_world.h: DNS from the test's answers on 127.0.0.1, SMTP played from its sessions on
+ * 127.0.0.x, HTTP from its http entries, so the engine's real DNS, pool, SMTP, HTTP and rule
+ * code paths run. Each address's record is compared with what the test expects.
  * Owns: the command line of `rules test`, finding test files, running them one by one,
  * comparing records (any key, through the public record reader), the report.
- * Does not own: the test-file format, transcripts, the servers (cli_playback.c), engine
+ * Does not own: the test-file format (testfile.c), transcripts (transcript.c), the servers
+ * (playback_dns.c, playback_smtp.c, playback_http.c), engine
  * options (validora/options.h; --rules and the other Rules options come from there). */
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +18,8 @@
 #include <sys/stat.h>
 #include <event2/event.h>
 #include "cli.h"
-#include "cli_playback.h"
+#include "playback_world.h"
+#include "testfile.h"
 #include "validora/record.h"
 
 #define CMD "rules test"
@@ -390,7 +392,7 @@ static void run_test(vd_pb_test *t, const vd_engine_config *base_cfg, const test
         vd_pb_msg(msgs, "cannot create the event loop");
         return;
     }
-    vd_pb_world *w = vd_pb_world_new(base, t, msgs, err, sizeof err);
+    vd_pb_world *w = vd_pb_world_new(base, t, msgs, vd_pb_pattern_match, NULL, err, sizeof err);
     trun r = {.base = base, .t = t, .o = o, .msgs = msgs};
     bool expired = false;
     struct event *deadline = evtimer_new(base, on_deadline, &expired);

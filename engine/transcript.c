@@ -1,6 +1,7 @@
 /* transcript.c — SMTP session transcripts (transcript.h, format in docs/transcripts.md).
  *
  * Owns: the format (header, records, trailer, escaping, AUTH redaction, the size bound), the
+ * reader (a transcript back into a script, with its bounds; hand-written replies), the
  * files (names with a per-process sequence number, O_EXCL creation, stdio buffering, one
  * flush at the end) and the sink (the directory, the log callback, the switch that turns
  * transcripts off after the first write error, the list of open files it then closes).
@@ -16,6 +17,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -539,4 +541,288 @@ static void trace_end(void *h, vd_smtp_end how, vd_smtp_err err)
     vd_transcript_end(h, how == VD_SMTP_END_CLIENT   ? VD_TRANSCRIPT_CLOSED_BY_CLIENT
                          : how == VD_SMTP_END_SERVER ? VD_TRANSCRIPT_CLOSED_BY_SERVER
                                                      : vd_smtp_err_name(err));
+}
+
+static char *dupn(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* Grows *v (of *n elements of size sz) by one zeroed element; NULL when out of memory. */
+static void *grow(void *v, size_t *n, size_t sz)
+{
+    char *nv = realloc(v, (*n + 1) * sz);
+    if (!nv) return NULL;
+    memset(nv + *n * sz, 0, sz);
+    (*n)++;
+    return nv;
+}
+
+/* ---- reading: replies and scripts (for playback) ---------------------------------- */
+
+static int reply_add(vd_transcript_reply *r, const char *s, size_t len)
+{
+    char **lines = realloc(r->lines, (r->nlines + 1) * sizeof *lines);
+    if (!lines) return -1;
+    r->lines = lines;
+    size_t *lens = realloc(r->lens, (r->nlines + 1) * sizeof *lens);
+    if (!lens) return -1;
+    r->lens = lens;
+    if (!(r->lines[r->nlines] = dupn(s, len))) return -1;
+    r->lens[r->nlines++] = len;
+    return 0;
+}
+
+void vd_transcript_reply_clear(vd_transcript_reply *r)
+{
+    for (size_t i = 0; i < r->nlines; i++)
+        free(r->lines[i]);
+    free(r->lines);
+    free(r->lens);
+    *r = (vd_transcript_reply){0};
+}
+
+/* Drops line i of r. */
+static void reply_drop(vd_transcript_reply *r, size_t i)
+{
+    free(r->lines[i]);
+    memmove(r->lines + i, r->lines + i + 1, (r->nlines - i - 1) * sizeof *r->lines);
+    memmove(r->lens + i, r->lens + i + 1, (r->nlines - i - 1) * sizeof *r->lens);
+    r->nlines--;
+}
+
+int vd_transcript_reply_parse(const char *text, size_t len, vd_transcript_reply *r, char *err,
+                              size_t errlen)
+{
+    *r = (vd_transcript_reply){0};
+    size_t at = 0;
+    while (at < len) {
+        const char *p = text + at;
+        const char *nl = memchr(p, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - p) : len - at;
+        at += n + (nl ? 1 : 0);
+        if (n && p[n - 1] == '\r') n--;
+        bool last = at >= len;
+        if (last && n == 5 && !memcmp(p, "close", 5)) {
+            r->then = VD_TRANSCRIPT_CLOSE;
+            break;
+        }
+        if (last && n == 7 && !memcmp(p, "timeout", 7)) {
+            r->then = VD_TRANSCRIPT_HANG;
+            break;
+        }
+        if (n > VD_TRANSCRIPT_MAX_LINE || r->nlines >= VD_TRANSCRIPT_MAX_LINES) {
+            snprintf(err, errlen, "reply too long");
+            vd_transcript_reply_clear(r);
+            return -1;
+        }
+        if (reply_add(r, p, n) != 0) {
+            snprintf(err, errlen, "out of memory");
+            vd_transcript_reply_clear(r);
+            return -1;
+        }
+    }
+    if (!r->nlines && r->then == VD_TRANSCRIPT_GO_ON) {
+        snprintf(err, errlen, "an empty reply (give reply lines, \"close\" or \"timeout\")");
+        return -1;
+    }
+    return 0;
+}
+
+void vd_transcript_script_clear(vd_transcript_script *s)
+{
+    vd_transcript_reply_clear(&s->banner);
+    for (size_t i = 0; i < s->nsteps; i++) {
+        free(s->steps[i].cmd);
+        vd_transcript_reply_clear(&s->steps[i].reply);
+    }
+    free(s->steps);
+    *s = (vd_transcript_script){0};
+}
+
+void vd_transcript_verb(const char *line, size_t len, char verb[16])
+{
+    size_t n = 0;
+    while (n < len && n < 15 && line[n] != ' ' && line[n] != ':' && line[n] != '\t') {
+        verb[n] = (char)toupper((unsigned char)line[n]);
+        n++;
+    }
+    verb[n] = '\0';
+}
+
+static bool is_starttls_keyword(const char *l, size_t n)
+{
+    return n >= 12 && !memcmp(l, "250", 3) && (l[3] == '-' || l[3] == ' ') &&
+           !strncasecmp(l + 4, "STARTTLS", 8) && (n == 12 || l[12] == ' ');
+}
+
+void vd_transcript_strip_starttls_keyword(vd_transcript_reply *r)
+{
+    for (size_t k = 1; k < r->nlines;) {
+        if (!is_starttls_keyword(r->lines[k], r->lens[k])) {
+            k++;
+            continue;
+        }
+        bool was_last = r->lines[k][3] == ' ';
+        reply_drop(r, k);
+        if (was_last && k > 0 && r->lens[k - 1] >= 4) r->lines[k - 1][3] = ' ';
+    }
+}
+
+static void step_drop(vd_transcript_script *s, size_t i)
+{
+    free(s->steps[i].cmd);
+    vd_transcript_reply_clear(&s->steps[i].reply);
+    memmove(s->steps + i, s->steps + i + 1, (s->nsteps - i - 1) * sizeof *s->steps);
+    s->nsteps--;
+}
+
+/* Playback has no certificate: STARTTLS goes, with the EHLO before it when it was accepted
+ * (the client then said EHLO again in TLS, and that EHLO's reply is the one it went on with),
+ * and the keyword goes from every EHLO reply. */
+static void strip_starttls(vd_transcript_script *s)
+{
+    for (size_t i = 0; i < s->nsteps;) {
+        if (strcmp(s->steps[i].verb, "STARTTLS") != 0) {
+            i++;
+            continue;
+        }
+        const vd_transcript_reply *r = &s->steps[i].reply;
+        bool accepted = r->nlines && r->lens[0] >= 3 && !memcmp(r->lines[0], "220", 3);
+        step_drop(s, i);
+        if (accepted && i > 0 &&
+            (!strcmp(s->steps[i - 1].verb, "EHLO") || !strcmp(s->steps[i - 1].verb, "HELO")) &&
+            i < s->nsteps && !strcmp(s->steps[i].verb, "EHLO")) {
+            step_drop(s, i - 1);
+            i--;
+        }
+    }
+    for (size_t i = 0; i < s->nsteps; i++)
+        if (!strcmp(s->steps[i].verb, "EHLO"))
+            vd_transcript_strip_starttls_keyword(&s->steps[i].reply);
+}
+
+#define PARSE_FAIL(...)                                                                            \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        goto fail;                                                                                 \
+    } while (0)
+
+int vd_transcript_parse(const char *text, size_t len, vd_transcript_script *s, char *err,
+                        size_t errlen)
+{
+    *s = (vd_transcript_script){0};
+    char *buf = NULL;
+    size_t at = 0, nlines = 0;
+    int lineno = 0;
+    bool ended = false;
+    if (len > VD_TRANSCRIPT_READ_MAX) {
+        snprintf(err, errlen, "larger than %u bytes", VD_TRANSCRIPT_READ_MAX);
+        return -1;
+    }
+    while (at < len) {
+        const char *p = text + at;
+        const char *nl = memchr(p, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - p) : len - at;
+        at += n + (nl ? 1 : 0);
+        lineno++;
+        if (n && p[n - 1] == '\r') n--;
+        if (n > VD_TRANSCRIPT_MAX_LINE + 64)
+            PARSE_FAIL("line %d: longer than %d bytes", lineno, VD_TRANSCRIPT_MAX_LINE);
+        if (lineno == 1) {
+            static const char magic[] = "# validora transcript ";
+            size_t ml = sizeof magic - 1;
+            if (n < ml || memcmp(p, magic, ml) != 0)
+                PARSE_FAIL("line 1: not a validora transcript (it must start with "
+                           "'# validora transcript 1')");
+            size_t vl = n - ml;
+            while (vl && p[ml + vl - 1] == ' ')
+                vl--;
+            if (vl != 1 || p[ml] != '1')
+                PARSE_FAIL("line 1: transcript version '%.*s' is not one this validora reads (1)",
+                           (int)(vl < 20 ? vl : 20), p + ml);
+            continue;
+        }
+        size_t i = 0;
+        while (i < n && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        if (i == n) continue; /* blank */
+        if (p[i] == '#') {
+            static const char endtag[] = "# end:";
+            if (n - i >= sizeof endtag - 1 && !memcmp(p + i, endtag, sizeof endtag - 1)) {
+                if (ended) PARSE_FAIL("line %d: a second '# end:'", lineno);
+                ended = true;
+                size_t k = i + sizeof endtag - 1;
+                while (k < n && p[k] == ' ')
+                    k++;
+                while (k < n && (isdigit((unsigned char)p[k]) || p[k] == '.'))
+                    k++;
+                while (k < n && p[k] == ' ')
+                    k++;
+                size_t rl = n - k;
+                while (rl && p[k + rl - 1] == ' ')
+                    rl--;
+                if (rl >= sizeof s->end) PARSE_FAIL("line %d: end reason too long", lineno);
+                memcpy(s->end, p + k, rl);
+                s->end[rl] = '\0';
+            }
+            continue; /* "# mx:", "# started:", "# tls:" and other notes */
+        }
+        if (ended) PARSE_FAIL("line %d: an entry after '# end:'", lineno);
+        size_t digits = 0;
+        while (i < n && (isdigit((unsigned char)p[i]) || p[i] == '.'))
+            i++, digits++;
+        size_t sp = 0;
+        while (i < n && p[i] == ' ')
+            i++, sp++;
+        if (!digits || !sp || i >= n || (p[i] != '<' && p[i] != '>') ||
+            (i + 1 < n && p[i + 1] != ' '))
+            PARSE_FAIL("line %d: not an entry ('SECONDS < LINE' or 'SECONDS > LINE')", lineno);
+        char dir = p[i];
+        const char *t = i + 2 <= n ? p + i + 2 : p + n;
+        size_t tl = (size_t)(p + n - t);
+        free(buf);
+        if (!(buf = dupn(t, tl))) PARSE_FAIL("out of memory");
+        long unescaped = vd_transcript_unescape(buf, tl);
+        if (unescaped < 0) PARSE_FAIL("line %d: a backslash that is not \\\\ or \\xHH", lineno);
+        size_t bl = (size_t)unescaped;
+        buf[bl] = '\0';
+        if (bl > VD_TRANSCRIPT_MAX_LINE)
+            PARSE_FAIL("line %d: longer than %d bytes", lineno, VD_TRANSCRIPT_MAX_LINE);
+        if (dir == '<') {
+            if (++nlines > VD_TRANSCRIPT_MAX_LINES)
+                PARSE_FAIL("line %d: more than %d reply lines", lineno, VD_TRANSCRIPT_MAX_LINES);
+            vd_transcript_reply *r = s->nsteps ? &s->steps[s->nsteps - 1].reply : &s->banner;
+            if (reply_add(r, buf, bl) != 0) PARSE_FAIL("out of memory");
+        } else {
+            if (s->nsteps >= VD_TRANSCRIPT_MAX_STEPS)
+                PARSE_FAIL("line %d: more than %d commands", lineno, VD_TRANSCRIPT_MAX_STEPS);
+            vd_transcript_step *steps = grow(s->steps, &s->nsteps, sizeof *steps);
+            if (!steps) PARSE_FAIL("out of memory");
+            s->steps = steps;
+            vd_transcript_step *st = &s->steps[s->nsteps - 1];
+            st->lineno = lineno;
+            vd_transcript_verb(buf, bl, st->verb);
+            st->cmd = buf;
+            buf = NULL;
+        }
+    }
+    free(buf);
+    buf = NULL;
+    if (lineno == 0) PARSE_FAIL("empty (it must start with '# validora transcript 1')");
+    strip_starttls(s);
+    vd_transcript_reply *last = s->nsteps ? &s->steps[s->nsteps - 1].reply : &s->banner;
+    if (!strcmp(s->end, "closed by server") || !strcmp(s->end, "connection_closed"))
+        last->then = VD_TRANSCRIPT_CLOSE;
+    else if (!strcmp(s->end, "timeout"))
+        last->then = VD_TRANSCRIPT_HANG;
+    return 0;
+fail:
+    free(buf);
+    vd_transcript_script_clear(s);
+    return -1;
 }

@@ -6,10 +6,12 @@
  * record per line sent or received, the escaping of bytes that are not printable text, the
  * redaction of AUTH arguments, the size bound of a file; the files themselves (names,
  * creating, buffering, closing) and the directory they go to; what happens when writing
- * fails (reported once through the log callback, then no more transcripts).
+ * fails (reported once through the log callback, then no more transcripts); reading a
+ * transcript back into the script playback serves (one unescaping for both directions).
  * Does not own: SMTP (smtp.c reports each line, the TLS result and the end through this API
  * and knows nothing of the format), which MX host a session goes to (pool.c names it), the
- * --transcript option (options.c) or when the sink is made (engine.c). No Lua. */
+ * --transcript option (options.c) or when the sink is made (engine.c), playing a script
+ * (playback_smtp.c). No Lua. */
 #ifndef VALIDORA_TRANSCRIPT_H
 #define VALIDORA_TRANSCRIPT_H
 #include <stdbool.h>
@@ -84,5 +86,65 @@ const char *vd_transcript_path(const vd_transcript *t);
  * then partly rewritten). */
 size_t vd_transcript_escape(char *out, size_t outlen, const char *in, size_t len);
 long vd_transcript_unescape(char *s, size_t len);
+
+/* ---- reading transcripts back: the scripts `validora rules test` plays ---- */
+
+/* Bounds of what is read (a transcript may come from a hostile server's capture: a file
+ * that breaks one is refused with its line, never truncated). */
+#define VD_TRANSCRIPT_READ_MAX  (8u << 20) /* bytes of a transcript */
+#define VD_TRANSCRIPT_MAX_LINE  65536      /* bytes of one line (after unescaping) */
+#define VD_TRANSCRIPT_MAX_STEPS 100000     /* commands in one script */
+#define VD_TRANSCRIPT_MAX_LINES 100000     /* reply lines in one script */
+
+typedef enum vd_transcript_then {
+    VD_TRANSCRIPT_GO_ON = 0, /* wait for the next command */
+    VD_TRANSCRIPT_CLOSE,     /* close the connection once the lines are out */
+    VD_TRANSCRIPT_HANG,      /* stop answering; the client's timeout ends it */
+} vd_transcript_then;
+
+/* Lines sent as one reply (each followed by CRLF), then what the server does. */
+typedef struct vd_transcript_reply {
+    char **lines;
+    size_t *lens;
+    size_t nlines;
+    vd_transcript_then then;
+} vd_transcript_reply;
+
+/* A client command the script expects, and the server's answer to it. */
+typedef struct vd_transcript_step {
+    char verb[16]; /* upper case: EHLO, MAIL, RCPT, ... (vd_transcript_verb) */
+    char *cmd;     /* the line as captured, for messages */
+    int lineno;    /* in the transcript */
+    vd_transcript_reply reply;
+} vd_transcript_step;
+
+/* A transcript, as played: the banner, then one step per command in order. */
+typedef struct vd_transcript_script {
+    vd_transcript_reply banner;
+    vd_transcript_step *steps;
+    size_t nsteps;
+    char end[64]; /* the REASON of "# end:", "" when the transcript has none */
+} vd_transcript_script;
+
+/* Parses a transcript (len bytes, need not end in NUL): "# validora transcript 1", entries
+ * "SECONDS < LINE" / "SECONDS > LINE" with the escaping above (vd_transcript_unescape),
+ * "# end: SECONDS REASON". STARTTLS is taken out (the EHLO keyword, the STARTTLS exchange
+ * and, when it was accepted, the EHLO before it) since playback has no certificate. The end
+ * becomes the last reply's `then`: "closed by server" and connection_closed close, timeout
+ * hangs. Returns 0, or -1 with "line N: what" in err. */
+int vd_transcript_parse(const char *text, size_t len, vd_transcript_script *s, char *err,
+                        size_t errlen);
+void vd_transcript_script_clear(vd_transcript_script *s);
+/* Reply text written by hand ("550-a\n550 b", or "close", "timeout": a rule test's inline
+ * session) into r. Returns 0, or -1 with err. */
+int vd_transcript_reply_parse(const char *text, size_t len, vd_transcript_reply *r, char *err,
+                              size_t errlen);
+void vd_transcript_reply_clear(vd_transcript_reply *r);
+/* Takes the STARTTLS keyword out of an EHLO reply (the line before becomes the last; the
+ * first line is the greeting, never a keyword): playback has no certificate. */
+void vd_transcript_strip_starttls_keyword(vd_transcript_reply *r);
+/* The verb of a command line: its first word (at most 15 bytes), upper case ("MAIL FROM:<a>"
+ * is MAIL), as a script's steps are matched. */
+void vd_transcript_verb(const char *line, size_t len, char verb[16]);
 
 #endif
