@@ -704,6 +704,109 @@ static void test_engine_refuses_bad_dir(void)
     event_base_free(base);
 }
 
+/* ---- reading back: vd_transcript_parse ------------------------------------------------- */
+
+/* What the writer wrote, the reader gives back byte for byte (one escaping, one unescaping):
+ * the banner, each command's verb and line, each reply, and the end as the last reply's
+ * `then`. */
+static void test_read_back(void)
+{
+    char *dir = make_dir();
+    char err[512];
+    vd_transcript_sink *k = vd_transcript_sink_new(dir, NULL, NULL, err, sizeof err);
+    struct sockaddr_in a = sin4("192.0.2.7", 25);
+    vd_transcript *t = vd_transcript_open(k, "mx.example", (struct sockaddr *)&a, sizeof a);
+    CHECK(t != NULL);
+    if (!t) return;
+    static const char hostile[] = "250-caf\xc3\xa9 \\ \x01\x1b[2J\x00"
+                                  "end";
+    size_t hl = sizeof hostile - 1;
+    char path[512];
+    snprintf(path, sizeof path, "%s", vd_transcript_path(t));
+    vd_transcript_received(t, "220 mx.example ESMTP", 20);
+    vd_transcript_sent(t, "EHLO client.example", 19);
+    vd_transcript_received(t, hostile, hl);
+    vd_transcript_received(t, "250 SIZE 1000", 13);
+    vd_transcript_sent(t, "MAIL FROM:<a@client.example>", 28);
+    vd_transcript_received(t, "250 2.1.0 Ok", 12);
+    vd_transcript_sent(t, "rcpt to:<b@example>", 19);
+    vd_transcript_received(t, "550 5.1.1 no\\such", 17);
+    vd_transcript_end(t, VD_TRANSCRIPT_CLOSED_BY_SERVER);
+    vd_transcript_sink_free(k);
+
+    size_t len;
+    char *text = slurp(path, &len);
+    CHECK(text != NULL);
+    vd_transcript_script s;
+    int rc = text ? vd_transcript_parse(text, len, &s, err, sizeof err) : -1;
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK(s.banner.nlines == 1 && s.banner.lens[0] == 20 &&
+              !memcmp(s.banner.lines[0], "220 mx.example ESMTP", 20));
+        CHECK(s.nsteps == 3);
+        CHECK_STR(s.steps[0].verb, "EHLO");
+        CHECK_STR(s.steps[0].cmd, "EHLO client.example");
+        CHECK(s.steps[0].reply.nlines == 2);
+        CHECK(s.steps[0].reply.lens[0] == hl && !memcmp(s.steps[0].reply.lines[0], hostile, hl));
+        CHECK_STR(s.steps[1].verb, "MAIL");
+        CHECK_STR(s.steps[2].verb, "RCPT"); /* upper case, whatever the capture's */
+        CHECK(s.steps[2].reply.lens[0] == 17 &&
+              !memcmp(s.steps[2].reply.lines[0], "550 5.1.1 no\\such", 17));
+        CHECK_STR(s.end, "closed by server");
+        CHECK(s.steps[2].reply.then == VD_TRANSCRIPT_CLOSE);
+        CHECK(s.steps[0].reply.then == VD_TRANSCRIPT_GO_ON);
+        vd_transcript_script_clear(&s);
+    }
+    free(text);
+    remove_dir(dir);
+}
+
+/* STARTTLS goes (playback has no certificate): the keyword, the exchange and the EHLO before
+ * an accepted one; a timeout hangs; bad input is refused with its line. */
+static void test_read_rules(void)
+{
+    static const char tls[] = "# validora transcript 1\n"
+                              "0.001 < 220 hi\n"
+                              "0.002 > EHLO me\n"
+                              "0.003 < 250-hi\n"
+                              "0.003 < 250 STARTTLS\n"
+                              "0.004 > STARTTLS\n"
+                              "0.005 < 220 go ahead\n"
+                              "# tls: TLSv1.3 TLS_AES_128_GCM_SHA256 verified=no\n"
+                              "0.006 > EHLO me\n"
+                              "0.007 < 250-hi\n"
+                              "0.007 < 250-STARTTLS\n"
+                              "0.007 < 250 8BITMIME\n"
+                              "0.008 > RCPT TO:<x@y>\n"
+                              "# end: 0.009 timeout\n";
+    vd_transcript_script s;
+    char err[256];
+    int rc = vd_transcript_parse(tls, sizeof tls - 1, &s, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc == 0) {
+        CHECK(s.nsteps == 2);
+        CHECK_STR(s.steps[0].verb, "EHLO");
+        CHECK(s.steps[0].reply.nlines == 2);
+        CHECK(s.steps[0].reply.lens[1] == 12 &&
+              !memcmp(s.steps[0].reply.lines[1], "250 8BITMIME", 12));
+        CHECK_STR(s.steps[1].verb, "RCPT");
+        CHECK(s.steps[1].reply.nlines == 0 && s.steps[1].reply.then == VD_TRANSCRIPT_HANG);
+        vd_transcript_script_clear(&s);
+    }
+    static const char bad[] = "# validora transcript 1\n0.1 < 220 a\\qb\n";
+    CHECK(vd_transcript_parse(bad, sizeof bad - 1, &s, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "line 2:") != NULL, "%s", err);
+    static const char v2[] = "# validora transcript 2\n";
+    CHECK(vd_transcript_parse(v2, sizeof v2 - 1, &s, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "line 1:") != NULL, "%s", err);
+
+    vd_transcript_reply r;
+    CHECK(vd_transcript_reply_parse("550-a\n550 b\nclose", 17, &r, err, sizeof err) == 0);
+    CHECK(r.nlines == 2 && r.then == VD_TRANSCRIPT_CLOSE);
+    vd_transcript_reply_clear(&r);
+    CHECK(vd_transcript_reply_parse("", 0, &r, err, sizeof err) == -1);
+}
+
 int main(void)
 {
     vd_destination_allow_private(true); /* the servers here are on loopback */
@@ -715,5 +818,7 @@ int main(void)
     test_full_disk();
     test_lifetime_and_trace();
     test_engine_refuses_bad_dir();
+    test_read_back();
+    test_read_rules();
     return check_done();
 }
