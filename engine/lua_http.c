@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 #include <lauxlib.h>
-#include "clock.h"
 #include "http.h"
 #include "lua_bridge.h"
 
@@ -24,13 +23,10 @@
 #define VD_LUA_HTTP_MAX_PER_PROBE 16
 
 typedef struct http_wait {
-    vd_run *run;
-    vd_waiter *w;
+    vd_hold hold;    /* run, waiter, the limiter's handle, since */
     vd_limit_set ls; /* the limiter reads it while the wait lasts */
-    vd_limiter_wait *lw;
     vd_http_req *hr;
     bool granted; /* counts against the concurrency cap until the response */
-    double since;
     vd_http_request rq;
     vd_http_header hv[VD_HTTP_MAX_REQ_HDRS];
     char *strings; /* one block: url, method, header names and values, body */
@@ -46,8 +42,8 @@ void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim)
 
 static void wait_free(http_wait *hw)
 {
-    vd_run *run = hw->run;
-    vd_limiter_cancel(hw->lw);
+    vd_run *run = hw->hold.run;
+    vd_limiter_cancel(hw->hold.lw);
     vd_http_cancel(hw->hr);
     if (hw->granted) vd_limiter_session_end(run->gen->env.limiter, &hw->ls);
     free(hw->strings);
@@ -63,9 +59,9 @@ static void cancel_http_wait(void *handle)
  * the completion is stale). */
 static vd_task *end_wait(http_wait *hw)
 {
-    vd_run *run = hw->run;
-    vd_waiter *w = hw->w;
-    hw->lw = NULL;
+    vd_run *run = hw->hold.run;
+    vd_waiter *w = hw->hold.w;
+    hw->hold.lw = NULL;
     hw->hr = NULL;
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     wait_free(hw);
@@ -118,9 +114,8 @@ static void on_token(const char *deny, void *arg)
 {
     (void)deny; /* tokens pace, never refuse */
     http_wait *hw = arg;
-    vd_run *run = hw->run;
-    hw->lw = NULL;
-    run->probe->delayed += vd_now_mono() - hw->since;
+    vd_run *run = hw->hold.run;
+    vd_hold_over(&hw->hold); /* the task's cancel stays hw's: it cancels the request too */
     if (!run->jar && !(run->jar = vd_cookie_jar_new())) {
         vd_task *t = end_wait(hw);
         if (!t) return;
@@ -138,17 +133,17 @@ static void on_token(const char *deny, void *arg)
 static void on_leave(const char *deny, void *arg)
 {
     http_wait *hw = arg;
-    hw->lw = NULL;
+    hw->hold.lw = NULL;
     if (deny) {
-        hw->run->probe->delayed += vd_now_mono() - hw->since;
+        vd_hold_over(&hw->hold);
         vd_task *t = end_wait(hw);
         if (!t) return;
         vd_task_resume_error(t, VD_LIMITER_DEFERRED, deny);
         return;
     }
     hw->granted = true;
-    vd_limiter_wait *lw = vd_limiter_rcpt(hw->run->gen->env.limiter, &hw->ls, on_token, hw);
-    if (lw) hw->lw = lw; /* else on_token ran */
+    vd_limiter_wait *lw = vd_limiter_rcpt(hw->hold.run->gen->env.limiter, &hw->ls, on_token, hw);
+    if (lw) hw->hold.lw = lw; /* else on_token ran */
 }
 
 /* Reads the request table at index 1 into hw (strings copied into one block). Raises a Lua
@@ -246,7 +241,6 @@ static int l_request(lua_State *L)
     }
     *hw = tmp;
     hw->rq.headers = hw->hv; /* the copy's own array */
-    hw->run = run;
     vd_probe_note_method(run->probe, VD_METHOD_HTTP);
     run->http_requests++;
     if (!run->http_limits.key[VD_SCOPE_PROVIDER][0]) {
@@ -254,17 +248,13 @@ static int l_request(lua_State *L)
         vd_lua_http_limits(run, run->probe->provider[0] ? run->probe->provider : "default", &none);
     }
     hw->ls = run->http_limits;
-    vd_waiter *w = vd_task_wait_begin(run->task);
-    if (!w) {
+    if (!vd_hold_begin(&hw->hold, run, hw, cancel_http_wait)) {
         free(hw->strings);
         free(hw);
         return luaL_error(L, "out of memory");
     }
-    hw->w = w;
-    hw->since = vd_now_mono();
-    vd_task_wait_cancel(run->task, hw, cancel_http_wait);
     vd_limiter_wait *lw = vd_limiter_session(run->gen->env.limiter, &hw->ls, on_leave, hw);
-    if (lw) hw->lw = lw; /* else on_leave ran */
+    if (lw) hw->hold.lw = lw; /* else on_leave ran */
     return vd_task_wait_end(L, run->task);
 }
 

@@ -77,7 +77,8 @@ function M.classifier(spec)
 end
 
 -- signal(reply, at_connect): what the provider's own wordings say about us; nil leaves it to
--- reputation.signal (the engine asks the rule's first).
+-- reputation.signal (the engine reads every reply once, the rule's signal first, and hands the
+-- reading to classify as reply.signal).
 function M.signaller(spec)
   if not (spec.block or spec.slow_down or spec.replies) then return nil end
   return function(r)
