@@ -212,13 +212,27 @@ static int job_set_method(lua_State *L)
     return 0;
 }
 
+/* A limits key a rule writes, and the vd_limit field it fills. */
+typedef struct limit_field {
+    const char *key;
+    size_t off;
+} limit_field;
+
+/* Fills out's fields from the table on top of the stack (missing or <= 0: 0, no cap). */
+static void read_fields(lua_State *L, const limit_field *f, size_t n, vd_limit *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        lua_getfield(L, -1, f[i].key);
+        double v = (double)lua_tonumber(L, -1);
+        *(double *)((char *)out + f[i].off) = v > 0 ? v : 0;
+        lua_pop(L, 1);
+    }
+}
+
 /* Reads one scope's limits from the table at idx (missing keys are 0: no cap). */
 static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-    } f[] = {
+    static const limit_field f[] = {
         {"connections", offsetof(vd_limit, connections)},
         {"rcpt_per_session", offsetof(vd_limit, rcpt_per_session)},
         {"sessions_per_minute", offsetof(vd_limit, sessions_per_minute)},
@@ -228,13 +242,7 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
         {"start_per_minute", offsetof(vd_limit, start_per_minute)},
     };
     memset(out, 0, sizeof *out);
-    if (lua_getfield(L, idx, scope) == LUA_TTABLE)
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            lua_getfield(L, -1, f[i].key);
-            double v = (double)lua_tonumber(L, -1);
-            *(double *)((char *)out + f[i].off) = v > 0 ? v : 0;
-            lua_pop(L, 1);
-        }
+    if (lua_getfield(L, idx, scope) == LUA_TTABLE) read_fields(L, f, sizeof f / sizeof f[0], out);
     lua_pop(L, 1);
 }
 
@@ -243,23 +251,13 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
  * `burst` refilled at up to `per_minute` (the adaptive rate, as RCPTs). */
 static void read_http_limit(lua_State *L, vd_run *run, const char *rule)
 {
+    static const limit_field f[] = {
+        {"concurrency", offsetof(vd_limit, connections)},
+        {"per_minute", offsetof(vd_limit, rcpt_per_minute)},
+        {"burst", offsetof(vd_limit, rcpt_burst)},
+    };
     vd_limit lim = {0};
-    if (lua_getfield(L, 4, "http") == LUA_TTABLE) {
-        static const struct {
-            const char *key;
-            size_t off;
-        } f[] = {
-            {"concurrency", offsetof(vd_limit, connections)},
-            {"per_minute", offsetof(vd_limit, rcpt_per_minute)},
-            {"burst", offsetof(vd_limit, rcpt_burst)},
-        };
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            lua_getfield(L, -1, f[i].key);
-            double v = (double)lua_tonumber(L, -1);
-            *(double *)((char *)&lim + f[i].off) = v > 0 ? v : 0;
-            lua_pop(L, 1);
-        }
-    }
+    if (lua_getfield(L, 4, "http") == LUA_TTABLE) read_fields(L, f, sizeof f / sizeof f[0], &lim);
     lua_pop(L, 1);
     vd_lua_http_limits(run, rule, &lim);
 }
@@ -411,9 +409,7 @@ static void defer_smtp(smtp_wait *sw, const char *why)
     vd_waiter *w = vd_hold_over(&sw->hold);
     smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
-    vd_task *t = vd_waiter_take(w);
-    if (!t) return;
-    vd_task_resume_error(t, VD_LIMITER_DEFERRED, why);
+    vd_waiter_fail(w, VD_LIMITER_DEFERRED, why);
 }
 
 static void on_budget(const char *deny, void *arg);

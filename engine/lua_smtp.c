@@ -199,10 +199,8 @@ static void on_rcpt_leave(const char *deny, void *arg)
         vd_lease_rcpt(l, to, on_reply, w);
         return;
     }
-    vd_task *t = vd_waiter_take(w); /* the session went while the RCPT waited */
-    if (!t) return;
-    vd_task_resume_error(t, vd_smtp_err_name(VD_SMTP_ERR_BUSY),
-                         "the session went while the RCPT waited for its turn");
+    vd_waiter_fail(w, vd_smtp_err_name(VD_SMTP_ERR_BUSY), /* the session went meanwhile */
+                   "the session went while the RCPT waited for its turn");
 }
 
 /* RCPT, paced by the limiter: the task stays suspended from the wait to the reply. */
