@@ -12,16 +12,18 @@
 #include "limiter.h"
 #include "lua_task.h"
 #include "probe.h"
-#include "rules.h"
+
+struct vd_rules;
+typedef struct vd_run vd_run; /* as rules.h says it: this header does not point up to rules.h */
 
 struct vd_lua_session;
 
 /* One probe running on a generation. */
 struct vd_run {
-    vd_rules *gen;
+    struct vd_rules *gen;
     vd_task *task;
     vd_probe *probe;
-    vd_probe_done_cb done;
+    void (*done)(vd_probe *p, void *arg); /* rules.h's vd_probe_done_cb */
     void *arg;
     int self_ref; /* the job userdata, LUA_NOREF until made */
     int op_slot;  /* the session whose command is in flight */

@@ -96,23 +96,23 @@ vd_signal vd_lua_reply_read(lua_State *L, vd_run *run, int code, const char *enh
     const char *rule = run->probe->provider;
     lua_State *S = r->service; /* the task is suspended: the reading runs beside it */
     vd_sandbox_service(r->L);
+    int reply = lua_gettop(S) + 1;
     push_reply(S, code, enhanced, text);
     lua_getfield(S, LUA_REGISTRYINDEX, VD_SIGNAL_KEY);
     lua_pushstring(S, rule);
-    lua_pushvalue(S, 1);
+    lua_pushvalue(S, reply);
     lua_pushboolean(S, at_connect);
-    vd_signal heard = VD_SIG_NONE;
-    if (lua_pcall(S, 3, 2, 0) == LUA_OK) {
-        heard = signal_of(lua_tostring(S, -1));
-        lua_pushstring(S, lua_isstring(S, -2) ? lua_tostring(S, -2) : "none");
-        lua_setfield(S, 1, "signal");
-    } else {
-        vd_log_to(r->env.log, r->env.log_arg, VD_LOG_WARNING, "signal of rule %s: %s", rule,
-                  lua_tostring(S, -1));
-        lua_pushliteral(S, "none");
-        lua_setfield(S, 1, "signal");
-    }
-    lua_settop(S, 1);
+    const char *err = NULL;
+    if (lua_pcall(S, 3, 2, 0) != LUA_OK)
+        err = lua_tostring(S, -1);
+    else if (!lua_isnil(S, -2) && lua_type(S, -2) != LUA_TSTRING)
+        err = "returned no signal name";
+    if (err)
+        vd_log_to(r->env.log, r->env.log_arg, VD_LOG_WARNING, "signal of rule %s: %s", rule, err);
+    vd_signal heard = err ? VD_SIG_NONE : signal_of(lua_tostring(S, -1));
+    lua_pushstring(S, !err && lua_type(S, -2) == LUA_TSTRING ? lua_tostring(S, -2) : "none");
+    lua_setfield(S, reply, "signal");
+    lua_settop(S, reply);
     lua_xmove(S, L, 1);
     return heard;
 }

@@ -45,9 +45,11 @@ local function entry_fits(e, r, text)
   return true
 end
 
--- The signal a verdict reason stands for, so the engine's feedback agrees with the verdict
--- (an entry's `signal` overrides it: "none" says the reply is about nothing of ours, and
--- the generic reputation.signal is not asked).
+-- The signal a verdict reason stands for. A `replies` entry states a verdict; the reading the
+-- engine takes of the reply (once, as it arrives: this rule's `signal`, below) follows the
+-- verdict's reason, so what the limiter hears agrees with the verdict. An entry's `signal`
+-- overrides it ("none": the reply is about nothing of ours, and the generic
+-- reputation.signal is not asked).
 local SIGNAL_OF = { blocked = "block", throttled = "slow_down", mailbox_not_found = "unknown_user" }
 
 local BLOCKED = { status = "unknown", reason = "blocked" }
