@@ -1,10 +1,12 @@
 /* lua_bridge.h — what the files of the Lua bridge share: rules.c (generations, runs),
  * lua_job.c (the job object), lua_smtp.c (sessions and replies), lua_dns.c (the dns table),
- * lua_http.c (the http table), lua_json.c (the json table).
+ * lua_http.c (the http table), lua_json.c (the json table); lua_run.h (the run, the limiter's
+ * hold) is below them all.
  * Nothing outside the bridge includes this; the engine sees rules.h. */
 #ifndef VALIDORA_LUA_BRIDGE_H
 #define VALIDORA_LUA_BRIDGE_H
 #include <lua.h>
+#include "lua_run.h"
 #include "lua_task.h"
 #include "probe.h"
 #include "rules.h"
@@ -18,29 +20,8 @@ struct vd_rules {
     lua_State *service;       /* a thread for the engine's own calls (signals) */
 };
 
-struct vd_lua_session;
-
-/* One probe running on a generation. */
-struct vd_run {
-    vd_rules *gen;
-    vd_task *task;
-    vd_probe *probe;
-    vd_probe_done_cb done;
-    void *arg;
-    int self_ref; /* the job userdata, LUA_NOREF until made */
-    int op_slot;  /* the session whose command is in flight */
-    struct vd_lua_session *sessions[VD_PROBE_MAX_SESSIONS];
-    struct vd_cookie_jar *jar; /* the probe's cookies (http.c), made by its first request */
-    vd_limit_set http_limits;  /* http.request's key `http:<rule>` (only the provider scope) */
-    int http_requests;         /* http.request calls so far */
-    char made_up[24];          /* the last job:random_local(): an RCPT to it is a catch-all probe */
-    bool op_made_up;           /* the RCPT in flight is to made_up (charged up front) */
-};
-
-/* The run a thread's task belongs to, or NULL (the main thread). */
-vd_run *vd_run_of(lua_State *L);
-/* The same, but raises a Lua error naming what unless L runs a probe. */
-vd_run *vd_run_check(lua_State *L, const char *what);
+/* Where rules.c keeps reputation.signal_for, the rule's one reading of a reply (lua_smtp.c). */
+#define VD_SIGNAL_KEY "validora.signal"
 
 /* lua_job.c */
 void vd_lua_job_open(lua_State *L);                         /* the job metatable */
@@ -52,8 +33,12 @@ void vd_lua_job_detach(vd_run *run);                        /* the userdata no l
 void vd_lua_smtp_open(lua_State *L); /* session and reply metatables */
 /* Pushes a session object for the lease in the probe's slot. */
 void vd_lua_session_push(lua_State *L, vd_run *run, int slot);
-/* Pushes a reply table {code, enhanced, text} with :matches(). */
-void vd_lua_push_reply(lua_State *L, int code, const char *enhanced, const char *text);
+/* Pushes on L the reply table {code, enhanced, text, signal} with :matches(), read once:
+ * signal is the rule's reading of it (reputation.signal_for: the rule's own `signal`, then
+ * the generic one; "none" when it says nothing of ours). Returns what the limiter hears of it
+ * (at_connect: the reply refused a new session, where a bare 421 is a slow-down). */
+vd_signal vd_lua_reply_read(lua_State *L, vd_run *run, int code, const char *enhanced,
+                            const char *text, bool at_connect);
 /* Cuts every session object of the run from it. */
 void vd_lua_sessions_detach(vd_run *run);
 

@@ -41,9 +41,8 @@ void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r)
  * been handed to the rule). */
 static vd_task *answer_for(void *arg, vd_dns_status status)
 {
-    vd_task *t = vd_waiter_take(arg);
-    if (!t || status == VD_DNS_OK) return t;
-    vd_task_resume_error(t, vd_dns_status_name(status), NULL);
+    if (status == VD_DNS_OK) return vd_waiter_take(arg);
+    vd_waiter_fail(arg, vd_dns_status_name(status), NULL);
     return NULL;
 }
 

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 #include <lauxlib.h>
-#include "clock.h"
 #include "http.h"
 #include "lua_bridge.h"
 
@@ -24,13 +23,10 @@
 #define VD_LUA_HTTP_MAX_PER_PROBE 16
 
 typedef struct http_wait {
-    vd_run *run;
-    vd_waiter *w;
+    vd_hold hold;    /* run, waiter, the limiter's handle, since */
     vd_limit_set ls; /* the limiter reads it while the wait lasts */
-    vd_limiter_wait *lw;
     vd_http_req *hr;
     bool granted; /* counts against the concurrency cap until the response */
-    double since;
     vd_http_request rq;
     vd_http_header hv[VD_HTTP_MAX_REQ_HDRS];
     char *strings; /* one block: url, method, header names and values, body */
@@ -44,10 +40,26 @@ void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim)
     run->http_limits.limit[VD_SCOPE_PROVIDER] = *lim;
 }
 
+/* The rule the probe runs ("default" before job:_rule named one). */
+static const char *rule_of(const vd_run *run)
+{
+    return run->probe->provider[0] ? run->probe->provider : "default";
+}
+
+/* The run's key http:<rule>; a rule that set no limits.http gets it with none of its own. */
+static const vd_limit_set *http_key(vd_run *run)
+{
+    if (!run->http_limits.key[VD_SCOPE_PROVIDER][0]) {
+        vd_limit none = {0};
+        vd_lua_http_limits(run, rule_of(run), &none);
+    }
+    return &run->http_limits;
+}
+
 static void wait_free(http_wait *hw)
 {
-    vd_run *run = hw->run;
-    vd_limiter_cancel(hw->lw);
+    vd_run *run = hw->hold.run;
+    vd_limiter_cancel(hw->hold.lw);
     vd_http_cancel(hw->hr);
     if (hw->granted) vd_limiter_session_end(run->gen->env.limiter, &hw->ls);
     free(hw->strings);
@@ -59,17 +71,16 @@ static void cancel_http_wait(void *handle)
     wait_free(handle);
 }
 
-/* Ends the wait: frees hw, and hands the task to the caller to push its results on (NULL when
- * the completion is stale). */
-static vd_task *end_wait(http_wait *hw)
+/* Ends the wait: frees hw, and hands the caller the waiter its results go to. */
+static vd_waiter *end_wait(http_wait *hw)
 {
-    vd_run *run = hw->run;
-    vd_waiter *w = hw->w;
-    hw->lw = NULL;
+    vd_run *run = hw->hold.run;
+    vd_waiter *w = hw->hold.w;
+    hw->hold.lw = NULL;
     hw->hr = NULL;
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     wait_free(hw);
-    return vd_waiter_take(w);
+    return w;
 }
 
 static void push_headers(lua_State *L, const vd_http_response *r)
@@ -94,13 +105,14 @@ static void on_response(const vd_http_response *r, void *arg)
 {
     http_wait *hw = arg;
     hw->hr = NULL; /* done: not to be cancelled */
-    vd_task *t = end_wait(hw);
-    if (!t) return;
+    vd_waiter *w = end_wait(hw);
     if (r->err) {
-        vd_task_resume_error(t, vd_http_err_name(r->err),
-                             r->errmsg ? r->errmsg : vd_http_err_name(r->err));
+        vd_waiter_fail(w, vd_http_err_name(r->err),
+                       r->errmsg ? r->errmsg : vd_http_err_name(r->err));
         return;
     }
+    vd_task *t = vd_waiter_take(w);
+    if (!t) return;
     lua_State *co = vd_task_thread(t);
     lua_createtable(co, 0, 4);
     lua_pushinteger(co, r->status);
@@ -118,37 +130,28 @@ static void on_token(const char *deny, void *arg)
 {
     (void)deny; /* tokens pace, never refuse */
     http_wait *hw = arg;
-    vd_run *run = hw->run;
-    hw->lw = NULL;
-    run->probe->delayed += vd_now_mono() - hw->since;
-    if (!run->jar && !(run->jar = vd_cookie_jar_new())) {
-        vd_task *t = end_wait(hw);
-        if (!t) return;
-        vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
-        return;
+    vd_run *run = hw->hold.run;
+    vd_hold_over(&hw->hold); /* the task's cancel stays hw's: it cancels the request too */
+    if (run->jar || (run->jar = vd_cookie_jar_new())) {
+        hw->rq.jar = run->jar;
+        hw->hr = vd_http_start(run->gen->env.http, &hw->rq, on_response, hw);
+        if (hw->hr) return;
     }
-    hw->rq.jar = run->jar;
-    hw->hr = vd_http_start(run->gen->env.http, &hw->rq, on_response, hw);
-    if (hw->hr) return;
-    vd_task *t = end_wait(hw);
-    if (!t) return;
-    vd_task_resume_error(t, vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
+    vd_waiter_fail(end_wait(hw), vd_http_err_name(VD_HTTP_ERR_INVALID), "out of memory");
 }
 
 static void on_leave(const char *deny, void *arg)
 {
     http_wait *hw = arg;
-    hw->lw = NULL;
+    hw->hold.lw = NULL;
     if (deny) {
-        hw->run->probe->delayed += vd_now_mono() - hw->since;
-        vd_task *t = end_wait(hw);
-        if (!t) return;
-        vd_task_resume_error(t, VD_LIMITER_DEFERRED, deny);
+        vd_hold_over(&hw->hold);
+        vd_waiter_fail(end_wait(hw), VD_LIMITER_DEFERRED, deny);
         return;
     }
     hw->granted = true;
-    vd_limiter_wait *lw = vd_limiter_rcpt(hw->run->gen->env.limiter, &hw->ls, on_token, hw);
-    if (lw) hw->lw = lw; /* else on_token ran */
+    vd_limiter_wait *lw = vd_limiter_rcpt(hw->hold.run->gen->env.limiter, &hw->ls, on_token, hw);
+    if (lw) hw->hold.lw = lw; /* else on_token ran */
 }
 
 /* Reads the request table at index 1 into hw (strings copied into one block). Raises a Lua
@@ -246,25 +249,16 @@ static int l_request(lua_State *L)
     }
     *hw = tmp;
     hw->rq.headers = hw->hv; /* the copy's own array */
-    hw->run = run;
     vd_probe_note_method(run->probe, VD_METHOD_HTTP);
     run->http_requests++;
-    if (!run->http_limits.key[VD_SCOPE_PROVIDER][0]) {
-        vd_limit none = {0};
-        vd_lua_http_limits(run, run->probe->provider[0] ? run->probe->provider : "default", &none);
-    }
-    hw->ls = run->http_limits;
-    vd_waiter *w = vd_task_wait_begin(run->task);
-    if (!w) {
+    hw->ls = *http_key(run);
+    if (!vd_hold_begin(&hw->hold, run, hw, cancel_http_wait)) {
         free(hw->strings);
         free(hw);
         return luaL_error(L, "out of memory");
     }
-    hw->w = w;
-    hw->since = vd_now_mono();
-    vd_task_wait_cancel(run->task, hw, cancel_http_wait);
     vd_limiter_wait *lw = vd_limiter_session(run->gen->env.limiter, &hw->ls, on_leave, hw);
-    if (lw) hw->lw = lw; /* else on_leave ran */
+    if (lw) hw->hold.lw = lw; /* else on_leave ran */
     return vd_task_wait_end(L, run->task);
 }
 
@@ -278,15 +272,9 @@ static int l_signal(lua_State *L)
     const char *k = luaL_checkstring(L, 1);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(k, kinds[i].name)) {
-            if (!run->http_limits.key[VD_SCOPE_PROVIDER][0]) {
-                vd_limit none = {0};
-                vd_lua_http_limits(run, run->probe->provider[0] ? run->probe->provider : "default",
-                                   &none);
-            }
             char why[128];
-            snprintf(why, sizeof why, "http.signal(\"%s\") of rule %s", k,
-                     run->probe->provider[0] ? run->probe->provider : "default");
-            vd_limiter_feedback(run->gen->env.limiter, &run->http_limits, kinds[i].sig, false, why);
+            snprintf(why, sizeof why, "http.signal(\"%s\") of rule %s", k, rule_of(run));
+            vd_limiter_feedback(run->gen->env.limiter, http_key(run), kinds[i].sig, false, why);
             return 0;
         }
     return luaL_error(L, "http.signal: kind must be \"ok\", \"slow_down\" or \"block\", not '%s'",

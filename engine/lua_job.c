@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "budget.h"
 #include "lua_bridge.h"
+#include "lua_job.h"
 
 #define JOB_MT "validora.job"
 
@@ -211,13 +212,27 @@ static int job_set_method(lua_State *L)
     return 0;
 }
 
+/* A limits key a rule writes, and the vd_limit field it fills. */
+typedef struct limit_field {
+    const char *key;
+    size_t off;
+} limit_field;
+
+/* Fills out's fields from the table on top of the stack (missing or <= 0: 0, no cap). */
+static void read_fields(lua_State *L, const limit_field *f, size_t n, vd_limit *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        lua_getfield(L, -1, f[i].key);
+        double v = (double)lua_tonumber(L, -1);
+        *(double *)((char *)out + f[i].off) = v > 0 ? v : 0;
+        lua_pop(L, 1);
+    }
+}
+
 /* Reads one scope's limits from the table at idx (missing keys are 0: no cap). */
 static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
 {
-    static const struct {
-        const char *key;
-        size_t off;
-    } f[] = {
+    static const limit_field f[] = {
         {"connections", offsetof(vd_limit, connections)},
         {"rcpt_per_session", offsetof(vd_limit, rcpt_per_session)},
         {"sessions_per_minute", offsetof(vd_limit, sessions_per_minute)},
@@ -227,13 +242,7 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
         {"start_per_minute", offsetof(vd_limit, start_per_minute)},
     };
     memset(out, 0, sizeof *out);
-    if (lua_getfield(L, idx, scope) == LUA_TTABLE)
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            lua_getfield(L, -1, f[i].key);
-            double v = (double)lua_tonumber(L, -1);
-            *(double *)((char *)out + f[i].off) = v > 0 ? v : 0;
-            lua_pop(L, 1);
-        }
+    if (lua_getfield(L, idx, scope) == LUA_TTABLE) read_fields(L, f, sizeof f / sizeof f[0], out);
     lua_pop(L, 1);
 }
 
@@ -242,23 +251,13 @@ static void read_limit(lua_State *L, int idx, const char *scope, vd_limit *out)
  * `burst` refilled at up to `per_minute` (the adaptive rate, as RCPTs). */
 static void read_http_limit(lua_State *L, vd_run *run, const char *rule)
 {
+    static const limit_field f[] = {
+        {"concurrency", offsetof(vd_limit, connections)},
+        {"per_minute", offsetof(vd_limit, rcpt_per_minute)},
+        {"burst", offsetof(vd_limit, rcpt_burst)},
+    };
     vd_limit lim = {0};
-    if (lua_getfield(L, 4, "http") == LUA_TTABLE) {
-        static const struct {
-            const char *key;
-            size_t off;
-        } f[] = {
-            {"concurrency", offsetof(vd_limit, connections)},
-            {"per_minute", offsetof(vd_limit, rcpt_per_minute)},
-            {"burst", offsetof(vd_limit, rcpt_burst)},
-        };
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            lua_getfield(L, -1, f[i].key);
-            double v = (double)lua_tonumber(L, -1);
-            *(double *)((char *)&lim + f[i].off) = v > 0 ? v : 0;
-            lua_pop(L, 1);
-        }
-    }
+    if (lua_getfield(L, 4, "http") == LUA_TTABLE) read_fields(L, f, sizeof f / sizeof f[0], &lim);
     lua_pop(L, 1);
     vd_lua_http_limits(run, rule, &lim);
 }
@@ -332,15 +331,13 @@ static void on_lease(vd_lease *lease, const vd_pool_result *r, void *arg)
     if (p->granted > 0) p->granted--; /* the lease (or its failure) takes over the grant */
     if (!lease) {
         vd_limiter_session_end(p->limiter, &p->limits);
-        if (r->reply)
-            vd_limiter_feedback(p->limiter, &p->limits,
-                                vd_rules_signal(run->gen, p->provider, r->reply->code,
-                                                r->reply->enhanced, r->reply->text, true),
-                                true, r->reply->text);
         lua_pushnil(co);
         lua_pushstring(co, vd_smtp_err_name(r->err));
-        if (r->reply)
-            vd_lua_push_reply(co, r->reply->code, r->reply->enhanced, r->reply->text);
+        if (r->reply) /* the refusal is read once: the limiter hears it, the rule gets it */
+            vd_limiter_feedback(p->limiter, &p->limits,
+                                vd_lua_reply_read(co, run, r->reply->code, r->reply->enhanced,
+                                                  r->reply->text, true),
+                                true, r->reply->text);
         else
             lua_pushstring(co, r->errmsg ? r->errmsg : vd_smtp_err_name(r->err));
         vd_task_resume(t, 3);
@@ -361,19 +358,16 @@ static void cancel_pool(void *handle)
 /* A job:smtp() waiting for the limiter's leave to open a session, then (the probe's first
  * session) for the day's budget. */
 typedef struct smtp_wait {
+    vd_hold hold;                  /* run, waiter, the limiter's handle, since */
     struct smtp_wait *prev, *next; /* in env.parked, while waiting */
-    vd_run *run;
-    vd_waiter *w;
     vd_budget_wait *bw;
-    vd_limiter_wait *lw;
     bool charged;       /* this call charged the budget */
     bool holds_session; /* granted by the limiter, the budget being asked */
-    double since;
 } smtp_wait;
 
 static void park_link(smtp_wait *sw)
 {
-    vd_smtp_parked *p = sw->run->gen->env.parked;
+    vd_smtp_parked *p = sw->hold.run->gen->env.parked;
     if (!p) return;
     sw->next = p->head;
     if (p->head) p->head->prev = sw;
@@ -383,7 +377,7 @@ static void park_link(smtp_wait *sw)
 /* Every free of a smtp_wait goes through here. */
 static void smtp_wait_free(smtp_wait *sw)
 {
-    vd_smtp_parked *p = sw->run->gen->env.parked;
+    vd_smtp_parked *p = sw->hold.run->gen->env.parked;
     if (p && (p->head == sw || sw->prev)) {
         if (sw->prev)
             sw->prev->next = sw->next;
@@ -398,27 +392,24 @@ static void cancel_smtp_wait(void *handle)
 {
     smtp_wait *sw = handle;
     vd_budget_cancel(sw->bw);
-    vd_limiter_cancel(sw->lw);
+    vd_limiter_cancel(sw->hold.lw);
     smtp_wait_free(sw);
 }
 
 static bool pool_has_idle(void *arg)
 {
     smtp_wait *sw = arg;
-    return vd_pool_has_idle(sw->run->gen->env.pool, sw->run->probe->mx);
+    return vd_pool_has_idle(sw->hold.run->gen->env.pool, sw->hold.run->probe->mx);
 }
 
 /* Ends the wait with nil, errors.deferred, why (a rule writes the address unknown/deferred). */
 static void defer_smtp(smtp_wait *sw, const char *why)
 {
-    vd_run *run = sw->run;
-    vd_waiter *w = sw->w;
-    run->probe->delayed += vd_now_mono() - sw->since;
+    vd_run *run = sw->hold.run;
+    vd_waiter *w = vd_hold_over(&sw->hold);
     smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
-    vd_task *t = vd_waiter_take(w);
-    if (!t) return;
-    vd_task_resume_error(t, VD_LIMITER_DEFERRED, why);
+    vd_waiter_fail(w, VD_LIMITER_DEFERRED, why);
 }
 
 static void on_budget(const char *deny, void *arg);
@@ -432,8 +423,8 @@ static void wait_session(smtp_wait *sw);
 static void on_session_leave(const char *deny, void *arg)
 {
     smtp_wait *sw = arg;
-    vd_run *run = sw->run;
-    sw->lw = NULL;
+    vd_run *run = sw->hold.run;
+    sw->hold.lw = NULL;
     if (deny) {
         if (sw->charged) { /* nothing was sent: the verification goes back to the budget */
             vd_budget_refund(run->gen->env.budget);
@@ -453,8 +444,7 @@ static void on_session_leave(const char *deny, void *arg)
         vd_limiter_session_end(run->probe->limiter, &run->probe->limits);
         return;
     }
-    vd_waiter *w = sw->w;
-    run->probe->delayed += vd_now_mono() - sw->since;
+    vd_waiter *w = vd_hold_over(&sw->hold);
     smtp_wait_free(sw);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->probe->granted++;
@@ -464,13 +454,14 @@ static void on_session_leave(const char *deny, void *arg)
 
 static void wait_session(smtp_wait *sw)
 {
-    vd_probe *p = sw->run->probe;
-    sw->since = vd_now_mono(); /* the record's delayed_ms is the limiter's hold, not the budget's */
+    vd_probe *p = sw->hold.run->probe;
+    sw->hold.since =
+        vd_now_mono(); /* the record's delayed_ms: the limiter's hold, not the budget's */
     vd_limiter_wait *lw =
         p->reuse
             ? vd_limiter_session_reuse(p->limiter, &p->limits, pool_has_idle, on_session_leave, sw)
             : vd_limiter_session(p->limiter, &p->limits, on_session_leave, sw);
-    if (lw) sw->lw = lw; /* else on_session_leave ran (and freed sw) */
+    if (lw) sw->hold.lw = lw; /* else on_session_leave ran (and freed sw) */
 }
 
 static void on_budget(const char *deny, void *arg)
@@ -480,11 +471,12 @@ static void on_budget(const char *deny, void *arg)
     sw->bw = NULL;
     sw->holds_session = false;
     if (deny) {
-        if (held) vd_limiter_session_end(sw->run->probe->limiter, &sw->run->probe->limits);
+        if (held)
+            vd_limiter_session_end(sw->hold.run->probe->limiter, &sw->hold.run->probe->limits);
         defer_smtp(sw, deny);
         return;
     }
-    sw->charged = sw->run->probe->charged = true;
+    sw->charged = sw->hold.run->probe->charged = true;
     if (held) /* granted at once: the session the limiter gave goes on */
         on_session_leave(NULL, sw);
     else /* after a wait for the new day: ask the limiter again */
@@ -498,11 +490,12 @@ static int job_smtp(lua_State *L)
         return luaL_error(L, "job:smtp: too many open sessions (release one)");
     run->probe->attempts++;
     vd_probe_note_method(run->probe, VD_METHOD_SMTP);
-    vd_waiter *w = vd_task_wait_begin(run->task);
-    smtp_wait *sw = w ? malloc(sizeof *sw) : NULL;
+    smtp_wait *sw = calloc(1, sizeof *sw);
     if (!sw) return luaL_error(L, "out of memory");
-    *sw = (smtp_wait){.run = run, .w = w, .since = vd_now_mono()};
-    vd_task_wait_cancel(run->task, sw, cancel_smtp_wait);
+    if (!vd_hold_begin(&sw->hold, run, sw, cancel_smtp_wait)) {
+        free(sw);
+        return luaL_error(L, "out of memory");
+    }
     vd_smtp_parked *parked = run->gen->env.parked;
     if (parked && parked->drained) {
         defer_smtp(sw, parked->drained); /* stopping: no new session */
@@ -519,9 +512,9 @@ void vd_smtp_drain(vd_smtp_parked *p, const char *why)
     while (p->head) {            /* each defer unlinks it; a probe it resumes finds `drained` set */
         smtp_wait *sw = p->head; /* never one holding a session: that is within one call */
         vd_budget_cancel(sw->bw);
-        vd_limiter_cancel(sw->lw);
+        vd_limiter_cancel(sw->hold.lw);
         sw->bw = NULL;
-        sw->lw = NULL;
+        sw->hold.lw = NULL;
         defer_smtp(sw, why);
     }
 }

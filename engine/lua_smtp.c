@@ -1,10 +1,13 @@
 /* lua_smtp.c — the SMTP session object rules get from job:smtp(), and reply objects.
  *
  * session:rcpt(addr), :mail(from), :rset() yield until the reply and return a reply table
- * {code, enhanced, text} with :matches(p), or nil, err, detail when no reply came (err is
+ * {code, enhanced, text, signal} with :matches(p), or nil, err, detail when no reply came (err is
  * one of docs/errors.md). Every address is parsed and validated here before it goes
  * anywhere near the wire. session:release([reusable]) hands the session back; sessions still
  * held when the probe ends are released for it.
+ * A reply is read once, here, as it arrives (vd_lua_reply_read): the rule's reading of what it
+ * says about us (reputation.signal_for) goes to the limiter and, as reply.signal, to the rule,
+ * whose classify reads it instead of reading the reply again.
  * Does not own: what a reply means (rules), which replies end a session or how enhanced codes
  * match (smtp.c), keeping or retiring sessions (pool.c). */
 #include <stdio.h>
@@ -12,8 +15,9 @@
 #include <time.h>
 #include <string.h>
 #include <lauxlib.h>
-#include "clock.h"
+#include "log.h"
 #include "lua_bridge.h"
+#include "sandbox.h"
 #include "smtp.h"
 
 #define SESSION_MT "validora.session"
@@ -64,9 +68,9 @@ static vd_lease *lease_of(const vd_lua_session *s)
     return s->run->probe->leases[s->slot];
 }
 
-void vd_lua_push_reply(lua_State *L, int code, const char *enhanced, const char *text)
+static void push_reply(lua_State *L, int code, const char *enhanced, const char *text)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, code);
     lua_setfield(L, -2, "code");
     lua_pushstring(L, enhanced ? enhanced : "");
@@ -74,6 +78,43 @@ void vd_lua_push_reply(lua_State *L, int code, const char *enhanced, const char 
     lua_pushstring(L, text ? text : "");
     lua_setfield(L, -2, "text");
     luaL_setmetatable(L, REPLY_MT);
+}
+
+/* A signal name as the limiter's vd_signal ("none", nil or an unknown name: none). */
+static vd_signal signal_of(const char *s)
+{
+    static const char *const names[] = {"", "ok", "unknown_user", "slow_down", "block"};
+    for (int i = 1; s && i < (int)(sizeof names / sizeof names[0]); i++)
+        if (!strcmp(s, names[i])) return (vd_signal)i;
+    return VD_SIG_NONE;
+}
+
+vd_signal vd_lua_reply_read(lua_State *L, vd_run *run, int code, const char *enhanced,
+                            const char *text, bool at_connect)
+{
+    vd_rules *r = run->gen;
+    const char *rule = run->probe->provider;
+    lua_State *S = r->service; /* the task is suspended: the reading runs beside it */
+    vd_sandbox_service(r->L);
+    int reply = lua_gettop(S) + 1;
+    push_reply(S, code, enhanced, text);
+    lua_getfield(S, LUA_REGISTRYINDEX, VD_SIGNAL_KEY);
+    lua_pushstring(S, rule);
+    lua_pushvalue(S, reply);
+    lua_pushboolean(S, at_connect);
+    const char *err = NULL;
+    if (lua_pcall(S, 3, 2, 0) != LUA_OK)
+        err = lua_tostring(S, -1);
+    else if (!lua_isnil(S, -2) && lua_type(S, -2) != LUA_TSTRING)
+        err = "returned no signal name";
+    if (err)
+        vd_log_to(r->env.log, r->env.log_arg, VD_LOG_WARNING, "signal of rule %s: %s", rule, err);
+    vd_signal heard = err ? VD_SIG_NONE : signal_of(lua_tostring(S, -1));
+    lua_pushstring(S, !err && lua_type(S, -2) == LUA_TSTRING ? lua_tostring(S, -2) : "none");
+    lua_setfield(S, reply, "signal");
+    lua_settop(S, reply);
+    lua_xmove(S, L, 1);
+    return heard;
 }
 
 /* The fewest RCPTs a session may carry, over the provider and MX scopes (0: no cap). */
@@ -96,14 +137,13 @@ static void on_reply(vd_smtp *smtp, const vd_smtp_reply *r, void *arg)
     vd_lease *l = p->leases[run->op_slot];
     if (l) vd_probe_note_session(p, l);
     if (r->err == VD_SMTP_OK) {
-        vd_signal sig =
-            vd_rules_signal(run->gen, p->provider, r->code, r->enhanced, r->text, false);
+        /* read once: the rule gets the reading as reply.signal, the limiter hears it now */
+        vd_signal sig = vd_lua_reply_read(co, run, r->code, r->enhanced, r->text, false);
         if (run->op_made_up && sig == VD_SIG_UNKNOWN_USER) sig = VD_SIG_OK; /* paid up front */
         run->op_made_up = false;
         vd_limiter_feedback(p->limiter, &p->limits, sig, false, r->text);
         if (l && rcpt_cap(p) > 0 && vd_lease_rcpts(l) >= rcpt_cap(p))
             p->retire[run->op_slot] = true;
-        vd_lua_push_reply(co, r->code, r->enhanced, r->text);
         vd_task_resume(t, 1);
     } else {
         vd_task_resume_error(t, vd_smtp_err_name(r->err),
@@ -131,18 +171,15 @@ static int session_command(lua_State *L, vd_lua_session *s, lease_op op, const c
 
 /* An RCPT waiting for the limiter's token. */
 typedef struct rcpt_wait {
-    vd_run *run;
-    vd_waiter *w;
+    vd_hold hold;
     int slot;
-    vd_limiter_wait *lw;
-    double since;
     char to[sizeof(((vd_address *)0)->address)];
 } rcpt_wait;
 
 static void cancel_rcpt_wait(void *handle)
 {
     rcpt_wait *rw = handle;
-    vd_limiter_cancel(rw->lw);
+    vd_limiter_cancel(rw->hold.lw);
     free(rw);
 }
 
@@ -150,12 +187,11 @@ static void on_rcpt_leave(const char *deny, void *arg)
 {
     (void)deny; /* RCPTs are paced, never refused */
     rcpt_wait *rw = arg;
-    vd_run *run = rw->run;
-    run->probe->delayed += vd_now_mono() - rw->since;
+    vd_run *run = rw->hold.run;
+    vd_waiter *w = vd_hold_over(&rw->hold);
     vd_task_wait_cancel(run->task, NULL, vd_task_no_callback);
     run->op_slot = rw->slot;
     vd_lease *l = run->probe->leases[rw->slot];
-    vd_waiter *w = rw->w;
     char to[sizeof rw->to];
     memcpy(to, rw->to, sizeof to);
     free(rw);
@@ -163,22 +199,22 @@ static void on_rcpt_leave(const char *deny, void *arg)
         vd_lease_rcpt(l, to, on_reply, w);
         return;
     }
-    vd_task *t = vd_waiter_take(w); /* the session went while the RCPT waited */
-    if (!t) return;
-    vd_task_resume_error(t, vd_smtp_err_name(VD_SMTP_ERR_BUSY),
-                         "the session went while the RCPT waited for its turn");
+    vd_waiter_fail(w, vd_smtp_err_name(VD_SMTP_ERR_BUSY), /* the session went meanwhile */
+                   "the session went while the RCPT waited for its turn");
 }
 
 /* RCPT, paced by the limiter: the task stays suspended from the wait to the reply. */
 static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
 {
     vd_run *run = s->run;
-    vd_waiter *w = vd_task_wait_begin(run->task);
-    rcpt_wait *rw = w ? malloc(sizeof *rw) : NULL;
+    rcpt_wait *rw = malloc(sizeof *rw);
     if (!rw) return luaL_error(L, "out of memory");
-    *rw = (rcpt_wait){.run = run, .w = w, .slot = s->slot, .since = vd_now_mono()};
+    if (!vd_hold_begin(&rw->hold, run, rw, cancel_rcpt_wait)) {
+        free(rw);
+        return luaL_error(L, "out of memory");
+    }
+    rw->slot = s->slot;
     snprintf(rw->to, sizeof rw->to, "%s", to);
-    vd_task_wait_cancel(run->task, rw, cancel_rcpt_wait);
     /* a mailbox the rule made up (the catch-all probe) is an unknown user in the server's eyes,
      * whatever it answers: it costs as one */
     size_t n = strlen(run->made_up);
@@ -187,7 +223,7 @@ static int session_rcpt_paced(lua_State *L, vd_lua_session *s, const char *to)
     vd_limiter_wait *lw =
         made_up ? vd_limiter_rcpt_probe(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw)
                 : vd_limiter_rcpt(run->probe->limiter, &run->probe->limits, on_rcpt_leave, rw);
-    if (lw) rw->lw = lw; /* else on_rcpt_leave ran (and freed rw) */
+    if (lw) rw->hold.lw = lw; /* else on_rcpt_leave ran (and freed rw) */
     return vd_task_wait_end(L, run->task);
 }
 

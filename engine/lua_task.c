@@ -197,6 +197,12 @@ void vd_task_resume_error(vd_task *t, const char *err, const char *detail)
     vd_task_resume(t, detail ? 3 : 2);
 }
 
+void vd_waiter_fail(vd_waiter *w, const char *err, const char *detail)
+{
+    vd_task *t = vd_waiter_take(w);
+    if (t) vd_task_resume_error(t, err, detail);
+}
+
 void vd_task_start(vd_task *t, int nargs)
 {
     vd_task_resume(t, nargs);

@@ -58,6 +58,9 @@ void vd_task_resume(vd_task *t, int nargs);
 /* Resumes the task with a failure, the bindings' convention: nil, err (an error name) and,
  * when detail is not NULL, detail (a message for people). */
 void vd_task_resume_error(vd_task *t, const char *err, const char *detail);
+/* In a completion that failed: takes w and, when it is still current, resumes its task with
+ * nil, err, detail (vd_task_resume_error); a stale completion is dropped. */
+void vd_waiter_fail(vd_waiter *w, const char *err, const char *detail);
 /* A cancel function for calls whose completion can no longer come once the caller has
  * dropped its handle (a released SMTP lease). */
 void vd_task_no_callback(void *handle);

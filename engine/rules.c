@@ -6,7 +6,8 @@
  * in place. Each run (one address) holds a reference to the generation it started on, so
  * jobs in flight finish on their own rules.
  * Does not own: the sandbox itself (sandbox.c), the coroutine protocol (lua_task.c), the
- * job, session and dns objects (lua_job.c, lua_smtp.c, lua_dns.c). */
+ * run's accessors (lua_run.c), the job, session, reply and dns objects (lua_job.c, lua_smtp.c,
+ * lua_dns.c): it calls down into them, and they never call it. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -22,19 +23,6 @@
 #include "validora/options.h"
 
 static const char RUNNER_KEY[] = "validora.runner";
-
-vd_run *vd_run_of(lua_State *L)
-{
-    vd_task *t = vd_task_of(L);
-    return t ? vd_task_arg(t) : NULL;
-}
-
-vd_run *vd_run_check(lua_State *L, const char *what)
-{
-    vd_run *run = vd_run_of(L);
-    if (!run) luaL_error(L, "%s: only inside a rule's probe", what);
-    return run;
-}
 
 /* ---- what the sandbox base gets from the engine ---- */
 
@@ -176,7 +164,6 @@ static void open_bindings(lua_State *L, vd_rules *r)
 static const char ORDERED_KEY[] = "validora.ordered";
 static const char DEFAULT_KEY[] = "validora.default";
 static const char SELECT_KEY[] = "validora.select";
-static const char SIGNAL_KEY[] = "validora.signal";
 static const char SERVICE_KEY[] = "validora.service";
 static const char WARMUP_KEY[] = "validora.warmup";
 
@@ -395,7 +382,7 @@ static void keep_runner(loader *ld, int list)
     lua_setfield(L, LUA_REGISTRYINDEX, RUNNER_KEY);
     if (!require_module(ld, "validora.reputation")) return;
     lua_getfield(L, -1, "signal_for");
-    lua_setfield(L, LUA_REGISTRYINDEX, SIGNAL_KEY);
+    lua_setfield(L, LUA_REGISTRYINDEX, VD_SIGNAL_KEY);
     keep_warmup(ld);
 }
 
@@ -573,29 +560,6 @@ void vd_rules_unref(vd_rules *r)
 unsigned vd_rules_id(const vd_rules *r)
 {
     return r->id;
-}
-
-vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *enhanced,
-                          const char *text, bool at_connect)
-{
-    static const char *const names[] = {"", "ok", "unknown_user", "slow_down", "block"};
-    lua_State *L = r->service;
-    vd_sandbox_service(r->L);
-    lua_getfield(L, LUA_REGISTRYINDEX, SIGNAL_KEY);
-    lua_pushstring(L, rule ? rule : "default");
-    vd_lua_push_reply(L, code, enhanced, text);
-    lua_pushboolean(L, at_connect);
-    vd_signal sig = VD_SIG_NONE;
-    if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_isstring(L, -1)) {
-        const char *s = lua_tostring(L, -1);
-        for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++)
-            if (!strcmp(s, names[i])) sig = (vd_signal)i;
-    } else if (!lua_isnil(L, -1)) {
-        vd_log_to(r->env.log, r->env.log_arg, VD_LOG_WARNING, "signal of rule %s: %s",
-                  rule ? rule : "default", lua_tostring(L, -1));
-    }
-    lua_settop(L, 0);
-    return sig;
 }
 
 long vd_rules_budget(vd_rules *r, int age_days, const vd_warmup_history *h, char *err,

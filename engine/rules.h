@@ -4,13 +4,14 @@
  * Owns (with lua_bridge.h's files): loading rules/NAME.lua into a sandbox as one generation,
  * checking it whole before it may become current, choosing the rule for an address
  * (rules/validora/select.lua), running its probe(job) as a task, and turning the rule's
- * calls into I/O (lua_job.c, lua_smtp.c, lua_dns.c).
+ * calls into I/O (lua_job.c, lua_smtp.c, lua_dns.c, lua_http.c; lua_job.h: the drain).
  * Does not own: when a generation becomes current (engine.c), the job's life (job.c), what a
  * reply means (rules/NAME.lua), the protocols (smtp.c, pool.c, dns.c). */
 #ifndef VALIDORA_RULES_H
 #define VALIDORA_RULES_H
 #include "dns.h"
 #include "limiter.h"
+#include "lua_job.h" /* vd_smtp_parked, vd_smtp_drain: the engine holds and drains it */
 #include "pool.h"
 #include "probe.h"
 #include "validora/validora.h"
@@ -33,16 +34,6 @@ typedef struct vd_rules_env {
     void *log_arg;
 } vd_rules_env;
 
-/* The job:smtp() calls waiting for the limiter or the budget, engine-wide (lua_job.c). */
-typedef struct vd_smtp_parked {
-    struct smtp_wait *head;
-    const char *drained; /* set by vd_smtp_drain: why a new job:smtp() is deferred at once */
-} vd_smtp_parked;
-/* A stop (SIGINT): every call still waiting for the limiter or the budget returns nil,
- * errors.deferred, why at once (its address gets unknown/deferred, which --resume verifies
- * again), and so does every job:smtp() from now on. Sessions already open finish. */
-void vd_smtp_drain(vd_smtp_parked *p, const char *why);
-
 /* Loads every rule of the directories (a later one adds rules and overrides those of the same
  * file name) as generation id. Every problem found goes to cb (file, line or 0, message);
  * NULL when there was any. */
@@ -63,10 +54,6 @@ typedef struct vd_pick {
 } vd_pick;
 int vd_rules_pick(vd_rules *r, const char *domain, const vd_mx_result *mx, vd_pick *out);
 
-/* What a reply says about the sender, as the rule (by name) or rules/validora/reputation.lua
- * reads it. at_connect: the reply refused a new session. */
-vd_signal vd_rules_signal(vd_rules *r, const char *rule, int code, const char *enhanced,
-                          const char *text, bool at_connect);
 /* What the ledger has seen from the source IP, for the warm-up curve. */
 typedef struct vd_warmup_history {
     long blocks_today, deferrals_today; /* today (UTC) */

@@ -59,8 +59,11 @@ function M.classify(r)
     return "deliverable", "accepted", false
   end
   -- About our pace, not the mailbox: a rate deferral is not greylisting (the engine has
-  -- lowered the rate; ask again, later, slower); a block is never "does not exist".
-  local signal = reputation.signal(r)
+  -- lowered the rate; ask again, later, slower); a block is never "does not exist". The
+  -- engine's replies come read (reply.signal, the rule's reading the limiter heard); a reply
+  -- table made by hand is read here.
+  local signal = r.signal
+  if signal == nil then signal = reputation.signal(r) end
   if signal == "slow_down" then return "unknown", "throttled", true end
   if signal == "block" then return "unknown", "blocked", false end
   -- Quota first: 452/552 and x.2.2 are about the mailbox's size, whatever else they say.

@@ -45,9 +45,11 @@ local function entry_fits(e, r, text)
   return true
 end
 
--- The signal a verdict reason stands for, so the engine's feedback agrees with the verdict
--- (an entry's `signal` overrides it: "none" says the reply is about nothing of ours, and
--- the generic reputation.signal is not asked).
+-- The signal a verdict reason stands for. A `replies` entry states a verdict; the reading the
+-- engine takes of the reply (once, as it arrives: this rule's `signal`, below) follows the
+-- verdict's reason, so what the limiter hears agrees with the verdict. An entry's `signal`
+-- overrides it ("none": the reply is about nothing of ours, and the generic
+-- reputation.signal is not asked).
 local SIGNAL_OF = { blocked = "block", throttled = "slow_down", mailbox_not_found = "unknown_user" }
 
 local BLOCKED = { status = "unknown", reason = "blocked" }
@@ -77,7 +79,8 @@ function M.classifier(spec)
 end
 
 -- signal(reply, at_connect): what the provider's own wordings say about us; nil leaves it to
--- reputation.signal (the engine asks the rule's first).
+-- reputation.signal (the engine reads every reply once, the rule's signal first, and hands the
+-- reading to classify as reply.signal).
 function M.signaller(spec)
   if not (spec.block or spec.slow_down or spec.replies) then return nil end
   return function(r)

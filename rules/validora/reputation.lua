@@ -3,7 +3,7 @@
 --
 -- The engine charges every session and RCPT to keys (the provider, the server: the MX address
 -- we connect to, its network, the destination domain, the source IP, everything) and shapes
--- them by these limits; after every reply it asks signal(reply) and adapts: "slow_down" lowers
+-- them by these limits; every reply is read once (signal_for) and it adapts: "slow_down" lowers
 -- the pace of that provider, server and network at once, "block" opens the provider's circuit
 -- breaker, "unknown_user" costs more tokens.
 -- A rule may bring its own `limits` (merged over these) and its own `signal` (tried first).
@@ -78,15 +78,16 @@ M.BLOCK_WORDS = {
   "ipcheck.proofpoint.com", "tss04", "client host rejected", "client host blocked",
 }
 
--- The signal of a reply: "ok", "unknown_user", "slow_down", "block", or nil (nothing about
--- us). at_connect: the reply refused a new session (banner, EHLO).
-function M.signal(r, at_connect)
+-- The signal of a reply: "ok", "unknown_user", "slow_down", "block", "none" (it says
+-- something, and nothing of ours: greylisting, Postfix's error limit) or nil (nothing
+-- recognised). What a refused connection adds is the engine's, at connect (signal_for).
+function M.signal(r)
   local code, enh, text = r.code or 0, r.enhanced or "", lower(r.text or "")
   if code >= 200 and code < 400 then return "ok" end
-  if find(text, "greylist", 1, true) then return nil end
+  if find(text, "greylist", 1, true) then return "none" end
   -- Postfix's hard error limit ends one session after too many unknown users: a fresh session
   -- is the answer, and unknown_cost already slows such probing down.
-  if find(text, "too many errors", 1, true) then return nil end
+  if find(text, "too many errors", 1, true) then return "none" end
   if M.SLOW_DOWN_CODES[enh] then return "slow_down" end
   if has_any(text, M.BLOCK_WORDS) or (enh == "5.7.1" and has_any(text, { "reputation", "block" }))
       or enh == "5.7.606" then
@@ -98,9 +99,6 @@ function M.signal(r, at_connect)
   if code >= 400 and code < 500 and find(enh, "^4%.7%.") and has_any(text, { "rate", "too many" }) then
     return "slow_down"
   end
-  -- A 421 at connect with no reputation wording is a server protecting itself (a connection
-  -- limit, a busy server): slow down, do not open the breaker.
-  if at_connect and code == 421 then return "slow_down" end
   if enh == "5.1.1" or enh == "5.1.10" or code == 550 and has_any(text, { "unknown", "not exist",
       "no such", "not found" }) then
     return "unknown_user"
@@ -123,14 +121,24 @@ function M.provider_key(rule, mxnames, server)
   return rule.name
 end
 
--- Called by the engine after every reply: the rule's own signal first, then ours.
+-- The one reading of a reply, made by the engine as the reply arrives (engine/lua_smtp.c):
+-- the rule's own `signal` first, then ours. Returns what the reply says about us (the rule
+-- gets it as reply.signal, and classify reads that instead of reading the reply again) and
+-- what the limiter hears: the same, but for a reply that refused a new session (at_connect),
+-- where a 421 in which we found nothing of ours is a server protecting itself (a connection
+-- limit, a busy server): slow down, do not open the breaker. That is a fact of the refusal,
+-- not of the mailbox, so reply.signal does not carry it.
 function M.signal_for(name, r, at_connect)
   local rule = M.rules[name]
   if rule and rule.signal then
     local s = rule.signal(r, at_connect)
-    if s ~= nil then return s end
+    if s ~= nil then return s, s end
   end
-  return M.signal(r, at_connect)
+  local s = M.signal(r)
+  if at_connect and r.code == 421 and (s == nil or s == "unknown_user") then
+    return s, "slow_down"
+  end
+  return s, s
 end
 
 return M
