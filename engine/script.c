@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include "csv_reader.h"
+#include "hashset.h"
 #include "sandbox.h"
 #include "validora/record.h"
 #include "validora/script.h"
@@ -29,6 +30,7 @@
 #define LINES_MT   "validora.lines"
 #define CSV_MT     "validora.csv"
 #define BATCH_MT   "validora.batch"
+#define SET_MT     "validora.set"
 #define RAW_KEY    "validora.raw" /* registry: weak-keyed record table -> its msgpack bytes */
 #define SCRIPT_KEY "validora.script"
 
@@ -44,6 +46,12 @@ struct vd_script {
     int concurrency; /* verify_all's default */
     int exit_code;
     size_t pending; /* addresses submitted, no record yet: the struct outlives them */
+    /* One reader for every record read back from bytes, over a stream fed one record at a
+     * time (its 64 KiB buffer is made once, not per record). */
+    vd_reader *rd;
+    FILE *feed;
+    const char *feed_at;
+    size_t feed_left;
 };
 typedef struct vd_script script;
 
@@ -121,17 +129,50 @@ static void push_record(lua_State *L, const vd_record_view *v, const char *raw, 
     lua_pop(L, 1);
 }
 
+static ssize_t feed_read(void *cookie, char *buf, size_t size)
+{
+    script *s = cookie;
+    size_t n = size < s->feed_left ? size : s->feed_left;
+    memcpy(buf, s->feed_at, n);
+    s->feed_at += n;
+    s->feed_left -= n;
+    return (ssize_t)n;
+}
+
+static void feed_close(script *s)
+{
+    vd_reader_free(s->rd);
+    if (s->feed) fclose(s->feed);
+    s->rd = NULL;
+    s->feed = NULL;
+}
+
+/* The view of one record's msgpack bytes (valid until the next call); false when they do not
+ * hold exactly one record. The reader reads a stream that is not a file only as far as the
+ * record needs, so it never reads past the bytes it was fed. */
+static bool view_of(script *s, const char *raw, size_t len, vd_record_view *v)
+{
+    if (!s->rd) {
+        s->feed = fopencookie(s, "rb", (cookie_io_functions_t){.read = feed_read});
+        if (!s->feed || !(s->rd = vd_reader_new(s->feed))) {
+            feed_close(s);
+            return false;
+        }
+    }
+    s->feed_at = raw;
+    s->feed_left = len;
+    if (vd_reader_next(s->rd, v) == VD_READ_RECORD && s->feed_left == 0) return true;
+    feed_close(s); /* a reader that failed stays failed: the next record gets a new one */
+    return false;
+}
+
 /* msgpack bytes of one record → its table; false when they do not hold one. */
 static bool push_record_bytes(lua_State *L, const char *raw, size_t len)
 {
-    FILE *f = fmemopen((void *)raw, len, "rb");
-    vd_reader *r = f ? vd_reader_new(f) : NULL;
     vd_record_view v;
-    bool ok = r && vd_reader_next(r, &v) == VD_READ_RECORD;
-    if (ok) push_record(L, &v, raw, len);
-    if (r) vd_reader_free(r);
-    if (f) fclose(f);
-    return ok;
+    if (!view_of(script_of(L), raw, len, &v)) return false;
+    push_record(L, &v, raw, len);
+    return true;
 }
 
 /* ---- resuming the script ---- */
@@ -157,12 +198,20 @@ static void wake(script *s)
 
 /* ---- verify_all: a batch of addresses in flight ---- */
 
+/* Records wait, packed, in a ring of `limit` slots: addresses in flight and records waiting
+ * together never exceed the batch's concurrency, so memory stays flat however long the list
+ * and however fast records come (a cached domain's arrive inside the submit call). */
+typedef struct packed {
+    char *raw; /* msgpack bytes (vd_record_pack) */
+    size_t len;
+} packed;
+
 typedef struct batch {
     script *s;
     int input_ref;   /* the address iterator (a function) or table */
     lua_Integer pos; /* next index when the input is a table */
-    int queue_ref;   /* a table: finished records, in order */
-    lua_Integer head, tail;
+    packed *ring;    /* finished records, in order of arrival */
+    size_t head, queued;
     int inflight, limit;
     bool input_done;
     bool closed; /* the iterator was garbage-collected: drop late records */
@@ -172,6 +221,14 @@ typedef struct pending {
     batch *b;
 } pending;
 
+static void batch_free(batch *b)
+{
+    for (; b->queued; b->queued--, b->head = (b->head + 1) % (size_t)b->limit)
+        free(b->ring[b->head].raw);
+    free(b->ring);
+    free(b);
+}
+
 static void on_batch_record(const struct vd_record *rec, void *arg)
 {
     pending *p = arg;
@@ -180,28 +237,18 @@ static void on_batch_record(const struct vd_record *rec, void *arg)
     b->inflight--;
     script *s = b->s;
     s->pending--;
-    lua_State *L = s->L;
-    if (!L) { /* the script is over and its state closed: the record has nowhere to go */
-        if (b->inflight == 0) free(b);
-        if (s->pending == 0) free(s);
+    if (!s->L || b->closed) { /* the script or its iterator is gone: the record has nowhere to go */
+        if (b->inflight == 0) batch_free(b);
+        if (!s->L && s->pending == 0) free(s);
         return;
     }
     size_t len = 0;
     char *raw = vd_record_pack(rec, VD_FMT_MSGPACK, &len); /* record.c's schema, as bytes */
-    if (!b->closed && raw) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->queue_ref);
-        lua_pushlstring(L, raw, len);
-        lua_rawseti(L, -2, ++b->tail);
-        lua_pop(L, 1);
-    } else if (!raw) {
+    if (!raw) {
         fprintf(stderr, "validora run: out of memory packing a record\n");
         s->failed = true;
-    }
-    free(raw);
-    if (b->closed && b->inflight == 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, b->queue_ref);
-        free(b);
-        return;
+    } else {
+        b->ring[(b->head + b->queued++) % (size_t)b->limit] = (packed){raw, len};
     }
     wake(s);
 }
@@ -248,7 +295,7 @@ static void submit(lua_State *L, batch *b, const char *addr, size_t len)
 static void fill(lua_State *L, batch *b)
 {
     script *s = b->s;
-    while (!b->input_done && !s->stopping && b->inflight < b->limit) {
+    while (!b->input_done && !s->stopping && b->inflight + (int)b->queued < b->limit) {
         if (!next_input(L, b)) {
             b->input_done = true;
             break;
@@ -275,17 +322,17 @@ static int batch_next_k(lua_State *L, int status, lua_KContext ctx)
     batch *b = *(batch **)luaL_checkudata(L, lua_upvalueindex(1), BATCH_MT);
     script *s = b->s;
     fill(L, b);
-    if (b->head < b->tail) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->queue_ref);
-        lua_rawgeti(L, -1, ++b->head);
-        lua_pushnil(L);
-        lua_rawseti(L, -3, b->head);
-        size_t len;
-        const char *raw = lua_tolstring(L, -1, &len);
-        if (!push_record_bytes(L, raw, len)) return luaL_error(L, "a record did not read back");
+    if (b->queued) {
+        packed r = b->ring[b->head];
+        b->head = (b->head + 1) % (size_t)b->limit;
+        b->queued--;
+        bool ok = push_record_bytes(L, r.raw, r.len);
+        free(r.raw);
+        if (!ok) return luaL_error(L, "a record did not read back");
         return 1;
     }
     if (b->inflight == 0 && (b->input_done || s->stopping)) return 0;
+    fflush(NULL); /* what writers hold reaches their files while the script waits */
     s->waiting = true;
     return lua_yieldk(L, 0, 0, batch_next_k);
 }
@@ -298,10 +345,7 @@ static int batch_gc(lua_State *L)
     *pb = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, b->input_ref);
     b->closed = true;
-    if (b->inflight == 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, b->queue_ref);
-        free(b);
-    }
+    if (b->inflight == 0) batch_free(b);
     return 0;
 }
 
@@ -326,12 +370,12 @@ static int l_verify_all(lua_State *L)
     batch *b = calloc(1, sizeof *b);
     if (!b) return luaL_error(L, "out of memory");
     *pb = b;
+    b->input_ref = LUA_NOREF;
     b->s = s;
     b->limit = limit;
+    if (!(b->ring = calloc((size_t)limit, sizeof *b->ring))) return luaL_error(L, "out of memory");
     lua_pushvalue(L, 1);
     b->input_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    b->queue_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushcclosure(L, batch_next, 1);
     return 1;
 }
@@ -568,8 +612,24 @@ static writer *check_writer(lua_State *L)
     return w;
 }
 
+/* The record's rendering in w's format: msgpack is its bytes as they were (record.c's reader
+ * renders a read record's msgpack as its bytes too), the others through record.c. */
+static int render(lua_State *L, writer *w, const char *raw, size_t len)
+{
+    if (w->fmt == VD_FMT_MSGPACK) return fwrite(raw, 1, len, w->f) == len ? 0 : -1;
+    vd_record_view v;
+    if (!view_of(script_of(L), raw, len, &v)) return -1;
+    if (w->fmt == VD_FMT_CSV && !w->header_done) {
+        char hdr[1024];
+        if (vd_record_csv_header(hdr, sizeof hdr, NULL) == 0) fputs(hdr, w->f);
+        w->header_done = true;
+    }
+    return vd_record_fprint(&v, w->fmt, w->f);
+}
+
 /* w:write(record): the record as it was verified or read (a table the script built itself
- * is refused: records are written, not made up). */
+ * is refused: records are written, not made up). Buffered: what is written reaches the file
+ * when the script waits for records, and at close (whose result says whether all of it did). */
 static int writer_write(lua_State *L)
 {
     writer *w = check_writer(L);
@@ -580,22 +640,7 @@ static int writer_write(lua_State *L)
     size_t len;
     const char *raw = lua_tolstring(L, -1, &len);
     if (!raw) return luaL_argerror(L, 2, "not a record from validora.verify or validora.records");
-    FILE *m = fmemopen((void *)raw, len, "rb");
-    vd_reader *r = m ? vd_reader_new(m) : NULL;
-    vd_record_view v;
-    int rc = -1;
-    if (r && vd_reader_next(r, &v) == VD_READ_RECORD) {
-        if (w->fmt == VD_FMT_CSV && !w->header_done) {
-            char hdr[1024];
-            if (vd_record_csv_header(hdr, sizeof hdr, NULL) == 0) fputs(hdr, w->f);
-            (void)0;
-            w->header_done = true;
-        }
-        rc = vd_record_fprint(&v, w->fmt, w->f);
-    }
-    if (r) vd_reader_free(r);
-    if (m) fclose(m);
-    if (rc != 0 || fflush(w->f) != 0) {
+    if (render(L, w, raw, len) != 0 || ferror(w->f)) {
         lua_pushnil(L);
         lua_pushfstring(L, "writing a record: %s", strerror(errno));
         lua_pushstring(L, "io_error");
@@ -675,9 +720,65 @@ static int l_mkdir(lua_State *L)
 
 /* ---- the state ---- */
 
+/* ---- validora.set: strings seen, as 64-bit hashes (hashset.h) ---- */
+
+static vd_hashset *check_set(lua_State *L)
+{
+    vd_hashset **h = luaL_checkudata(L, 1, SET_MT);
+    if (!*h) luaL_error(L, "the set is closed");
+    return *h;
+}
+
+/* set:add(s) → true when s is new (now added), false when it was there. */
+static int set_add(lua_State *L)
+{
+    vd_hashset *h = check_set(L);
+    size_t n;
+    const char *k = luaL_checklstring(L, 2, &n);
+    int rc = vd_hashset_add(h, k, n);
+    if (rc < 0) return luaL_error(L, "out of memory");
+    lua_pushboolean(L, rc);
+    return 1;
+}
+
+/* set:has(s) → whether s was added (or, with odds of n^2/2^65, shares a hash with one). */
+static int set_has(lua_State *L)
+{
+    vd_hashset *h = check_set(L);
+    size_t n;
+    const char *k = luaL_checklstring(L, 2, &n);
+    lua_pushboolean(L, vd_hashset_has(h, k, n));
+    return 1;
+}
+
+static int set_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)vd_hashset_count(check_set(L)));
+    return 1;
+}
+
+static int set_gc(lua_State *L)
+{
+    vd_hashset **h = luaL_checkudata(L, 1, SET_MT);
+    vd_hashset_free(*h);
+    *h = NULL;
+    return 0;
+}
+
+/* validora.set() → an empty set of strings: 8-16 bytes an entry, whatever their length. */
+static int l_set(lua_State *L)
+{
+    vd_hashset **h = lua_newuserdatauv(L, sizeof *h, 0);
+    *h = NULL;
+    luaL_setmetatable(L, SET_MT);
+    if (!(*h = vd_hashset_new())) return luaL_error(L, "out of memory");
+    return 1;
+}
+
 static const luaL_Reg VALIDORA_FUNCS[] = {
     {"verify", l_verify},   {"verify_all", l_verify_all}, {"lines", l_lines}, {"csv", l_csv},
-    {"records", l_records}, {"writer", l_writer},         {"mkdir", l_mkdir}, {NULL, NULL},
+    {"records", l_records}, {"writer", l_writer},         {"mkdir", l_mkdir}, {"set", l_set},
+    {NULL, NULL},
 };
 
 static void metatable(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods)
@@ -780,6 +881,12 @@ static void setup_state(script *s)
     metatable(L, LINES_MT, lines_gc, NULL);
     metatable(L, CSV_MT, csv_gc, NULL);
     metatable(L, BATCH_MT, batch_gc, NULL);
+    static const luaL_Reg set_methods[] = {{"add", set_add}, {"has", set_has}, {NULL, NULL}};
+    metatable(L, SET_MT, set_gc, set_methods);
+    luaL_getmetatable(L, SET_MT);
+    lua_pushcfunction(L, set_len);
+    lua_setfield(L, -2, "__len");
+    lua_pop(L, 1);
     luaL_newlib(L, VALIDORA_FUNCS);
     lua_pushstring(L, VALIDORA_VERSION);
     lua_setfield(L, -2, "version");
@@ -843,6 +950,7 @@ void vd_script_free(vd_script *s)
     if (!s) return;
     if (s->L) vd_sandbox_close(s->L); /* batches still in flight see s->L NULL */
     s->L = NULL;
+    feed_close(s);
     if (s->resume_ev) event_free(s->resume_ev);
     s->resume_ev = NULL;
     if (s->pending == 0) free(s);
