@@ -43,7 +43,6 @@ struct vd_script {
     struct event *resume_ev;
     bool waiting; /* the coroutine yielded for records */
     bool stopping, failed, finished;
-    int concurrency; /* verify_all's default */
     int exit_code;
     size_t pending; /* addresses submitted, no record yet: the struct outlives them */
     /* One reader for every record read back from bytes, over a stream fed one record at a
