@@ -5,12 +5,14 @@
  *    instructions with its own message;
  *  - script: the standard libraries minus process control and bytecode, package read-only,
  *    setmetatable without __gc, no instruction budget.
+ * And vd_lua_pattern_find (lua_pattern.c), string.find for callers without Lua.
  * Does not test: the rule profile (test_sandbox), scripts through `validora run`
  * (tests/functional/scripts.sh, script_sandbox.sh). */
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 #include "check.h"
+#include "lua_pattern.h"
 #include "sandbox.h"
 
 /* Runs code as a chunk on a state of the profile (the testfile profile through
@@ -100,8 +102,20 @@ static void test_script(void)
                 "20000000"));
 }
 
+static void test_pattern(void)
+{
+    char err[256] = "";
+    const char body[] = "login=a%40b.test&x=1";
+    CHECK(vd_lua_pattern_find(body, sizeof body - 1, "login=[^&]+", err, sizeof err) == 1);
+    CHECK(vd_lua_pattern_find(body, sizeof body - 1, "^x=", err, sizeof err) == 0);
+    CHECK(vd_lua_pattern_find("a\0b", 3, "b$", err, sizeof err) == 1); /* a NUL in the subject */
+    CHECK(vd_lua_pattern_find(body, sizeof body - 1, "[a", err, sizeof err) == -1);
+    CHECK(strstr(err, "malformed pattern") != NULL);
+}
+
 int main(void)
 {
+    test_pattern();
     test_limits();
     test_config();
     test_testfile();
