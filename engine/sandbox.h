@@ -3,7 +3,7 @@
  *   profile    libraries                                        limits (memory, instructions)
  *   rule       the read-only base (below), require from the     the caller's (options.c:
  *              rules directories                                 per load, per task)
- *   config     the rules' base, no require                      8 MiB, 10 M (one load)
+ *   config     the rules' base, no require directories          8 MiB, 10 M (one load)
  *   testfile   string, table, math in the chunk's _ENV: data    64 MiB, 10 M (one load)
  *   script     the standard libraries minus process control,     none: a script is the user's
  *              C modules and bytecode; package read-only,        program and runs as long as
