@@ -29,7 +29,7 @@ stds.script = {
     "coroutine", "collectgarbage", "load", "arg",
     os = { fields = { "time", "clock", "date", "difftime", "getenv" } },
     io = { fields = { "open", "lines", "read", "write", "stdout", "stderr", "stdin", "close", "type" } },
-    validora = { fields = { "verify", "verify_all", "lines", "csv", "records", "writer", "mkdir", "version" } },
+    validora = { fields = { "verify", "verify_all", "lines", "csv", "records", "writer", "mkdir", "set", "version" } },
   },
 }
 files["scripts"] = { std = "script" }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include "csv_reader.h"
 #include "validora/options.h"
 #include "validora/validora.h"
 
@@ -110,7 +111,7 @@ void vd_cli_log_cb(vd_log_level level, const char *msg, void *arg);
  * and lines starting with '#' are skipped; surrounding blanks are trimmed; a line is passed on
  * whole up to VD_CLI_MAX_LINE bytes, NULs included. A pipe or terminal is read without
  * blocking: when nothing is ready, readable(arg) is called once more arrives. */
-#define VD_CLI_MAX_LINE 4096 /* no address is longer than 254: a cut line is still invalid */
+#define VD_CLI_MAX_LINE VD_TEXT_MAX_LINE /* csv_reader.h */
 typedef struct vd_cli_input vd_cli_input;
 vd_cli_input *vd_cli_input_new(struct event_base *base, const char *cmd, char **args, int nargs,
                                const char *path, void (*readable)(void *), void *arg);

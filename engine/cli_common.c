@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include "cli.h"
-#include "cli_csv.h"
+#include "csv_reader.h"
 #include "validora/config.h"
 
 /* ---- options ---- */
@@ -524,21 +524,12 @@ struct vd_cli_input {
 
 size_t vd_cli_bom_len(const char *s, size_t n)
 {
-    return n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
+    return vd_bom_len(s, n);
 }
 
 void vd_cli_skip_bom(FILE *f)
 {
-    unsigned char got[3];
-    size_t n = 0;
-    int c;
-    while (n < 3 && (c = getc(f)) != EOF) {
-        got[n++] = (unsigned char)c;
-        if (got[n - 1] != (unsigned char)"\xef\xbb\xbf"[n - 1]) break;
-    }
-    if (n == 3 && !memcmp(got, "\xef\xbb\xbf", 3)) return;
-    while (n > 0) /* glibc keeps more than one byte pushed back */
-        ungetc(got[--n], f);
+    vd_bom_skip(f);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)

@@ -1,868 +1,16 @@
-/* cli_run.c — `validora run SCRIPT.lua [ARG]...`: a Lua program with the engine at hand
- * (docs/scripts.md). The script runs as one coroutine on the event loop; `validora.verify`
- * and the iterator of `validora.verify_all` yield it until records arrive, so a script reads
- * as straight-line code while thousands of addresses are in flight.
+/* cli_run.c — `validora run SCRIPT.lua [ARG]...`: its command line, and the engine a script
+ * verifies with (docs/scripts.md).
  *
- * Owns: the script's Lua state (fuller than a rule's: io, os.time/date/getenv, require of Lua
- * files from the script's directory and the rules directories; no os.execute, io.popen,
- * binary chunks or C modules), the `validora` table, records as Lua tables (converted from
- * their msgpack through record.h's reader, so the schema stays in record.c), writers, and
- * reading text lists, CSV columns and record streams.
- * Does not own: verifying (the engine), the record schema or rendering (record.c), the CSV
- * parser (cli_csv.c). */
-#include <errno.h>
+ * Owns: run's options, making the engine at the script's first address (the script's
+ * verifier), signals (SIGTERM: no new addresses; SIGHUP: reload), closing the engine.
+ * Does not own: the script runtime, its Lua state or the `validora` table (script.c, behind
+ * validora/script.h: no Lua here). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <event2/event.h>
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
 #include "cli.h"
-#include "cli_csv.h"
-#include "validora/record.h"
-
-#define RECORD_MT              "validora.record_raw"
-#define WRITER_MT              "validora.writer"
-#define STREAM_MT              "validora.records"
-#define LINES_MT               "validora.lines"
-#define CSV_MT                 "validora.csv"
-#define BATCH_MT               "validora.batch"
-#define RAW_KEY                "validora.raw" /* registry: weak-keyed record table -> its msgpack bytes */
-#define SCRIPT_MAX_CONCURRENCY 100000
-
-typedef struct script {
-    struct event_base *base;
-    vd_engine *engine;
-    lua_State *L;  /* the main state */
-    lua_State *co; /* the script's coroutine */
-    int co_ref;
-    struct event *resume_ev;
-    bool waiting; /* the coroutine yielded for records */
-    bool stopping, failed, finished;
-    int concurrency; /* verify_all's default */
-    int exit_code;
-    const vd_engine_config *cfg; /* the engine is made at the first verify: a script that only
-                                    reads records needs no rules, ledger or instance lock */
-} script;
-
-static script *script_of(lua_State *L)
-{
-    lua_getfield(L, LUA_REGISTRYINDEX, "validora.script");
-    script *s = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return s;
-}
-
-/* ---- records as Lua tables ---- */
-
-static void push_view(lua_State *L, const vd_record_view *v);
-
-static void push_field(lua_State *L, const vd_record_view *v, const char *key)
-{
-    const char *s;
-    size_t n;
-    int64_t i;
-    bool b;
-    vd_record_view sub;
-    switch (vd_record_type(v, key)) {
-    case VD_FIELD_STR:
-        vd_record_str(v, key, &s, &n);
-        lua_pushlstring(L, s, n);
-        break;
-    case VD_FIELD_INT:
-        if (vd_record_int(v, key, &i) == 0)
-            lua_pushinteger(L, (lua_Integer)i);
-        else
-            lua_pushnil(L);
-        break;
-    case VD_FIELD_BOOL:
-        vd_record_bool(v, key, &b);
-        lua_pushboolean(L, b);
-        break;
-    case VD_FIELD_MAP:
-        if (vd_record_map(v, key, &sub) == 0)
-            push_view(L, &sub);
-        else
-            lua_pushnil(L);
-        break;
-    default:
-        lua_pushnil(L);
-        break;
-    }
-}
-
-/* Every key of the map (those this version knows and those it does not). */
-static void push_view(lua_State *L, const vd_record_view *v)
-{
-    size_t count = vd_record_count(v);
-    lua_createtable(L, 0, (int)count);
-    for (size_t k = 0; k < count; k++) {
-        const char *key;
-        size_t len;
-        if (vd_record_key(v, k, &key, &len) != 0 || len >= 64 || memchr(key, 0, len)) continue;
-        char name[64];
-        memcpy(name, key, len);
-        name[len] = '\0';
-        push_field(L, v, name);
-        lua_setfield(L, -2, name);
-    }
-}
-
-/* The record's table, remembering its bytes so a writer writes it exactly as read. */
-static void push_record(lua_State *L, const vd_record_view *v, const char *raw, size_t rawlen)
-{
-    push_view(L, v);
-    lua_getfield(L, LUA_REGISTRYINDEX, RAW_KEY);
-    lua_pushvalue(L, -2);
-    lua_pushlstring(L, raw, rawlen);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-}
-
-/* msgpack bytes of one record → its table; false when they do not hold one. */
-static bool push_record_bytes(lua_State *L, const char *raw, size_t len)
-{
-    FILE *f = fmemopen((void *)raw, len, "rb");
-    vd_reader *r = f ? vd_reader_new(f) : NULL;
-    vd_record_view v;
-    bool ok = r && vd_reader_next(r, &v) == VD_READ_RECORD;
-    if (ok) push_record(L, &v, raw, len);
-    if (r) vd_reader_free(r);
-    if (f) fclose(f);
-    return ok;
-}
-
-/* ---- resuming the script ---- */
-
-static void script_step(script *s, int nargs);
-
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    script *s = arg;
-    if (s->waiting) {
-        s->waiting = false;
-        script_step(s, 0);
-    }
-}
-
-/* Wakes the script from the loop (never from inside an engine callback). */
-static void wake(script *s)
-{
-    if (s->waiting) event_active(s->resume_ev, EV_TIMEOUT, 0);
-}
-
-/* ---- verify_all: a batch of addresses in flight ---- */
-
-typedef struct batch {
-    script *s;
-    int input_ref;   /* the address iterator (a function) or table */
-    lua_Integer pos; /* next index when the input is a table */
-    int queue_ref;   /* a table: finished records, in order */
-    lua_Integer head, tail;
-    int inflight, limit;
-    bool input_done;
-    bool closed; /* the iterator was garbage-collected: drop late records */
-} batch;
-
-typedef struct pending {
-    batch *b;
-} pending;
-
-static void on_batch_record(const struct vd_record *rec, void *arg)
-{
-    pending *p = arg;
-    batch *b = p->b;
-    free(p);
-    b->inflight--;
-    script *s = b->s;
-    lua_State *L = s->L;
-    if (!L) { /* the script is over and its state closed: the record has nowhere to go */
-        if (b->inflight == 0) free(b);
-        return;
-    }
-    size_t len = 0;
-    char *raw = vd_record_pack(rec, VD_FMT_MSGPACK, &len); /* record.c's schema, as bytes */
-    if (!b->closed && raw) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->queue_ref);
-        lua_pushlstring(L, raw, len);
-        lua_rawseti(L, -2, ++b->tail);
-        lua_pop(L, 1);
-    } else if (!raw) {
-        fprintf(stderr, "validora run: out of memory packing a record\n");
-        s->failed = true;
-    }
-    free(raw);
-    if (b->closed && b->inflight == 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, b->queue_ref);
-        free(b);
-        return;
-    }
-    wake(s);
-}
-
-/* The next address of the batch's input, pushed; false at its end. Runs in the script's
- * coroutine (the input may be Lua code: a file iterator, a generator). */
-static bool next_input(lua_State *L, batch *b)
-{
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->input_ref);
-    if (lua_istable(L, -1)) {
-        lua_rawgeti(L, -1, ++b->pos);
-        lua_remove(L, -2);
-    } else {
-        lua_call(L, 0, 1);
-    }
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return false;
-    }
-    if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "verify_all: the input gave a %s, not an address", luaL_typename(L, -1));
-    return true;
-}
-
-/* The engine, made on first use; a failure to start is the script's error. */
-static vd_engine *engine_of(lua_State *L, script *s)
-{
-    if (s->engine) return s->engine;
-    char err[1024];
-    if (!(s->engine = vd_engine_new(s->base, s->cfg, err, sizeof err)))
-        luaL_error(L, "the engine did not start: %s", err);
-    return s->engine;
-}
-
-static void fill(lua_State *L, batch *b)
-{
-    script *s = b->s;
-    vd_engine *e = engine_of(L, s);
-    while (!b->input_done && !s->stopping && b->inflight < b->limit) {
-        if (!next_input(L, b)) {
-            b->input_done = true;
-            break;
-        }
-        size_t len;
-        const char *addr = lua_tolstring(L, -1, &len);
-        pending *p = malloc(sizeof *p);
-        if (!p) luaL_error(L, "out of memory");
-        p->b = b;
-        b->inflight++;
-        if (vd_engine_submit(e, addr, len, on_batch_record, p) != 0) {
-            b->inflight--;
-            free(p);
-            luaL_error(L, "out of memory");
-        }
-        lua_pop(L, 1);
-    }
-}
-
-static int batch_next_k(lua_State *L, int status, lua_KContext ctx);
-
-/* The iterator verify_all returns: the next finished record, or nil when all are done. */
-static int batch_next(lua_State *L)
-{
-    return batch_next_k(L, LUA_OK, 0);
-}
-
-static int batch_next_k(lua_State *L, int status, lua_KContext ctx)
-{
-    (void)status;
-    (void)ctx;
-    batch *b = *(batch **)luaL_checkudata(L, lua_upvalueindex(1), BATCH_MT);
-    script *s = b->s;
-    fill(L, b);
-    if (b->head < b->tail) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->queue_ref);
-        lua_rawgeti(L, -1, ++b->head);
-        lua_pushnil(L);
-        lua_rawseti(L, -3, b->head);
-        size_t len;
-        const char *raw = lua_tolstring(L, -1, &len);
-        if (!push_record_bytes(L, raw, len)) return luaL_error(L, "a record did not read back");
-        return 1;
-    }
-    if (b->inflight == 0 && (b->input_done || s->stopping)) return 0;
-    s->waiting = true;
-    return lua_yieldk(L, 0, 0, batch_next_k);
-}
-
-static int batch_gc(lua_State *L)
-{
-    batch **pb = luaL_checkudata(L, 1, BATCH_MT);
-    batch *b = *pb;
-    if (!b) return 0;
-    *pb = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, b->input_ref);
-    b->closed = true;
-    if (b->inflight == 0) {
-        luaL_unref(L, LUA_REGISTRYINDEX, b->queue_ref);
-        free(b);
-    }
-    return 0;
-}
-
-/* validora.verify_all(input, {concurrency = N}) → an iterator of records as they finish.
- * input: a function returning the next address (nil at the end) or a sequence of them. */
-static int l_verify_all(lua_State *L)
-{
-    script *s = script_of(L);
-    if (!lua_isfunction(L, 1) && !lua_istable(L, 1))
-        return luaL_argerror(L, 1, "a function returning addresses, or a list of them");
-    int limit = s->concurrency;
-    if (lua_istable(L, 2)) {
-        lua_getfield(L, 2, "concurrency");
-        if (!lua_isnil(L, -1)) limit = (int)luaL_checkinteger(L, -1);
-        lua_pop(L, 1);
-    }
-    if (limit < 1 || limit > SCRIPT_MAX_CONCURRENCY)
-        return luaL_error(L, "verify_all: concurrency must be 1..%d", SCRIPT_MAX_CONCURRENCY);
-    batch **pb = lua_newuserdatauv(L, sizeof *pb, 0);
-    *pb = NULL;
-    luaL_setmetatable(L, BATCH_MT);
-    batch *b = calloc(1, sizeof *b);
-    if (!b) return luaL_error(L, "out of memory");
-    *pb = b;
-    b->s = s;
-    b->limit = limit;
-    lua_pushvalue(L, 1);
-    b->input_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    b->queue_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushcclosure(L, batch_next, 1);
-    return 1;
-}
-
-static int verify_k(lua_State *L, int status, lua_KContext ctx)
-{
-    (void)L;
-    (void)status;
-    (void)ctx;
-    return 1;
-}
-
-/* validora.verify(address) → its record (yields until it is known). */
-static int l_verify(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    lua_settop(L, 1);
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);
-    lua_replace(L, 1);
-    lua_pushcfunction(L, l_verify_all);
-    lua_insert(L, 1);
-    lua_call(L, 1, 1);
-    lua_callk(L, 0, 1, 0, verify_k); /* the iterator's first record (it may yield) */
-    return 1;
-}
-
-/* ---- reading ---- */
-
-typedef struct linefile {
-    FILE *f;
-    char *path;
-} linefile;
-
-static int lines_gc(lua_State *L)
-{
-    linefile *lf = luaL_checkudata(L, 1, LINES_MT);
-    if (lf->f) fclose(lf->f);
-    free(lf->path);
-    lf->f = NULL;
-    lf->path = NULL;
-    return 0;
-}
-
-/* The next address line: blanks trimmed, blank lines and '#' comments skipped (as `verify
- * -i` reads), a line longer than VD_CLI_MAX_LINE an error naming the file and line. */
-static int lines_next(lua_State *L)
-{
-    linefile *lf = luaL_checkudata(L, lua_upvalueindex(1), LINES_MT);
-    static char buf[VD_CLI_MAX_LINE + 2];
-    while (lf->f && fgets(buf, sizeof buf, lf->f)) {
-        size_t n = strlen(buf);
-        if (n == sizeof buf - 1 && buf[n - 1] != '\n')
-            return luaL_error(L, "%s: a line longer than %d bytes", lf->path, VD_CLI_MAX_LINE);
-        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
-            buf[--n] = '\0';
-        char *p = buf;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p || *p == '#') continue;
-        lua_pushstring(L, p);
-        return 1;
-    }
-    if (lf->f && ferror(lf->f)) return luaL_error(L, "%s: %s", lf->path, strerror(errno));
-    return 0;
-}
-
-static FILE *open_or_nil(lua_State *L, const char *path, const char *mode)
-{
-    FILE *f = !strcmp(path, "-") ? (mode[0] == 'r' ? stdin : stdout) : fopen(path, mode);
-    if (!f) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: %s", path, strerror(errno));
-        lua_pushstring(L, "io_error");
-    }
-    return f;
-}
-
-/* validora.lines(path) → an iterator of addresses, or nil, err, detail. */
-static int l_lines(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    FILE *f = open_or_nil(L, path, "r");
-    if (!f) return 3;
-    vd_cli_skip_bom(f);
-    linefile *lf = lua_newuserdatauv(L, sizeof *lf, 0);
-    lf->f = f;
-    lf->path = strdup(path);
-    luaL_setmetatable(L, LINES_MT);
-    lua_pushcclosure(L, lines_next, 1);
-    return 1;
-}
-
-typedef struct csvfile {
-    vd_csv *csv;
-    int column; /* 0-based */
-} csvfile;
-
-static int csv_gc(lua_State *L)
-{
-    csvfile *cf = luaL_checkudata(L, 1, CSV_MT);
-    if (cf->csv) vd_csv_free(cf->csv);
-    cf->csv = NULL;
-    return 0;
-}
-
-static int csv_next(lua_State *L)
-{
-    csvfile *cf = luaL_checkudata(L, lua_upvalueindex(1), CSV_MT);
-    for (;;) {
-        const char *const *fields;
-        size_t nfields;
-        int rc = vd_csv_next(cf->csv, &fields, &nfields);
-        if (rc < 0) return luaL_error(L, "%s", vd_csv_error(cf->csv));
-        if (rc == 0) return 0;
-        if ((size_t)cf->column >= nfields || !fields[cf->column][0]) continue;
-        lua_pushstring(L, fields[cf->column]);
-        return 1;
-    }
-}
-
-/* validora.csv(path, column [, {header = true}]) → an iterator of that column's values.
- * column: a header name (the first row is then the header) or a 1-based number. */
-static int l_csv(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    bool by_name = lua_type(L, 2) == LUA_TSTRING;
-    lua_Integer num = by_name ? 0 : luaL_checkinteger(L, 2);
-    bool header = by_name;
-    if (lua_istable(L, 3)) {
-        lua_getfield(L, 3, "header");
-        if (!lua_isnil(L, -1)) header = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
-    if (!by_name && (num < 1 || num > 4096)) return luaL_argerror(L, 2, "a column 1..4096");
-    FILE *f = open_or_nil(L, path, "r");
-    if (!f) return 3;
-    csvfile *cf = lua_newuserdatauv(L, sizeof *cf, 0);
-    cf->csv = vd_csv_new(f, path, f != stdin);
-    luaL_setmetatable(L, CSV_MT);
-    if (!cf->csv) return luaL_error(L, "out of memory");
-    cf->column = (int)num - 1;
-    if (header) {
-        const char *const *fields;
-        size_t n;
-        int rc = vd_csv_next(cf->csv, &fields, &n);
-        if (rc < 0) return luaL_error(L, "%s", vd_csv_error(cf->csv));
-        if (by_name) {
-            const char *want = lua_tostring(L, 2);
-            cf->column = -1;
-            for (size_t i = 0; rc > 0 && i < n; i++)
-                if (!strcmp(fields[i], want)) cf->column = (int)i;
-            if (cf->column < 0) {
-                lua_pushnil(L);
-                lua_pushfstring(L, "%s: no column '%s' in the header", path, want);
-                lua_pushstring(L, "no_column");
-                return 3;
-            }
-        }
-    }
-    lua_pushcclosure(L, csv_next, 1);
-    return 1;
-}
-
-typedef struct stream {
-    FILE *f;
-    vd_reader *r;
-    char *path;
-} stream;
-
-static int stream_gc(lua_State *L)
-{
-    stream *st = luaL_checkudata(L, 1, STREAM_MT);
-    if (st->r) vd_reader_free(st->r);
-    if (st->f && st->f != stdin) fclose(st->f);
-    free(st->path);
-    memset(st, 0, sizeof *st);
-    return 0;
-}
-
-/* The next record of a msgpack stream; a damaged stream raises an error naming the byte. */
-static int stream_next(lua_State *L)
-{
-    stream *st = luaL_checkudata(L, lua_upvalueindex(1), STREAM_MT);
-    vd_record_view v;
-    vd_read_status rs = vd_reader_next(st->r, &v);
-    if (rs == VD_READ_END) return 0;
-    if (rs != VD_READ_RECORD) return luaL_error(L, "%s: %s", st->path, vd_reader_error(st->r));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    int rc = m ? vd_record_fprint(&v, VD_FMT_MSGPACK, m) : -1;
-    if (m && fclose(m) != 0) rc = -1;
-    if (rc != 0) {
-        free(buf);
-        return luaL_error(L, "out of memory");
-    }
-    push_record(L, &v, buf, len);
-    free(buf);
-    return 1;
-}
-
-/* validora.records(path) → an iterator of the records of a msgpack stream. */
-static int l_records(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    FILE *f = open_or_nil(L, path, "rb");
-    if (!f) return 3;
-    stream *st = lua_newuserdatauv(L, sizeof *st, 0);
-    memset(st, 0, sizeof *st);
-    luaL_setmetatable(L, STREAM_MT);
-    st->f = f;
-    st->path = strdup(path);
-    if (!(st->r = vd_reader_new(f))) return luaL_error(L, "out of memory");
-    lua_pushcclosure(L, stream_next, 1);
-    return 1;
-}
-
-/* ---- writing ---- */
-
-typedef struct writer {
-    FILE *f;
-    vd_format fmt;
-    bool header_done;
-    long written;
-} writer;
-
-static writer *check_writer(lua_State *L)
-{
-    writer *w = luaL_checkudata(L, 1, WRITER_MT);
-    if (!w->f) luaL_error(L, "the writer is closed");
-    return w;
-}
-
-/* w:write(record): the record as it was verified or read (a table the script built itself
- * is refused: records are written, not made up). */
-static int writer_write(lua_State *L)
-{
-    writer *w = check_writer(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, LUA_REGISTRYINDEX, RAW_KEY);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    size_t len;
-    const char *raw = lua_tolstring(L, -1, &len);
-    if (!raw) return luaL_argerror(L, 2, "not a record from validora.verify or validora.records");
-    FILE *m = fmemopen((void *)raw, len, "rb");
-    vd_reader *r = m ? vd_reader_new(m) : NULL;
-    vd_record_view v;
-    int rc = -1;
-    if (r && vd_reader_next(r, &v) == VD_READ_RECORD) {
-        if (w->fmt == VD_FMT_CSV && !w->header_done) {
-            char hdr[1024];
-            if (vd_record_csv_header(hdr, sizeof hdr, NULL) == 0) fputs(hdr, w->f);
-            (void)0;
-            w->header_done = true;
-        }
-        rc = vd_record_fprint(&v, w->fmt, w->f);
-    }
-    if (r) vd_reader_free(r);
-    if (m) fclose(m);
-    if (rc != 0 || fflush(w->f) != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "writing a record: %s", strerror(errno));
-        lua_pushstring(L, "io_error");
-        return 3;
-    }
-    w->written++;
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int writer_close(lua_State *L)
-{
-    writer *w = luaL_checkudata(L, 1, WRITER_MT);
-    if (!w->f) return 0;
-    int rc = w->f == stdout ? fflush(w->f) : fclose(w->f);
-    w->f = NULL;
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "closing: %s", strerror(errno));
-        lua_pushstring(L, "io_error");
-        return 3;
-    }
-    lua_pushinteger(L, w->written);
-    return 1;
-}
-
-/* validora.writer(path, format) → a writer of records ("msgpack", "json" or "csv"; "-" is
- * standard output), or nil, err, detail. */
-static int l_writer(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    const char *fmt = luaL_optstring(L, 2, "msgpack");
-    vd_format f;
-    if (!strcmp(fmt, "msgpack"))
-        f = VD_FMT_MSGPACK;
-    else if (!strcmp(fmt, "json"))
-        f = VD_FMT_JSON;
-    else if (!strcmp(fmt, "csv"))
-        f = VD_FMT_CSV;
-    else
-        return luaL_argerror(L, 2, "msgpack, json or csv");
-    FILE *fp = open_or_nil(L, path, "wb");
-    if (!fp) return 3;
-    writer *w = lua_newuserdatauv(L, sizeof *w, 0);
-    *w = (writer){.f = fp, .fmt = f};
-    luaL_setmetatable(L, WRITER_MT);
-    return 1;
-}
-
-/* validora.mkdir(path) → true (made, or a directory there already), or nil, err, detail: the
- * directory and its missing parents, as `mkdir -p` does (a script's OUTDIR, issue 17). */
-static int l_mkdir(lua_State *L)
-{
-    const char *path = luaL_checkstring(L, 1);
-    char buf[4096];
-    int len = snprintf(buf, sizeof buf, "%s", path);
-    errno = len <= 0 ? ENOENT : len >= (int)sizeof buf ? ENAMETOOLONG : 0;
-    for (char *p = buf + 1; !errno; p++) {
-        char c = *p;
-        if (c != '/' && c != '\0') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno == EEXIST) errno = 0;
-        *p = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (!errno && stat(buf, &st) == 0 && !S_ISDIR(st.st_mode)) errno = ENOTDIR;
-    if (!errno) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(errno));
-    lua_pushstring(L, "io_error");
-    return 3;
-}
-
-/* ---- the state ---- */
-
-static const luaL_Reg VALIDORA_FUNCS[] = {
-    {"verify", l_verify},   {"verify_all", l_verify_all}, {"lines", l_lines}, {"csv", l_csv},
-    {"records", l_records}, {"writer", l_writer},         {"mkdir", l_mkdir}, {NULL, NULL},
-};
-
-static void metatable(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    if (gc) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__close");
-    }
-    if (methods) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
-}
-
-/* load() with text chunks only: a binary chunk can crash the VM. */
-static int safe_load(lua_State *L)
-{
-    int n = lua_gettop(L);
-    if (n > 4) lua_settop(L, n = 4);
-    while (lua_gettop(L) < 2)
-        lua_pushnil(L);
-    lua_pushvalue(L, lua_upvalueindex(1)); /* the real load */
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushstring(L, "t");
-    if (n == 4) lua_pushvalue(L, 4); /* an env only when given: nil would be an env too */
-    lua_call(L, n == 4 ? 4 : 3, LUA_MULTRET);
-    return lua_gettop(L) - (n < 2 ? 2 : n);
-}
-
-/* setmetatable without __gc: Lua runs finalizers with hooks off, at any allocation, where a
- * failing or endless one is nobody's to stop; scripts get none (as rules). */
-static int script_setmetatable(lua_State *L)
-{
-    int t = lua_type(L, 2);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (t == LUA_TTABLE) {
-        lua_pushliteral(L, "__gc");
-        if (lua_rawget(L, 2) != LUA_TNIL)
-            return luaL_error(L, "setmetatable: __gc is not allowed in a script");
-        lua_pop(L, 1);
-    }
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-        return luaL_error(L, "cannot change a protected metatable");
-    lua_settop(L, 2);
-    lua_setmetatable(L, 1);
-    return 1;
-}
-
-/* The Lua-file searcher, text only, over the path fixed at start (upvalue 1), never over
- * package.path: a script cannot point require at other directories, or load bytecode. */
-static int text_searcher(lua_State *L)
-{
-    const char *name = luaL_checkstring(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(2)); /* package.searchpath */
-    lua_pushstring(L, name);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_call(L, 2, 2);
-    if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
-    const char *file = lua_tostring(L, -2);
-    if (luaL_loadfilex(L, file, "t") != LUA_OK)
-        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, file,
-                          lua_tostring(L, -1));
-    lua_pushstring(L, file);
-    return 2;
-}
-
-static int package_readonly(lua_State *L)
-{
-    return luaL_error(L, "package is read-only in a script (modules come from the script's "
-                         "directory and the rules directories: docs/scripts.md)");
-}
-
-static void remove_field(lua_State *L, const char *table, const char *field)
-{
-    lua_getglobal(L, table);
-    lua_pushnil(L);
-    lua_setfield(L, -2, field);
-    lua_pop(L, 1);
-}
-
-/* Standard libraries minus what reaches outside the process's files: no os.execute, os.exit,
- * os.remove, os.rename, os.tmpname, io.popen, C modules, dofile/loadfile, string.dump or
- * binary chunks (load and require read text only); package is read-only and require's path is
- * fixed at start; setmetatable refuses __gc. */
-static void open_libs(lua_State *L, const char *path)
-{
-    luaL_openlibs(L);
-    lua_pushnil(L);
-    lua_setglobal(L, "debug");
-    static const char *const gone[][2] = {
-        {"os", "execute"}, {"os", "exit"},      {"os", "remove"},   {"os", "rename"},
-        {"os", "tmpname"}, {"os", "setlocale"}, {"io", "popen"},    {"package", "loadlib"},
-        {"_G", "dofile"},  {"_G", "loadfile"},  {"string", "dump"},
-    };
-    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
-        remove_field(L, gone[i][0], gone[i][1]);
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, safe_load, 1);
-    lua_setglobal(L, "load");
-    lua_pushcfunction(L, script_setmetatable);
-    lua_setglobal(L, "setmetatable");
-    lua_getglobal(L, "package");
-    int pkg = lua_gettop(L);
-    lua_pushstring(L, "");
-    lua_setfield(L, pkg, "cpath");
-    lua_pushstring(L, path);
-    lua_setfield(L, pkg, "path"); /* for reading: the searcher has its own copy */
-    /* only the preload searcher and ours */
-    lua_getfield(L, pkg, "searchers");
-    for (int i = 4; i >= 3; i--) {
-        lua_pushnil(L);
-        lua_rawseti(L, -2, i);
-    }
-    lua_pushstring(L, path);
-    lua_getfield(L, pkg, "searchpath");
-    lua_pushcclosure(L, text_searcher, 2);
-    lua_rawseti(L, -2, 2);
-    lua_pop(L, 1); /* searchers */
-    /* the global package: a read-only view of the library's table */
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_pushvalue(L, pkg);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, package_readonly);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_setglobal(L, "package");
-    lua_pop(L, 1); /* the library's table */
-}
-
-static void script_finish(script *s, int code)
-{
-    s->finished = true;
-    s->exit_code = code;
-    event_base_loopbreak(s->base);
-}
-
-/* Resumes the coroutine; on its end or error, the script is over. */
-static void script_step(script *s, int nargs)
-{
-    int nres = 0;
-    int st = lua_resume(s->co, s->L, nargs, &nres);
-    if (st == LUA_YIELD) {
-        lua_pop(s->co, nres);
-        if (!s->waiting) {
-            fprintf(stderr, "validora run: the script yielded outside validora.verify*\n");
-            script_finish(s, VD_EXIT_FATAL);
-        }
-        return;
-    }
-    if (st != LUA_OK) {
-        const char *msg = lua_tostring(s->co, -1);
-        luaL_traceback(s->L, s->co, msg ? msg : "error", 0);
-        fprintf(stderr, "validora run: %s\n", lua_tostring(s->L, -1));
-        lua_pop(s->L, 1);
-        script_finish(s, VD_EXIT_FATAL);
-        return;
-    }
-    int code = VD_EXIT_OK;
-    if (nres > 0 && lua_isinteger(s->co, -nres)) code = (int)lua_tointeger(s->co, -nres);
-    if (nres > 0 && lua_isboolean(s->co, -nres) && !lua_toboolean(s->co, -nres)) code = 1;
-    script_finish(s, s->failed ? VD_EXIT_FATAL : code);
-}
-
-static void on_stop(void *arg, bool now)
-{
-    script *s = arg;
-    s->stopping = true;
-    fprintf(stderr, "validora run: stopping: no new addresses%s\n", now ? "; now" : "");
-    if (now) script_finish(s, VD_EXIT_FATAL);
-    wake(s);
-}
-
-static void on_reload(void *arg)
-{
-    script *s = arg;
-    if (s->engine) vd_cli_reload("run", s->engine); /* no engine yet: nothing loaded to reload */
-}
+#include "validora/script.h"
 
 typedef struct run_opts {
     int concurrency;
@@ -870,8 +18,8 @@ typedef struct run_opts {
 
 #define ROFF(f) offsetof(run_opts, f)
 const vd_option vd_cli_run_options[] = {
-    {"concurrency", 'j', VD_OPT_INT, ROFF(concurrency), 256, NULL, 1, SCRIPT_MAX_CONCURRENCY, "N",
-     "Run", "addresses in flight for validora.verify_all (a script may ask for fewer or more)",
+    {"concurrency", 'j', VD_OPT_INT, ROFF(concurrency), 256, NULL, 1, VD_SCRIPT_MAX_CONCURRENCY,
+     "N", "Run", "addresses in flight for validora.verify_all (a script may ask for fewer or more)",
      false},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL, false},
 };
@@ -888,86 +36,73 @@ static const vd_cli_usage USAGE = {
             "error,\n2 on a usage error. Shipped scripts: scripts/ (each has --help).\n",
 };
 
-/* package.path: the script's directory, then the rules directories (validora.* modules). */
-static void module_path(char *out, size_t len, const char *script_path, const vd_engine_config *cfg)
-{
-    const char *slash = strrchr(script_path, '/');
-    int dirlen = slash ? (int)(slash - script_path) : 1;
-    const char *dir = slash ? script_path : ".";
-    size_t at = (size_t)snprintf(out, len, "%.*s/?.lua", dirlen, dir);
-    for (int i = 0; i < cfg->rules_dirs.n && at < len; i++)
-        at += (size_t)snprintf(out + at, len - at, ";%s/?.lua", cfg->rules_dirs.v[i]);
-    if (!cfg->rules_dirs.n && at < len)
-        snprintf(out + at, len - at, ";%s/?.lua", vd_rules_default_dir());
-}
+/* The script's verifier: the engine, made at the first address (a script that only reads
+ * records needs no rules, ledger or instance lock); a failure to start is the script's error. */
+typedef struct run_ctx {
+    struct event_base *base;
+    const vd_engine_config *cfg;
+    vd_engine *engine;
+    vd_script *script;
+} run_ctx;
 
-static int load_script(script *s, const char *path, int argc, char **argv)
+static int submit(void *arg, const char *addr, size_t len, vd_script_record_cb done, void *done_arg,
+                  char *err, size_t errlen)
 {
-    lua_State *L = s->L;
-    lua_createtable(L, argc, 1);
-    lua_pushstring(L, path);
-    lua_rawseti(L, -2, 0);
-    for (int i = 0; i < argc; i++) {
-        lua_pushstring(L, argv[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setglobal(L, "arg");
-    s->co = lua_newthread(L);
-    s->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (luaL_loadfilex(s->co, path, "t") != LUA_OK) {
-        fprintf(stderr, "validora run: %s\n", lua_tostring(s->co, -1));
+    run_ctx *c = arg;
+    char why[1024];
+    if (!c->engine && !(c->engine = vd_engine_new(c->base, c->cfg, why, sizeof why))) {
+        snprintf(err, errlen, "the engine did not start: %s", why);
         return -1;
     }
-    for (int i = 0; i < argc; i++)
-        lua_pushstring(s->co, argv[i]);
-    return argc;
+    if (vd_engine_submit(c->engine, addr, len, done, done_arg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
-static void setup_state(script *s, const char *modpath)
+static void on_stop(void *arg, bool now)
 {
-    lua_State *L = s->L;
-    open_libs(L, modpath);
-    lua_pushlightuserdata(L, s);
-    lua_setfield(L, LUA_REGISTRYINDEX, "validora.script");
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_pushstring(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, RAW_KEY);
-    static const luaL_Reg writer_methods[] = {
-        {"write", writer_write}, {"close", writer_close}, {NULL, NULL}};
-    metatable(L, WRITER_MT, writer_close, writer_methods);
-    metatable(L, STREAM_MT, stream_gc, NULL);
-    metatable(L, LINES_MT, lines_gc, NULL);
-    metatable(L, CSV_MT, csv_gc, NULL);
-    metatable(L, BATCH_MT, batch_gc, NULL);
-    luaL_newlib(L, VALIDORA_FUNCS);
-    lua_pushstring(L, vd_version());
-    lua_setfield(L, -2, "version");
-    lua_setglobal(L, "validora");
+    run_ctx *c = arg;
+    vd_script_stop(c->script, now);
 }
 
-static int run_script(script *s, const char *path, int argc, char **argv,
-                      const vd_engine_config *cfg)
+static void on_reload(void *arg)
 {
-    char modpath[4096];
-    module_path(modpath, sizeof modpath, path, cfg);
-    setup_state(s, modpath);
-    int nargs = load_script(s, path, argc, argv);
-    if (nargs < 0) return VD_EXIT_FATAL;
-    vd_cli_signals *sig = vd_cli_signals_new(s->base, on_stop, on_reload, s);
-    s->resume_ev = event_new(s->base, -1, 0, on_resume, s);
-    if (!sig || !s->resume_ev) {
-        vd_cli_signals_free(sig);
+    run_ctx *c = arg;
+    if (c->engine) vd_cli_reload("run", c->engine); /* no engine yet: nothing loaded to reload */
+}
+
+/* The rules directories (the default when none is given): where require looks after the
+ * script's own directory (validora.* modules). */
+static int run_script(run_ctx *c, const char *path, int argc, char **argv, int concurrency)
+{
+    const char *def = vd_rules_default_dir();
+    const vd_engine_config *cfg = c->cfg;
+    vd_script_config sc = {
+        .base = c->base,
+        .path = path,
+        .argc = argc,
+        .argv = argv,
+        .module_dirs = cfg->rules_dirs.n ? (const char *const *)cfg->rules_dirs.v : &def,
+        .nmodule_dirs = cfg->rules_dirs.n ? (size_t)cfg->rules_dirs.n : 1,
+        .concurrency = concurrency,
+        .submit = submit,
+        .submit_arg = c,
+    };
+    char err[512];
+    if (!(c->script = vd_script_new(&sc, err, sizeof err))) {
+        fprintf(stderr, "validora run: %s\n", err);
+        return VD_EXIT_FATAL;
+    }
+    vd_cli_signals *sig = vd_cli_signals_new(c->base, on_stop, on_reload, c);
+    if (!sig) {
         fprintf(stderr, "validora run: out of memory\n");
         return VD_EXIT_FATAL;
     }
-    script_step(s, nargs);
-    if (!s->finished) event_base_dispatch(s->base);
-    event_free(s->resume_ev);
+    int rc = vd_script_run(c->script);
     vd_cli_signals_free(sig);
-    return s->finished ? s->exit_code : VD_EXIT_FATAL;
+    return rc;
 }
 
 int vd_cli_run(int argc, char **argv)
@@ -1002,17 +137,15 @@ int vd_cli_run(int argc, char **argv)
     vd_cli_log log = {.cmd = "run", .verbose = 0};
     cfg.log = vd_cli_log_cb;
     cfg.log_arg = &log;
-    script s = {.concurrency = o.concurrency, .cfg = &cfg};
+    run_ctx c = {.cfg = &cfg};
     int rc = VD_EXIT_FATAL;
-    if (!(s.base = event_base_new()) || !(s.L = luaL_newstate())) {
+    if (!(c.base = event_base_new())) {
         fprintf(stderr, "validora run: out of memory\n");
-        goto out;
+        return rc;
     }
-    rc = run_script(&s, argv[first], argc - first - 1, argv + first + 1, &cfg);
-out:
-    if (s.L) lua_close(s.L); /* batches still in flight see s.L NULL and drop their records */
-    s.L = NULL;
-    if (s.engine) vd_cli_close_engine(s.base, s.engine);
-    if (s.base) event_base_free(s.base);
+    rc = run_script(&c, argv[first], argc - first - 1, argv + first + 1, o.concurrency);
+    vd_script_free(c.script); /* records still in flight are dropped */
+    if (c.engine) vd_cli_close_engine(c.base, c.engine);
+    event_base_free(c.base);
     return rc;
 }

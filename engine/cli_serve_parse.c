@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
-#include "cli_csv.h"
+#include "csv_reader.h"
 #include "cli.h"
 #include "cli_serve_parse.h"
 
@@ -157,7 +157,7 @@ static int parse_text_list(const char *b, size_t n, long max, sv_list *l, char *
     return 0;
 }
 
-/* text/csv (RFC 4180, on libcsv through cli_csv.c): a header row, then the column NAME
+/* text/csv (RFC 4180, on libcsv through csv_reader.c): a header row, then the column NAME
  * (case ignored) or N (from 1) of each row; empty cells skipped. */
 static int parse_csv_list(const char *column, const char *b, size_t n, long max, sv_list *l,
                           char *err, size_t errlen)

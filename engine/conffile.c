@@ -1,10 +1,12 @@
-/* conffile.c — the config file (validora/config.h): evaluates it in a sandbox of its own and
- * hands its table to the caller as flat (section, option, text) items.
+/* conffile.c — the config file (validora/config.h): evaluates it in a state of the config
+ * profile (sandbox.c: the rules' base without require, 8 MiB, 10 M instructions) and hands
+ * its table to the caller as flat (section, option, text) items.
  *
- * Owns: the config file's evaluation limits, the shape of its table (top-level options,
- * sections one level deep, lists as sequences), turning Lua values into option text.
- * Does not own: option names, defaults or checks (options.c and the CLI tables), where the
- * file lives or how command-line values override it (cli_common.c). */
+ * Owns: the shape of its table (top-level options, sections one level deep, lists as
+ * sequences), turning Lua values into option text.
+ * Does not own: the state's libraries or limits (sandbox.c's config profile), option names,
+ * defaults or checks (options.c and the CLI tables), where the file lives or how command-line
+ * values override it (cli_common.c). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,10 +17,7 @@
 #include "sandbox.h"
 #include "validora/config.h"
 
-/* A config file is a few dozen settings: these bounds are generous and stop a runaway loop. */
-#define CONFIG_MEMORY       (8u << 20)
-#define CONFIG_INSTRUCTIONS 10000000u
-#define CONFIG_ITEM_MAX     4096 /* bytes of one value's text */
+#define CONFIG_ITEM_MAX 4096 /* bytes of one value's text */
 
 typedef struct reader {
     lua_State *L;
@@ -196,11 +195,8 @@ int vd_config_read(const char *path, vd_config_item_cb cb, void *arg, char *err,
         return -1;
     }
     fclose(probe);
-    vd_sandbox_limits lim = {.memory = CONFIG_MEMORY,
-                             .load_instructions = CONFIG_INSTRUCTIONS,
-                             .task_instructions = CONFIG_INSTRUCTIONS};
     char serr[256];
-    lua_State *L = vd_sandbox_new(NULL, 0, &lim, serr, sizeof serr);
+    lua_State *L = vd_lua_new(VD_LUA_CONFIG, NULL, NULL, 0, serr, sizeof serr);
     if (!L) {
         snprintf(err, errlen, "%s: %s", path, serr);
         errno = ENOMEM;

@@ -1,12 +1,14 @@
-/* sandbox.c — the Lua state rule code runs in (see sandbox.h).
+/* sandbox.c — every Lua state the program makes, by profile (see sandbox.h).
  *
- * Rule code sees only the base: the basic functions without load, loadfile, dofile,
- * collectgarbage and print; copies of string, table, math and utf8; os.time, os.clock,
+ * Rule code (and the config file) sees only the base: the basic functions without load, loadfile,
+ * dofile, collectgarbage and print; copies of string, table, math and utf8; os.time, os.clock,
  * os.date and os.difftime; require limited to the rules directory. No io, no os.execute, no
  * debug, no coroutine (a rule's own coroutine would swallow the engine's yields), no binary
  * chunks, no string.dump, no __gc finalizers (setmetatable refuses them: Lua runs finalizers
  * with hooks off, so the budget would never stop one), and pcall/xpcall that stop catching
- * once the budget and a small grace are spent (the budget's error cannot be swallowed). */
+ * once the budget and a small grace are spent (the budget's error cannot be swallowed).
+ * A test file sees string, table and math; a script the standard libraries minus what reaches
+ * past the process's files (open_script_libs). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,8 @@ static const char LOADED_KEY[] = "validora.loaded";
 static const char DIRS_KEY[] = "validora.dirs";
 
 typedef struct sandbox {
-    vd_sandbox_limits lim;
+    vd_lua_profile profile;
+    vd_sandbox_limits lim; /* a zero memory: no cap; zero load_instructions: no budget */
     size_t mem;
     uint64_t load_count;
     EVP_MD_CTX *digest; /* over every file loaded */
@@ -50,7 +53,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         sb->mem -= osize;
         return NULL;
     }
-    if (nsize > osize && sb->mem + (nsize - osize) > sb->lim.memory) return NULL;
+    if (nsize > osize && sb->lim.memory && sb->mem + (nsize - osize) > sb->lim.memory) return NULL;
     void *p = realloc(ptr, nsize);
     if (p) sb->mem = sb->mem - osize + nsize;
     return p;
@@ -65,7 +68,10 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     if (!t) {
         sb->load_count += HOOK_EVERY;
         if (sb->load_count > sb->lim.load_instructions)
-            luaL_error(L, "rule used more than its instruction budget while loading");
+            luaL_error(L, "%s",
+                       sb->profile == VD_LUA_TESTFILE
+                           ? "the test file runs too long (it should be data)"
+                           : "rule used more than its instruction budget while loading");
         return;
     }
     uint64_t *count = vd_task_counter(t);
@@ -126,8 +132,8 @@ int vd_sandbox_setmetatable(lua_State *L)
     if (t == LUA_TTABLE) {
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL)
-            return luaL_error(L, "setmetatable: __gc is not allowed (a finalizer runs outside "
-                                 "the instruction budget)");
+            return luaL_error(L, "setmetatable: __gc is not allowed (a finalizer runs with hooks "
+                                 "off, outside any budget)");
         lua_pop(L, 1);
     }
     if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
@@ -378,10 +384,170 @@ void vd_sandbox_setglobal(lua_State *L, const char *name)
     lua_pop(L, 1);
 }
 
-static int setup(lua_State *L)
+/* ---- the script profile ---- */
+
+/* load() with text chunks only: a binary chunk can crash the VM. */
+static int safe_load(lua_State *L)
 {
-    const char *const *dirs = lua_touserdata(L, 1);
-    size_t ndirs = (size_t)lua_tointeger(L, 2);
+    int n = lua_gettop(L);
+    if (n > 4) lua_settop(L, n = 4);
+    while (lua_gettop(L) < 2)
+        lua_pushnil(L);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* the real load */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushstring(L, "t");
+    if (n == 4) lua_pushvalue(L, 4); /* an env only when given: nil would be an env too */
+    lua_call(L, n == 4 ? 4 : 3, LUA_MULTRET);
+    return lua_gettop(L) - (n < 2 ? 2 : n);
+}
+
+/* The Lua-file searcher, text only, over the path fixed at start (upvalue 1), never over
+ * package.path: a script cannot point require at other directories, or load bytecode. */
+static int text_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2)); /* package.searchpath */
+    lua_pushstring(L, name);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) return 1; /* the "no file ..." message */
+    const char *file = lua_tostring(L, -2);
+    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, file,
+                          lua_tostring(L, -1));
+    lua_pushstring(L, file);
+    return 2;
+}
+
+static int package_readonly(lua_State *L)
+{
+    return luaL_error(L, "package is read-only in a script (modules come from the script's "
+                         "directory and the rules directories: docs/scripts.md)");
+}
+
+static void remove_field(lua_State *L, const char *table, const char *field)
+{
+    lua_getglobal(L, table);
+    lua_pushnil(L);
+    lua_setfield(L, -2, field);
+    lua_pop(L, 1);
+}
+
+/* require's searchers: the preload one and text_searcher over path, nothing else. */
+static void script_searchers(lua_State *L, int pkg, const char *path)
+{
+    lua_pushstring(L, "");
+    lua_setfield(L, pkg, "cpath");
+    lua_pushstring(L, path);
+    lua_setfield(L, pkg, "path"); /* for reading: the searcher has its own copy */
+    lua_getfield(L, pkg, "searchers");
+    for (int i = 4; i >= 3; i--) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, i);
+    }
+    lua_pushstring(L, path);
+    lua_getfield(L, pkg, "searchpath");
+    lua_pushcclosure(L, text_searcher, 2);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 1); /* searchers */
+}
+
+/* The global package: a read-only view of the library's table (at pkg). */
+static void package_view(lua_State *L, int pkg)
+{
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushvalue(L, pkg);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, package_readonly);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_setglobal(L, "package");
+}
+
+/* Standard libraries minus what reaches outside the process's files: no os.execute, os.exit,
+ * os.remove, os.rename, os.tmpname, io.popen, C modules, dofile/loadfile, string.dump or
+ * binary chunks (load and require read text only); package is read-only and require's path
+ * (dir/?.lua for each directory, in order) is fixed at start; setmetatable refuses __gc. */
+static void open_script_libs(lua_State *L, const char *const *dirs, size_t ndirs)
+{
+    luaL_openlibs(L);
+    lua_pushnil(L);
+    lua_setglobal(L, "debug");
+    static const char *const gone[][2] = {
+        {"os", "execute"}, {"os", "exit"},      {"os", "remove"},   {"os", "rename"},
+        {"os", "tmpname"}, {"os", "setlocale"}, {"io", "popen"},    {"package", "loadlib"},
+        {"_G", "dofile"},  {"_G", "loadfile"},  {"string", "dump"},
+    };
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        remove_field(L, gone[i][0], gone[i][1]);
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, safe_load, 1);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, vd_sandbox_setmetatable);
+    lua_setglobal(L, "setmetatable");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < ndirs; i++) {
+        if (i) luaL_addchar(&b, ';');
+        luaL_addstring(&b, dirs[i]);
+        luaL_addstring(&b, "/?.lua");
+    }
+    luaL_pushresult(&b);
+    lua_getglobal(L, "package");
+    int pkg = lua_gettop(L);
+    script_searchers(L, pkg, lua_tostring(L, pkg - 1));
+    package_view(L, pkg);
+    lua_pop(L, 2); /* the library's table, the path */
+}
+
+/* ---- the test-file profile ---- */
+
+static const char TESTFILE_ENV_KEY[] = "validora.testfile_env";
+
+/* The test file's _ENV: string (without dump), table and math. */
+static void build_testfile_env(lua_State *L)
+{
+    lua_newtable(L);
+    luaL_requiref(L, "string", luaopen_string, 0);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_setfield(L, -2, "string");
+    luaL_requiref(L, "table", luaopen_table, 0);
+    lua_setfield(L, -2, "table");
+    luaL_requiref(L, "math", luaopen_math, 0);
+    lua_setfield(L, -2, "math");
+    lua_setfield(L, LUA_REGISTRYINDEX, TESTFILE_ENV_KEY);
+}
+
+int vd_lua_loadtext(lua_State *L, const char *text, size_t len, const char *chunkname)
+{
+    sandbox_of(L)->load_count = 0;
+    int st = luaL_loadbufferx(L, text, len, chunkname, "t");
+    if (st != LUA_OK) return st;
+    lua_getfield(L, LUA_REGISTRYINDEX, TESTFILE_ENV_KEY);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    return LUA_OK;
+}
+
+void vd_lua_unbudget(lua_State *L)
+{
+    lua_sethook(L, NULL, 0, 0);
+}
+
+/* ---- the factory ---- */
+
+typedef struct setup_args {
+    vd_lua_profile profile;
+    const char *const *dirs;
+    size_t ndirs;
+} setup_args;
+
+static void rules_registry(lua_State *L, const char *const *dirs, size_t ndirs)
+{
     luaL_openlibs(L); /* the full libraries stay on the main thread; rules see the base */
     lua_createtable(L, (int)ndirs, 0);
     for (size_t i = 0; i < ndirs; i++) {
@@ -392,42 +558,93 @@ static int setup(lua_State *L)
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
     build_base(L);
+}
+
+static int setup(lua_State *L)
+{
+    const setup_args *a = lua_touserdata(L, 1);
+    switch (a->profile) {
+    case VD_LUA_RULE:
+    case VD_LUA_CONFIG:
+        rules_registry(L, a->dirs, a->ndirs);
+        break;
+    case VD_LUA_TESTFILE:
+        build_testfile_env(L);
+        break;
+    case VD_LUA_SCRIPT:
+        open_script_libs(L, a->dirs, a->ndirs);
+        break;
+    }
     return 0;
+}
+
+/* Bounds of the profiles that bring their own. A config file is a few dozen settings and a
+ * test file is data: generous, and they stop a runaway loop. */
+#define CONFIG_MEMORY   (8u << 20)
+#define CONFIG_LOAD     10000000u
+#define TESTFILE_MEMORY (64u << 20)
+#define TESTFILE_LOAD   10000000u
+
+vd_sandbox_limits vd_lua_limits(vd_lua_profile profile)
+{
+    switch (profile) {
+    case VD_LUA_CONFIG:
+        return (vd_sandbox_limits){CONFIG_MEMORY, CONFIG_LOAD, CONFIG_LOAD};
+    case VD_LUA_TESTFILE:
+        return (vd_sandbox_limits){TESTFILE_MEMORY, TESTFILE_LOAD, TESTFILE_LOAD};
+    default:
+        return (vd_sandbox_limits){0, 0, 0};
+    }
+}
+
+static sandbox *sandbox_alloc_new(vd_lua_profile profile, const vd_sandbox_limits *lim)
+{
+    sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb) return NULL;
+    sb->profile = profile;
+    sb->lim = lim ? *lim : vd_lua_limits(profile);
+    sb->digest = EVP_MD_CTX_new();
+    if (!sb->digest || !EVP_DigestInit_ex(sb->digest, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(sb->digest);
+        free(sb);
+        return NULL;
+    }
+    return sb;
+}
+
+lua_State *vd_lua_new(vd_lua_profile profile, const vd_sandbox_limits *lim, const char *const *dirs,
+                      size_t ndirs, char *err, size_t errlen)
+{
+    if (profile == VD_LUA_RULE && !lim) {
+        snprintf(err, errlen, "sandbox: a rule state needs its limits");
+        return NULL;
+    }
+    sandbox *sb = sandbox_alloc_new(profile, lim);
+    lua_State *L = sb ? lua_newstate(sandbox_alloc, sb) : NULL;
+    if (!L) {
+        if (sb) EVP_MD_CTX_free(sb->digest);
+        free(sb);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    vd_task *none = NULL;
+    memcpy(lua_getextraspace(L), &none, sizeof none); /* the main thread is no task */
+    setup_args a = {profile, dirs, ndirs};
+    lua_pushcfunction(L, setup);
+    lua_pushlightuserdata(L, &a);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        snprintf(err, errlen, "sandbox: %s", lua_tostring(L, -1));
+        vd_sandbox_close(L);
+        return NULL;
+    }
+    if (sb->lim.load_instructions) lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return L;
 }
 
 lua_State *vd_sandbox_new(const char *const *dirs, size_t ndirs, const vd_sandbox_limits *lim,
                           char *err, size_t errlen)
 {
-    sandbox *sb = calloc(1, sizeof *sb);
-    if (!sb) goto oom;
-    sb->lim = *lim;
-    sb->digest = EVP_MD_CTX_new();
-    if (!sb->digest || !EVP_DigestInit_ex(sb->digest, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(sb->digest);
-        free(sb);
-        goto oom;
-    }
-    lua_State *L = lua_newstate(sandbox_alloc, sb);
-    if (!L) {
-        EVP_MD_CTX_free(sb->digest);
-        free(sb);
-        goto oom;
-    }
-    vd_task *none = NULL;
-    memcpy(lua_getextraspace(L), &none, sizeof none); /* the main thread is no task */
-    lua_pushcfunction(L, setup);
-    lua_pushlightuserdata(L, (void *)dirs);
-    lua_pushinteger(L, (lua_Integer)ndirs);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-        snprintf(err, errlen, "sandbox: %s", lua_tostring(L, -1));
-        vd_sandbox_close(L);
-        return NULL;
-    }
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
-    return L;
-oom:
-    snprintf(err, errlen, "out of memory");
-    return NULL;
+    return vd_lua_new(VD_LUA_RULE, lim, dirs, ndirs, err, errlen);
 }
 
 void vd_sandbox_close(lua_State *L)

@@ -48,13 +48,13 @@ local function input(path, column)
 end
 
 -- The list's addresses, each canonical address once; and how many duplicates were dropped.
+-- The canonical addresses seen are kept as 64-bit hashes (validora.set, docs/scripts.md), so
+-- a list of millions costs megabytes, not a table of strings.
 local function unique(next_addr)
-  local seen, dropped = {}, 0
+  local seen, dropped = validora.set(), 0
   return function()
     for a in next_addr do
-      local key = canonical.address(a)
-      if not seen[key] then
-        seen[key] = true
+      if seen:add(canonical.address(a)) then
         return a
       end
       dropped = dropped + 1

@@ -123,4 +123,27 @@ out=$(R "$tmp/prune.lua" "$tmp/subscribers.txt" "$tmp/pruned" 2>&1); rc=$?
     && ok "docs/scripts.md's prune.lua: removes the sure ones only" || bad "prune.lua: rc=$rc $out $(cat "$tmp/pruned"/*.txt 2>&1)"
 out=$(R "$tmp/prune.lua" "$tmp/no-such-list" "$tmp/pruned2" 2>&1); rc=$?
 [ $rc -eq 1 ] && [[ $out == *"no-such-list"* ]] && ok "prune.lua: a missing list says so, exit 1" || bad "prune.lua missing list: rc=$rc $out"
+# validora.set (issue 18, item 13): add says new or seen, has and # agree; and verify_all
+# keeps addresses in flight plus records waiting within its concurrency, even when records
+# come back at once (--no-smtp: the same domains over and over, from the DNS cache).
+cat >"$tmp/set.lua" <<'LUA'
+local s = validora.set()
+assert(s:add("a@x.test") and not s:add("a@x.test") and s:add("b@x.test"))
+assert(s:has("a@x.test") and not s:has("c@x.test") and #s == 2)
+local given, got, worst = 0, 0, 0
+local function input()
+  if given == 3000 then return nil end
+  given = given + 1
+  return "u" .. given .. "@valid.test"
+end
+for rec in validora.verify_all(input, { concurrency = 4 }) do
+  got = got + 1
+  worst = math.max(worst, given - got)
+  assert(rec.status)
+end
+print(got, worst < 4 and "bounded" or ("unbounded " .. worst))
+LUA
+out=$(R --no-smtp "$tmp/set.lua" 2>&1)
+[ "$out" = "3000	bounded" ] && ok "validora.set, and verify_all within its concurrency" || bad "set.lua: $out"
+
 checks_done scripts

@@ -1,12 +1,30 @@
-/* cli_csv.c — CSV rows on libcsv (cli_csv.h). libcsv pushes fields and row ends through
- * callbacks as it parses a chunk; the rows of a chunk wait in a small queue until asked for. A
- * UTF-8 byte-order mark at the start is dropped (an Excel CSV's header would otherwise start
+/* csv_reader.c — the BOM and CSV rows on libcsv (csv_reader.h). libcsv pushes fields and row ends
+ * through callbacks as it parses a chunk; the rows of a chunk wait in a small queue until asked
+ * for. A UTF-8 byte-order mark at the start is dropped (an Excel CSV's header would otherwise start
  * with it). Does not own: which column holds the address (the caller). */
 #include <csv.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cli_csv.h"
-#include "cli.h"
+#include "csv_reader.h"
+
+size_t vd_bom_len(const char *s, size_t n)
+{
+    return n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
+}
+
+void vd_bom_skip(FILE *f)
+{
+    unsigned char got[3];
+    size_t n = 0;
+    int c;
+    while (n < 3 && (c = getc(f)) != EOF) {
+        got[n++] = (unsigned char)c;
+        if (got[n - 1] != (unsigned char)"\xef\xbb\xbf"[n - 1]) break;
+    }
+    if (n == 3 && !memcmp(got, "\xef\xbb\xbf", 3)) return;
+    while (n > 0) /* glibc keeps more than one byte pushed back */
+        ungetc(got[--n], f);
+}
 
 typedef struct row {
     char **fields;
@@ -117,7 +135,7 @@ static void feed(vd_csv *c)
         size_t n = fread(buf, 1, sizeof buf, c->f), bom = 0;
         if (!c->started) {
             c->started = true;
-            bom = vd_cli_bom_len(buf, n);
+            bom = vd_bom_len(buf, n);
         }
         if (n > bom && csv_parse(&c->p, buf + bom, n - bom, on_field, on_row, c) != n - bom) {
             fail(c, csv_strerror(csv_error(&c->p)));
