@@ -1,7 +1,8 @@
 /* testfile.c — loading a rule test file (testfile.h; docs/rules-test.md for users).
  *
- * Owns: the test file's Lua state (made in one place, test_state: text only, an environment
- * holding only string/table/math, a memory cap and an instruction budget), checking that
+ * Owns: asking sandbox.c for the test file's Lua state (its testfile profile, in one place,
+ * test_state: text only, an environment holding only string/table/math, a memory cap and an
+ * instruction budget), checking that
  * what it returns is data (no functions, no metatables, bounded nesting) with every key
  * known, turning it into a vd_pb_test (playback.h): names, sessions (reading their
  * transcripts with transcript.c), checks, options, config, http; the patterns of its http
@@ -20,6 +21,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include "lua_pattern.h"
+#include "sandbox.h"
 #include "testfile.h"
 #include "validora/options.h"
 
@@ -86,51 +89,20 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     return buf;
 }
 
-#define LOAD_MEMORY       (64u << 20) /* bytes the test file's Lua may allocate */
-#define LOAD_INSTRUCTIONS 10000000    /* Lua instructions it may run */
-#define MAX_DEPTH         16          /* table nesting */
+#define MAX_DEPTH 16 /* table nesting */
 
 typedef struct loader {
-    size_t used, limit;
-    long budget;
     vd_pb_test *t;
     char dir[4096];
     char *err;
     size_t errlen;
 } loader;
 
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+/* The one place a test file's Lua state is made: sandbox.c's testfile profile (its memory
+ * cap and instruction budget, text only, string/table/math). NULL with err set. */
+static lua_State *test_state(char *err, size_t errlen)
 {
-    loader *ld = ud;
-    if (!ptr) osize = 0;
-    if (nsize == 0) {
-        free(ptr);
-        ld->used -= osize;
-        return NULL;
-    }
-    if (nsize > osize && ld->used + (nsize - osize) > ld->limit) return NULL;
-    void *p = realloc(ptr, nsize);
-    if (p) ld->used = ld->used - osize + nsize;
-    return p;
-}
-
-static void l_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    loader *ld;
-    lua_getallocf(L, (void **)&ld);
-    ld->budget -= 1000;
-    if (ld->budget < 0) luaL_error(L, "the test file runs too long (it should be data)");
-}
-
-/* The one place a test file's Lua state is made: capped by ld's limit, its instructions
- * counted against ld's budget (a profile of the bridge's state factory, later). NULL when
- * out of memory. */
-static lua_State *test_state(loader *ld)
-{
-    lua_State *L = lua_newstate(l_alloc, ld);
-    if (L) lua_sethook(L, l_hook, LUA_MASKCOUNT, 1000);
-    return L;
+    return vd_lua_new(VD_LUA_TESTFILE, NULL, NULL, 0, err, errlen);
 }
 
 /* Checks that the value at idx is data: nil, booleans, numbers, strings and tables of them
@@ -1117,7 +1089,7 @@ int vd_pb_test_load(const char *path, vd_pb_test *t, char *err, size_t errlen)
 {
     *t = (vd_pb_test){0};
     if (!(t->path = strdup(path))) return snprintf(err, errlen, "out of memory"), -1;
-    loader ld = {.limit = LOAD_MEMORY, .budget = LOAD_INSTRUCTIONS, .t = t};
+    loader ld = {.t = t};
     const char *slash = strrchr(path, '/');
     if (slash)
         snprintf(ld.dir, sizeof ld.dir, "%.*s", (int)(slash - path), path);
@@ -1127,27 +1099,15 @@ int vd_pb_test_load(const char *path, vd_pb_test *t, char *err, size_t errlen)
     size_t len;
     char *text = read_file(path, &len, err, errlen);
     if (!text) return -1;
-    lua_State *L = test_state(&ld);
+    lua_State *L = test_state(err, errlen);
     int rc = -1;
-    if (!L) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
+    if (!L) goto out;
     char chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", path);
-    if (luaL_loadbufferx(L, text, len, chunkname, "t") != LUA_OK) {
+    if (vd_lua_loadtext(L, text, len, chunkname) != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1));
         goto out;
     }
-    /* The environment: string, table and math, nothing else. */
-    lua_newtable(L);
-    luaL_requiref(L, "string", luaopen_string, 0);
-    lua_setfield(L, -2, "string");
-    luaL_requiref(L, "table", luaopen_table, 0);
-    lua_setfield(L, -2, "table");
-    luaL_requiref(L, "math", luaopen_math, 0);
-    lua_setfield(L, -2, "math");
-    lua_setupvalue(L, -2, 1);
     lua_pushcfunction(L, run_chunk);
     lua_insert(L, -2);
     if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
@@ -1165,7 +1125,7 @@ int vd_pb_test_load(const char *path, vd_pb_test *t, char *err, size_t errlen)
                  path);
         goto out;
     }
-    lua_sethook(L, NULL, 0, 0);
+    vd_lua_unbudget(L);
     char why[900];
     if (check_data(L, 1, 0, "the test", why, sizeof why) != 0 ||
         load_test(L, &ld, why, sizeof why) != 0) {
@@ -1183,7 +1143,7 @@ int vd_pb_test_load(const char *path, vd_pb_test *t, char *err, size_t errlen)
     }
     rc = 0;
 out:
-    if (L) lua_close(L);
+    if (L) vd_sandbox_close(L);
     free(text);
     return rc;
 }
@@ -1192,18 +1152,11 @@ bool vd_pb_pattern_match(void *arg, const char *subject, size_t len, const char 
                          size_t whylen)
 {
     (void)arg;
-    loader ld = {.limit = LOAD_MEMORY, .budget = LOAD_INSTRUCTIONS};
-    lua_State *L = test_state(&ld);
-    if (!L) return snprintf(why, whylen, "out of memory"), false;
-    luaL_requiref(L, "string", luaopen_string, 0);
-    lua_getfield(L, -1, "find");
-    lua_pushlstring(L, subject, len);
-    lua_pushstring(L, pattern);
-    bool ok = false;
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK)
-        snprintf(why, whylen, "body_matches: %s", lua_tostring(L, -1));
-    else if (!(ok = !lua_isnil(L, -1)))
+    char err[512];
+    int rc = vd_lua_pattern_find(subject, len, pattern, err, sizeof err);
+    if (rc < 0)
+        snprintf(why, whylen, "body_matches: %s", err);
+    else if (rc == 0)
         snprintf(why, whylen, "does not match %s", pattern);
-    lua_close(L);
-    return ok;
+    return rc > 0;
 }
