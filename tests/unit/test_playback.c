@@ -81,6 +81,34 @@ static int connect_to(int type, uint32_t ip, int port)
     return fd;
 }
 
+/* A test file is data: one that runs forever, eats memory, or reaches for os is refused with
+ * the profile's message (sandbox.c's testfile profile: its budget and cap). */
+static void test_loader_limits(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"while true do end return {}", "runs too long"},
+        {"local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(4096) .. i end return t", "memory"},
+        {"os.exit(3) return {}", "os"},
+        {"return { address = string.dump(print) }", "dump"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/vd-playback-XXXXXX.lua");
+        int fd = mkstemps(path, 4);
+        size_t n = strlen(cases[i].text);
+        if (fd < 0 || write(fd, cases[i].text, n) != (ssize_t)n) exit(2);
+        close(fd);
+        vd_pb_test t;
+        char err[512] = "";
+        int rc = vd_pb_test_load(path, &t, err, sizeof err);
+        CHECK_MSG(rc != 0 && strstr(err, cases[i].want), "case %zu: rc %d, %s", i, rc, err);
+        vd_pb_test_clear(&t);
+        unlink(path);
+    }
+}
+
 static void test_loader(const vd_pb_test *t)
 {
     CHECK(t->nchecks == 1 && !strcmp(t->checks[0].address, "bob@pb.test"));
@@ -241,6 +269,7 @@ int main(void)
     struct event_base *base = event_base_new();
     test_loader(&t);
     test_pattern();
+    test_loader_limits();
     test_dns(base, &t);
     test_smtp(base, &t);
     test_http(base, &t);
