@@ -389,7 +389,7 @@ static sv_job *job_load(sv_jobs *s, const char *id)
         fprintf(stderr, "validora serve: job %s (failed): %s\n", j->id, msg);
     else if (rc > 0)
         job_fail_with(j, msg); /* the file stays as it is, for a look */
-    if (rc == 0 && j->state != JOB_QUEUED) {
+    if (j->state != JOB_QUEUED) { /* nothing to skip: it starts no address */
         vd_resume_free(j->resumed);
         j->resumed = NULL;
     }
