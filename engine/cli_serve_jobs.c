@@ -385,10 +385,11 @@ static sv_job *job_load(sv_jobs *s, const char *id)
     char msg[sizeof j->error];
     int rc = job_read_results(j, msg, sizeof msg);
     if (rc < 0) job_fail(j, "reading results.mpk");
-    if (rc > 0 && j->state == JOB_FAILED) /* it already says why it stopped */
+    /* refused results: the job fails (if it had not already), its files stay for a look */
+    if (rc > 0 && j->state == JOB_FAILED)
         fprintf(stderr, "validora serve: job %s (failed): %s\n", j->id, msg);
     else if (rc > 0)
-        job_fail_with(j, msg); /* the file stays as it is, for a look */
+        job_fail_with(j, msg);
     if (j->state != JOB_QUEUED) { /* nothing to skip: it starts no address */
         vd_resume_free(j->resumed);
         j->resumed = NULL;
