@@ -1,9 +1,9 @@
 /* cli_output.h — the records file of `validora verify -o FILE` (cli_output.c): opening it
- * (an existing non-empty FILE is refused unless --force or --resume), --resume (its complete
- * records read back, a torn tail cut off, deferred records dropped, the addresses already done
- * as a multiset), the lock that keeps two runs off one FILE, and durability (fdatasync at most
- * every --sync seconds, and at the end). docs/records.md, "Long runs", says what a user sees.
- * CLI layer: public headers only. */
+ * (an existing non-empty FILE is refused unless --force or --resume), --resume (FILE read back
+ * under validora/resume.h's policy: a torn tail cut off, deferred records dropped, the
+ * addresses already done as a multiset), the lock that keeps two runs off one FILE, and
+ * durability (fdatasync at most every --sync seconds, and at the end). docs/records.md, "Long
+ * runs", says what a user sees. CLI layer: public headers only. */
 #ifndef VALIDORA_CLI_OUTPUT_H
 #define VALIDORA_CLI_OUTPUT_H
 #include <stdbool.h>
@@ -22,8 +22,8 @@ typedef struct vd_out_opts {
 
 /* What --resume found in FILE. */
 typedef struct vd_out_found {
-    long kept;           /* complete records kept: their addresses are not verified again */
-    long by_status[4];   /* of those: deliverable, undeliverable, risky, unknown */
+    long kept; /* complete records kept: their addresses are not verified again */
+    long by_status[VD_STATUS_COUNT]; /* of those, by vd_status */
     long deferred;       /* complete records with reason deferred: dropped, to be redone */
     long long cut_at;    /* -1, or the byte where a torn tail (a record cut short, or zeros
                             after a power loss) began and was cut off */

@@ -5,14 +5,18 @@
  * line, written whole before the job exists), `meta.json` (id, created_at, total, state,
  * finished_at; replaced by rename, so it is always whole: a directory without it is a job
  * whose creation was cut short, and is removed) and `results.mpk` (the msgpack record stream,
- * one record appended and flushed per address as it is decided). At start-up an unfinished
- * job reads its results back: a truncated or damaged tail (a kill in the middle of a write) is
- * cut off, and every address of the input without a complete record is verified again; an
- * address given twice gets a record for each time.
+ * one record appended and flushed per address as it is decided). At start-up every job reads
+ * its results back under validora/resume.h's policy: a torn tail (a kill in the middle of a
+ * write, a power cut's zeros) is cut off, and every address of the input without a complete
+ * record is verified again (an address given twice gets a record for each time; a deferred
+ * record is the job's answer, as while it runs); damage before the end is refused: the job
+ * fails, saying where, and its files stay as they are.
  *
- * Owns: job ids, the files and their formats, resuming, the order work is started in (jobs
- * first come first served, up to the concurrency for all of them), expiry of finished jobs.
- * Does not own: HTTP (cli_serve.c), the records' format (record.c), what the engine does. */
+ * Owns: job ids, the files and their formats, when a job is resumed, the order work is started
+ * in (jobs first come first served, up to the concurrency for all of them), expiry of finished
+ * jobs.
+ * Does not own: HTTP (cli_serve.c), the records' format (record.c), what a resume keeps, cuts
+ * or refuses (resume.c), what the engine does. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,91 +31,15 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include "cli_serve_jobs.h"
+#include "validora/resume.h"
 
 #define EXPIRE_EVERY_S 60 /* how often finished jobs are checked against --job-ttl */
 #define ID_LEN         32 /* hex digits of a job id: 128 random bits, not guessable */
-
-/* ---- a multiset of strings: the addresses that already have a record ---- */
-
-typedef struct skip_entry {
-    char *key;
-    size_t len;
-    long count;
-} skip_entry;
-
-typedef struct skipmap {
-    skip_entry *e;
-    size_t cap; /* a power of two, at least twice the entries */
-    size_t n;
-} skipmap;
-
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static skip_entry *skip_slot(skipmap *m, const char *s, size_t len)
-{
-    size_t i = (size_t)hash_bytes(s, len) & (m->cap - 1);
-    while (m->e[i].key && (m->e[i].len != len || memcmp(m->e[i].key, s, len) != 0))
-        i = (i + 1) & (m->cap - 1);
-    return &m->e[i];
-}
-
-static int skip_grow(skipmap *m)
-{
-    skipmap bigger = {.cap = m->cap ? m->cap * 2 : 64};
-    if (!(bigger.e = calloc(bigger.cap, sizeof *bigger.e))) return -1;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->e[i].key) *skip_slot(&bigger, m->e[i].key, m->e[i].len) = m->e[i];
-    bigger.n = m->n;
-    free(m->e);
-    *m = bigger;
-    return 0;
-}
-
-static int skip_add(skipmap *m, const char *s, size_t len)
-{
-    if ((m->n + 1) * 2 > m->cap && skip_grow(m) != 0) return -1;
-    skip_entry *e = skip_slot(m, s, len);
-    if (!e->key) {
-        if (!(e->key = malloc(len ? len : 1))) return -1;
-        memcpy(e->key, s, len);
-        e->len = len;
-        m->n++;
-    }
-    e->count++;
-    return 0;
-}
-
-/* True (and one fewer left) when the address already has a record. */
-static bool skip_take(skipmap *m, const char *s, size_t len)
-{
-    if (!m->cap) return false;
-    skip_entry *e = skip_slot(m, s, len);
-    if (!e->key || e->count == 0) return false;
-    e->count--;
-    return true;
-}
-
-static void skip_free(skipmap *m)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        free(m->e[i].key);
-    free(m->e);
-    *m = (skipmap){0};
-}
 
 /* ---- jobs ---- */
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_state;
 static const char *const STATE_NAMES[] = {"queued", "running", "done", "failed"};
-static const char *const STATUSES[] = {"deliverable", "undeliverable", "risky", "unknown"};
 
 struct sv_job {
     sv_jobs *s;
@@ -119,14 +47,14 @@ struct sv_job {
     char *dir;
     long created_at, finished_at;
     long total, done;
-    long by_status[4];
+    long by_status[VD_STATUS_COUNT];
     job_state state;
-    char error[256]; /* why it failed */
+    char error[512]; /* why it failed */
     FILE *in;        /* open while its addresses are being started */
     bool input_done; /* every address has been started (or had a record) */
     FILE *out;
     vd_writer *writer;
-    skipmap skip; /* addresses with a record from an earlier process */
+    vd_resume *resumed; /* addresses with a record from an earlier process; NULL: none */
     long inflight;
     bool deleted; /* freed when the last address in flight comes back */
     sv_job *next;
@@ -224,7 +152,8 @@ static void close_files(sv_job *j)
     j->writer = NULL;
     if (j->out) fclose(j->out);
     j->out = NULL;
-    skip_free(&j->skip);
+    vd_resume_free(j->resumed);
+    j->resumed = NULL;
 }
 
 static void job_free(sv_job *j)
@@ -247,14 +176,22 @@ static void unlink_job(sv_jobs *s, sv_job *j)
     s->count--;
 }
 
-static void job_fail(sv_job *j, const char *what)
+/* The job stops for good, saying why (error) in its progress and meta.json. */
+static void job_fail_with(sv_job *j, const char *error)
 {
-    snprintf(j->error, sizeof j->error, "%s: %s", what, strerror(errno));
+    snprintf(j->error, sizeof j->error, "%s", error);
     fprintf(stderr, "validora serve: job %s failed: %s\n", j->id, j->error);
     j->state = JOB_FAILED;
     j->finished_at = time(NULL);
     close_files(j);
     write_meta(j);
+}
+
+static void job_fail(sv_job *j, const char *what)
+{
+    char msg[sizeof j->error];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+    job_fail_with(j, msg);
 }
 
 /* Every address started and back: the job is done. */
@@ -283,9 +220,8 @@ static void on_record(const vd_record *rec, void *arg)
             job_fail(j, "writing results.mpk");
         } else {
             j->done++;
-            int k = 0;
-            while (k < 3 && strcmp(rec->status, STATUSES[k]) != 0)
-                k++;
+            vd_status k = VD_STATUS_UNKNOWN;
+            (void)vd_status_parse(rec->status, strlen(rec->status), &k);
             j->by_status[k]++;
             job_check_done(j);
         }
@@ -320,12 +256,13 @@ static bool job_start_one(sv_jobs *s, sv_job *j)
             j->input_done = true;
             fclose(j->in);
             j->in = NULL;
-            skip_free(&j->skip);
+            vd_resume_free(j->resumed);
+            j->resumed = NULL;
             job_check_done(j);
             return false;
         }
         if (n > 0 && line[n - 1] == '\n') n--;
-        if (skip_take(&j->skip, line, (size_t)n)) continue;
+        if (vd_resume_take(j->resumed, line, (size_t)n)) continue;
         j->inflight++;
         s->inflight++;
         if (vd_engine_submit(s->engine, line, (size_t)n, on_record, j) != 0) {
@@ -357,46 +294,30 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
     sv_jobs_pump(arg);
 }
 
-/* Reads an unfinished job's results back: counts, the addresses to skip, a bad tail cut. */
-static int job_read_results(sv_job *j)
+/* Reads a job's results back under validora/resume.h's policy (a deferred record is this job's
+ * answer, as while it runs): the counts and the addresses to skip, a torn tail cut off (the log
+ * says where). 0; 1 when the results are refused (damage that is not a torn tail: msg says
+ * what and where); -1 on a system error (errno). */
+static int job_read_results(sv_job *j, char *msg, size_t msglen)
 {
     char *p = path_of(j, "results.mpk");
-    if (!p) return -1;
-    FILE *f = fopen(p, "re");
-    if (!f) {
-        free(p);
-        return errno == ENOENT ? 0 : -1;
-    }
-    vd_reader *r = vd_reader_new(f);
-    vd_record_view v;
-    vd_read_status st = VD_READ_END;
-    while (r && (st = vd_reader_next(r, &v)) == VD_READ_RECORD) {
-        const char *s;
-        size_t len;
-        if (vd_record_str(&v, "email", &s, &len) != 0) continue;
-        if (skip_add(&j->skip, s, len) != 0) break;
-        j->done++;
-        const char *status;
-        size_t slen;
-        int k = 0;
-        if (vd_record_str(&v, "status", &status, &slen) == 0)
-            while (k < 3 && (strlen(STATUSES[k]) != slen || memcmp(STATUSES[k], status, slen)))
-                k++;
-        else
-            k = 3;
-        j->by_status[k]++;
-    }
-    int rc = 0;
-    if (!r) {
-        rc = -1;
-    } else if (st != VD_READ_END && st != VD_READ_RECORD) {
-        fprintf(stderr, "validora serve: job %s: results.mpk: %s; cut there, redoing the rest\n",
-                j->id, vd_reader_error(r));
-        if (truncate(p, (off_t)vd_reader_offset(r)) != 0) rc = -1;
-    }
-    vd_reader_free(r);
-    fclose(f);
+    FILE *f = p ? fopen(p, "r+e") : NULL;
     free(p);
+    if (!f) return errno == ENOENT ? 0 : -1;
+    int rc = (j->resumed = vd_resume_new(VD_RESUME_DEFERRED_DONE)) ? 0 : -1;
+    if (rc == 0 && vd_resume_scan(j->resumed, f, "results.mpk", msg, msglen) != 0) rc = 1;
+    const vd_resume_found *found = j->resumed ? vd_resume_found_get(j->resumed) : NULL;
+    if (rc == 0 && found->tail[0]) {
+        fprintf(stderr, "validora serve: job %s: results.mpk: %s; cut there, redoing the rest\n",
+                j->id, found->tail);
+        if (vd_resume_cut(j->resumed, fileno(f), "results.mpk", msg, msglen) != 0) rc = 1;
+    }
+    if (rc == 0) {
+        j->done = (long)found->kept;
+        for (int k = 0; k < VD_STATUS_COUNT; k++)
+            j->by_status[k] = (long)found->by_status[k];
+    }
+    fclose(f);
     return rc;
 }
 
@@ -461,11 +382,18 @@ static sv_job *job_load(sv_jobs *s, const char *id)
                                           : JOB_QUEUED;
     if (error) snprintf(j->error, sizeof j->error, "%s", error);
     json_decref(m);
-    if (job_read_results(j) != 0) {
-        job_fail(j, "reading results.mpk");
-        return j;
+    char msg[sizeof j->error];
+    int rc = job_read_results(j, msg, sizeof msg);
+    if (rc < 0) job_fail(j, "reading results.mpk");
+    /* refused results: the job fails (if it had not already), its files stay for a look */
+    if (rc > 0 && j->state == JOB_FAILED)
+        fprintf(stderr, "validora serve: job %s (failed): %s\n", j->id, msg);
+    else if (rc > 0)
+        job_fail_with(j, msg);
+    if (j->state != JOB_QUEUED) { /* nothing to skip: it starts no address */
+        vd_resume_free(j->resumed);
+        j->resumed = NULL;
     }
-    if (j->state != JOB_QUEUED) skip_free(&j->skip);
     return j;
 }
 
@@ -670,8 +598,8 @@ void sv_job_progress(const sv_job *j, struct evbuffer *out)
     job_state st =
         j->state == JOB_RUNNING && j->done == 0 && j->inflight == 0 ? JOB_QUEUED : j->state;
     json_t *counts = json_object();
-    for (int k = 0; k < 4; k++)
-        json_object_set_new(counts, STATUSES[k], json_integer(j->by_status[k]));
+    for (int k = 0; k < VD_STATUS_COUNT; k++)
+        json_object_set_new(counts, vd_status_name((vd_status)k), json_integer(j->by_status[k]));
     json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:I}", "id", j->id, "state",
                           STATE_NAMES[st], "total", (json_int_t)j->total, "done",
                           (json_int_t)j->done, "in_flight", (json_int_t)j->inflight, "counts",

@@ -101,8 +101,8 @@ static void count_series(sv_metrics *m, const char *status_in, const char *reaso
 
 void sv_metrics_record(sv_metrics *m, const vd_record *rec)
 {
-    count_series(m, rec->status ? rec->status : "unknown", rec->reason ? rec->reason : "",
-                 rec->provider ? rec->provider : "");
+    count_series(m, rec->status ? rec->status : vd_status_name(VD_STATUS_UNKNOWN),
+                 rec->reason ? rec->reason : "", rec->provider ? rec->provider : "");
     int c =
         rec->has_smtp && rec->smtp_code >= 100 && rec->smtp_code < 600 ? rec->smtp_code / 100 : 0;
     m->smtp_class[c]++;

@@ -105,9 +105,9 @@ typedef struct run {
     bool fatal;
     long submitted, written, skipped;
     struct event *pump_ev;
-    struct event *progress_ev; /* --verbose: a line on stderr every 5 s */
-    struct event *left_ev;     /* stopping: how many are left, every 2 s */
-    long by_status[4];         /* deliverable, undeliverable, risky, unknown */
+    struct event *progress_ev;       /* --verbose: a line on stderr every 5 s */
+    struct event *left_ev;           /* stopping: how many are left, every 2 s */
+    long by_status[VD_STATUS_COUNT]; /* by vd_status */
     struct timeval started;
 } run;
 
@@ -130,12 +130,11 @@ static void on_record(const struct vd_record *rec, void *arg)
         return;
     }
     r->written++;
-    static const char *const statuses[] = {"deliverable", "undeliverable", "risky"};
-    int k = 0;
-    while (k < 3 && strcmp(rec->status, statuses[k]) != 0)
-        k++;
+    vd_status k = VD_STATUS_UNKNOWN;
+    (void)vd_status_parse(rec->status, strlen(rec->status), &k);
     r->by_status[k]++;
-    vd_progress_record(r->progress, k, rec->reason && !strcmp(rec->reason, "deferred"));
+    vd_progress_record(r->progress, (int)k,
+                       rec->reason && !strcmp(rec->reason, VD_REASON_DEFERRED));
     event_active(r->pump_ev, EV_TIMEOUT, 0); /* refill from the loop, not from here */
 }
 
@@ -175,11 +174,11 @@ static void report(const run *r, const char *what)
     gettimeofday(&now, NULL);
     double secs =
         (double)(now.tv_sec - r->started.tv_sec) + (double)(now.tv_usec - r->started.tv_usec) / 1e6;
-    fprintf(stderr,
-            "validora verify: %s %ld records in %.1f s (%.0f/s): %ld deliverable, %ld "
-            "undeliverable, %ld risky, %ld unknown; %zu in flight\n",
-            what, r->written, secs, secs > 0 ? (double)r->written / secs : 0.0, r->by_status[0],
-            r->by_status[1], r->by_status[2], r->by_status[3], vd_engine_inflight(r->engine));
+    fprintf(stderr, "validora verify: %s %ld records in %.1f s (%.0f/s): ", what, r->written, secs,
+            secs > 0 ? (double)r->written / secs : 0.0);
+    for (int k = 0; k < VD_STATUS_COUNT; k++)
+        fprintf(stderr, "%s%ld %s", k ? ", " : "", r->by_status[k], vd_status_name((vd_status)k));
+    fprintf(stderr, "; %zu in flight\n", vd_engine_inflight(r->engine));
 }
 
 static void on_progress(evutil_socket_t fd, short what, void *arg)

@@ -182,7 +182,7 @@ static void which_finish(vd_job *j, const vd_pick *pick);
 
 static void job_finish(vd_job *j)
 {
-    if (!j->probe.status) vd_probe_verdict(&j->probe, "unknown", "internal_error");
+    if (!j->probe.status) vd_probe_decide(&j->probe, VD_STATUS_UNKNOWN, VD_REASON_INTERNAL_ERROR);
     if (j->which) {
         which_finish(j, NULL);
         return;
@@ -196,9 +196,9 @@ static void job_finish(vd_job *j)
 }
 
 /* A verdict the engine decides by itself, and the end of the job. */
-static void job_decide(vd_job *j, const char *status, const char *reason, const char *detail)
+static void job_decide(vd_job *j, vd_status status, const char *reason, const char *detail)
 {
-    vd_probe_verdict(&j->probe, status, reason);
+    vd_probe_decide(&j->probe, status, reason);
     if (detail) vd_probe_set_detail(&j->probe, detail);
     job_finish(j);
 }
@@ -222,13 +222,13 @@ static void start_rule(vd_job *j)
         return;
     }
     if (!j->e->cfg.smtp) {
-        job_decide(j, "unknown", "not_probed", NULL);
+        job_decide(j, VD_STATUS_UNKNOWN, "not_probed", NULL);
         return;
     }
     j->probe.mx = j->mx;
     j->run = vd_rules_probe_new(j->gen->rules, &j->probe, on_probe_done, j);
     if (!j->run) {
-        job_decide(j, "unknown", "internal_error", "out of memory");
+        job_decide(j, VD_STATUS_UNKNOWN, VD_REASON_INTERNAL_ERROR, "out of memory");
         return;
     }
     vd_rules_probe_start(j->run); /* may finish the job */
@@ -254,17 +254,17 @@ static bool any_address(const vd_mx_result *m, vd_dns_status *worst)
 }
 
 /* The verdict a DNS answer decides by itself, or false when the rule has to probe. */
-static bool dns_verdict(const vd_mx_result *r, const char **status, const char **reason, char *msg,
+static bool dns_verdict(const vd_mx_result *r, vd_status *status, const char **reason, char *msg,
                         size_t msglen)
 {
     vd_dns_status worst;
-    *status = "undeliverable";
+    *status = VD_STATUS_UNDELIVERABLE;
     if (r->status == VD_DNS_NXDOMAIN) {
         *reason = "domain_not_found";
     } else if (r->status == VD_DNS_NODATA) { /* no MX, and no A/AAAA for the implicit MX */
         *reason = "no_mail_server";
     } else if (r->status != VD_DNS_OK) {
-        *status = "unknown", *reason = "dns_error";
+        *status = VD_STATUS_UNKNOWN, *reason = "dns_error";
         snprintf(msg, msglen, "%s%s%s", vd_dns_status_name(r->status), r->error[0] ? ": " : "",
                  r->error);
     } else if (r->null_mx) {
@@ -272,7 +272,7 @@ static bool dns_verdict(const vd_mx_result *r, const char **status, const char *
     } else if (r->nhosts == 0 || !any_address(r, &worst)) {
         *reason = "no_mail_server";
         if (r->nhosts && failed_lookup(worst)) {
-            *status = "unknown", *reason = "dns_error";
+            *status = VD_STATUS_UNKNOWN, *reason = "dns_error";
             snprintf(msg, msglen, "MX host addresses: %s", vd_dns_status_name(worst));
         }
     } else {
@@ -312,19 +312,20 @@ static void on_mx(const vd_mx_result *r, void *arg)
     vd_job *j = arg;
     j->dnsreq = NULL;
     char msg[192] = "";
-    const char *status, *reason;
+    vd_status status;
+    const char *reason;
     if (dns_verdict(r, &status, &reason, msg, sizeof msg)) {
         job_decide(j, status, reason, msg[0] ? msg : NULL);
         return;
     }
     j->mx = mx_dup(r);
     if (!j->mx) {
-        job_decide(j, "unknown", "internal_error", "out of memory");
+        job_decide(j, VD_STATUS_UNKNOWN, VD_REASON_INTERNAL_ERROR, "out of memory");
         return;
     }
     msg[0] = '\0';
     if (!drop_forbidden(j->mx, msg, sizeof msg)) {
-        job_decide(j, "unknown", VD_FORBIDDEN_DESTINATION, msg);
+        job_decide(j, VD_STATUS_UNKNOWN, VD_FORBIDDEN_DESTINATION, msg);
         return;
     }
     start_rule(j);
@@ -369,7 +370,7 @@ static void start_job(vd_job *j)
     size_t len = j->email_len;
     j->addr_ok = vd_address_parse(email, len, &j->addr, &why);
     if (!j->addr_ok) {
-        job_decide(j, "undeliverable", "invalid_syntax", why);
+        job_decide(j, VD_STATUS_UNDELIVERABLE, "invalid_syntax", why);
         return;
     }
     vd_probe *p = &j->probe;
@@ -383,9 +384,10 @@ static void start_job(vd_job *j)
         j->mx = mx_from_literal(&j->addr);
         char msg[192] = "";
         if (!j->mx || !j->mx->hosts[0].naddrs)
-            job_decide(j, "unknown", "internal_error", "address literal not understood");
+            job_decide(j, VD_STATUS_UNKNOWN, VD_REASON_INTERNAL_ERROR,
+                       "address literal not understood");
         else if (!drop_forbidden(j->mx, msg, sizeof msg))
-            job_decide(j, "unknown", VD_FORBIDDEN_DESTINATION, msg);
+            job_decide(j, VD_STATUS_UNKNOWN, VD_FORBIDDEN_DESTINATION, msg);
         else
             start_rule(j);
         return;
@@ -422,8 +424,8 @@ static void which_finish(vd_job *j, const vd_pick *pick)
         w.pattern = pick->pattern[0] ? pick->pattern : NULL;
         w.host = pick->host[0] ? pick->host : NULL;
     } else {
-        w.status = pick ? "unknown" : p->status;
-        w.reason = pick ? "rule_error" : p->reason;
+        w.status = pick ? vd_status_name(VD_STATUS_UNKNOWN) : p->status;
+        w.reason = pick ? VD_REASON_RULE_ERROR : p->reason;
         w.detail = pick ? pick->pattern : p->detail;
     }
     job_unlink(j);

@@ -4,8 +4,6 @@
 #include <string.h>
 #include "probe.h"
 
-static const char *const STATUSES[] = {"deliverable", "undeliverable", "risky", "unknown", NULL};
-
 void vd_probe_init(vd_probe *p)
 {
     memset(p, 0, sizeof *p);
@@ -25,20 +23,32 @@ void vd_probe_clear(vd_probe *p)
 
 const char *vd_probe_status(const char *name)
 {
-    for (const char *const *s = STATUSES; *s; s++)
-        if (!strcmp(*s, name)) return *s;
-    return NULL;
+    vd_status s;
+    return name && vd_status_parse(name, strlen(name), &s) == 0 ? vd_status_name(s) : NULL;
+}
+
+static bool reason_ok(const char *reason, size_t n)
+{
+    if (n == 0 || n >= VD_REASON_MAX) return false;
+    for (const char *c = reason; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return false;
+    return true;
+}
+
+int vd_probe_decide(vd_probe *p, vd_status s, const char *reason)
+{
+    size_t n = reason ? strlen(reason) : 0;
+    if (!vd_status_name(s) || !reason_ok(reason, n)) return -1;
+    p->status = vd_status_name(s);
+    memcpy(p->reason, reason, n + 1);
+    return 0;
 }
 
 int vd_probe_verdict(vd_probe *p, const char *status, const char *reason)
 {
-    size_t n = strlen(reason);
-    if (n == 0 || n >= sizeof p->reason) return -1;
-    for (const char *c = reason; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) return -1;
-    p->status = status;
-    memcpy(p->reason, reason, n + 1);
-    return 0;
+    vd_status s;
+    if (!status || vd_status_parse(status, strlen(status), &s) != 0) return -1;
+    return vd_probe_decide(p, s, reason);
 }
 
 static void set_str(char **slot, const char *s)

@@ -2,12 +2,13 @@
  * record stream back record by record (vd_reader), the fields of a record read back, and
  * rendering msgpack maps as JSON Lines or CSV rows. API: include/validora/record.h.
  *
- * Owns: the key set and order (docs/records.md), the writer, the streaming reader and its
- * limits (record size, items, depth; the render bound), field access by key, the one JSON
- * renderer and the one CSV row renderer, and vd_record_cat (the reader and renderers behind
- * `validora cat`). Every output format goes through msgpack first (the writer packs, unpacks
- * and renders), so JSON and CSV can never say something the msgpack stream does not. Only
- * vd_record_cat writes messages, to the FILE it is given; the reader returns them.
+ * Owns: the key set and order (docs/records.md), the status names (vd_status), the writer,
+ * the streaming reader and its limits (record size, items, depth; the render bound), field
+ * access by key, the one JSON renderer and the one CSV row renderer, and vd_record_cat (the
+ * reader and renderers behind `validora cat`). Every output format goes through msgpack first
+ * (the writer packs, unpacks and renders), so JSON and CSV can never say something the msgpack
+ * stream does not. Only vd_record_cat writes messages, to the FILE it is given; the reader
+ * returns them.
  *
  * Does not own: deciding what goes in a record (engine.c), where it is written or read from
  * (the CLI, or an embedder). */
@@ -34,6 +35,30 @@
  * double at each one: 70 hostile bytes rendered as 33 KB, a 1 MB record as terabytes. */
 #define RENDER_MAX_FACTOR 32u
 #define RENDER_MAX_SLACK  64u
+
+/* ---------------------------------------------------------------- the vocabulary */
+
+static const char *const STATUS_NAMES[VD_STATUS_COUNT] = {
+    [VD_STATUS_DELIVERABLE] = "deliverable",
+    [VD_STATUS_UNDELIVERABLE] = "undeliverable",
+    [VD_STATUS_RISKY] = "risky",
+    [VD_STATUS_UNKNOWN] = "unknown",
+};
+
+const char *vd_status_name(vd_status s)
+{
+    return (unsigned)s < VD_STATUS_COUNT ? STATUS_NAMES[s] : NULL;
+}
+
+int vd_status_parse(const char *name, size_t len, vd_status *out)
+{
+    for (int i = 0; name && i < VD_STATUS_COUNT; i++)
+        if (strlen(STATUS_NAMES[i]) == len && !memcmp(STATUS_NAMES[i], name, len)) {
+            *out = (vd_status)i;
+            return 0;
+        }
+    return -1;
+}
 
 /* ---------------------------------------------------------------- growable output buffer */
 

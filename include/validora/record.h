@@ -24,6 +24,30 @@
 extern "C" {
 #endif
 
+/* ---------------------------------------------------------------- the vocabulary */
+
+/* A record's status (docs/records.md), in this order everywhere a count per status is kept. */
+typedef enum {
+    VD_STATUS_DELIVERABLE,
+    VD_STATUS_UNDELIVERABLE,
+    VD_STATUS_RISKY,
+    VD_STATUS_UNKNOWN,
+    VD_STATUS_COUNT
+} vd_status;
+
+/* "deliverable", "undeliverable", "risky", "unknown": a static string, the one spelling of each;
+ * NULL for anything else. */
+const char *vd_status_name(vd_status s);
+
+/* The status spelled by the len bytes at name (not NUL-terminated): 0 and *out set, or -1 when
+ * they spell no status (case matters, nothing is trimmed; *out untouched). */
+int vd_status_parse(const char *name, size_t len, vd_status *out);
+
+/* The reason of a record that has no answer yet, only a "not now": the day's warm-up budget
+ * was spent or a breaker was open (docs/errors.md). `verify --resume` redoes such a record
+ * (validora/resume.h). */
+#define VD_REASON_DEFERRED "deferred"
+
 /* ---------------------------------------------------------------- the record (writing) */
 
 /* Tri-state for facts that may not have been established. */
@@ -41,7 +65,7 @@ typedef struct vd_record {
     size_t email_len;
     const char *address; /* normalised, NULL when syntax failed */
     const char *domain;  /* normalised A-label, NULL when syntax failed */
-    const char *status;  /* deliverable | undeliverable | risky | unknown */
+    const char *status;  /* vd_status_name(): deliverable | undeliverable | risky | unknown */
     const char *reason;  /* one word */
     const char *detail;  /* optional human-readable detail (error messages), NULL = absent */
     const char *mx;      /* host that answered, NULL = absent */

@@ -7,7 +7,8 @@
 #    /healthz 503 and POSTs refused while stopping), a torn record appended to its results (as
 #    a kill in the middle of a write leaves), a restart that resumes it, a kill -9 in the middle,
 #    another restart that finishes it: every address has exactly one record, and the results
-#    read the same as JSON Lines and as msgpack;
+#    read the same as JSON Lines and as msgpack; damage before the end of a job's results is
+#    refused at the next start (the job fails, saying where; the file is left as it was);
 #  - bounds: a body past --max-request-body is 413, a list past --max-job-addresses 413, a job past
 #    --max-jobs 429; DELETE removes a job;
 #  - /metrics passes `promtool check metrics` (or the prometheus_client parser) and holds the
@@ -191,12 +192,27 @@ kill -TERM $pid
 wait $pid
 pid=
 
+# damage before the end of a job's results (not a torn tail) is refused at the next start: the
+# job fails saying where, its file is left as it was, the records before the damage still read
+r3="$tmp/state/serve/jobs/$j3/results.mpk"
+good3=$(stat -c %s "$r3")
+cp "$r3" "$tmp/r3.good"
+{ printf '\xc1'; cat "$tmp/r3.good"; } >>"$r3"
+cp "$r3" "$tmp/r3.damaged"
+
 # with the warm-up budget on, /metrics tells what is left of it for the source IP; SIGHUP
 # reloads the rules (a rule of our own, changed: generation 2)
 mkdir "$tmp/live"
 rule() { printf 'return {\n  name = "hup",\n  match = { domain = { "hup.test" } },\n  probe = function(job) return job:unknown("%s") end,\n}\n' "$1" >"$tmp/live/hup.lua"; }
 rule v1
 start --warmup --no-watch --rules "$VALIDORA_SOURCE_DIR/rules" --rules "$tmp/live" || bad "restart with --warmup: $(tail -5 "$tmp/err")"
+j3p=$(api "$U/v1/jobs/$j3")
+[[ $j3p == *'"state":"failed"'* && $j3p == *"damaged, not just a torn last record: invalid msgpack at byte $good3"* &&
+    $j3p == *"head -c $good3)"* ]] && ok "damage before the end of a job's results: the job fails, saying where" ||
+    bad "damaged results: $j3p"
+grep -q "job $j3 failed: results.mpk: damaged" "$tmp/err" && ok "the refused job is in the log" || bad "log: $(tail -5 "$tmp/err")"
+cmp -s "$r3" "$tmp/r3.damaged" && ok "the damaged results are left as they were" || bad "damaged results.mpk changed"
+[ "$(api "$U/v1/jobs/$j3/results" | wc -l)" = 2 ] && ok "the records before the damage still read" || bad "results of the failed job: $(api "$U/v1/jobs/$j3/results")"
 api "$U/metrics" >"$tmp/metrics"
 grep -q '^validora_budget_left{source_ip="any"} [0-9][0-9]*$' "$tmp/metrics" && grep -q '^validora_budget{source_ip="any"} [1-9]' "$tmp/metrics" &&
     ok "budget left per source IP" || bad "budget: $(grep budget "$tmp/metrics")"

@@ -1087,8 +1087,36 @@ static void test_pack(void)
     free(mp);
 }
 
+/* The status names: one table, both ways, and nothing else accepted. */
+static void test_status_names(void)
+{
+    static const char *const want[] = {"deliverable", "undeliverable", "risky", "unknown"};
+    CHECK(VD_STATUS_COUNT == 4);
+    for (int k = 0; k < VD_STATUS_COUNT; k++) {
+        const char *name = vd_status_name((vd_status)k);
+        CHECK_STR(name, want[k]);
+        vd_status back = VD_STATUS_COUNT;
+        CHECK(name && vd_status_parse(name, strlen(name), &back) == 0 && back == (vd_status)k);
+        CHECK(name == vd_status_name((vd_status)k)); /* one static string */
+    }
+    CHECK(vd_status_name(VD_STATUS_COUNT) == NULL);
+    CHECK(vd_status_name((vd_status)-1) == NULL);
+    static const char *const refused[] = {"",       "Deliverable", "deliverable ", "risk",
+                                          "riskyy", "valid",       "unknown\n"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        vd_status s = VD_STATUS_RISKY;
+        CHECK_MSG(vd_status_parse(refused[i], strlen(refused[i]), &s) == -1 && s == VD_STATUS_RISKY,
+                  "'%s' accepted", refused[i]);
+    }
+    vd_status s = VD_STATUS_RISKY;
+    CHECK(vd_status_parse("unknown", 3, &s) == -1 && s == VD_STATUS_RISKY); /* "unk": a prefix */
+    CHECK(vd_status_parse("risky\0", 6, &s) == -1);                         /* a NUL inside */
+    CHECK(vd_status_parse(NULL, 0, &s) == -1);
+}
+
 int main(void)
 {
+    test_status_names();
     test_pack();
     test_round_trip();
     test_csv_quoting();
