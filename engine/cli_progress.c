@@ -26,7 +26,7 @@ struct vd_progress {
     vd_engine *engine;
     struct event *tick;
     long total, before, written, deferred; /* before: skipped (--resume) */
-    long by_status[4];
+    long by_status[VD_STATUS_COUNT];       /* by vd_status */
     struct timeval started;
 };
 
@@ -65,8 +65,9 @@ static void render(vd_progress *p, char *buf, size_t len)
         if (rate > 0) clock_text(eta, sizeof eta, (double)(p->total - done) / rate);
         ADD(", ETA %s", eta);
     }
-    ADD("; %ld deliverable, %ld undeliverable, %ld risky, %ld unknown (%ld deferred)",
-        p->by_status[0], p->by_status[1], p->by_status[2], p->by_status[3], p->deferred);
+    for (int s = 0; s < VD_STATUS_COUNT; s++)
+        ADD("%s %ld %s", s ? "," : ";", p->by_status[s], vd_status_name((vd_status)s));
+    ADD(" (%ld %s)", p->deferred, VD_REASON_DEFERRED);
     vd_engine_stats st;
     vd_engine_stats_get(p->engine, &st);
     ADD("; %zu in flight, %zu throttled, %zu waiting for budget, %zu breakers open", st.inflight,
@@ -101,7 +102,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 vd_progress *vd_progress_new(struct event_base *base, FILE *err, vd_engine *e, long total,
-                             const long by_status[4])
+                             const long by_status[VD_STATUS_COUNT])
 {
     vd_progress *p = calloc(1, sizeof *p);
     if (!p) return NULL;

@@ -6,6 +6,7 @@
 #define VALIDORA_CLI_PROGRESS_H
 #include <stdbool.h>
 #include <stdio.h>
+#include "validora/record.h"
 #include "validora/validora.h"
 
 struct event_base;
@@ -13,10 +14,10 @@ struct event_base;
 typedef struct vd_progress vd_progress;
 
 /* total: the addresses of the input, -1 when not known (stdin); by_status (or NULL): the
- * statuses of the records already in the output (--resume): deliverable, undeliverable, risky,
- * unknown. The engine is asked for its stats at each update. NULL when out of memory. */
+ * statuses of the records already in the output (--resume), by vd_status. The engine is asked for
+ * its stats at each update. NULL when out of memory. */
 vd_progress *vd_progress_new(struct event_base *base, FILE *err, vd_engine *e, long total,
-                             const long by_status[4]);
+                             const long by_status[VD_STATUS_COUNT]);
 /* An input line skipped: it had its record already (--resume). It counts as done. */
 void vd_progress_skip(vd_progress *p);
 /* A record of this run: its status index (as above) and whether its reason is deferred. */

@@ -185,6 +185,30 @@ struct vd_limiter {
     vd_limiter_stats st;
 };
 
+static const struct {
+    const char *name, *prefix;
+} SCOPES[VD_NSCOPES] = {
+    [VD_SCOPE_PROVIDER] = {"provider", "p:"},   [VD_SCOPE_MX] = {"mx", "m:"},
+    [VD_SCOPE_NETWORK] = {"network", "n:"},     [VD_SCOPE_DOMAIN] = {"domain", "d:"},
+    [VD_SCOPE_SOURCE_IP] = {"source_ip", "i:"}, [VD_SCOPE_GLOBAL] = {"global", "g:"},
+};
+#define HTTP_PREFIX "http:"
+
+const char *vd_scope_name(vd_scope scope)
+{
+    return (unsigned)scope < VD_NSCOPES ? SCOPES[scope].name : "?";
+}
+
+void vd_scope_key(vd_scope scope, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s", (unsigned)scope < VD_NSCOPES ? SCOPES[scope].prefix : "?:", id);
+}
+
+void vd_scope_http_key(const char *rule, char *out, size_t len)
+{
+    snprintf(out, len, HTTP_PREFIX "%s", rule);
+}
+
 /* A key as the log shows it: without the one-letter scope prefix ("p:google" is "google");
  * keys of other shapes (http.request's "http:<rule>") whole. */
 static const char *shown(const char *key)
@@ -370,7 +394,7 @@ static void key_init(vd_limiter *l, kstate *k, int scope, const char *key, const
     k->l = l;
     k->scope = scope;
     /* http.request's key sits in the provider slot but is an endpoint, not a mail server */
-    k->endpoint = strncmp(key, "http:", 5) == 0;
+    k->endpoint = strncmp(key, HTTP_PREFIX, strlen(HTTP_PREFIX)) == 0;
     k->sender = is_sender(scope) && !k->endpoint;
     /* A /24 or /64 holds many unrelated servers (a hosting range, a cloud): starting it gently
      * would let one slow server hold its neighbours to one connection. It is a shared ceiling

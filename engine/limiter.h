@@ -24,12 +24,14 @@
 #define VALIDORA_LIMITER_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "validora/record.h"
 #include "validora/validora.h"
 
 struct event_base;
 
-/* The error name job:smtp() returns when shaping gives the address back (docs/errors.md). */
-#define VD_LIMITER_DEFERRED "deferred"
+/* The error name job:smtp() returns when shaping gives the address back (docs/errors.md):
+ * the record's reason for the same outcome. */
+#define VD_LIMITER_DEFERRED VD_REASON_DEFERRED
 
 typedef enum vd_scope {
     VD_SCOPE_PROVIDER,
@@ -40,6 +42,15 @@ typedef enum vd_scope {
     VD_SCOPE_GLOBAL,
     VD_NSCOPES
 } vd_scope;
+
+/* A scope's name as rules write it in their limits ("mx", "network", ...). */
+const char *vd_scope_name(vd_scope scope);
+/* The key of scope for id ("m:192.0.2.1", "d:example.com", "g:*"): the one spelling of each
+ * scope's prefix. */
+void vd_scope_key(vd_scope scope, const char *id, char *out, size_t len);
+/* The key of an alternative check's HTTP endpoint (http.request, under the rule's name); it
+ * sits in the provider slot of its own limit set. */
+void vd_scope_http_key(const char *rule, char *out, size_t len);
 
 /* What a reply says about us (rules/validora/reputation.lua decides). */
 typedef enum vd_signal {

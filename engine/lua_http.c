@@ -35,8 +35,8 @@ typedef struct http_wait {
 void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim)
 {
     memset(&run->http_limits, 0, sizeof run->http_limits);
-    snprintf(run->http_limits.key[VD_SCOPE_PROVIDER], sizeof run->http_limits.key[0], "http:%s",
-             rule);
+    vd_scope_http_key(rule, run->http_limits.key[VD_SCOPE_PROVIDER],
+                      sizeof run->http_limits.key[0]);
     run->http_limits.limit[VD_SCOPE_PROVIDER] = *lim;
 }
 

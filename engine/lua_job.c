@@ -154,9 +154,9 @@ static void take_evidence(lua_State *L, vd_probe *p, int idx)
 static int set_verdict(lua_State *L)
 {
     vd_run *run = check_job(L, 1);
-    const char *status = vd_probe_status(lua_tostring(L, lua_upvalueindex(1)));
+    vd_status status = (vd_status)lua_tointeger(L, lua_upvalueindex(1));
     const char *reason = luaL_checkstring(L, 2);
-    if (vd_probe_verdict(run->probe, status, reason) != 0)
+    if (vd_probe_decide(run->probe, status, reason) != 0)
         return luaL_error(L, "verdict reason must be one lower-case word of 1-%d [a-z0-9_]: '%s'",
                           VD_REASON_MAX - 1, reason);
     take_evidence(L, run->probe, 3);
@@ -272,29 +272,28 @@ static int job_rule(lua_State *L)
     vd_probe_note_method(p, VD_METHOD_SKIPPED); /* a rule runs: until it asks anybody */
     const char *pkey = luaL_checkstring(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
-    static const char *const scopes[VD_NSCOPES] = {"provider", "mx",        "network",
-                                                   "domain",   "source_ip", "global"};
     for (int i = 0; i < VD_NSCOPES; i++)
-        read_limit(L, 4, scopes[i], &p->limits.limit[i]);
+        read_limit(L, 4, vd_scope_name((vd_scope)i), &p->limits.limit[i]);
     read_http_limit(L, run, luaL_checkstring(L, 2));
     const char *ip = run->gen->env.cfg->source_ip;
     vd_limit_set *ls = &p->limits;
-    snprintf(ls->key[VD_SCOPE_PROVIDER], sizeof ls->key[0], "p:%s", pkey);
+    vd_scope_key(VD_SCOPE_PROVIDER, pkey, ls->key[VD_SCOPE_PROVIDER], sizeof ls->key[0]);
     /* the server is judged by its address, not its names: every MX name and domain on one
      * server shares its keys (docs/reputation.md, "Keys") */
     char server[64], net[64];
     if (server_ip(p, server, sizeof server)) {
         vd_limiter_network_of(server, net, sizeof net);
-        snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s", server);
-        snprintf(ls->key[VD_SCOPE_NETWORK], sizeof ls->key[0], "n:%s", net);
+        vd_scope_key(VD_SCOPE_MX, server, ls->key[VD_SCOPE_MX], sizeof ls->key[0]);
+        vd_scope_key(VD_SCOPE_NETWORK, net, ls->key[VD_SCOPE_NETWORK], sizeof ls->key[0]);
     } else {
-        snprintf(ls->key[VD_SCOPE_MX], sizeof ls->key[0], "m:%s",
-                 p->mx && p->mx->nhosts ? p->mx->hosts[0].name : "?");
+        vd_scope_key(VD_SCOPE_MX, p->mx && p->mx->nhosts ? p->mx->hosts[0].name : "?",
+                     ls->key[VD_SCOPE_MX], sizeof ls->key[0]);
         ls->key[VD_SCOPE_NETWORK][0] = '\0';
     }
-    snprintf(ls->key[VD_SCOPE_DOMAIN], sizeof ls->key[0], "d:%s", p->addr->domain);
-    snprintf(ls->key[VD_SCOPE_SOURCE_IP], sizeof ls->key[0], "i:%s", ip ? ip : "any");
-    snprintf(ls->key[VD_SCOPE_GLOBAL], sizeof ls->key[0], "g:*");
+    vd_scope_key(VD_SCOPE_DOMAIN, p->addr->domain, ls->key[VD_SCOPE_DOMAIN], sizeof ls->key[0]);
+    vd_scope_key(VD_SCOPE_SOURCE_IP, ip ? ip : "any", ls->key[VD_SCOPE_SOURCE_IP],
+                 sizeof ls->key[0]);
+    vd_scope_key(VD_SCOPE_GLOBAL, "*", ls->key[VD_SCOPE_GLOBAL], sizeof ls->key[0]);
     p->limiter = run->gen->env.limiter;
     return 0;
 }
@@ -564,8 +563,6 @@ void vd_lua_job_open(lua_State *L)
         {"set_method", job_set_method},
         {NULL, NULL},
     };
-    static const char *const statuses[] = {"deliverable", "undeliverable", "risky", "unknown",
-                                           NULL};
     luaL_newmetatable(L, JOB_MT);
     lua_pushcfunction(L, job_index);
     lua_setfield(L, -2, "__index");
@@ -574,10 +571,10 @@ void vd_lua_job_open(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     luaL_newlib(L, methods);
-    for (const char *const *s = statuses; *s; s++) {
-        lua_pushstring(L, vd_probe_status(*s));
+    for (int s = 0; s < VD_STATUS_COUNT; s++) {
+        lua_pushinteger(L, s);
         lua_pushcclosure(L, set_verdict, 1);
-        lua_setfield(L, -2, *s);
+        lua_setfield(L, -2, vd_status_name((vd_status)s));
     }
     lua_setfield(L, -2, "methods");
     lua_pop(L, 1);

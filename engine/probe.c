@@ -21,12 +21,6 @@ void vd_probe_clear(vd_probe *p)
     p->detail = p->mx_used = p->smtp_text = p->address = NULL;
 }
 
-const char *vd_probe_status(const char *name)
-{
-    vd_status s;
-    return name && vd_status_parse(name, strlen(name), &s) == 0 ? vd_status_name(s) : NULL;
-}
-
 static bool reason_ok(const char *reason, size_t n)
 {
     if (n == 0 || n >= VD_REASON_MAX) return false;
@@ -42,13 +36,6 @@ int vd_probe_decide(vd_probe *p, vd_status s, const char *reason)
     p->status = vd_status_name(s);
     memcpy(p->reason, reason, n + 1);
     return 0;
-}
-
-int vd_probe_verdict(vd_probe *p, const char *status, const char *reason)
-{
-    vd_status s;
-    if (!status || vd_status_parse(status, strlen(status), &s) != 0) return -1;
-    return vd_probe_decide(p, s, reason);
 }
 
 static void set_str(char **slot, const char *s)

@@ -72,14 +72,9 @@ void vd_probe_clear(vd_probe *p);
 #define VD_REASON_INTERNAL_ERROR "internal_error" /* the engine failed (out of memory, ...) */
 #define VD_REASON_RULE_ERROR     "rule_error"     /* the rule failed or none could be chosen */
 
-/* The static string of the status spelled name (vd_status_name's), or NULL when name is none of
- * the four (validora/record.h). */
-const char *vd_probe_status(const char *name);
 /* Sets the verdict: status s, and a reason. Returns 0, or -1 when s is not a status or reason is
  * not one lower-case word of 1-47 [a-z0-9_] (the verdict is then unchanged). */
 int vd_probe_decide(vd_probe *p, vd_status s, const char *reason);
-/* The same with the status by name (a rule's job:deliverable(...)); -1 for an unknown name. */
-int vd_probe_verdict(vd_probe *p, const char *status, const char *reason);
 void vd_probe_set_detail(vd_probe *p, const char *s); /* copied; NULL clears */
 /* The deciding SMTP reply. */
 void vd_probe_set_reply(vd_probe *p, int code, const char *enhanced, const char *text);

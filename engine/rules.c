@@ -597,12 +597,12 @@ static void on_task_end(vd_task *t, bool ok, const char *msg, void *arg)
     vd_run *run = arg;
     vd_probe *p = run->probe;
     if (!ok) {
-        vd_probe_verdict(p, "unknown", "rule_error");
+        vd_probe_decide(p, VD_STATUS_UNKNOWN, VD_REASON_RULE_ERROR);
         vd_probe_set_detail(p, msg);
         vd_log_to(run->gen->env.log, run->gen->env.log_arg, VD_LOG_INFO, "%s: rule error: %s",
                   p->addr ? p->addr->address : "?", msg);
     } else if (!p->status) {
-        vd_probe_verdict(p, "unknown", "rule_error");
+        vd_probe_decide(p, VD_STATUS_UNKNOWN, VD_REASON_RULE_ERROR);
         vd_probe_set_detail(p, "rule returned without a verdict");
     }
     vd_probe_done_cb done = run->done;

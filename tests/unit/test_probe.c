@@ -34,24 +34,6 @@ static void test_decide(void)
     vd_probe_clear(&p);
 }
 
-static void test_by_name(void)
-{
-    vd_probe p;
-    vd_probe_init(&p);
-    CHECK(vd_probe_verdict(&p, "undeliverable", "mailbox_not_found") == 0);
-    CHECK(p.status == vd_status_name(VD_STATUS_UNDELIVERABLE));
-    CHECK(vd_probe_verdict(&p, "valid", "accepted") == -1);
-    CHECK(vd_probe_verdict(&p, "Risky", "accepted") == -1);
-    CHECK(vd_probe_verdict(&p, NULL, "accepted") == -1);
-    CHECK(p.status == vd_status_name(VD_STATUS_UNDELIVERABLE));
-    CHECK_STR(p.reason, "mailbox_not_found");
-    for (int k = 0; k < VD_STATUS_COUNT; k++)
-        CHECK(vd_probe_status(vd_status_name((vd_status)k)) == vd_status_name((vd_status)k));
-    CHECK(vd_probe_status("deliverables") == NULL);
-    CHECK(vd_probe_status(NULL) == NULL);
-    vd_probe_clear(&p);
-}
-
 static void test_method_names(void)
 {
     for (vd_method m = VD_METHOD_SKIPPED; m <= VD_METHOD_HTTP; m++)
@@ -64,7 +46,6 @@ static void test_method_names(void)
 int main(void)
 {
     test_decide();
-    test_by_name();
     test_method_names();
     return check_done();
 }
