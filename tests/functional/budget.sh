@@ -16,14 +16,12 @@ set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 SHIPPED="$VALIDORA_SOURCE_DIR/rules"
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done # only what this test started
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-. "$(dirname "$0")/lib/checks.sh"
 
 # Everything here must happen within one UTC day: start afresh after midnight if it is near.
 left=$((86400 - $(date -u +%s) % 86400))
