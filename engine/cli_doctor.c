@@ -18,8 +18,8 @@ typedef struct doctor_cli {
 const vd_option vd_cli_doctor_options[] = {
     {"test-host", 0, VD_OPT_STRING, offsetof(doctor_cli, d.test_host), 0, NULL, 0, 0, "HOST[:PORT]",
      "Doctor",
-     "an SMTP server to read a 220 banner from, to check outbound port 25 (port 25 by default; "
-     "without one the check is skipped)",
+     "an SMTP server to open a session with as verify does (220 banner, EHLO, STARTTLS, QUIT), "
+     "to check outbound port 25 (port 25 by default; without one the check is skipped)",
      false},
     {"dnsbl", 0, VD_OPT_LIST, offsetof(doctor_cli, d.dnsbl), 0, NULL, 0, 0, "ZONE", "Doctor",
      "a DNSBL zone to look the source IP up on; repeatable (default zen.spamhaus.org, "
@@ -39,8 +39,9 @@ const vd_option vd_cli_doctor_options[] = {
 
 /* The engine options doctor uses, out of vd_engine_options (their defaults and help stay
  * there). */
-static const char *const SHARED[] = {"dns",       "dns-timeout",  "helo",  "mail-from",
-                                     "source-ip", "smtp-timeout", "rules", NULL};
+static const char *const SHARED[] = {
+    "dns",          "dns-timeout", "helo",   "mail-from", "source-ip",
+    "smtp-timeout", "starttls",    "tls-ca", "rules",     NULL};
 static vd_option shared_options[sizeof SHARED / sizeof SHARED[0]];
 
 static void make_shared_options(void)

@@ -4,20 +4,21 @@
  * Owns: the checks and their pass/fail/unknown/skip rules; a private event_base and vd_dns
  * (dns.c) driven synchronously (each lookup runs the loop until its callback); libspf2 with
  * a DNS layer of ours on top of that vd_dns, so SPF asks the --dns servers and nothing else;
- * the port-25 banner read (a plain non-blocking connect, bounded by --smtp-timeout).
+ * the port-25 session's judgement: one session opened through smtp.c on the same loop, as
+ * the engine opens one (connect, banner, EHLO/HELO, STARTTLS via tls.c, --smtp-timeout for
+ * each step), its banner seen through the session's trace, then QUIT.
  * Does not own: printing (cli_doctor.c), the lists (lists.c), the default HELO and MAIL FROM
  * and which of them are someone else's (sender.c, shared with the engine's start-up), what an
- * SPF record means (libspf2), the instance lock (ledger.c). */
+ * SPF record means (libspf2), the instance lock (ledger.c), the SMTP dialogue and its reply
+ * parsing (smtp.c), TLS contexts (tls.c). */
 #include "doctor.h"
 #include "ledger.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libpsl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,16 +32,18 @@
 #include <event2/event.h>
 #include <spf2/spf.h>
 #include "clock.h"
+#include "destination.h"
 #include "dns.h"
 #include "lists.h"
 #include "sender.h"
+#include "smtp.h"
+#include "tls.h"
 
 const char *const vd_doctor_default_dnsbls[] = {"zen.spamhaus.org", "bl.spamcop.net",
                                                 "b.barracudacentral.org", NULL};
 
-#define MAX_ADDRS  16   /* addresses shown in a detail */
-#define MAX_PTRS   10   /* PTR names followed forward */
-#define BANNER_MAX 4096 /* bytes of a 220 banner read */
+#define MAX_ADDRS 16 /* addresses shown in a detail */
+#define MAX_PTRS  10 /* PTR names followed forward */
 
 const char *vd_doctor_status_name(vd_doctor_status s)
 {
@@ -926,49 +929,194 @@ static void check_own_domain(doctor *d)
            mail[0] ? "are not" : "is not");
 }
 
-/* Reads an SMTP reply (every line) into buf, up to the deadline. Returns its code or -1. */
-static int read_reply(int fd, char *buf, size_t len, double by)
+/* ---- port 25: one SMTP session through smtp.c, opened as the engine opens one ---- */
+
+/* What the session showed: the banner (seen through the session's trace) and how the open
+ * ended (its callback). */
+typedef struct port25 {
+    bool opened;      /* the open callback ran */
+    bool done;        /* the session is gone: freed after a failed open, or closed after QUIT */
+    char banner[256]; /* the first line the server sent, as read; "" when none */
+    bool banner_done; /* the banner's last line came ("NNN " or "NNN") */
+    bool banner_bad;  /* a line of it with another code than the first's */
+    vd_smtp_err err;  /* the open's result */
+    int code;         /* its reply code (the failing reply's, or 250 when ready) */
+    char reply[256];  /* its first line of text */
+    char errmsg[256]; /* its error detail */
+} port25;
+
+static void *p25_start(void *arg, const char *mx, const struct sockaddr *a, socklen_t alen)
 {
-    size_t n = 0;
-    buf[0] = '\0';
-    for (;;) {
-        /* a complete reply: its last line is "NNN " or "NNN\r\n" */
-        char *line = buf;
-        for (char *nl; (nl = strstr(line, "\r\n")) || (nl = strchr(line, '\n'));) {
-            if (nl - line >= 3 && (nl - line == 3 || line[3] == ' ')) {
-                return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-            }
-            line = nl + (nl[0] == '\r' ? 2 : 1);
-        }
-        if (n + 1 >= len) return -1;
-        double left = by - vd_now_mono();
-        if (left <= 0) return -1;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)(left * 1000) + 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        ssize_t got = read(fd, buf + n, len - 1 - n);
-        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (got <= 0) return -1;
-        n += (size_t)got;
-        buf[n] = '\0';
+    (void)mx;
+    (void)a;
+    (void)alen;
+    return arg;
+}
+
+static void p25_line(void *h, bool sent, const char *line, size_t len)
+{
+    port25 *p = h;
+    if (sent || p->banner_done) return;
+    p->banner_done = len == 3 || (len > 3 && line[3] == ' ');
+    if (p->banner[0]) {
+        p->banner_bad |= len < 3 || strncmp(line, p->banner, 3) != 0;
+        return;
+    }
+    if (len == 0) {
+        line = "?"; /* an empty first line is still a line */
+        len = 1;
+    }
+    snprintf(p->banner, sizeof p->banner, "%.*s", (int)(len > 200 ? 200 : len), line);
+    for (char *c = p->banner; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+}
+
+static void p25_tls(void *h, const char *protocol, const char *cipher, bool verified)
+{
+    (void)h;
+    (void)protocol;
+    (void)cipher;
+    (void)verified;
+}
+
+/* The connection closed; after the open's callback that is the end of the session (QUIT
+ * sent: the session frees itself as it closes). */
+static void p25_end(void *h, vd_smtp_end how, vd_smtp_err err)
+{
+    port25 *p = h;
+    (void)how;
+    (void)err;
+    if (p->opened) p->done = true;
+}
+
+/* The open's reply; then QUIT when the session is ready, else the session is freed. */
+static void p25_opened(vd_smtp *s, const vd_smtp_reply *r, void *arg)
+{
+    port25 *p = arg;
+    p->opened = true;
+    p->err = r->err;
+    p->code = r->code;
+    size_t n = strcspn(r->text, "\n");
+    snprintf(p->reply, sizeof p->reply, "%.*s", (int)(n > 200 ? 200 : n), r->text);
+    snprintf(p->errmsg, sizeof p->errmsg, "%s", r->errmsg ? r->errmsg : "");
+    if (r->err == VD_SMTP_OK && r->code == 250) {
+        vd_smtp_quit(s); /* the polite close: QUIT, and a moment for its 221 (p25_end) */
+    } else {
+        vd_smtp_free(s); /* freed as this callback returns */
+        p->done = true;
     }
 }
 
-/* The reply's first line, for a detail. */
-static void first_line(const char *reply, char *out, size_t len)
+/* The banner's reply code, or 0 when the first line is not one. */
+static int banner_code(const char *b)
 {
-    size_t n = strcspn(reply, "\r\n");
-    snprintf(out, len, "%.*s", (int)(n > 200 ? 200 : n), reply);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    if (!(b[0] >= '2' && b[0] <= '5' && b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' &&
+          (b[3] == '\0' || b[3] == ' ' || b[3] == '-')))
+        return 0;
+    return (b[0] - '0') * 100 + (b[1] - '0') * 10 + (b[2] - '0');
+}
+
+/* Runs the session to its end on d's loop. false (why in err) when it could not start. */
+static bool p25_run(doctor *d, SSL_CTX *tls, port25 *p, char *err, size_t errlen)
+{
+    int ms = (int)(d->cfg->smtp_timeout * 1000); /* vd_doctor_run refused a missing one */
+    struct sockaddr_storage src = d->ip;
+    set_port(&src, 0);
+    bool bind_src = d->cfg->source_ip && d->have_ip && src.ss_family == d->host.ss_family;
+    vd_smtp_trace trace = {p25_start, p25_line, p25_tls, p25_end, p};
+    vd_smtp_opts o = {.helo = d->helo,
+                      .source = bind_src ? (const struct sockaddr *)&src : NULL,
+                      .source_len = bind_src ? ss_len(&src) : 0,
+                      .connect_timeout_ms = ms,
+                      .command_timeout_ms = ms,
+                      .tls_ctx = tls,
+                      .tls_sni = d->host_name,
+                      .trace = &trace};
+    /* The test host is the operator's own choice, not a name from the DNS of an address
+     * being verified: a private or loopback one is allowed, for this session only. */
+    bool allowed = vd_destination_private_allowed();
+    vd_destination_allow_private(true);
+    vd_smtp *s = vd_smtp_open(d->base, (const struct sockaddr *)&d->host, ss_len(&d->host), &o,
+                              p25_opened, p);
+    vd_destination_allow_private(allowed);
+    if (!s) {
+        snprintf(err, errlen,
+                 "the SMTP session could not be set up (out of memory, or a HELO "
+                 "name SMTP cannot send)");
+        return false;
+    }
+    while (!p->done)
+        if (event_base_loop(d->base, EVLOOP_ONCE) != 0) break;
+    return true;
+}
+
+static const char *const P25_HFIX = "give --test-host with an SMTP server you may connect to "
+                                    "(e.g. one of your own MX hosts)";
+static const char *const P25_BLOCKED =
+    "ask your provider to open outbound TCP port 25 (many hosting and cloud providers block "
+    "it), or verify from a host that can reach it";
+static const char *const P25_NOT_SMTP =
+    "port 25 is open, but what answered does not speak SMTP as verify expects: try another "
+    "--test-host";
+static const char *const P25_REFUSED =
+    "port 25 is open, but the server refuses this client: read its reply (a DNSBL listing, no "
+    "reverse DNS) and fix that, or try another --test-host";
+
+/* The connection itself failed: bind, refused, timed out. */
+static void p25_connect_failed(doctor *d, const port25 *p, const char *hp)
+{
+    const char *name = "port-25";
+    if (!strncmp(p->errmsg, "bind: ", 6)) {
+        report(d, name, VD_DOCTOR_FAIL, "give a --source-ip that is an address of this host",
+               "cannot use the source IP %s: %s", d->ipstr, p->errmsg + 6);
+        return;
+    }
+    bool timeout = !strcmp(p->errmsg, "connect timeout");
+    const char *why = timeout                               ? strerror(ETIMEDOUT)
+                      : !strncmp(p->errmsg, "connect: ", 9) ? p->errmsg + 9
+                                                            : p->errmsg;
+    report(d, name, VD_DOCTOR_FAIL, strstr(why, strerror(ECONNREFUSED)) ? P25_HFIX : P25_BLOCKED,
+           "could not connect to %s: %s%s", hp, why,
+           timeout ? " (outbound port 25 is probably blocked)" : "");
+}
+
+static void p25_judge(doctor *d, const port25 *p, const char *hp)
+{
+    const char *name = "port-25";
+    int code = p->banner_done && !p->banner_bad ? banner_code(p->banner) : 0;
+    if (p->err == VD_SMTP_ERR_CONNECT || p->err == VD_SMTP_ERR_FORBIDDEN) {
+        p25_connect_failed(d, p, hp);
+    } else if (code == 220 && p->err == VD_SMTP_OK && p->code == 250) {
+        report(d, name, VD_DOCTOR_PASS, NULL, "%s answered: %s", hp, p->banner);
+    } else if (code && code != 220) {
+        report(d, name, VD_DOCTOR_FAIL, P25_REFUSED, "%s answered %d instead of 220: %s", hp, code,
+               p->banner);
+    } else if (code == 220 && p->err == VD_SMTP_OK) {
+        /* the banner was fine; the server refused what the engine says next (EHLO, HELO) */
+        report(d, name, VD_DOCTOR_FAIL, P25_REFUSED, "%s answered: %s; then %d to EHLO/HELO: %s",
+               hp, p->banner, p->code, p->reply);
+    } else if (code == 220) {
+        report(d, name, VD_DOCTOR_FAIL,
+               p->err == VD_SMTP_ERR_TLS
+                   ? "the server's STARTTLS handshake fails (verify records tls_error there): "
+                     "try another --test-host, or --no-starttls"
+                   : P25_REFUSED,
+               "%s answered: %s; then the session failed: %s (%s)", hp, p->banner,
+               vd_smtp_err_name(p->err), p->errmsg);
+    } else if (p->err == VD_SMTP_ERR_TIMEOUT) {
+        report(d, name, VD_DOCTOR_FAIL, P25_BLOCKED,
+               "connected to %s, but no SMTP banner within %g s%s%s", hp, d->cfg->smtp_timeout,
+               p->banner[0] ? ": " : "", p->banner);
+    } else {
+        report(d, name, VD_DOCTOR_FAIL, P25_NOT_SMTP,
+               "connected to %s, but no SMTP banner: %s (%s)%s%s", hp, vd_smtp_err_name(p->err),
+               p->errmsg, p->banner[0] ? ": " : "", p->banner);
+    }
 }
 
 static void check_port25(doctor *d)
 {
     const char *name = "port-25";
-    const char *hfix = "give --test-host with an SMTP server you may connect to (e.g. one of "
-                       "your own MX hosts)";
     if (!d->o->test_host) {
         report(d, name, VD_DOCTOR_SKIP, NULL,
                "skipped: no --test-host; give --test-host HOST[:PORT] (an SMTP server you may "
@@ -976,82 +1124,27 @@ static void check_port25(doctor *d)
         return;
     }
     if (!d->have_host) {
-        report(d, name, VD_DOCTOR_UNKNOWN, hfix, "could not tell: %s", d->host_err);
+        report(d, name, VD_DOCTOR_UNKNOWN, P25_HFIX, "could not tell: %s", d->host_err);
         return;
     }
-    char hp[300], a[INET6_ADDRSTRLEN];
+    char hp[300], a[INET6_ADDRSTRLEN], err[512];
     snprintf(hp, sizeof hp, "%s%s%s:%u", d->host.ss_family == AF_INET6 ? "[" : "",
              addr_str(&d->host, a, sizeof a), d->host.ss_family == AF_INET6 ? "]" : "",
              d->host_port);
-    double timeout = d->cfg->smtp_timeout; /* vd_doctor_run refused a missing one */
-    double by = vd_now_mono() + timeout;
-    int fd = socket(d->host.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        report(d, name, VD_DOCTOR_UNKNOWN, "run again", "could not tell: socket: %s",
-               strerror(errno));
+    /* STARTTLS as the engine does it: opportunistic, --tls-ca's store, --no-starttls: none */
+    SSL_CTX *tls = NULL;
+    vd_tls_opts topts = {.ca_file = d->cfg->tls_ca, .require_verified = false};
+    if (d->cfg->starttls && !(tls = vd_tls_client_ctx_new(&topts, err, sizeof err))) {
+        report(d, name, VD_DOCTOR_UNKNOWN, "give a --tls-ca file that can be read",
+               "could not tell: TLS: %s", err);
         return;
     }
-    if (d->cfg->source_ip && d->have_ip) {
-        struct sockaddr_storage src = d->ip;
-        set_port(&src, 0);
-        if (src.ss_family == d->host.ss_family &&
-            bind(fd, (struct sockaddr *)&src, ss_len(&src)) != 0) {
-            char fix[300];
-            snprintf(fix, sizeof fix, "give a --source-ip that is an address of this host");
-            report(d, name, VD_DOCTOR_FAIL, fix, "cannot use the source IP %s: %s", d->ipstr,
-                   strerror(errno));
-            close(fd);
-            return;
-        }
-    }
-    int err = 0;
-    if (connect(fd, (struct sockaddr *)&d->host, ss_len(&d->host)) != 0) {
-        err = errno;
-        if (err == EINPROGRESS) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int r;
-            do {
-                double left = by - vd_now_mono();
-                r = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
-            } while (r < 0 && errno == EINTR);
-            socklen_t el = sizeof err;
-            if (r <= 0)
-                err = ETIMEDOUT;
-            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
-                err = errno;
-        }
-    }
-    const char *blocked = "ask your provider to open outbound TCP port 25 (many hosting and cloud "
-                          "providers block it), or verify from a host that can reach it";
-    if (err) {
-        report(d, name, VD_DOCTOR_FAIL, err == ECONNREFUSED ? hfix : blocked,
-               "could not connect to %s: %s%s", hp, strerror(err),
-               err == ETIMEDOUT ? " (outbound port 25 is probably blocked)" : "");
-        close(fd);
-        return;
-    }
-    char reply[BANNER_MAX], line[256];
-    int code = read_reply(fd, reply, sizeof reply, by);
-    first_line(reply, line, sizeof line);
-    if (code == 220) {
-        report(d, name, VD_DOCTOR_PASS, NULL, "%s answered: %s", hp, line);
-        /* the polite close: QUIT, and a moment for its 221 */
-        static const char quit[] = "QUIT\r\n";
-        if (write(fd, quit, sizeof quit - 1) == (ssize_t)(sizeof quit - 1)) {
-            double q = vd_now_mono() + (timeout < 2 ? timeout : 2);
-            (void)read_reply(fd, reply, sizeof reply, q);
-        }
-    } else if (code > 0) {
-        report(d, name, VD_DOCTOR_FAIL,
-               "port 25 is open, but the server refuses this client: read its reply (a DNSBL "
-               "listing, no reverse DNS) and fix that, or try another --test-host",
-               "%s answered %d instead of 220: %s", hp, code, line);
-    } else {
-        report(d, name, VD_DOCTOR_FAIL, blocked,
-               "connected to %s, but no SMTP banner within %g s%s%s", hp, timeout,
-               reply[0] ? ": " : "", line);
-    }
-    close(fd);
+    port25 p = {.err = VD_SMTP_OK};
+    if (p25_run(d, tls, &p, err, sizeof err))
+        p25_judge(d, &p, hp);
+    else
+        report(d, name, VD_DOCTOR_UNKNOWN, "run again", "could not tell: %s", err);
+    vd_tls_ctx_free(tls);
 }
 
 static void check_dnsbl(doctor *d, const char *zone)
@@ -1245,8 +1338,32 @@ static void default_source(doctor *d)
     if (fd >= 0) close(fd);
 }
 
-int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb, void *arg,
-                  char *err, size_t errlen)
+/* Every check in turn; with port25_only (vd_doctor_port25) only the port-25 check. */
+static void run_checks(doctor *d, bool port25_only)
+{
+    if (port25_only) {
+        check_port25(d);
+        return;
+    }
+    check_helo_fqdn(d);
+    check_helo_resolves(d);
+    check_fcrdns(d);
+    check_spf(d);
+    check_dmarc(d);
+    check_dkim(d);
+    check_own_domain(d);
+    check_port25(d);
+    if (d->o->dnsbl.n)
+        for (int i = 0; i < d->o->dnsbl.n; i++)
+            check_dnsbl(d, d->o->dnsbl.v[i]);
+    else
+        for (int i = 0; vd_doctor_default_dnsbls[i]; i++)
+            check_dnsbl(d, vd_doctor_default_dnsbls[i]);
+    check_instance_lock(d);
+}
+
+static int run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb, void *arg,
+               char *err, size_t errlen, bool port25_only)
 {
     doctor *d = calloc(1, sizeof *d);
     if (!d) {
@@ -1316,21 +1433,7 @@ int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_docto
     if (!d->have_ip) default_source(d);
     if (d->have_ip) addr_str(&d->ip, d->ipstr, sizeof d->ipstr);
 
-    check_helo_fqdn(d);
-    check_helo_resolves(d);
-    check_fcrdns(d);
-    check_spf(d);
-    check_dmarc(d);
-    check_dkim(d);
-    check_own_domain(d);
-    check_port25(d);
-    if (o->dnsbl.n)
-        for (int i = 0; i < o->dnsbl.n; i++)
-            check_dnsbl(d, o->dnsbl.v[i]);
-    else
-        for (int i = 0; vd_doctor_default_dnsbls[i]; i++)
-            check_dnsbl(d, vd_doctor_default_dnsbls[i]);
-    check_instance_lock(d);
+    run_checks(d, port25_only);
     rc = d->not_passed;
 out:
     if (d->lists) vd_lists_free(d->lists);
@@ -1338,4 +1441,16 @@ out:
     if (d->base) event_base_free(d->base);
     free(d);
     return rc;
+}
+
+int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb, void *arg,
+                  char *err, size_t errlen)
+{
+    return run(cfg, o, cb, arg, err, errlen, false);
+}
+
+int vd_doctor_port25(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb,
+                     void *arg, char *err, size_t errlen)
+{
+    return run(cfg, o, cb, arg, err, errlen, true);
 }

@@ -2,7 +2,8 @@
  *
  * Owns: the checks of the sender's own setup (doctor.c), driving dns.c on an event loop of
  * its own, the SPF evaluation through libspf2 with dns.c as its DNS layer, the port-25
- * banner read; and the pure judgements below, exposed for tests.
+ * check (a session through smtp.c, as the engine opens one); and the pure judgements below,
+ * exposed for tests.
  * Does not own: printing (cli_doctor.c), the free-mail list (lists.c), the instance lock
  * (ledger.c, not built yet). */
 #ifndef VALIDORA_ENGINE_DOCTOR_H
@@ -27,5 +28,11 @@ typedef enum vd_dnsbl_answer {
 /* addr is an IPv4 address in network byte order. meaning (may be NULL) gets a short text for
  * the error codes Spamhaus documents (127.255.255.252, .254, .255), else "". */
 vd_dnsbl_answer vd_doctor_dnsbl_answer(uint32_t addr, const char **meaning);
+
+/* The port-25 check alone, set up as vd_doctor_run sets it up (o->test_host, the config's
+ * --helo, --source-ip, --smtp-timeout, --starttls, --tls-ca); returns as vd_doctor_run. For
+ * tests: the SMTP session without the DNS checks around it. */
+int vd_doctor_port25(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb,
+                     void *arg, char *err, size_t errlen);
 
 #endif

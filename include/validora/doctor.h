@@ -4,8 +4,10 @@
  * Each check is reported with what to fix (docs/doctor.md).
  *
  * Runs synchronously on an event loop of its own: one call, every check in turn, each DNS
- * lookup bounded by the config's --dns-timeout, the SMTP banner read by --smtp-timeout and
- * the SPF evaluation by VD_DOCTOR_SPF_DEADLINE. DNS goes to the config's --dns servers only. */
+ * lookup bounded by the config's --dns-timeout, each step of the port-25 SMTP session by
+ * --smtp-timeout and the SPF evaluation by VD_DOCTOR_SPF_DEADLINE. DNS goes to the config's
+ * --dns servers only. The port-25 session is the engine's (smtp.c): banner, EHLO (HELO
+ * fallback) with --helo, STARTTLS when offered (unless --no-starttls; --tls-ca), QUIT. */
 #ifndef VALIDORA_DOCTOR_H
 #define VALIDORA_DOCTOR_H
 #include <stddef.h>
@@ -49,7 +51,7 @@ typedef void (*vd_doctor_cb)(const vd_doctor_check *c, void *arg);
 const char *vd_doctor_status_name(vd_doctor_status s);
 
 /* Runs every check with the config's --helo, --mail-from, --source-ip, --dns, --dns-timeout,
- * --smtp-timeout and --rules (for the free-mail list). Returns the number of checks that did
+ * --smtp-timeout, --starttls, --tls-ca and --rules (for the free-mail list). Returns the number of checks that did
  * not pass (fail or unknown; skips do not count); -2 with a message in err when a setting is
  * unusable (a --source-ip that is not an IP address, a malformed --test-host, no positive
  * --smtp-timeout: its default is the options table's, vd_engine_config_init); -1 with err

@@ -6,10 +6,9 @@
 # Env: VALIDORA, WORLD_DIR (a started world).
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}"
-. "$(dirname "$0")/lib/checks.sh"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 state="$tmp/state"
 printf '%s\n' a@blocked.test b@blocked.test c@blocked.test alice@valid.test >"$tmp/list"
 

@@ -14,24 +14,14 @@ set -uo pipefail
 : "${VALIDORA:?VALIDORA must name the validora CLI binary}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 
-pass=0
-fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "PASS $*"
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $*"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 check() { # check DESCRIPTION COMMAND...
     local what=$1
     shift
     if "$@"; then ok "$what"; else bad "$what"; fi
 }
 finish() {
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
+    checks_done cat_truncated
     exit
 }
 
@@ -40,8 +30,7 @@ if [ ! -x "$VALIDORA" ]; then
     finish
 fi
 
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+checks_tmp T
 
 # Three records, one file each, so the record boundaries are known from the file sizes.
 ADDRS=('a..b@x.test' '@x.test' 'q"uote,comma@x..test')

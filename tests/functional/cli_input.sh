@@ -6,11 +6,8 @@
 # Uses --no-smtp and address literals or syntax errors only: no DNS, no SMTP.
 set -uo pipefail
 : "${VALIDORA:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 V() { "$VALIDORA" verify --allow-private-destinations --no-smtp "$@"; }
 
 printf '# a comment\r\n\r\na@[127.0.0.1]\r\n  b@[127.0.0.1]  \n\nbad..dots@x.test\nlast@[127.0.0.1]' >"$tmp/list"
@@ -86,5 +83,4 @@ def load(p):
 sys.exit(0 if load(sys.argv[1]) == load(sys.argv[2]) else 1)
 PY
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done cli_input

@@ -3,10 +3,9 @@
 # reaching a command, the command line winning, sections, and every kind of bad file refused
 # with a message naming the file and the key. Needs no test world: DNS goes to a closed port.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 V=${VALIDORA:?VALIDORA must name the validora binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 unset VALIDORA_CONFIG
 
 cat >"$tmp/good.lua" <<'LUA'

@@ -5,7 +5,7 @@
 # (registered apart in tests/CMakeLists.txt, under the same resource lock).
 # Env: VALIDORA_SOURCE_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 : "${VALIDORA_SOURCE_DIR:?}"
 cd "$VALIDORA_SOURCE_DIR" || exit 1
 want=$(grep -cv '^\s*\(#\|$\)' contrib/sample-list.txt)

@@ -8,8 +8,8 @@ set -uo pipefail
 
 VALIDORA=${VALIDORA:?VALIDORA must name the validora binary}
 PORT=${VALIDORA_DNS_PORT:-5354}
-state=$(mktemp -d) # the ledger and the instance lock of this run, never the machine's
-trap 'rm -rf "$state"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp state # the ledger and the instance lock of this run, never the machine's
 
 out=$(timeout 120 "$VALIDORA" verify --allow-private-destinations --state-dir "$state" --dns "127.0.0.1:$PORT" --format json \
     x@nullmx.test x@nosuch.test x@nomx.test x@servfail.test alice@valid.test)

@@ -12,11 +12,11 @@ set -uo pipefail
 VALIDORA=${VALIDORA:?VALIDORA must name the validora binary}
 PORT=${VALIDORA_DNS_PORT:-5354}
 DNS=(--dns "127.0.0.1:$PORT" --dns-timeout 1)
-STATE=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$STATE"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp STATE
+cleanup() { kill $(jobs -p) 2>/dev/null; }
 GOOD=(--helo mta.sender.test --mail-from verify@sender.test --source-ip 127.0.0.1 "${DNS[@]}"
       --dnsbl dnsbl.test --test-host 127.0.0.10:25 --state-dir "$STATE")
-fail=0
 
 # run NAME WANT_RC ARGS...: runs doctor, prints its output, checks the exit status.
 run() {
@@ -26,24 +26,15 @@ run() {
     rc=$?
     echo "---- $name (exit $rc)"
     echo "$out"
-    if [ "$rc" -ne "$want" ]; then
-        echo "FAIL $name: exit $rc, want $want"
-        fail=$((fail + 1))
-    fi
+    [ "$rc" -eq "$want" ] && ok "$name: exit $rc" || bad "$name: exit $rc, want $want"
 }
 
 # has NAME REGEX: the last output has a line matching REGEX.
 has() {
-    if ! grep -Eq -- "$2" <<<"$out"; then
-        echo "FAIL $1: no line matching /$2/"
-        fail=$((fail + 1))
-    fi
+    grep -Eq -- "$2" <<<"$out" && ok "$1: /$2/" || bad "$1: no line matching /$2/"
 }
 hasnt() {
-    if grep -Eq -- "$2" <<<"$out"; then
-        echo "FAIL $1: a line matches /$2/"
-        fail=$((fail + 1))
-    fi
+    grep -Eq -- "$2" <<<"$out" && bad "$1: a line matches /$2/" || ok "$1: no /$2/"
 }
 
 run all-pass 0 "${GOOD[@]}" --dkim-selector mail
@@ -125,7 +116,7 @@ run help 0 --help
 has help 'skipped checks do not fail'
 
 run json 0 "${GOOD[@]}" --format json
-OUT=$out python3 - <<'EOF' || fail=$((fail + 1))
+OUT=$out python3 - <<'EOF' && ok "json: every check as documented" || bad "json: the checks above"
 import json, os, sys
 d = json.loads(os.environ["OUT"])
 names = [c["name"] for c in d["checks"]]
@@ -147,7 +138,7 @@ sys.exit(1 if bad else 0)
 EOF
 run json-fail 1 --helo mta --mail-from verify@gmail.com --source-ip 127.0.0.66 "${DNS[@]}" \
     --dnsbl dnsbl.test --format json
-OUT=$out python3 - <<'EOF' || fail=$((fail + 1))
+OUT=$out python3 - <<'EOF' && ok "json-fail: every failed check with a fix" || bad "json-fail: the checks above"
 import json, os, sys
 d = json.loads(os.environ["OUT"])
 bad = 0
@@ -161,8 +152,4 @@ for n in ("helo-fqdn", "own-domain", "dnsbl:dnsbl.test", "fcrdns"):
 sys.exit(1 if bad else 0)
 EOF
 
-if [ "$fail" -ne 0 ]; then
-    echo "doctor.sh: $fail problem(s)"
-    exit 1
-fi
-echo "doctor.sh: all good"
+checks_done doctor

@@ -9,11 +9,8 @@
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 
 # The documented names, from the tables of docs/errors.md.
 documented=$(sed -n 's/^| `\([a-z_]*\)` |.*/\1/p' "$VALIDORA_SOURCE_DIR/docs/errors.md" | sort -u | paste -sd, -)
@@ -107,5 +104,4 @@ sys.exit("; ".join(bad) if bad else 0)
 PY
 then ok; else bad "dropped-session retry (exit $(cat "$tmp/err2"))"; fi
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done error_names

@@ -9,12 +9,11 @@
 # Does not own: the budget after kill -9 (budget.sh), the README walk (readme.sh).
 # Env: VALIDORA, WORLD_DIR, VALIDORA_SOURCE_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 S=$VALIDORA_SOURCE_DIR/scripts
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 # The option the hardened engine needs to reach loopback servers.
 PRIV=(--allow-private-destinations) # the world is on loopback (issue 16)
 V() { "$VALIDORA" verify --state-dir "$tmp/state" --dns "$DNS" --mail-from first@validora.test \

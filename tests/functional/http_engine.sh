@@ -7,10 +7,10 @@
 # Env: VALIDORA (the binary), VALIDORA_SOURCE_DIR.
 set -uo pipefail
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
-tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=secure.test -addext subjectAltName=DNS:secure.test \

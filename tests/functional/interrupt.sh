@@ -6,11 +6,8 @@
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 
 # kill -9 while a tarpit holds one address: the three decided ones are on disk.
 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --dns "$DNS" --smtp-timeout 30 --mail-from kill@validora.test -o "$tmp/k.mpk" \
@@ -81,5 +78,4 @@ grep -qE "stopping: [0-9]+ addresses that had not reached their SMTP session wri
 [ "$("$VALIDORA" cat "$tmp/i.mpk" | grep -c '"reason":"mailbox_not_found"')" -eq 30 ] && ok ||
   bad "--resume after SIGINT: $("$VALIDORA" cat "$tmp/i.mpk" | grep -c mailbox_not_found) of 30 verified; $(tail -3 "$tmp/i2.err")"
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done interrupt

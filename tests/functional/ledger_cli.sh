@@ -9,16 +9,14 @@
 set -uo pipefail
 : "${VALIDORA:?VALIDORA must name the validora CLI binary}"
 
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 holder=""
 cleanup() {
     # only the processes this test started, by pid
     [ -n "$holder" ] && kill -9 "$holder" 2>/dev/null
     for p in ${orphans:-}; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 S="$tmp/state"
 
 # ---- show before anything ----
@@ -161,5 +159,4 @@ orphans=""
 "$VALIDORA" ledger lock --state-dir "$S" 127.0.0.1 -- /nonexistent/command 2>/dev/null
 [ $? -eq 127 ] && ok "a COMMAND that does not exist: 127" || bad "missing COMMAND"
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done ledger_cli

@@ -12,18 +12,16 @@
 # The daemon part (the unit's ExecStart run by hand, /healthz) is package_serve.sh; this test
 # leaves the .deb for it in $VALIDORA_BUILD_DIR/package/. Needs no test world.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?VALIDORA must name the validora binary of the build tree}"
 src=${VALIDORA_SOURCE_DIR:?}
 keep=${VALIDORA_BUILD_DIR:?}/package
 export VALIDORA_CONFIG= # the machine's config must not change what is checked
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 installed_here=0
 cleanup() {
     if [ "$installed_here" = 1 ]; then dpkg --purge validora >/dev/null 2>&1; fi
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
 cd "$tmp" # no rules/ here: the fallback "rules" of a binary without installed rules finds none
 
 version=$(sed -n 's/^project(validora VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")

@@ -7,16 +7,14 @@
 # Exits 77 (ctest: Skipped) with the reason when the packaged binary has no `serve` command.
 # Needs no test world.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 keep=${VALIDORA_BUILD_DIR:?}/package
 export VALIDORA_CONFIG=
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
 
 debs=("$keep"/validora_*.deb)
 [ -f "${debs[0]}" ] || { bad "no .deb in $keep (functional.package builds it)"; checks_done package_serve.sh; exit; }

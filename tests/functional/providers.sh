@@ -18,14 +18,13 @@ set -uo pipefail
 : "${WORLD_DIR:?WORLD_DIR must name a started world (tests/world/world.sh start DIR)}"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${VALIDORA_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
-. "$HERE/lib/checks.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 MAILLOG=$WORLD_DIR/postfix/maillog
 MSLOG=$WORLD_DIR/https/microsoft.log
 YLOG=$WORLD_DIR/https/yahoo.log
 
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+checks_tmp T
 
 # The list: every provider, its known users, unknown users and special cases. The expected
 # verdicts are in the python below (run 1) and in RUN2 (run 2).

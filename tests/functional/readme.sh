@@ -19,12 +19,11 @@
 # package's commands (package.sh builds and installs the package).
 # Env: VALIDORA, WORLD_DIR, VALIDORA_SOURCE_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 SRC=$VALIDORA_SOURCE_DIR
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 mkdir -p "$tmp/bin" "$tmp/state"
 ln -s "$VALIDORA" "$tmp/bin/validora"
 PRIV="allow_private_destinations = true," # the world is on loopback (issue 16)

@@ -12,11 +12,9 @@ DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 # VALIDORA_LONG=0 (the sanitized build): a quarter of the run, the same checks
 N_FULL=20000; [ "${VALIDORA_LONG:-1}" = 0 ] && N_FULL=5000
 N=${RELOAD_LOAD_ADDRESSES:-$N_FULL}
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+cleanup() { kill $(jobs -p) 2>/dev/null; }
 
 live="$tmp/live"; mkdir "$live"
 version() { # version NAME: the rule, stamping its records with NAME; saved as editors do
@@ -86,5 +84,4 @@ PY
 grep -q "reload (signal\|reload (asked) failed" "$tmp/err" && ok || bad "the broken version was not reported: $(grep -i reload "$tmp/err" | head -3)"
 grep -q "load.lua:[0-9]*: " "$tmp/err" && ok || bad "broken version not named file:line"
 grep -q "is current: .*load.lua changed" "$tmp/err" && ok || bad "no reload from inotify: $(grep current "$tmp/err" | tail -2)"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done reload_load

@@ -25,14 +25,12 @@ N=${RESUME_ADDRESSES:-$N_FULL}
 KILLS=${RESUME_KILLS:-4}
 SEED=${RESUME_SEED:-$RANDOM}
 RANDOM=$SEED
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done # only what this test started
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-. "$(dirname "$0")/lib/checks.sh"
 echo "     seed $SEED (RESUME_SEED=$SEED replays it)"
 
 # A lab world: no traffic shaping and no warm-up budget, so 20,000 addresses go at the pace

@@ -12,11 +12,10 @@
 # sender (docs/config.md).
 # Env: VALIDORA, VALIDORA_SOURCE_DIR, WORLD_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 mine="$tmp/etc-rules"
 mkdir -p "$mine" "$tmp/bin" "$tmp/state"
 ln -s "$VALIDORA" "$tmp/bin/validora"

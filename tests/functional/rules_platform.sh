@@ -11,11 +11,9 @@
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+cleanup() { kill $(jobs -p) 2>/dev/null; }
 shipped="$VALIDORA_SOURCE_DIR/rules"
 
 # --- rules check

@@ -8,9 +8,8 @@
 # Env: VALIDORA (the binary), VALIDORA_SOURCE_DIR.
 set -uo pipefail
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 
 # A fresh copy of the source rules in $tmp/NAME. No mutant below touches the alternative
 # checks, so a mutant's copy leaves out the tests that play HTTP (their limiter waits are

@@ -8,11 +8,10 @@
 #  - setmetatable refuses __gc, in a script and in a rule.
 # Env: VALIDORA, VALIDORA_SOURCE_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${VALIDORA_SOURCE_DIR:?}"
 export VALIDORA_CONFIG=
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 mkdir -p "$tmp/s" "$tmp/elsewhere" "$tmp/rules"
 echo 'return "evil"' >"$tmp/elsewhere/evil.lua"
 echo 'return "fine"' >"$tmp/s/good.lua"

@@ -5,12 +5,11 @@
 # on a "later day" (a first run without SMTP, then a recheck with it). Also: the script's
 # sandbox (no os.execute, no binary chunks), exit statuses, CSV columns, --help.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 S=$VALIDORA_SOURCE_DIR/scripts
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 R() { "$VALIDORA" run --allow-private-destinations --state-dir "$tmp/state" --dns "$DNS" --mail-from scripts@validora.test "$@"; }
 
 cat >"$tmp/list.txt" <<'LIST'

@@ -16,9 +16,8 @@ set -uo pipefail
 : "${WORLD_DIR:?WORLD_DIR must name a started world (tests/world/world.sh start DIR)}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 MAILLOG=$WORLD_DIR/postfix/maillog
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 
 # Only what Postfix logs from now on counts (a reused world keeps earlier runs' lines).
 start=$(wc -l <"$MAILLOG" 2>/dev/null || echo 0)

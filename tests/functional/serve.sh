@@ -17,12 +17,12 @@
 #  - --max-connections and --idle-timeout.
 # Env: VALIDORA, WORLD_DIR (a started world), VALIDORA_SOURCE_DIR.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${WORLD_DIR:?}" "${VALIDORA_SOURCE_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+cleanup() { [ -n "$pid" ] && kill -9 $pid 2>/dev/null; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 U="http://127.0.0.1:$port"

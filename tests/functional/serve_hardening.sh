@@ -15,11 +15,11 @@
 #    the job's directory and the jobs' directory synced, then the 202 written.
 # Env: VALIDORA.
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 V=${VALIDORA:?VALIDORA must name the validora binary}
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+cleanup() { [ -n "$pid" ] && kill -9 $pid 2>/dev/null; }
 unset VALIDORA_CONFIG
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

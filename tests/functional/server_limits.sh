@@ -7,11 +7,10 @@
 set -uo pipefail
 : "${VALIDORA:?}" "${WORLD_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 seq 1 200 | sed 's/^/nobody/; s/$/@valid.test/' >"$tmp/list"
 echo alice@valid.test >>"$tmp/list"
-passed=0; failed=0
 for per_mx in 1 4; do
   # 201 addresses over SMTP: more than a new IP's first-day budget, hence --no-warmup
   timeout 120 "$VALIDORA" verify --allow-private-destinations --state-dir "$tmp/state" --no-warmup --dns "$DNS" --format json \
@@ -27,5 +26,4 @@ if dict(c) != want:
 PY
   then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL per-mx-sessions=$per_mx (exit $rc)"; fi
 done
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+checks_done server_limits

@@ -26,12 +26,9 @@ SRC=${VALIDORA_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 STRICT="127.0.0.1:${VALIDORA_STRICT_PORT:-10024}"
 N=${SIM_ADDRESSES:-600}
-tmp=$(mktemp -d)
-trap 'bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-
-passed=0 failed=0 skipped=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+cleanup() { bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" >/dev/null 2>&1; }
 
 # N addresses, 80 % user<i>@strict.test (real), 20 % nouser<i>@strict.test (unknown), shuffled
 # with a fixed seed so every run sees the same list.
@@ -180,8 +177,7 @@ fi
 
 # --- part 2: the careful run (the limiter's shipped defaults)
 if [ "${VALIDORA_LONG:-1}" = 0 ]; then
-    skipped=$((skipped + 1))
-    echo "skip: VALIDORA_LONG=0 (the sanitized build): the careful runs are left to the plain build"
+    skip_check "VALIDORA_LONG=0 (the sanitized build): the careful runs are left to the plain build"
 elif [ "$limiter" -eq 1 ]; then
     for pass in careful second; do
         reset || break
@@ -199,9 +195,7 @@ elif [ "$limiter" -eq 1 ]; then
         else bad "$pass run: $(fig $pass rate) addr/s < $share of the simulator's $max RCPT/s"; fi
     done
 else
-    skipped=$((skipped + 1))
-    echo "skip: needs the limiter (validora verify --help does not mention --no-throttle): careful run not made"
+    skip_check "needs the limiter (validora verify --help does not mention --no-throttle): careful run not made"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+checks_done simulator

@@ -27,10 +27,12 @@ if [ ! -x "$VALIDORA" ]; then
     exit 1
 fi
 
-OUT=$(mktemp)
-ERR=$(mktemp)
-STATE=$(mktemp -d) # the ledger and the instance lock of this run, never the machine's
-trap 'rm -f "$OUT" "$ERR"; rm -rf "$STATE"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+OUT=$tmp/out
+ERR=$tmp/err
+STATE=$tmp/state # the ledger and the instance lock of this run, never the machine's
+mkdir "$STATE"
 
 # A sender unique to this run: postgrey's triplet includes it, so carol@grey.test is
 # greylisted on the first try even when the world was used before (by this or another test).

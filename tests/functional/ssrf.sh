@@ -7,12 +7,12 @@
 # flag, the same addresses are verified.
 # Env: VALIDORA, WORLD_DIR (a started world).
 set -uo pipefail
-. "$(dirname "$0")/lib/checks.sh"
 : "${VALIDORA:?}" "${WORLD_DIR:?}"
 DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
-tmp=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
 pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+cleanup() { [ -n "$pid" ] && kill -9 $pid 2>/dev/null; }
 mkdir "$tmp/tr"
 common=(--state-dir "$tmp/st" --dns "$DNS" --smtp-timeout 3 --mail-from ssrf@validora.test --no-warmup)
 

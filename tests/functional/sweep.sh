@@ -27,12 +27,9 @@ DNS="127.0.0.1:${VALIDORA_DNS_PORT:-5354}"
 STRICT="127.0.0.1:${VALIDORA_STRICT_PORT:-10024}"
 SWEEP="python3 $SRC/tests/world/sweep.py"
 SET=${SWEEP_SET:-ci}
-tmp=$(mktemp -d)
-trap 'bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/checks.sh"
+checks_tmp
+cleanup() { bash "$SRC/tests/world/world.sh" strict-reset "$WORLD_DIR" >/dev/null 2>&1; }
 
 case "$SET" in
 all) names=$($SWEEP names) ;;
@@ -142,5 +139,4 @@ for p in $names; do
     fi
 done
 if [ -n "${SWEEP_KEEP:-}" ]; then mkdir -p "$SWEEP_KEEP" && cp -r "$tmp"/. "$SWEEP_KEEP"/; fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done sweep

@@ -11,16 +11,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${VALIDORA_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
 GREY_DELAY=${VALIDORA_GREY_DELAY:-5}
 
-pass=0
-fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "ok   $*"
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL $*"
-}
+. "$HERE/lib/checks.sh"
 
 # Sender unique to this run: postgrey's triplet includes it, so a reused world still
 # greylists our first attempt. Letters only: postgrey replaces digits in the local part with
@@ -276,5 +267,4 @@ outside=$(ss -ltnH 2>/dev/null | awk '{print $4}' |
     grep -E ':(25|443|10023|'"${VALIDORA_STRICT_PORT:-10024}"'|'"${VALIDORA_DNS_PORT:-5354}"')$' | grep -Ev '^127\.' || true)
 if [ -z "$outside" ]; then ok "world listens on 127.0.0.0/8 only"; else bad "listening beyond loopback: $outside"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+checks_done world_sanity
