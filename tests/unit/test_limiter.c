@@ -499,8 +499,27 @@ static void test_eviction(void)
     vd_limiter_free(l);
 }
 
+/* The scopes' vocabulary has one spelling: a rule's limits name them so, keys carry their
+ * prefix, and an alternative check's endpoint is not a mail server's key. */
+static void test_scope_names(void)
+{
+    static const char *const names[VD_NSCOPES] = {"provider", "mx",        "network",
+                                                  "domain",   "source_ip", "global"};
+    for (int i = 0; i < VD_NSCOPES; i++)
+        CHECK_STR(vd_scope_name((vd_scope)i), names[i]);
+    CHECK_STR(vd_scope_name(VD_NSCOPES), "?");
+    char k[64];
+    vd_scope_key(VD_SCOPE_MX, "192.0.2.1", k, sizeof k);
+    CHECK_STR(k, "m:192.0.2.1");
+    vd_scope_key(VD_SCOPE_GLOBAL, "*", k, sizeof k);
+    CHECK_STR(k, "g:*");
+    vd_scope_http_key("yahoo", k, sizeof k);
+    CHECK_STR(k, "http:yahoo");
+}
+
 int main(void)
 {
+    test_scope_names();
     base = event_base_new();
     test_disabled();
     test_rcpt_not_behind_sessions();
