@@ -51,9 +51,10 @@ typedef void (*vd_doctor_cb)(const vd_doctor_check *c, void *arg);
 const char *vd_doctor_status_name(vd_doctor_status s);
 
 /* Runs every check with the config's --helo, --mail-from, --source-ip, --dns, --dns-timeout,
- * --smtp-timeout, --starttls, --tls-ca and --rules (for the free-mail list). Returns the number of checks that did
- * not pass (fail or unknown; skips do not count); -2 with a message in err when a setting is
- * unusable (a --source-ip that is not an IP address, a malformed --test-host, no positive
+ * --smtp-timeout, --starttls, --tls-ca and --rules (for the free-mail list). Returns the number of
+ * checks that did not pass (fail or unknown; skips do not count); -2 with a message in err when a
+ * setting is unusable (a --source-ip that is not an IP address, a malformed --test-host, no
+ * positive
  * --smtp-timeout: its default is the options table's, vd_engine_config_init); -1 with err
  * when the checks could not run at all (out of memory, the DNS or lists could not be set up). */
 int vd_doctor_run(const vd_engine_config *cfg, const vd_doctor_opts *o, vd_doctor_cb cb, void *arg,
