@@ -133,14 +133,18 @@ mutant drop validora/provider.lua "no retry after a dropped session" \
 
 # ---- a provider's own wordings ignored (validora/provider.lua): the generic reading is wrong there
 copy own
-sed -i 's/    if e then return e.status, e.reason, e.retry == true end/    if e and false then return e.status, e.reason, e.retry == true end/' \
+# (own_reading serves both the rule's signal and its classifier: ignoring the wordings in one
+# alone would leave the other's reading in place, as the one reading of a reply means)
+sed -i 's/  if code < 400 then return nil end/  if true then return nil end/' \
   "$tmp/own/validora/provider.lua"
 mutant own validora/provider.lua "provider wordings ignored" \
   "barracuda: 550 No such user (captured), at barracudanetworks.com and antispamcloud.com" \
   "gmx: reject due to policy restrictions is blocked" \
   "google: 550 5.7.26 unauthenticated sender is blocked, not undeliverable" \
   "microsoft365: SMTP (check off), DBEB 550 5.4.1 access denied is mailbox_not_found" \
-  "mimecast: envelope blocked opens no breaker"
+  "microsoft365: SMTP (check off), a tenant's Customer Block list opens no breaker" \
+  "mimecast: envelope blocked opens no breaker" \
+  "mimecast: rejected due to security policies is blocked, the next address deferred"
 
 # ---- the catch-all probe run on consumer domains (gmail.com, comcast.net, me.com, ...)
 copy consumer
