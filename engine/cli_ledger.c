@@ -2,7 +2,7 @@
  * and the dispatch of `validora ledger SUBCOMMAND`.
  * Owns: those subcommands' command lines and output (text, JSON Lines).
  * Does not own: the ledger file, the state directory or the lock (validora/ledger.h), what a
- * budget or an age allows (the engine). */
+ * budget or an age allows (the engine), the wording of a pace's key (vd_ledger_key_words). */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -106,21 +106,6 @@ typedef struct show_run {
     bool first_breaker, first_pace;
 } show_run;
 
-/* A limiter key as a reader says it: "m:192.0.2.1" is the server 192.0.2.1. */
-static void key_words(const char *key, char *out, size_t len)
-{
-    static const struct {
-        char prefix;
-        const char *word;
-    } kinds[] = {{'m', "server"}, {'n', "network"}, {'p', "provider"}};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (key[0] == kinds[i].prefix && key[1] == ':') {
-            snprintf(out, len, "%s %s", kinds[i].word, key + 2);
-            return;
-        }
-    snprintf(out, len, "%s", key);
-}
-
 static void on_pace(const char *key, const vd_ledger_pace *p, void *arg)
 {
     show_run *r = arg;
@@ -135,7 +120,7 @@ static void on_pace(const char *key, const vd_ledger_pace *p, void *arg)
                p->rate, p->ceil, p->conns, p->sessions, p->deferrals, when, p->updated_at);
     } else {
         utc(p->deferred_at, true, when, sizeof when);
-        key_words(key, what, sizeof what);
+        vd_ledger_key_words(key, what, sizeof what);
         printf("  throttled by   %s: %.1f RCPT/min (ceiling %.1f)", what, p->rate, p->ceil);
         if (p->conns > 0) printf(", %ld connection%s", p->conns, p->conns == 1 ? "" : "s");
         if (p->sessions > 0) printf(", %.1f new a minute", p->sessions);

@@ -11,23 +11,65 @@
  * budget's arithmetic (budget.c), the ledger file (ledger.c), which identities are foreign
  * (sender.c). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
 #include <string.h>
-#include "destination.h"
-#include "watchdog.h"
-#include "engine_internal.h"
-#include "log.h"
-#include "tls.h"
-#include "http.h"
+#include <sys/socket.h>
+#include <openssl/ssl.h>
 #include "budget.h"
+#include "destination.h"
+#include "dns.h"
+#include "generation.h"
+#include "http.h"
+#include "job.h"
 #include "limiter.h"
+#include "log.h"
+#include "pool.h"
 #include "sender.h"
+#include "tls.h"
+#include "transcript.h"
 #include "watch.h"
+#include "watchdog.h"
 #include "validora/ledger.h"
 #include "validora/options.h"
+#include "validora/validora.h"
+
+/* The engine itself: what it made at start-up and keeps until vd_engine_free. */
+struct vd_engine {
+    struct event_base *base;
+    struct vd_watchdog *watchdog; /* --watchdog, from vd_engine_new to vd_engine_free */
+    vd_engine_config cfg;         /* effective settings; strings point at the copies below */
+    char *dns_servers, *source_ip, *tls_ca, *transcript_dir;
+    char *alt_checks, *microsoft_credential_url, *yahoo_signup_url, *yahoo_validate_url;
+    char *dirs[VD_STRLIST_MAX]; /* the rules directories */
+    size_t ndirs;
+    char helo[256];
+    char mail_from[320];
+    struct sockaddr_storage source;
+    socklen_t source_len;
+    vd_dns *dns;
+    vd_pool *pool;
+    SSL_CTX *tls;       /* SMTP STARTTLS: opportunistic */
+    SSL_CTX *https_tls; /* http.request: verifying */
+    struct vd_http *http;
+    vd_transcript_sink *transcripts;
+    vd_gen *gen; /* the current generation */
+    struct vd_watch *watch;
+    vd_limiter *limiter;
+    /* the state of the source IP (validora/ledger.h), when SMTP is on: its lock, its ledger,
+     * today's warm-up budget */
+    char ip[64];     /* canonical source IP, "any" without --source-ip */
+    char *state_dir; /* resolved */
+    int lock_fd;     /* the instance lock, -1 when not held */
+    vd_ledger *ledger;
+    struct vd_budget *budget;
+    bool note_failed; /* a ledger note failed: said once */
+    unsigned next_gen_id;
+    vd_jobs jobs;          /* every live job (job.h), for vd_engine_free */
+    vd_smtp_parked parked; /* job:smtp() calls before their session (vd_engine_drain) */
+};
 
 #ifndef VALIDORA_VERSION
 #define VALIDORA_VERSION "0"
@@ -261,6 +303,7 @@ static int open_io(vd_engine *e, char *err, size_t errlen)
         snprintf(err, errlen, "DNS: %s", sub);
         return -1;
     }
+    e->jobs.dns = e->dns;
     if (e->cfg.smtp && e->cfg.starttls) {
         vd_tls_opts topts = {.ca_file = e->tls_ca, .require_verified = false};
         if (!(e->tls = vd_tls_client_ctx_new(&topts, sub, sizeof sub))) {
@@ -542,6 +585,7 @@ vd_engine *vd_engine_new(struct event_base *base, const vd_engine_config *c, cha
     }
     e->base = base;
     e->cfg = *c;
+    e->jobs.cfg = &e->cfg;
     e->lock_fd = -1;
     /* Process-wide: smtp.c and http.c check every address they connect to (destination.h). */
     vd_destination_allow_private(c->allow_private_destinations);
@@ -624,7 +668,7 @@ int vd_engine_reload(vd_engine *e, char *err, size_t errlen)
 
 int vd_engine_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg)
 {
-    return vd_job_which(e, email, len, cb, arg);
+    return vd_job_which(&e->jobs, e->gen, email, len, cb, arg);
 }
 
 /* Counts the problems it passes on. */
@@ -671,19 +715,19 @@ int vd_rules_check(const vd_engine_config *c, vd_problem_cb problem, vd_rule_cb 
 
 int vd_engine_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
 {
-    return vd_job_submit(e, email, len, cb, arg);
+    return vd_job_submit(&e->jobs, e->gen, email, len, cb, arg);
 }
 
 size_t vd_engine_inflight(const vd_engine *e)
 {
-    return e->inflight;
+    return e->jobs.inflight;
 }
 
 void vd_engine_stats_get(vd_engine *e, vd_engine_stats *out)
 {
     vd_limiter_stats ls;
     vd_limiter_stats_get(e->limiter, &ls);
-    *out = (vd_engine_stats){.inflight = e->inflight,
+    *out = (vd_engine_stats){.inflight = e->jobs.inflight,
                              .parked_throttle = ls.parked,
                              .parked_budget = vd_budget_parked(e->budget),
                              .breakers_open = ls.breakers_open,
@@ -712,7 +756,7 @@ void vd_engine_free(vd_engine *e)
     if (!e) return;
     vd_watchdog_stop(e->watchdog);
     vd_watch_free(e->watch);
-    vd_jobs_free_all(e);
+    vd_jobs_free_all(&e->jobs);
     vd_gen_unref(e->gen);
     vd_limiter_free(e->limiter);
     if (e->pool) vd_pool_free(e->pool);

@@ -13,13 +13,13 @@
 #include <strings.h>
 #include <sys/time.h>
 #include <time.h>
-#include "engine_internal.h"
 #include "destination.h"
+#include "job.h"
 #include "probe.h"
 #include "validora/record.h"
 
 typedef struct vd_job {
-    vd_engine *e;
+    vd_jobs *js; /* its engine's jobs */
     struct vd_job *prev, *next;
     vd_result_cb cb;
     void *cb_arg;
@@ -120,11 +120,11 @@ static int64_t elapsed_ms(const struct timeval *since)
 
 static void job_unlink(vd_job *j)
 {
-    vd_engine *e = j->e;
+    vd_jobs *js = j->js;
     if (j->prev)
         j->prev->next = j->next;
-    else if (e->jobs == j)
-        e->jobs = j->next;
+    else if (js->list == j)
+        js->list = j->next;
     if (j->next) j->next->prev = j->prev;
     j->prev = j->next = NULL;
 }
@@ -190,7 +190,7 @@ static void job_finish(vd_job *j)
     vd_probe_release_all(&j->probe);
     vd_record r = record_of(j);
     job_unlink(j);
-    j->e->inflight--;
+    j->js->inflight--;
     j->cb(&r, j->cb_arg);
     job_free(j);
 }
@@ -221,7 +221,7 @@ static void start_rule(vd_job *j)
         which_finish(j, &pick);
         return;
     }
-    if (!j->e->cfg.smtp) {
+    if (!j->js->cfg->smtp) {
         job_decide(j, VD_STATUS_UNKNOWN, "not_probed", NULL);
         return;
     }
@@ -333,7 +333,8 @@ static void on_mx(const vd_mx_result *r, void *arg)
 
 /* ---- submitting ---- */
 
-static vd_job *job_new(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
+static vd_job *job_new(vd_jobs *js, vd_gen *gen, const char *email, size_t len, vd_result_cb cb,
+                       void *arg)
 {
     vd_job *j = calloc(1, sizeof *j);
     if (!j || !(j->email = malloc(len + 1))) {
@@ -343,7 +344,7 @@ static vd_job *job_new(vd_engine *e, const char *email, size_t len, vd_result_cb
     memcpy(j->email, email, len);
     j->email[len] = '\0';
     j->email_len = len;
-    j->e = e;
+    j->js = js;
     j->cb = cb;
     j->cb_arg = arg;
     gettimeofday(&j->started, NULL);
@@ -351,20 +352,19 @@ static vd_job *job_new(vd_engine *e, const char *email, size_t len, vd_result_cb
     j->probe.email = j->email;
     j->probe.email_len = len;
     j->probe.addr = &j->addr;
-    j->probe.reuse = e->cfg.reuse;
-    j->gen = e->gen;
+    j->probe.reuse = js->cfg->reuse;
+    j->gen = gen;
     vd_gen_ref(j->gen);
-    j->next = e->jobs;
-    if (e->jobs) e->jobs->prev = j;
-    e->jobs = j;
-    e->inflight++;
+    j->next = js->list;
+    if (js->list) js->list->prev = j;
+    js->list = j;
+    js->inflight++;
     return j;
 }
 
 /* Syntax, list flags, then the DNS stage (or the literal's own host). May finish the job. */
 static void start_job(vd_job *j)
 {
-    vd_engine *e = j->e;
     const char *why = NULL;
     const char *email = j->email;
     size_t len = j->email_len;
@@ -393,13 +393,14 @@ static void start_job(vd_job *j)
         return;
     }
     /* A cache hit runs on_mx (which may free j) before vd_dns_mx returns NULL. */
-    vd_dns_req *q = vd_dns_mx(e->dns, j->addr.domain, on_mx, j);
+    vd_dns_req *q = vd_dns_mx(j->js->dns, j->addr.domain, on_mx, j);
     if (q) j->dnsreq = q;
 }
 
-int vd_job_submit(vd_engine *e, const char *email, size_t len, vd_result_cb cb, void *arg)
+int vd_job_submit(vd_jobs *js, vd_gen *gen, const char *email, size_t len, vd_result_cb cb,
+                  void *arg)
 {
-    vd_job *j = job_new(e, email, len, cb, arg);
+    vd_job *j = job_new(js, gen, email, len, cb, arg);
     if (!j) return -1;
     start_job(j);
     return 0;
@@ -429,26 +430,26 @@ static void which_finish(vd_job *j, const vd_pick *pick)
         w.detail = pick ? pick->pattern : p->detail;
     }
     job_unlink(j);
-    j->e->inflight--;
+    j->js->inflight--;
     j->which(&w, j->cb_arg);
     job_free(j);
 }
 
-int vd_job_which(vd_engine *e, const char *email, size_t len, vd_which_cb cb, void *arg)
+int vd_job_which(vd_jobs *js, vd_gen *gen, const char *email, size_t len, vd_which_cb cb, void *arg)
 {
-    vd_job *j = job_new(e, email, len, NULL, arg);
+    vd_job *j = job_new(js, gen, email, len, NULL, arg);
     if (!j) return -1;
     j->which = cb;
     start_job(j);
     return 0;
 }
 
-void vd_jobs_free_all(vd_engine *e)
+void vd_jobs_free_all(vd_jobs *js)
 {
-    while (e->jobs) {
-        vd_job *j = e->jobs;
+    while (js->list) {
+        vd_job *j = js->list;
         job_unlink(j);
-        e->inflight--;
+        js->inflight--;
         job_free(j);
     }
 }

@@ -19,6 +19,7 @@
 #include "limiter.h"
 #include "clock.h"
 #include "log.h"
+#include "validora/ledger.h"
 
 /* The adaptation of the sender scopes (provider, server, network), named once;
  * docs/reputation.md says why each is what it is. Rates are RCPTs a second here. */
@@ -185,12 +186,17 @@ struct vd_limiter {
     vd_limiter_stats st;
 };
 
+/* name: as rules write it; prefix: of its keys; word: as a reader says it of a pace the
+ * ledger keeps (the sender scopes': the others' keys are written whole). */
 static const struct {
-    const char *name, *prefix;
+    const char *name, *prefix, *word;
 } SCOPES[VD_NSCOPES] = {
-    [VD_SCOPE_PROVIDER] = {"provider", "p:"},   [VD_SCOPE_MX] = {"mx", "m:"},
-    [VD_SCOPE_NETWORK] = {"network", "n:"},     [VD_SCOPE_DOMAIN] = {"domain", "d:"},
-    [VD_SCOPE_SOURCE_IP] = {"source_ip", "i:"}, [VD_SCOPE_GLOBAL] = {"global", "g:"},
+    [VD_SCOPE_PROVIDER] = {"provider", "p:", "provider"},
+    [VD_SCOPE_MX] = {"mx", "m:", "server"},
+    [VD_SCOPE_NETWORK] = {"network", "n:", "network"},
+    [VD_SCOPE_DOMAIN] = {"domain", "d:", NULL},
+    [VD_SCOPE_SOURCE_IP] = {"source_ip", "i:", NULL},
+    [VD_SCOPE_GLOBAL] = {"global", "g:", NULL},
 };
 #define HTTP_PREFIX "http:"
 
@@ -207,6 +213,18 @@ void vd_scope_key(vd_scope scope, const char *id, char *out, size_t len)
 void vd_scope_http_key(const char *rule, char *out, size_t len)
 {
     snprintf(out, len, HTTP_PREFIX "%s", rule);
+}
+
+void vd_ledger_key_words(const char *key, char *out, size_t len)
+{
+    for (int i = 0; i < VD_NSCOPES; i++) {
+        size_t n = strlen(SCOPES[i].prefix);
+        if (SCOPES[i].word && !strncmp(key, SCOPES[i].prefix, n)) {
+            snprintf(out, len, "%s %s", SCOPES[i].word, key + n);
+            return;
+        }
+    }
+    snprintf(out, len, "%s", key);
 }
 
 /* A key as the log shows it: without the one-letter scope prefix ("p:google" is "google");

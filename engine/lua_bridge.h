@@ -1,15 +1,18 @@
 /* lua_bridge.h — what the files of the Lua bridge share: rules.c (generations, runs),
  * lua_job.c (the job object), lua_smtp.c (sessions and replies), lua_dns.c (the dns table),
- * lua_http.c (the http table), lua_json.c (the json table); lua_run.h (the run, the limiter's
- * hold) is below them all.
- * Nothing outside the bridge includes this; the engine sees rules.h. */
+ * lua_http.c (the http table); lua_run.h (the run, the limiter's hold) is below them all, and
+ * so is lua_json.h (the json table, which needs none of them).
+ * Nothing outside the bridge includes this; the engine sees rules.h. Nor does this include
+ * rules.h: the bindings below rules.c see the generation's environment through rules_env.h. */
 #ifndef VALIDORA_LUA_BRIDGE_H
 #define VALIDORA_LUA_BRIDGE_H
 #include <lua.h>
 #include "lua_run.h"
 #include "lua_task.h"
 #include "probe.h"
-#include "rules.h"
+#include "rules_env.h"
+
+typedef struct vd_rules vd_rules; /* as rules.h says it: this header does not point up to rules.h */
 
 struct vd_rules {
     lua_State *L;
@@ -50,9 +53,5 @@ void vd_lua_push_mx_hosts(lua_State *L, const vd_mx_result *r);
 void vd_lua_http_open(lua_State *L); /* pushes the http table */
 /* Sets the run's HTTP key to http:<rule> with lim (job:_rule, from the rule's limits.http). */
 void vd_lua_http_limits(vd_run *run, const char *rule, const vd_limit *lim);
-
-/* lua_json.c */
-void vd_lua_json_open(lua_State *L); /* pushes the json table */
-extern const char VD_JSON_ERR[];     /* "bad_json" */
 
 #endif

@@ -8,11 +8,12 @@
  * (functions, mixed keys, NaN, invalid UTF-8, cycles, too deep) give nil, "bad_json", detail.
  * Does not own: JSON parsing and writing (libjansson). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 #include <lauxlib.h>
-#include "lua_bridge.h"
+#include "lua_json.h"
 
 #define VD_JSON_MAX_INPUT (4u << 20) /* bytes json.decode reads: four of http's 1 MiB bodies */
 #define VD_JSON_MAX_DEPTH 64         /* nesting: real answers nest a handful of levels */

@@ -18,6 +18,8 @@
 #include "http.h"
 #include "log.h"
 #include "lua_bridge.h"
+#include "lua_json.h"
+#include "rules.h"
 #include "sandbox.h"
 #include "smtp.h"
 #include "validora/options.h"

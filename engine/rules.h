@@ -14,25 +14,12 @@
 #include "lua_job.h" /* vd_smtp_parked, vd_smtp_drain: the engine holds and drains it */
 #include "pool.h"
 #include "probe.h"
+#include "rules_env.h" /* vd_rules_env: what a generation needs from its engine */
 #include "validora/validora.h"
 
 struct event_base;
 typedef struct vd_rules vd_rules;
 typedef struct vd_run vd_run;
-
-/* What a generation needs from its engine; copied, the pointers must outlive it. */
-typedef struct vd_rules_env {
-    struct event_base *base;
-    vd_dns *dns;
-    vd_pool *pool;
-    vd_limiter *limiter;
-    struct vd_http *http;          /* http.request's client; NULL: none */
-    struct vd_budget *budget;      /* the day's warm-up budget; NULL: none (no ledger) */
-    struct vd_smtp_parked *parked; /* job:smtp() calls not yet on a session (vd_smtp_drain) */
-    const vd_engine_config *cfg;   /* effective settings: rules see options marked `rules` */
-    vd_log_cb log;
-    void *log_arg;
-} vd_rules_env;
 
 /* Loads every rule of the directories (a later one adds rules and overrides those of the same
  * file name) as generation id. Every problem found goes to cb (file, line or 0, message);

@@ -96,6 +96,10 @@ int vd_ledger_pace_get(vd_ledger *l, const char *ip, const char *key, vd_ledger_
 int vd_ledger_each_pace(vd_ledger *l, const char *ip, bool throttled_only,
                         void (*cb)(const char *key, const vd_ledger_pace *p, void *arg), void *arg,
                         char *err, size_t errlen);
+/* A pace's key as a reader says it: "m:192.0.2.1" is "server 192.0.2.1", "n:PREFIX"
+ * "network PREFIX", "p:google" "provider google"; a key of another shape is written whole.
+ * The keys' prefixes have one home, the limiter (engine/limiter.c), which implements this. */
+void vd_ledger_key_words(const char *key, char *out, size_t len);
 
 /* ---- reading the whole ledger (`validora ledger show`) ---- */
 

@@ -12,6 +12,7 @@
 #define VALIDORA_OPTIONS_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "validora/strlist.h" /* vd_strlist: a list option's value */
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,12 +26,6 @@ typedef enum vd_opt_type {
     VD_OPT_COUNT,   /* int; each --NAME adds one (-v -v) */
     VD_OPT_LIST,    /* vd_strlist; each --NAME VALUE appends one */
 } vd_opt_type;
-
-#define VD_STRLIST_MAX 16 /* values of a list option (e.g. --rules DIR, repeated) */
-typedef struct vd_strlist {
-    const char *v[VD_STRLIST_MAX];
-    int n;
-} vd_strlist;
 
 typedef struct vd_option {
     const char *name;    /* long option, config key; NULL ends a table */

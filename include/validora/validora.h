@@ -9,7 +9,7 @@
 #define VALIDORA_VALIDORA_H
 #include <stdbool.h>
 #include <stddef.h>
-#include "validora/options.h"
+#include "validora/strlist.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,6 +6,7 @@
  * the store, breakers on "block", eviction of idle keys, and no request ever unshaped. */
 #include "check.h"
 #include "limiter.h"
+#include "validora/ledger.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -517,9 +518,37 @@ static void test_scope_names(void)
     CHECK_STR(k, "http:yahoo");
 }
 
+/* `ledger show` words a pace's key from the limiter's own table: the sender scopes by their
+ * reader's word, any other key whole. */
+static void test_key_words(void)
+{
+    static const struct {
+        vd_scope scope;
+        const char *id, *said;
+    } cases[] = {
+        {VD_SCOPE_MX, "192.0.2.1", "server 192.0.2.1"},
+        {VD_SCOPE_NETWORK, "192.0.2.0/24", "network 192.0.2.0/24"},
+        {VD_SCOPE_PROVIDER, "google", "provider google"},
+        {VD_SCOPE_DOMAIN, "example.com", "d:example.com"},
+        {VD_SCOPE_GLOBAL, "*", "g:*"},
+    };
+    char key[64], said[80];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vd_scope_key(cases[i].scope, cases[i].id, key, sizeof key);
+        vd_ledger_key_words(key, said, sizeof said);
+        CHECK_STR(said, cases[i].said);
+    }
+    vd_scope_http_key("yahoo", key, sizeof key);
+    vd_ledger_key_words(key, said, sizeof said);
+    CHECK_STR(said, "http:yahoo");
+    vd_ledger_key_words("m", said, sizeof said);
+    CHECK_STR(said, "m");
+}
+
 int main(void)
 {
     test_scope_names();
+    test_key_words();
     base = event_base_new();
     test_disabled();
     test_rcpt_not_behind_sessions();
