@@ -71,14 +71,30 @@ function M.pick(ordered, default, domain, mxnames)
   return default, { by = "default" }
 end
 
+-- How many (domain, MX names) choices the runner remembers: a list holds many addresses per
+-- domain, and choosing walks every rule's patterns. Past it the memo starts again (a generation
+-- is the memo's life: a reload makes a new runner).
+M.PICK_MEMO = 4096
+
 -- The function the engine calls for each address: runner(job, domain, mx_names).
 function M.runner(ordered, default)
   local reputation = require "validora.reputation"
   for _, e in ipairs(ordered) do reputation.register(e.rule.name, e.rule) end
   reputation.register("default", default)
+  -- A rule's limits over the defaults, once per rule: rules do not change within a generation.
+  local limits = {}
+  local memo, n = {}, 0
   return function(job, domain, mxnames)
-    local rule = M.pick(ordered, default, domain, mxnames)
-    job:_rule(rule.name, reputation.provider_key(rule, mxnames, job.server), reputation.limits(rule))
+    local key = domain .. "\0" .. table.concat(mxnames, "\0")
+    local rule = memo[key]
+    if not rule then
+      rule = M.pick(ordered, default, domain, mxnames)
+      if n >= M.PICK_MEMO then memo, n = {}, 0 end
+      memo[key], n = rule, n + 1
+    end
+    local lim = limits[rule]
+    if not lim then lim = reputation.limits(rule); limits[rule] = lim end
+    job:_rule(rule.name, reputation.provider_key(rule, mxnames, job.server), lim)
     return rule.probe(job)
   end
 end
